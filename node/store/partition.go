@@ -1,0 +1,260 @@
+package store
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
+// partition holds the entries of one partition: a pointer-free index from
+// key hash to location, and the arena chunks the entries live in. Entries
+// are appended; space freed by overwrites and deletes is reclaimed by
+// compaction, which copies the live entries into fresh chunks.
+type partition struct {
+	alloc   *allocator
+	seed    maphash.Seed
+	entries *atomic.Int64 // the store's count of indexed entries, all partitions
+
+	mu     sync.Mutex     // guards everything below
+	index  map[uint64]loc // key hash → entry
+	spill  map[string]loc // keys whose hash another key already holds in index
+	chunks [][]byte       // arena; nil where a chunk was released
+	cur    int            // chunk being appended to, -1 if none
+	off    int            // append offset in chunks[cur]
+	used   int64          // bytes of entries still referenced
+	dead   int64          // bytes of entries (or value room) no longer referenced
+	keys   int            // live (non-tombstone) entries, including expired ones not yet dropped
+	tombs  int            // tombstones
+	maxVer uint64         // highest version written or applied
+}
+
+func newPartition(a *allocator, seed maphash.Seed, entries *atomic.Int64) *partition {
+	return &partition{alloc: a, seed: seed, entries: entries, index: make(map[uint64]loc), cur: -1}
+}
+
+// entryAt returns the bytes of the entry at l, from its header on.
+func (p *partition) entryAt(l loc) []byte { return p.chunks[l.chunk()][l.off():] }
+
+func keyOf(e []byte, h header) []byte   { return e[hdrSize : hdrSize+h.keyLen] }
+func valueOf(e []byte, h header) []byte { return e[hdrSize+h.keyLen : hdrSize+h.keyLen+h.valLen] }
+
+// lookup finds key's entry, expired or not.
+func (p *partition) lookup(key string) (loc, bool) {
+	h := maphash.String(p.seed, key)
+	if l, ok := p.index[h]; ok {
+		e := p.entryAt(l)
+		if string(keyOf(e, readHeader(e))) == key {
+			return l, true
+		}
+	}
+	if len(p.spill) > 0 {
+		l, ok := p.spill[key]
+		return l, ok
+	}
+	return 0, false
+}
+
+// setLoc points key at l, in the index or, on a hash collision, in spill.
+func (p *partition) setLoc(key string, l loc) {
+	h := maphash.String(p.seed, key)
+	if old, ok := p.index[h]; ok {
+		e := p.entryAt(old)
+		if string(keyOf(e, readHeader(e))) != key {
+			if p.spill == nil {
+				p.spill = make(map[string]loc)
+			}
+			p.spill[key] = l
+			return
+		}
+	}
+	p.index[h] = l
+}
+
+// unlink removes key from the index and accounts its entry as dead.
+func (p *partition) unlink(key string, l loc) {
+	e := p.entryAt(l)
+	hd := readHeader(e)
+	h := maphash.String(p.seed, key)
+	if cur, ok := p.index[h]; ok && cur == l {
+		delete(p.index, h)
+	} else {
+		delete(p.spill, key)
+	}
+	p.used -= int64(hd.size())
+	p.dead += int64(hd.size())
+	p.account(hd, -1)
+	p.entries.Add(-1)
+}
+
+// write stores an entry for key, in place when the existing entry at old
+// (if ok) has room, else appended. It returns the entry's bytes.
+func (p *partition) write(key string, old loc, ok bool, h header, value []byte) error {
+	h.keyLen = len(key)
+	h.valLen = len(value)
+	if h.version > p.maxVer {
+		p.maxVer = h.version
+	}
+	if ok {
+		e := p.entryAt(old)
+		oh := readHeader(e)
+		if oh.valCap >= h.valLen {
+			h.valCap = oh.valCap
+			p.account(oh, -1)
+			p.account(h, +1)
+			h.write(e)
+			copy(e[hdrSize+h.keyLen:], value)
+			return nil
+		}
+	}
+	h.valCap = h.valLen
+	l, err := p.append(h.size())
+	if err != nil {
+		return err
+	}
+	e := p.entryAt(l)
+	h.write(e)
+	copy(e[hdrSize:], key)
+	copy(e[hdrSize+h.keyLen:], value)
+	if ok {
+		p.unlink(key, old)
+	}
+	p.setLoc(key, l)
+	p.used += int64(h.size())
+	p.account(h, +1)
+	p.entries.Add(1)
+	return nil
+}
+
+// account adds (sign +1) or removes (-1) h from the key and tombstone counts.
+func (p *partition) account(h header, sign int) {
+	if h.tombstone() {
+		p.tombs += sign
+	} else {
+		p.keys += sign
+	}
+}
+
+// append reserves n bytes at the end of the arena.
+func (p *partition) append(n int) (loc, error) {
+	if n > chunkSize {
+		b, err := p.alloc.alloc(n)
+		if err != nil {
+			return 0, err
+		}
+		p.chunks = append(p.chunks, b)
+		return makeLoc(len(p.chunks)-1, 0), nil
+	}
+	if p.cur < 0 || p.off+n > len(p.chunks[p.cur]) {
+		b, err := p.alloc.alloc(chunkSize)
+		if err != nil {
+			return 0, err
+		}
+		p.chunks = append(p.chunks, b)
+		p.cur, p.off = len(p.chunks)-1, 0
+	}
+	l := makeLoc(p.cur, p.off)
+	p.off += n
+	return l, nil
+}
+
+// arenaBytes is the size of every chunk the partition holds.
+func (p *partition) arenaBytes() int64 {
+	var n int64
+	for _, c := range p.chunks {
+		n += int64(len(c))
+	}
+	return n
+}
+
+// wantsCompaction reports whether at least half of the arena, and at least
+// one chunk's worth, is dead.
+func (p *partition) wantsCompaction() bool {
+	return p.dead >= chunkSize && p.dead >= p.used
+}
+
+// compact copies every referenced entry into fresh chunks, trimming value
+// room to the value, and releases the old chunks. On an allocation failure
+// the partition is left as it was.
+func (p *partition) compact() error {
+	old := p.chunks
+	oldCur, oldOff := p.cur, p.off
+	p.chunks, p.cur, p.off = nil, -1, 0
+	moves := make(map[uint64]loc, len(p.index))
+	var spill map[string]loc
+	var used int64
+	move := func(l loc) (loc, error) {
+		e := old[l.chunk()][l.off():]
+		h := readHeader(e)
+		src := e[:hdrSize+h.keyLen+h.valLen]
+		h.valCap = h.valLen
+		nl, err := p.append(h.size())
+		if err != nil {
+			return 0, err
+		}
+		dst := p.entryAt(nl)
+		copy(dst, src)
+		h.write(dst)
+		used += int64(h.size())
+		return nl, nil
+	}
+	fail := func(err error) error {
+		for _, c := range p.chunks {
+			p.alloc.release(c)
+		}
+		p.chunks, p.cur, p.off = old, oldCur, oldOff
+		return err
+	}
+	for h, l := range p.index {
+		nl, err := move(l)
+		if err != nil {
+			return fail(err)
+		}
+		moves[h] = nl
+	}
+	for k, l := range p.spill {
+		nl, err := move(l)
+		if err != nil {
+			return fail(err)
+		}
+		if spill == nil {
+			spill = make(map[string]loc, len(p.spill))
+		}
+		spill[k] = nl
+	}
+	for _, c := range old {
+		if c != nil {
+			p.alloc.release(c)
+		}
+	}
+	p.index, p.spill, p.used, p.dead = moves, spill, used, 0
+	return nil
+}
+
+// forEach calls fn for every entry until fn returns false. fn must not
+// change the partition except through unlink of the entry it was given.
+func (p *partition) forEach(fn func(key string, l loc, h header) bool) {
+	for _, l := range p.index {
+		e := p.entryAt(l)
+		h := readHeader(e)
+		if !fn(string(keyOf(e, h)), l, h) {
+			return
+		}
+	}
+	for k, l := range p.spill {
+		if !fn(k, l, readHeader(p.entryAt(l))) {
+			return
+		}
+	}
+}
+
+// reset releases every chunk and forgets every entry.
+func (p *partition) reset() {
+	for _, c := range p.chunks {
+		if c != nil {
+			p.alloc.release(c)
+		}
+	}
+	p.entries.Add(-int64(p.keys + p.tombs))
+	p.index, p.spill, p.chunks = make(map[uint64]loc), nil, nil
+	p.cur, p.off, p.used, p.dead, p.keys, p.tombs = -1, 0, 0, 0, 0, 0
+}

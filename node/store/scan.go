@@ -1,0 +1,75 @@
+package store
+
+import (
+	"hash/fnv"
+	"slices"
+
+	"github.com/cloakroom/cloakroom/protocol"
+)
+
+// DefaultScanCount is how many keys a scan returns when asked for none.
+const DefaultScanCount = 10
+
+// scanPos is a key's position in scan order within its partition: a hash
+// that is the same on every node and every run, so a cursor stays valid
+// across restarts and ownership changes. Positions start at 1; 0 is the
+// start of a partition.
+func scanPos(key string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	return h.Sum64()>>17 + 1
+}
+
+// scan lists live keys of one partition in scan order after req.Cursor. All
+// keys sharing a position are returned together, so none is skipped.
+func (s *Store) scan(req *protocol.Request, resp *protocol.Response) error {
+	if req.Partition < 0 || int(req.Partition) >= len(s.parts) {
+		return protocol.Errorf(protocol.CodeBadRequest, "partition %d out of range [0,%d)", req.Partition, len(s.parts))
+	}
+	count := int(req.Count)
+	if count <= 0 {
+		count = DefaultScanCount
+	}
+	type item struct {
+		pos uint64
+		key string
+	}
+	var items []item
+	p := s.parts[req.Partition]
+	p.mu.Lock()
+	now := s.now()
+	p.forEach(func(key string, _ loc, h header) bool {
+		if h.tombstone() || h.expired(now) {
+			return true
+		}
+		if pos := scanPos(key); pos > req.Cursor && (req.Pattern == "" || protocol.MatchGlob(req.Pattern, key)) {
+			items = append(items, item{pos, key})
+		}
+		return true
+	})
+	p.mu.Unlock()
+	slices.SortFunc(items, func(a, b item) int {
+		if a.pos != b.pos {
+			if a.pos < b.pos {
+				return -1
+			}
+			return 1
+		}
+		if a.key < b.key {
+			return -1
+		}
+		return 1
+	})
+	n := min(count, len(items))
+	for n < len(items) && items[n].pos == items[n-1].pos {
+		n++
+	}
+	resp.Keys = make([]string, n)
+	for i := range n {
+		resp.Keys[i] = items[i].key
+	}
+	if n < len(items) {
+		resp.Cursor = items[n-1].pos
+	}
+	return nil
+}

@@ -1,0 +1,383 @@
+package store
+
+import (
+	"fmt"
+	"hash/maphash"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
+)
+
+// Config configures a Store. The zero value of each field means its default.
+type Config struct {
+	// Partitions is the number of partitions. Zero means ring.DefaultPartitions.
+	Partitions int
+	// MaxMemory bounds the bytes the store holds (arena plus index). When a
+	// write would pass it, the entries nearest expiry are evicted; when that
+	// cannot make room the write fails with ErrOutOfMemory. Zero: no limit.
+	MaxMemory int64
+	// TombstoneTTL is how long a delete's tombstone outlives the deleted
+	// entry's own deadline (or, for an entry with no TTL, the delete). It
+	// keeps late or stale replicas from resurrecting the entry. Zero means
+	// DefaultTombstoneTTL.
+	TombstoneTTL time.Duration
+	// Now is the clock. Nil means time.Now. Deadlines are kept on this
+	// clock's monotonic reading, so wall-clock jumps do not move them.
+	Now func() time.Time
+}
+
+// DefaultTombstoneTTL is the default Config.TombstoneTTL.
+const DefaultTombstoneTTL = time.Hour
+
+// indexEntryBytes is the memory charged per indexed entry for the index
+// itself (a Go map slot of 16 bytes at typical load, plus growth room).
+const indexEntryBytes = 32
+
+// Store is a partitioned in-memory key-value store with TTLs, versions and
+// tombstones. Its methods are safe for concurrent use; each partition has
+// its own lock, held only for in-memory work.
+type Store struct {
+	cfg   Config
+	base  time.Time // clock origin; deadlines are ms since base
+	alloc allocator
+	parts []*partition
+
+	entries     atomic.Int64 // indexed entries (keys and tombstones)
+	evictions   atomic.Int64
+	expirations atomic.Int64
+	compactions atomic.Int64
+}
+
+// New returns an empty Store.
+func New(cfg Config) *Store {
+	if cfg.Partitions <= 0 {
+		cfg.Partitions = ring.DefaultPartitions
+	}
+	if cfg.TombstoneTTL <= 0 {
+		cfg.TombstoneTTL = DefaultTombstoneTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Store{cfg: cfg}
+	// Start the clock an hour back so that every deadline is positive.
+	s.base = cfg.Now().Add(-time.Hour)
+	seed := maphash.MakeSeed()
+	s.parts = make([]*partition, cfg.Partitions)
+	for i := range s.parts {
+		s.parts[i] = newPartition(&s.alloc, seed, &s.entries)
+	}
+	return s
+}
+
+// Partitions returns the partition count.
+func (s *Store) Partitions() int { return len(s.parts) }
+
+// now returns the store clock in milliseconds.
+func (s *Store) now() int64 { return s.cfg.Now().Sub(s.base).Milliseconds() }
+
+// nextVersion returns a version above every version p has seen. Versions
+// follow the wall clock in microseconds where it is ahead, so that an owner
+// that takes over a partition numbers its writes after the previous owner's.
+func (s *Store) nextVersion(p *partition) uint64 {
+	v := p.maxVer + 1
+	if w := uint64(s.cfg.Now().UnixMicro()); w > v {
+		v = w
+	}
+	p.maxVer = v
+	return v
+}
+
+// Stats is a snapshot of the store's counters.
+type Stats struct {
+	Keys        int64 // live entries, including expired ones not yet collected
+	Tombstones  int64
+	ArenaBytes  int64 // bytes of arena chunks held
+	IndexBytes  int64 // estimated bytes of the indexes
+	Evictions   int64
+	Expirations int64
+	Compactions int64
+}
+
+// UsedMemory is the store's memory account: arena plus index.
+func (st Stats) UsedMemory() int64 { return st.ArenaBytes + st.IndexBytes }
+
+// Stats returns current counters.
+func (s *Store) Stats() Stats {
+	var st Stats
+	for _, p := range s.parts {
+		p.mu.Lock()
+		st.Keys += int64(p.keys)
+		st.Tombstones += int64(p.tombs)
+		p.mu.Unlock()
+	}
+	st.ArenaBytes = s.alloc.inUse.Load()
+	st.IndexBytes = (st.Keys + st.Tombstones) * indexEntryBytes
+	st.Evictions = s.evictions.Load()
+	st.Expirations = s.expirations.Load()
+	st.Compactions = s.compactions.Load()
+	return st
+}
+
+// usedMemory is the memory account without taking any lock.
+func (s *Store) usedMemory() int64 {
+	return s.alloc.inUse.Load() + s.entries.Load()*indexEntryBytes
+}
+
+// Exec runs one request against the store and fills resp (whose Value
+// buffer it reuses). Keys of one request may lie in different partitions;
+// each key is handled under its own partition's lock.
+func (s *Store) Exec(req *protocol.Request, resp *protocol.Response) {
+	resp.Code, resp.Msg, resp.Value = protocol.CodeOK, "", resp.Value[:0]
+	resp.Version, resp.TTL, resp.N, resp.Keys, resp.Cursor = 0, 0, 0, nil, 0
+	var err error
+	switch req.Op {
+	case protocol.OpPing:
+	case protocol.OpGet:
+		err = s.withKey(req, resp, s.get)
+	case protocol.OpSet:
+		if err = s.reserve(req); err == nil {
+			err = s.withKey(req, resp, s.set)
+		}
+	case protocol.OpTouch:
+		err = s.withKey(req, resp, s.touch)
+	case protocol.OpGetAndTouch:
+		err = s.withKey(req, resp, func(p *partition, req *protocol.Request, resp *protocol.Response) error {
+			if err := s.get(p, req, resp); err != nil {
+				return err
+			}
+			return s.touch(p, req, resp)
+		})
+	case protocol.OpGetAndDelete:
+		err = s.withKey(req, resp, func(p *partition, req *protocol.Request, resp *protocol.Response) error {
+			if err := s.get(p, req, resp); err != nil {
+				return err
+			}
+			_, err := s.del(p, req.Key)
+			return err
+		})
+	case protocol.OpTTL:
+		err = s.withKey(req, resp, func(p *partition, req *protocol.Request, resp *protocol.Response) error {
+			_, h, ok := s.live(p, req.Key)
+			if !ok {
+				return protocol.ErrNotFound
+			}
+			resp.TTL = s.remaining(h)
+			return nil
+		})
+	case protocol.OpDelete:
+		for _, k := range req.Keys {
+			p := s.partition(k)
+			p.mu.Lock()
+			n, derr := s.del(p, k)
+			p.mu.Unlock()
+			resp.N += int64(n)
+			if derr != nil {
+				err = derr
+			}
+		}
+	case protocol.OpExists:
+		for _, k := range req.Keys {
+			p := s.partition(k)
+			p.mu.Lock()
+			if _, _, ok := s.live(p, k); ok {
+				resp.N++
+			}
+			p.mu.Unlock()
+		}
+	case protocol.OpScan:
+		err = s.scan(req, resp)
+	case protocol.OpCount:
+		resp.N = s.Stats().Keys
+	case protocol.OpFlush:
+		s.Flush()
+	default:
+		err = protocol.Errorf(protocol.CodeUnknownOp, "op %s", req.Op)
+	}
+	if err != nil {
+		resp.SetErr(err)
+	}
+}
+
+func (s *Store) partition(key string) *partition {
+	return s.parts[ring.Partition(key, len(s.parts))]
+}
+
+func (s *Store) withKey(req *protocol.Request, resp *protocol.Response, fn func(*partition, *protocol.Request, *protocol.Response) error) error {
+	p := s.partition(req.Key)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fn(p, req, resp)
+}
+
+// live returns key's entry if it exists, is not a tombstone and has not
+// expired. An expired entry is dropped on the way.
+func (s *Store) live(p *partition, key string) (loc, header, bool) {
+	l, ok := p.lookup(key)
+	if !ok {
+		return 0, header{}, false
+	}
+	h := readHeader(p.entryAt(l))
+	if h.expired(s.now()) {
+		p.unlink(key, l)
+		s.expirations.Add(1)
+		s.maybeCompact(p)
+		return 0, header{}, false
+	}
+	return l, h, !h.tombstone()
+}
+
+func (s *Store) remaining(h header) int64 {
+	if h.deadline == 0 {
+		return -1
+	}
+	return max(h.deadline-s.now(), 0)
+}
+
+func (s *Store) get(p *partition, req *protocol.Request, resp *protocol.Response) error {
+	l, h, ok := s.live(p, req.Key)
+	if !ok {
+		return protocol.ErrNotFound
+	}
+	resp.Value = append(resp.Value, valueOf(p.entryAt(l), h)...)
+	if resp.Value == nil {
+		resp.Value = []byte{}
+	}
+	resp.Version, resp.TTL = h.version, s.remaining(h)
+	return nil
+}
+
+// deadline turns a request's TTL and flags into a deadline. cur is the
+// existing deadline, for KeepTTL.
+func (s *Store) deadline(req *protocol.Request, cur int64, exists bool) (int64, error) {
+	switch {
+	case req.Flags&protocol.FlagKeepTTL != 0:
+		if exists {
+			return cur, nil
+		}
+		return 0, nil
+	case req.Flags&protocol.FlagNoTTL != 0:
+		return 0, nil
+	case req.TTL <= 0:
+		return 0, protocol.Errorf(protocol.CodeBadRequest, "ttl must be positive, got %dms", req.TTL)
+	}
+	return s.now() + req.TTL, nil
+}
+
+func (s *Store) set(p *partition, req *protocol.Request, resp *protocol.Response) error {
+	l, h, exists := s.live(p, req.Key)
+	switch {
+	case req.Flags&protocol.FlagIfAbsent != 0 && exists:
+		return protocol.ErrExists
+	case req.Flags&(protocol.FlagIfPresent|protocol.FlagIfVersion) != 0 && !exists:
+		return protocol.ErrNotFound
+	case req.Flags&protocol.FlagIfVersion != 0 && h.version != req.Version:
+		return protocol.Errorf(protocol.CodeConflict, "version is %d, not %d", h.version, req.Version)
+	}
+	d, err := s.deadline(req, h.deadline, exists)
+	if err != nil {
+		return err
+	}
+	if req.Flags&protocol.FlagReturnOld != 0 && exists {
+		resp.Value = append(resp.Value, valueOf(p.entryAt(l), h)...)
+		resp.N = 1
+	}
+	// A tombstone or expired entry under the key is replaced in place too.
+	l, had := p.lookup(req.Key)
+	nh := header{deadline: d, version: s.nextVersion(p)}
+	if err := p.write(req.Key, l, had, nh, req.Value); err != nil {
+		return fmt.Errorf("%w: %v", protocol.ErrOutOfMemory, err)
+	}
+	resp.Version = nh.version
+	s.maybeCompact(p)
+	return nil
+}
+
+func (s *Store) touch(p *partition, req *protocol.Request, resp *protocol.Response) error {
+	l, h, ok := s.live(p, req.Key)
+	if !ok {
+		return protocol.ErrNotFound
+	}
+	f := req.Flags
+	var d int64
+	switch {
+	case f&protocol.FlagNoTTL != 0:
+		d = 0
+	case req.TTL <= 0 && f&protocol.FlagAllowPast == 0:
+		return protocol.Errorf(protocol.CodeBadRequest, "ttl must be positive, got %dms", req.TTL)
+	default:
+		d = s.now() + req.TTL
+	}
+	switch {
+	case f&protocol.FlagTTLIfNone != 0 && h.deadline != 0,
+		f&protocol.FlagTTLIfSet != 0 && h.deadline == 0,
+		f&protocol.FlagTTLIfGreater != 0 && (h.deadline == 0 || d <= h.deadline),
+		f&protocol.FlagTTLIfLess != 0 && h.deadline != 0 && d >= h.deadline,
+		f&protocol.FlagNoTTL != 0 && h.deadline == 0:
+		resp.TTL = s.remaining(h)
+		return nil
+	}
+	resp.N = 1
+	if f&protocol.FlagNoTTL == 0 && req.TTL <= 0 {
+		_, err := s.del(p, req.Key)
+		resp.TTL = 0
+		return err
+	}
+	e := p.entryAt(l)
+	v := s.nextVersion(p)
+	setDeadline(e, d)
+	setVersion(e, v)
+	h.deadline = d
+	resp.Version, resp.TTL = v, s.remaining(h)
+	return nil
+}
+
+// del replaces key's live entry with a tombstone; it reports 1 if there was
+// a live entry.
+func (s *Store) del(p *partition, key string) (int, error) {
+	l, h, ok := s.live(p, key)
+	if !ok {
+		return 0, nil
+	}
+	now := s.now()
+	d := max(h.deadline, now) + s.cfg.TombstoneTTL.Milliseconds()
+	th := header{flags: flagTombstone, deadline: d, version: s.nextVersion(p)}
+	if err := p.write(key, l, true, th, nil); err != nil {
+		return 0, err // in place always fits; kept for safety
+	}
+	s.maybeCompact(p)
+	return 1, nil
+}
+
+func (s *Store) maybeCompact(p *partition) {
+	if p.wantsCompaction() && p.compact() == nil {
+		s.compactions.Add(1)
+	}
+}
+
+// reserve makes room for a write of req under MaxMemory, evicting the
+// entries nearest expiry. It runs before any partition lock is taken.
+func (s *Store) reserve(req *protocol.Request) error {
+	if s.cfg.MaxMemory <= 0 {
+		return nil
+	}
+	need := int64(hdrSize + len(req.Key) + len(req.Value))
+	if s.usedMemory()+need <= s.cfg.MaxMemory {
+		return nil
+	}
+	if s.evict(need) {
+		return nil
+	}
+	return protocol.Errorf(protocol.CodeOutOfMemory, "max-memory %d bytes reached and nothing left to evict", s.cfg.MaxMemory)
+}
+
+// Flush forgets every entry.
+func (s *Store) Flush() {
+	for _, p := range s.parts {
+		p.mu.Lock()
+		p.reset()
+		p.mu.Unlock()
+	}
+}

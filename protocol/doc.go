@@ -1,0 +1,24 @@
+// Package protocol defines Cloakroom's native wire protocol: the operations,
+// the request and response messages, their msgpack encoding, the framing and
+// the table of error codes. It does no I/O of its own beyond reading and
+// writing frames on an io.Reader or io.Writer it is given.
+//
+// A connection is a stream of frames. Each frame is a 4-byte big-endian
+// length followed by that many bytes of msgpack: one Request (client to
+// node) or one Response (node to client). Requests carry an ID that the
+// response repeats, so one connection carries many calls at once and replies
+// may come back in any order.
+//
+// The first request on a connection must be OpHello with the client's
+// protocol version in Request.Version; the node answers with its own version
+// or closes the connection with CodeVersion.
+//
+// Every length is bounded before anything is allocated for it: a frame
+// larger than Limits.MaxFrame is refused without reading it, and every
+// length prefix inside a frame is checked against the bytes that remain.
+//
+//	var buf bytes.Buffer
+//	req := protocol.Request{ID: 1, Op: protocol.OpGet, Key: "s:abc"}
+//	frame, _ := protocol.AppendFrame(nil, &req)
+//	buf.Write(frame)
+package protocol

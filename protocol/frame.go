@@ -1,0 +1,109 @@
+package protocol
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"io"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// FrameHeader is the size of a frame's length prefix.
+const FrameHeader = 4
+
+// FrameReader reads frames from a buffered stream, refusing any frame whose
+// declared length exceeds its limit before reading or allocating it. Its
+// buffer is reused: a frame's bytes are valid until the next call.
+type FrameReader struct {
+	r   *bufio.Reader
+	max int
+	buf []byte
+}
+
+// NewFrameReader returns a FrameReader over r that refuses frames over max.
+func NewFrameReader(r *bufio.Reader, max int) *FrameReader {
+	return &FrameReader{r: r, max: max}
+}
+
+// Next returns the next frame's payload. A frame over the limit returns an
+// error wrapping ErrTooLarge; framing is then lost and the stream must be
+// closed.
+func (f *FrameReader) Next() ([]byte, error) {
+	hdr, err := f.r.Peek(FrameHeader)
+	if err != nil {
+		if err == io.EOF && len(hdr) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint32(hdr))
+	if n > f.max {
+		return nil, Errorf(CodeTooLarge, "frame of %d bytes; limit %d", n, f.max)
+	}
+	if _, err := f.r.Discard(FrameHeader); err != nil {
+		return nil, err
+	}
+	if cap(f.buf) < n {
+		f.buf = make([]byte, n)
+	}
+	f.buf = f.buf[:n]
+	if _, err := io.ReadFull(f.r, f.buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return f.buf, nil
+}
+
+// Buffered reports how many bytes are already read ahead and waiting.
+func (f *FrameReader) Buffered() int { return f.r.Buffered() }
+
+// FrameWriter encodes messages into length-prefixed frames on a buffered
+// stream. It reuses one encoder and buffer; it is not safe for concurrent use.
+type FrameWriter struct {
+	w   *bufio.Writer
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+// NewFrameWriter returns a FrameWriter over w.
+func NewFrameWriter(w *bufio.Writer) *FrameWriter {
+	f := &FrameWriter{w: w}
+	f.enc = msgpack.NewEncoder(&f.buf)
+	return f
+}
+
+// encoder is what WriteMessage encodes: a *Request or a *Response.
+type encoder interface{ Encode(*msgpack.Encoder) error }
+
+// Write encodes m as one frame into the stream's buffer. Call Flush to send.
+func (f *FrameWriter) Write(m encoder) error {
+	f.buf.Reset()
+	f.buf.Write([]byte{0, 0, 0, 0})
+	if err := m.Encode(f.enc); err != nil {
+		return err
+	}
+	b := f.buf.Bytes()
+	binary.BigEndian.PutUint32(b, uint32(len(b)-FrameHeader))
+	_, err := f.w.Write(b)
+	return err
+}
+
+// Flush sends whatever is buffered.
+func (f *FrameWriter) Flush() error { return f.w.Flush() }
+
+// Buffered reports how many bytes wait to be flushed.
+func (f *FrameWriter) Buffered() int { return f.w.Buffered() }
+
+// AppendFrame appends m to dst as one frame and returns the extended slice.
+// It is a convenience for tests and tools; connections use FrameWriter.
+func AppendFrame(dst []byte, m encoder) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := m.Encode(msgpack.NewEncoder(&buf)); err != nil {
+		return dst, err
+	}
+	dst = binary.BigEndian.AppendUint32(dst, uint32(buf.Len()))
+	return append(dst, buf.Bytes()...), nil
+}

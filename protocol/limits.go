@@ -1,0 +1,93 @@
+package protocol
+
+import "fmt"
+
+// Default limits. A node enforces its configured Limits on every request and
+// a client checks them before sending.
+const (
+	DefaultMaxKey   = 1 << 10 // 1 KiB
+	DefaultMaxValue = 1 << 20 // 1 MiB
+	// frameOverhead is room in a frame beyond its value for the key, the
+	// other fields and multi-key lists.
+	frameOverhead = 64 << 10
+)
+
+// Limits bounds what one request may carry.
+type Limits struct {
+	// MaxKey is the longest key in bytes. Zero means DefaultMaxKey.
+	MaxKey int
+	// MaxValue is the longest value in bytes. Zero means DefaultMaxValue.
+	MaxValue int
+}
+
+// DefaultLimits returns the limits a node uses unless configured otherwise.
+func DefaultLimits() Limits { return Limits{MaxKey: DefaultMaxKey, MaxValue: DefaultMaxValue} }
+
+// WithDefaults returns l with zero fields replaced by defaults.
+func (l Limits) WithDefaults() Limits {
+	if l.MaxKey == 0 {
+		l.MaxKey = DefaultMaxKey
+	}
+	if l.MaxValue == 0 {
+		l.MaxValue = DefaultMaxValue
+	}
+	return l
+}
+
+// MaxFrame is the largest frame a peer with these limits accepts: one value
+// plus room for keys and the other fields. Multi-key requests must fit too.
+func (l Limits) MaxFrame() int { return l.WithDefaults().MaxValue + frameOverhead }
+
+// CheckKey reports ErrTooLarge or ErrBadRequest for a key the limits refuse.
+func (l Limits) CheckKey(key string) error {
+	l = l.WithDefaults()
+	switch {
+	case key == "":
+		return Errorf(CodeBadRequest, "empty key")
+	case len(key) > l.MaxKey:
+		return Errorf(CodeTooLarge, "key is %d bytes; limit %d", len(key), l.MaxKey)
+	}
+	return nil
+}
+
+// CheckValue reports ErrTooLarge for a value the limits refuse.
+func (l Limits) CheckValue(v []byte) error {
+	if max := l.WithDefaults().MaxValue; len(v) > max {
+		return Errorf(CodeTooLarge, "value is %d bytes; limit %d", len(v), max)
+	}
+	return nil
+}
+
+// Check validates the keys and value of r against the limits.
+func (l Limits) Check(r *Request) error {
+	if r.Key != "" || needsKey(r.Op) {
+		if err := l.CheckKey(r.Key); err != nil {
+			return err
+		}
+	}
+	for _, k := range r.Keys {
+		if err := l.CheckKey(k); err != nil {
+			return err
+		}
+	}
+	if err := l.CheckValue(r.Value); err != nil {
+		return err
+	}
+	if r.Count < 0 {
+		return Errorf(CodeBadRequest, "negative count %d", r.Count)
+	}
+	return nil
+}
+
+func needsKey(op Op) bool {
+	switch op {
+	case OpGet, OpSet, OpTouch, OpGetAndTouch, OpGetAndDelete, OpTTL:
+		return true
+	}
+	return false
+}
+
+func (l Limits) String() string {
+	l = l.WithDefaults()
+	return fmt.Sprintf("key<=%dB value<=%dB frame<=%dB", l.MaxKey, l.MaxValue, l.MaxFrame())
+}

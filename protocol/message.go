@@ -1,0 +1,295 @@
+package protocol
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Request is one call from a client (or a peer node) to a node. Each op
+// documents which fields it reads. It is encoded as a msgpack array in field
+// order; decoders skip trailing fields they do not know, so fields may only
+// be appended.
+type Request struct {
+	ID        uint64
+	Op        Op
+	Flags     Flags
+	Key       string
+	Value     []byte
+	TTL       int64 // milliseconds
+	Version   uint64
+	Keys      []string
+	Partition int32
+	Cursor    uint64
+	Count     int32
+	Pattern   string
+}
+
+// Response is a node's answer to the request with the same ID.
+type Response struct {
+	ID      uint64
+	Code    Code
+	Msg     string // error detail when Code is not CodeOK
+	Value   []byte
+	Version uint64
+	TTL     int64 // remaining milliseconds, -1 for no expiry
+	N       int64
+	Keys    []string
+	Cursor  uint64
+}
+
+// Err returns nil for CodeOK, else an *Error matching the code's sentinel.
+func (r *Response) Err() error {
+	if r.Code == CodeOK {
+		return nil
+	}
+	return &Error{Code: r.Code, Msg: r.Msg}
+}
+
+// SetErr stores err in r as a code and message.
+func (r *Response) SetErr(err error) {
+	r.Code = CodeOf(err)
+	if pe, ok := err.(*Error); ok {
+		r.Msg = pe.Msg
+	} else if err != nil {
+		r.Msg = err.Error()
+	}
+}
+
+const (
+	requestFields  = 12
+	responseFields = 9
+)
+
+// Encode writes r with e.
+func (r *Request) Encode(e *msgpack.Encoder) error {
+	return firstErr(
+		e.EncodeArrayLen(requestFields),
+		e.EncodeUint(r.ID),
+		e.EncodeUint(uint64(r.Op)),
+		e.EncodeUint(uint64(r.Flags)),
+		e.EncodeString(r.Key),
+		e.EncodeBytes(r.Value),
+		e.EncodeInt(r.TTL),
+		e.EncodeUint(r.Version),
+		encodeStrings(e, r.Keys),
+		e.EncodeInt(int64(r.Partition)),
+		e.EncodeUint(r.Cursor),
+		e.EncodeInt(int64(r.Count)),
+		e.EncodeString(r.Pattern),
+	)
+}
+
+// Encode writes r with e.
+func (r *Response) Encode(e *msgpack.Encoder) error {
+	return firstErr(
+		e.EncodeArrayLen(responseFields),
+		e.EncodeUint(r.ID),
+		e.EncodeUint(uint64(r.Code)),
+		e.EncodeString(r.Msg),
+		e.EncodeBytes(r.Value),
+		e.EncodeUint(r.Version),
+		e.EncodeInt(r.TTL),
+		e.EncodeInt(r.N),
+		encodeStrings(e, r.Keys),
+		e.EncodeUint(r.Cursor),
+	)
+}
+
+func encodeStrings(e *msgpack.Encoder, ss []string) error {
+	if ss == nil {
+		return e.EncodeNil()
+	}
+	if err := e.EncodeArrayLen(len(ss)); err != nil {
+		return err
+	}
+	for _, s := range ss {
+		if err := e.EncodeString(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Decoder decodes messages from byte slices, checking every declared length
+// against the bytes that remain so that hostile input cannot make it
+// allocate more than the input's size. Reuse one per connection; it is not
+// safe for concurrent use.
+type Decoder struct {
+	rd  bytes.Reader
+	dec *msgpack.Decoder
+}
+
+// NewDecoder returns a Decoder.
+func NewDecoder() *Decoder {
+	d := &Decoder{dec: msgpack.NewDecoder(nil)}
+	return d
+}
+
+// DecodeRequest decodes b into r, replacing all of r's fields.
+func (d *Decoder) DecodeRequest(b []byte, r *Request) error {
+	*r = Request{}
+	n, err := d.start(b)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		var v uint64
+		switch i {
+		case 0:
+			r.ID, err = d.uint()
+		case 1:
+			v, err = d.small(255)
+			r.Op = Op(v)
+		case 2:
+			v, err = d.small(1<<16 - 1)
+			r.Flags = Flags(v)
+		case 3:
+			r.Key, err = d.string()
+		case 4:
+			r.Value, err = d.bytes()
+		case 5:
+			r.TTL, err = d.dec.DecodeInt64()
+		case 6:
+			r.Version, err = d.uint()
+		case 7:
+			r.Keys, err = d.strings()
+		case 8:
+			r.Partition, err = d.dec.DecodeInt32()
+		case 9:
+			r.Cursor, err = d.uint()
+		case 10:
+			r.Count, err = d.dec.DecodeInt32()
+		case 11:
+			r.Pattern, err = d.string()
+		default:
+			err = d.dec.Skip() // a field appended by a newer peer
+		}
+		if err != nil {
+			return malformed(fmt.Errorf("request field %d: %w", i, err))
+		}
+	}
+	return d.end()
+}
+
+// DecodeResponse decodes b into r, replacing all of r's fields.
+func (d *Decoder) DecodeResponse(b []byte, r *Response) error {
+	*r = Response{}
+	n, err := d.start(b)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		var v uint64
+		switch i {
+		case 0:
+			r.ID, err = d.uint()
+		case 1:
+			v, err = d.small(255)
+			r.Code = Code(v)
+		case 2:
+			r.Msg, err = d.string()
+		case 3:
+			r.Value, err = d.bytes()
+		case 4:
+			r.Version, err = d.uint()
+		case 5:
+			r.TTL, err = d.dec.DecodeInt64()
+		case 6:
+			r.N, err = d.dec.DecodeInt64()
+		case 7:
+			r.Keys, err = d.strings()
+		case 8:
+			r.Cursor, err = d.uint()
+		default:
+			err = d.dec.Skip()
+		}
+		if err != nil {
+			return malformed(fmt.Errorf("response field %d: %w", i, err))
+		}
+	}
+	return d.end()
+}
+
+func (d *Decoder) start(b []byte) (int, error) {
+	d.rd.Reset(b)
+	d.dec.Reset(&d.rd)
+	n, err := d.dec.DecodeArrayLen()
+	if err != nil {
+		return 0, malformed(err)
+	}
+	if n < 0 || n > d.rd.Len() {
+		return 0, Errorf(CodeBadRequest, "malformed message: array of %d fields in %d bytes", n, d.rd.Len())
+	}
+	return n, nil
+}
+
+func (d *Decoder) end() error {
+	if d.rd.Len() != 0 {
+		return Errorf(CodeBadRequest, "malformed message: %d trailing bytes", d.rd.Len())
+	}
+	return nil
+}
+
+func (d *Decoder) uint() (uint64, error) { return d.dec.DecodeUint64() }
+
+// bytes reads a bin or str; nil stays nil.
+func (d *Decoder) bytes() ([]byte, error) {
+	n, err := d.dec.DecodeBytesLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	if n > d.rd.Len() {
+		return nil, fmt.Errorf("length %d exceeds the %d bytes left", n, d.rd.Len())
+	}
+	b := make([]byte, n)
+	return b, d.dec.ReadFull(b)
+}
+
+func (d *Decoder) string() (string, error) {
+	b, err := d.bytes()
+	return string(b), err
+}
+
+func (d *Decoder) strings() ([]string, error) {
+	n, err := d.dec.DecodeArrayLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	if n > d.rd.Len() { // every element takes at least one byte
+		return nil, fmt.Errorf("array of %d exceeds the %d bytes left", n, d.rd.Len())
+	}
+	ss := make([]string, n)
+	for i := range ss {
+		if ss[i], err = d.string(); err != nil {
+			return nil, err
+		}
+	}
+	return ss, nil
+}
+
+// small reads an unsigned integer no larger than max.
+func (d *Decoder) small(max uint64) (uint64, error) {
+	v, err := d.dec.DecodeUint64()
+	if err == nil && v > max {
+		err = fmt.Errorf("value %d out of range", v)
+	}
+	return v, err
+}
+
+func malformed(err error) error {
+	if _, ok := err.(*Error); ok {
+		return err
+	}
+	return Errorf(CodeBadRequest, "malformed message: %v", err)
+}

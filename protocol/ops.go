@@ -1,0 +1,98 @@
+package protocol
+
+import "fmt"
+
+// Version is the native protocol version spoken by this build. A node
+// refuses a Hello that names another version.
+const Version = 1
+
+// Op is an operation code. Op codes are part of the wire protocol.
+type Op uint8
+
+// ONLY APPEND TO THIS LIST: op codes are part of the wire protocol.
+const (
+	// OpHello opens a connection: Request.Version is the client's protocol
+	// version; the reply's Version is the node's, Value its node name.
+	OpHello Op = iota + 1
+	// OpPing answers CodeOK.
+	OpPing
+	// OpGet reads Key: reply Value, Version and TTL (remaining ms, -1 none).
+	OpGet
+	// OpSet writes Key=Value with TTL ms. Flags: IfAbsent, IfPresent,
+	// IfVersion (compare Request.Version), KeepTTL, NoTTL, ReturnOld.
+	// Reply Version is the new version; with ReturnOld, Value is the old
+	// value and N is 1 if there was one.
+	OpSet
+	// OpTouch sets Key's TTL without touching its value. Flags: NoTTL
+	// (persist), TTLIfNone, TTLIfSet, TTLIfGreater, TTLIfLess, AllowPast.
+	// Reply N is 1 if the TTL changed.
+	OpTouch
+	// OpDelete deletes Keys; reply N counts the keys that existed.
+	OpDelete
+	// OpGetAndTouch reads Key and sets its TTL in one step (GETEX).
+	OpGetAndTouch
+	// OpGetAndDelete reads Key and deletes it (GETDEL).
+	OpGetAndDelete
+	// OpExists counts how many of Keys exist (a key named twice counts twice).
+	OpExists
+	// OpTTL reads Key's remaining TTL in ms (-1: no expiry).
+	OpTTL
+	// OpScan lists keys of partition Partition after cursor Cursor, at most
+	// Count of them, matching the glob Pattern when it is set. The reply's
+	// Keys are the keys and its Cursor the next cursor (0 when done).
+	OpScan
+	// OpCount counts the live keys on the node (DBSIZE).
+	OpCount
+	// OpFlush deletes every key on the node, when the node allows it.
+	OpFlush
+	opEnd // keep last
+)
+
+var opNames = [...]string{
+	OpHello: "hello", OpPing: "ping", OpGet: "get", OpSet: "set",
+	OpTouch: "touch", OpDelete: "delete", OpGetAndTouch: "getandtouch",
+	OpGetAndDelete: "getanddelete", OpExists: "exists", OpTTL: "ttl",
+	OpScan: "scan", OpCount: "count", OpFlush: "flush",
+}
+
+// Valid reports whether o is an op this build knows.
+func (o Op) Valid() bool { return o > 0 && o < opEnd }
+
+func (o Op) String() string {
+	if o.Valid() {
+		return opNames[o]
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// Flags modify an op; each op documents the flags it honours.
+type Flags uint16
+
+// ONLY APPEND TO THIS LIST: flag bits are part of the wire protocol.
+const (
+	// FlagIfAbsent makes a Set create-only (Redis NX).
+	FlagIfAbsent Flags = 1 << iota
+	// FlagIfPresent makes a Set update-only (Redis XX).
+	FlagIfPresent
+	// FlagIfVersion makes a Set succeed only if the stored version equals
+	// Request.Version (compare-and-set).
+	FlagIfVersion
+	// FlagKeepTTL makes a Set keep the key's current TTL.
+	FlagKeepTTL
+	// FlagNoTTL stores the key without expiry (Set), or removes its expiry
+	// (Touch, GetAndTouch). Without it a TTL must be positive.
+	FlagNoTTL
+	// FlagReturnOld makes a Set return the value it replaced (SET ... GET).
+	FlagReturnOld
+	// FlagTTLIfNone makes a Touch apply only when the key has no TTL.
+	FlagTTLIfNone
+	// FlagTTLIfSet makes a Touch apply only when the key has a TTL.
+	FlagTTLIfSet
+	// FlagTTLIfGreater makes a Touch apply only when the new TTL is greater.
+	FlagTTLIfGreater
+	// FlagTTLIfLess makes a Touch apply only when the new TTL is less.
+	FlagTTLIfLess
+	// FlagAllowPast lets a TTL <= 0 delete the key (Redis EXPIRE k 0)
+	// instead of being refused.
+	FlagAllowPast
+)
