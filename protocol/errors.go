@@ -121,3 +121,17 @@ func CodeOf(err error) Code {
 func Errorf(c Code, format string, args ...any) *Error {
 	return &Error{Code: c, Msg: fmt.Sprintf(format, args...)}
 }
+
+var codeNames = [...]string{
+	CodeOK: "ok", CodeNotFound: "not_found", CodeExists: "exists", CodeConflict: "conflict",
+	CodeTooLarge: "too_large", CodeBadRequest: "bad_request", CodeUnknownOp: "unknown_op",
+	CodeOutOfMemory: "out_of_memory", CodeNotOwner: "not_owner", CodeUnavailable: "unavailable",
+	CodeInternal: "internal", CodeVersion: "version", CodeDisabled: "disabled",
+}
+
+func (c Code) String() string {
+	if c < codeEnd {
+		return codeNames[c]
+	}
+	return fmt.Sprintf("code(%d)", uint8(c))
+}

@@ -60,16 +60,17 @@ func (f *FrameReader) Next() ([]byte, error) {
 // Buffered reports how many bytes are already read ahead and waiting.
 func (f *FrameReader) Buffered() int { return f.r.Buffered() }
 
-// FrameWriter encodes messages into length-prefixed frames on a buffered
-// stream. It reuses one encoder and buffer; it is not safe for concurrent use.
+// FrameWriter encodes messages into length-prefixed frames on w (a
+// *bufio.Writer or *bytes.Buffer: it does not flush). It reuses one encoder
+// and buffer; it is not safe for concurrent use.
 type FrameWriter struct {
-	w   *bufio.Writer
+	w   io.Writer
 	buf bytes.Buffer
 	enc *msgpack.Encoder
 }
 
 // NewFrameWriter returns a FrameWriter over w.
-func NewFrameWriter(w *bufio.Writer) *FrameWriter {
+func NewFrameWriter(w io.Writer) *FrameWriter {
 	f := &FrameWriter{w: w}
 	f.enc = msgpack.NewEncoder(&f.buf)
 	return f
@@ -78,7 +79,7 @@ func NewFrameWriter(w *bufio.Writer) *FrameWriter {
 // encoder is what WriteMessage encodes: a *Request or a *Response.
 type encoder interface{ Encode(*msgpack.Encoder) error }
 
-// Write encodes m as one frame into the stream's buffer. Call Flush to send.
+// Write encodes m as one frame onto the writer.
 func (f *FrameWriter) Write(m encoder) error {
 	f.buf.Reset()
 	f.buf.Write([]byte{0, 0, 0, 0})
@@ -90,12 +91,6 @@ func (f *FrameWriter) Write(m encoder) error {
 	_, err := f.w.Write(b)
 	return err
 }
-
-// Flush sends whatever is buffered.
-func (f *FrameWriter) Flush() error { return f.w.Flush() }
-
-// Buffered reports how many bytes wait to be flushed.
-func (f *FrameWriter) Buffered() int { return f.w.Buffered() }
 
 // AppendFrame appends m to dst as one frame and returns the extended slice.
 // It is a convenience for tests and tools; connections use FrameWriter.

@@ -45,6 +45,10 @@ const (
 	OpCount
 	// OpFlush deletes every key on the node, when the node allows it.
 	OpFlush
+	// OpDeleteMatch tombstones every live key of partition Partition that
+	// matches the glob Pattern, under one lock: when it returns, none of
+	// them is readable. Reply N counts them.
+	OpDeleteMatch
 	opEnd // keep last
 )
 
@@ -52,7 +56,7 @@ var opNames = [...]string{
 	OpHello: "hello", OpPing: "ping", OpGet: "get", OpSet: "set",
 	OpTouch: "touch", OpDelete: "delete", OpGetAndTouch: "getandtouch",
 	OpGetAndDelete: "getanddelete", OpExists: "exists", OpTTL: "ttl",
-	OpScan: "scan", OpCount: "count", OpFlush: "flush",
+	OpScan: "scan", OpCount: "count", OpFlush: "flush", OpDeleteMatch: "deletematch",
 }
 
 // Valid reports whether o is an op this build knows.

@@ -23,8 +23,8 @@ func scanPos(key string) uint64 {
 // scan lists live keys of one partition in scan order after req.Cursor. All
 // keys sharing a position are returned together, so none is skipped.
 func (s *Store) scan(req *protocol.Request, resp *protocol.Response) error {
-	if req.Partition < 0 || int(req.Partition) >= len(s.parts) {
-		return protocol.Errorf(protocol.CodeBadRequest, "partition %d out of range [0,%d)", req.Partition, len(s.parts))
+	if err := s.checkPartition(req.Partition); err != nil {
+		return err
 	}
 	count := int(req.Count)
 	if count <= 0 {
@@ -70,6 +70,43 @@ func (s *Store) scan(req *protocol.Request, resp *protocol.Response) error {
 	}
 	if n < len(items) {
 		resp.Cursor = items[n-1].pos
+	}
+	return nil
+}
+
+func (s *Store) checkPartition(p int32) error {
+	if p < 0 || int(p) >= len(s.parts) {
+		return protocol.Errorf(protocol.CodeBadRequest, "partition %d out of range [0,%d)", p, len(s.parts))
+	}
+	return nil
+}
+
+// deleteMatch tombstones every live key of one partition matching
+// req.Pattern, holding the partition's lock throughout.
+func (s *Store) deleteMatch(req *protocol.Request, resp *protocol.Response) error {
+	if err := s.checkPartition(req.Partition); err != nil {
+		return err
+	}
+	if req.Pattern == "" {
+		return protocol.Errorf(protocol.CodeBadRequest, "deletematch needs a pattern")
+	}
+	p := s.parts[req.Partition]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var keys []string
+	now := s.now()
+	p.forEach(func(key string, _ loc, h header) bool {
+		if !h.tombstone() && !h.expired(now) && protocol.MatchGlob(req.Pattern, key) {
+			keys = append(keys, key)
+		}
+		return true
+	})
+	for _, k := range keys {
+		n, err := s.del(p, k)
+		if err != nil {
+			return err
+		}
+		resp.N += int64(n)
 	}
 	return nil
 }

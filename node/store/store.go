@@ -193,6 +193,8 @@ func (s *Store) Exec(req *protocol.Request, resp *protocol.Response) {
 		resp.N = s.Stats().Keys
 	case protocol.OpFlush:
 		s.Flush()
+	case protocol.OpDeleteMatch:
+		err = s.deleteMatch(req, resp)
 	default:
 		err = protocol.Errorf(protocol.CodeUnknownOp, "op %s", req.Op)
 	}

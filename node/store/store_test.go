@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
 )
 
 // fakeClock is a settable clock for tests.
@@ -429,5 +430,23 @@ func TestPartition_hashCollisionSpills(t *testing.T) {
 	}
 	if l, ok := p.lookup("b"); !ok || string(valueOf(p.entryAt(l), readHeader(p.entryAt(l)))) != "B" {
 		t.Fatal("spilled key lost in compaction")
+	}
+}
+
+func TestStore_DeleteMatch_onePartition(t *testing.T) {
+	s, _ := newTestStore(t, Config{})
+	// A hash tag keeps one user's sessions in one partition.
+	for i := range 5 {
+		set(s, fmt.Sprintf("s:{u1}:%d", i), "v", time.Minute)
+		set(s, fmt.Sprintf("s:{u2}:%d", i), "v", time.Minute)
+	}
+	p := int32(ring.Partition("{u1}", s.Partitions()))
+	r := exec(s, protocol.Request{Op: protocol.OpDeleteMatch, Partition: p, Pattern: "s:{u1}:*"})
+	if r.Code != protocol.CodeOK || r.N != 5 {
+		t.Fatalf("deletematch = %v n=%d; want OK 5", r.Code, r.N)
+	}
+	for i := range 5 {
+		wantMissing(t, s, fmt.Sprintf("s:{u1}:%d", i))
+		wantValue(t, s, fmt.Sprintf("s:{u2}:%d", i), "v")
 	}
 }

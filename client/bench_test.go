@@ -1,0 +1,42 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// BenchmarkClient_GetSet is the workload against one in-process
+// node: 50 concurrent workers, 200-byte sessions, half gets, half sets.
+func BenchmarkClient_GetSet(b *testing.B) {
+	n := startNode(b)
+	c := newClient(b, n.Addr())
+	ctx := context.Background()
+	val := make([]byte, 200)
+	const keys = 100_000
+	for i := range keys {
+		if err := c.Set(ctx, fmt.Sprint("session:", i), val, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetParallelism(25) // 50 workers on 2 CPUs
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 0))
+		for pb.Next() {
+			k := fmt.Sprint("session:", r.IntN(keys))
+			var err error
+			if r.IntN(2) == 0 {
+				_, err = c.Get(ctx, k)
+			} else {
+				err = c.Set(ctx, k, val, time.Hour)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

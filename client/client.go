@@ -1,0 +1,321 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloakroom/cloakroom/protocol"
+)
+
+// Config configures a Client. Zero fields take the defaults documented on
+// each.
+type Config struct {
+	// Addrs are native addresses (host:port) of one or more nodes.
+	Addrs []string
+	// ConnsPerNode is how many connections the client keeps to each node;
+	// calls are multiplexed over them. Zero means 2.
+	ConnsPerNode int
+	// DialTimeout bounds connecting to a node. Zero means 5s.
+	DialTimeout time.Duration
+	// Limits are checked before a request is sent, so that an oversized
+	// value fails fast. They should match the nodes'. Zero fields mean the
+	// protocol defaults.
+	Limits protocol.Limits
+}
+
+func (c Config) withDefaults() Config {
+	if c.ConnsPerNode <= 0 {
+		c.ConnsPerNode = 2
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+	c.Limits = c.Limits.WithDefaults()
+	return c
+}
+
+// Client talks to a Cloakroom cluster. It is safe for concurrent use.
+type Client struct {
+	cfg   Config
+	nodes []*nodePool // in Addrs order
+
+	closed atomic.Bool
+}
+
+// New returns a Client for the nodes at cfg.Addrs. It connects lazily: a
+// node that is down now does not make New fail.
+func New(cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if len(cfg.Addrs) == 0 {
+		return nil, fmt.Errorf("%w: no node addresses", ErrBadRequest)
+	}
+	c := &Client{cfg: cfg}
+	for _, a := range cfg.Addrs {
+		c.nodes = append(c.nodes, newNodePool(a, cfg))
+	}
+	return c, nil
+}
+
+// Close closes every connection. Calls in flight fail.
+func (c *Client) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	for _, n := range c.nodes {
+		n.close()
+	}
+	return nil
+}
+
+// Item is a session with its metadata.
+type Item struct {
+	Key     string
+	Value   []byte
+	Version uint64        // changes on every write; pass to CompareAndSwap
+	TTL     time.Duration // remaining; -1 if the key never expires
+}
+
+// Set stores value under key for ttl (which must be positive).
+func (c *Client) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	_, err := c.write(ctx, key, value, ttl, 0, 0)
+	return err
+}
+
+// Add stores value under key only if key does not exist, and returns the new
+// version. It returns ErrExists otherwise.
+func (c *Client) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (uint64, error) {
+	return c.write(ctx, key, value, ttl, protocol.FlagIfAbsent, 0)
+}
+
+// CompareAndSwap stores value under key only if its current version is
+// version, and returns the new version. It returns ErrConflict if another
+// write came first, ErrNotFound if the key is gone.
+func (c *Client) CompareAndSwap(ctx context.Context, key string, value []byte, ttl time.Duration, version uint64) (uint64, error) {
+	return c.write(ctx, key, value, ttl, protocol.FlagIfVersion, version)
+}
+
+func (c *Client) write(ctx context.Context, key string, value []byte, ttl time.Duration, flags protocol.Flags, version uint64) (uint64, error) {
+	if err := checkTTL(ttl); err != nil {
+		return 0, err
+	}
+	resp, err := c.do(ctx, &protocol.Request{Op: protocol.OpSet, Key: key, Value: value, TTL: ttlMillis(ttl), Flags: flags, Version: version})
+	if err != nil {
+		return 0, err
+	}
+	defer releaseCall(resp)
+	return resp.resp.Version, nil
+}
+
+// Get returns the value stored under key, or ErrNotFound.
+func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
+	it, err := c.GetItem(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return it.Value, nil
+}
+
+// GetItem returns the value stored under key with its version and TTL.
+func (c *Client) GetItem(ctx context.Context, key string) (*Item, error) {
+	return c.item(ctx, &protocol.Request{Op: protocol.OpGet, Key: key})
+}
+
+// GetAndTouch returns the value under key and resets its TTL to ttl in the
+// same round trip (sliding expiry, like Redis GETEX).
+func (c *Client) GetAndTouch(ctx context.Context, key string, ttl time.Duration) ([]byte, error) {
+	if err := checkTTL(ttl); err != nil {
+		return nil, err
+	}
+	it, err := c.item(ctx, &protocol.Request{Op: protocol.OpGetAndTouch, Key: key, TTL: ttlMillis(ttl)})
+	if err != nil {
+		return nil, err
+	}
+	return it.Value, nil
+}
+
+func (c *Client) item(ctx context.Context, req *protocol.Request) (*Item, error) {
+	resp, err := c.do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseCall(resp)
+	r := &resp.resp
+	it := &Item{Key: req.Key, Value: r.Value, Version: r.Version, TTL: -1}
+	if it.Value == nil {
+		it.Value = []byte{}
+	}
+	if r.TTL >= 0 {
+		it.TTL = time.Duration(r.TTL) * time.Millisecond
+	}
+	return it, nil
+}
+
+// Touch sets key's TTL without changing its value. It reports false if the
+// key does not exist.
+func (c *Client) Touch(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if err := checkTTL(ttl); err != nil {
+		return false, err
+	}
+	resp, err := c.do(ctx, &protocol.Request{Op: protocol.OpTouch, Key: key, TTL: ttlMillis(ttl)})
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	releaseCall(resp)
+	return true, nil
+}
+
+// TTL returns key's remaining time to live, or ErrNotFound.
+func (c *Client) TTL(ctx context.Context, key string) (time.Duration, error) {
+	resp, err := c.do(ctx, &protocol.Request{Op: protocol.OpTTL, Key: key})
+	if err != nil {
+		return 0, err
+	}
+	defer releaseCall(resp)
+	if resp.resp.TTL < 0 {
+		return -1, nil
+	}
+	return time.Duration(resp.resp.TTL) * time.Millisecond, nil
+}
+
+// Delete deletes keys and returns how many of them existed. Deleted keys are
+// unreadable everywhere when it returns.
+func (c *Client) Delete(ctx context.Context, keys ...string) (int, error) {
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	resp, err := c.do(ctx, &protocol.Request{Op: protocol.OpDelete, Keys: keys})
+	if err != nil {
+		return 0, err
+	}
+	defer releaseCall(resp)
+	return int(resp.resp.N), nil
+}
+
+// Ping checks that a node answers.
+func (c *Client) Ping(ctx context.Context) error {
+	resp, err := c.do(ctx, &protocol.Request{Op: protocol.OpPing})
+	if err != nil {
+		return err
+	}
+	releaseCall(resp)
+	return nil
+}
+
+// Do sends a raw protocol request and returns the node's response, or its
+// error. It is for tools and adapters that need an op without a method.
+func (c *Client) Do(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+	resp, err := c.do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseCall(resp)
+	r := resp.resp
+	return &r, nil
+}
+
+func checkTTL(ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("%w: ttl must be positive, got %v", ErrBadRequest, ttl)
+	}
+	return nil
+}
+
+// ttlMillis rounds ttl up to whole milliseconds, so that a positive TTL
+// never becomes zero.
+func ttlMillis(ttl time.Duration) int64 {
+	return int64((ttl + time.Millisecond - 1) / time.Millisecond)
+}
+
+// do checks req against the limits and runs it on a node, failing over to
+// the next node when one cannot be reached. On success the caller must
+// releaseCall the result.
+func (c *Client) do(ctx context.Context, req *protocol.Request) (*call, error) {
+	if c.closed.Load() {
+		return nil, errClientClosed
+	}
+	if err := c.cfg.Limits.Check(req); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for _, n := range c.nodes {
+		cl, err := n.do(ctx, req)
+		if err == nil {
+			if cl.resp.Code != protocol.CodeOK {
+				err := cl.resp.Err()
+				releaseCall(cl)
+				return nil, err
+			}
+			return cl, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+// nodePool is a fixed set of connections to one node, redialled on failure.
+type nodePool struct {
+	addr  string
+	cfg   Config
+	next  atomic.Uint32
+	slots []poolSlot
+}
+
+type poolSlot struct {
+	conn atomic.Pointer[conn]
+	dial sync.Mutex // held while (re)dialling this slot, so only one caller dials
+}
+
+func newNodePool(addr string, cfg Config) *nodePool {
+	return &nodePool{addr: addr, cfg: cfg, slots: make([]poolSlot, cfg.ConnsPerNode)}
+}
+
+func (p *nodePool) do(ctx context.Context, req *protocol.Request) (*call, error) {
+	cn, err := p.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return cn.do(ctx, req)
+}
+
+// get returns a live connection, dialling one if its slot is empty or broken.
+func (p *nodePool) get(ctx context.Context) (*conn, error) {
+	s := &p.slots[int(p.next.Add(1))%len(p.slots)]
+	if cn := s.conn.Load(); cn != nil && !cn.broken() {
+		return cn, nil
+	}
+	s.dial.Lock()
+	defer s.dial.Unlock()
+	if cn := s.conn.Load(); cn != nil && !cn.broken() {
+		return cn, nil // another caller dialled it
+	}
+	cn, err := dial(ctx, p.addr, p.cfg.DialTimeout, p.cfg.Limits.MaxFrame())
+	if err != nil {
+		return nil, err
+	}
+	s.conn.Store(cn)
+	return cn, nil
+}
+
+func (p *nodePool) close() {
+	for i := range p.slots {
+		s := &p.slots[i]
+		s.dial.Lock()
+		if cn := s.conn.Swap(nil); cn != nil {
+			cn.close(errClientClosed)
+		}
+		s.dial.Unlock()
+	}
+}

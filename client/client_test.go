@@ -1,0 +1,224 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloakroom/cloakroom/client"
+	"github.com/cloakroom/cloakroom/node"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// startNode starts a single node on kernel-chosen loopback ports.
+func startNode(t testing.TB, mutate ...func(*node.Config)) *node.Node {
+	t.Helper()
+	cfg := node.DefaultConfig()
+	cfg.Name = "test"
+	cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "", "", "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func newClient(t testing.TB, addrs ...string) *client.Client {
+	t.Helper()
+	c, err := client.New(client.Config{Addrs: addrs})
+	if err != nil {
+		t.Fatalf("new client: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestClient_SetGetTouchDelete(t *testing.T) {
+	n := startNode(t)
+	c := newClient(t, n.Addr())
+	ctx := ctxT(t)
+	if err := c.Set(ctx, "s1", []byte("coat"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Get(ctx, "s1")
+	if err != nil || string(got) != "coat" {
+		t.Fatalf("get = %q, %v; want coat", got, err)
+	}
+	ok, err := c.Touch(ctx, "s1", time.Hour)
+	if !ok || err != nil {
+		t.Fatalf("touch = %v, %v; want true", ok, err)
+	}
+	if ttl, _ := c.TTL(ctx, "s1"); ttl < 59*time.Minute {
+		t.Fatalf("ttl after touch = %v; want about an hour", ttl)
+	}
+	if got, _ := c.Get(ctx, "s1"); string(got) != "coat" {
+		t.Fatalf("value after touch = %q; want coat", got)
+	}
+	ok, err = c.Touch(ctx, "nope", time.Hour)
+	if ok || err != nil {
+		t.Fatalf("touch missing = %v, %v; want false, nil", ok, err)
+	}
+	c.Set(ctx, "s2", []byte("x"), time.Minute)
+	n2, err := c.Delete(ctx, "s1", "s2", "s3")
+	if n2 != 2 || err != nil {
+		t.Fatalf("delete = %d, %v; want 2", n2, err)
+	}
+	if _, err := c.Get(ctx, "s1"); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("get deleted = %v; want ErrNotFound", err)
+	}
+}
+
+func TestClient_GetAndTouch(t *testing.T) {
+	n := startNode(t)
+	c := newClient(t, n.Addr())
+	ctx := ctxT(t)
+	c.Set(ctx, "s", []byte("v"), time.Second)
+	v, err := c.GetAndTouch(ctx, "s", time.Hour)
+	if err != nil || string(v) != "v" {
+		t.Fatalf("getandtouch = %q, %v", v, err)
+	}
+	if ttl, _ := c.TTL(ctx, "s"); ttl < 59*time.Minute {
+		t.Fatalf("ttl = %v; want about an hour", ttl)
+	}
+	if _, err := c.GetAndTouch(ctx, "missing", time.Hour); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("getandtouch missing = %v; want ErrNotFound", err)
+	}
+}
+
+func TestClient_expiresUnread(t *testing.T) {
+	n := startNode(t, func(c *node.Config) { c.ExpiryInterval = 5 * time.Millisecond })
+	c := newClient(t, n.Addr())
+	ctx := ctxT(t)
+	for i := range 100 {
+		c.Set(ctx, fmt.Sprint("k", i), []byte("v"), 20*time.Millisecond)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n.Store().Stats().Keys != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d keys still stored after their TTL", n.Store().Stats().Keys)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestClient_AddAndCompareAndSwap(t *testing.T) {
+	n := startNode(t)
+	c := newClient(t, n.Addr())
+	ctx := ctxT(t)
+	v1, err := c.Add(ctx, "s", []byte("mine"), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Add(ctx, "s", []byte("theirs"), time.Minute); !errors.Is(err, client.ErrExists) {
+		t.Fatalf("second add = %v; want ErrExists", err)
+	}
+	it, err := c.GetItem(ctx, "s")
+	if err != nil || it.Version != v1 || string(it.Value) != "mine" {
+		t.Fatalf("getitem = %+v, %v", it, err)
+	}
+	v2, err := c.CompareAndSwap(ctx, "s", []byte("mine2"), time.Minute, v1)
+	if err != nil || v2 <= v1 {
+		t.Fatalf("cas = %d, %v", v2, err)
+	}
+	if _, err := c.CompareAndSwap(ctx, "s", []byte("lost"), time.Minute, v1); !errors.Is(err, client.ErrConflict) {
+		t.Fatalf("stale cas = %v; want ErrConflict", err)
+	}
+}
+
+func TestClient_badInputIsRefusedClearly(t *testing.T) {
+	n := startNode(t)
+	c := newClient(t, n.Addr())
+	ctx := ctxT(t)
+	cases := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"zero ttl", c.Set(ctx, "k", []byte("v"), 0), client.ErrBadRequest},
+		{"empty key", c.Set(ctx, "", []byte("v"), time.Minute), client.ErrBadRequest},
+		{"key too long", c.Set(ctx, string(bytes.Repeat([]byte("k"), 1025)), []byte("v"), time.Minute), client.ErrTooLarge},
+		{"value too large", c.Set(ctx, "k", make([]byte, 1<<20+1), time.Minute), client.ErrTooLarge},
+	}
+	for _, tc := range cases {
+		if !errors.Is(tc.err, tc.want) {
+			t.Errorf("%s: %v; want %v", tc.name, tc.err, tc.want)
+		}
+	}
+	if err := c.Set(ctx, "k", make([]byte, 1<<20), time.Minute); err != nil {
+		t.Fatalf("value at the limit: %v", err)
+	}
+}
+
+func TestClient_concurrentCallsShareConnections(t *testing.T) {
+	n := startNode(t)
+	c := newClient(t, n.Addr())
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for w := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				k := fmt.Sprintf("w%d-%d", w, i)
+				if err := c.Set(ctx, k, []byte(k), time.Minute); err != nil {
+					errs <- err
+					return
+				}
+				got, err := c.Get(ctx, k)
+				if err != nil || string(got) != k {
+					errs <- fmt.Errorf("get %s = %q, %v", k, got, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+func TestClient_contextDeadline(t *testing.T) {
+	n := startNode(t)
+	c := newClient(t, n.Addr())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Set(ctx, "k", []byte("v"), time.Minute); !errors.Is(err, context.Canceled) {
+		t.Fatalf("set with cancelled ctx = %v; want context.Canceled", err)
+	}
+}
+
+func TestClient_nodeDownIsUnavailable(t *testing.T) {
+	n := startNode(t)
+	addr := n.Addr()
+	c := newClient(t, addr)
+	ctx := ctxT(t)
+	if err := c.Set(ctx, "k", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	if _, err := c.Get(ctx, "k"); !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("get from a stopped node = %v; want ErrUnavailable", err)
+	}
+}

@@ -1,0 +1,217 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloakroom/cloakroom/protocol"
+)
+
+// call is one request in flight on a conn.
+type call struct {
+	resp protocol.Response
+	err  error // set instead of resp when the connection broke
+	done chan struct{}
+}
+
+var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+
+// conn is one multiplexed connection to a node. Many goroutines send on it
+// at once: each request is encoded into a shared buffer that a flusher
+// goroutine writes out in one syscall, and a reader goroutine hands each
+// response to the call waiting for its ID.
+type conn struct {
+	nc   net.Conn
+	addr string
+
+	wmu  sync.Mutex // guards out and fw
+	out  *bytes.Buffer
+	fw   *protocol.FrameWriter
+	kick chan struct{} // wakes the flusher; capacity 1
+
+	mu      sync.Mutex // guards pending and err
+	pending map[uint64]*call
+	nextID  uint64
+	err     error // set once the conn is broken
+
+	dead atomic.Bool // mirrors err != nil, read without the lock
+
+	closed chan struct{} // closed when the reader exits
+}
+
+// dial connects to addr and performs the hello handshake.
+func dial(ctx context.Context, addr string, timeout time.Duration, maxFrame int) (*conn, error) {
+	d := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dial %s: %v", ErrUnavailable, addr, err)
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	c := &conn{
+		nc:      nc,
+		addr:    addr,
+		out:     new(bytes.Buffer),
+		kick:    make(chan struct{}, 1),
+		pending: make(map[uint64]*call),
+		closed:  make(chan struct{}),
+	}
+	c.fw = protocol.NewFrameWriter(c.out)
+	go c.readLoop(bufio.NewReaderSize(nc, 64<<10), maxFrame)
+	go c.flushLoop()
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, err := c.do(hctx, &protocol.Request{Op: protocol.OpHello, Version: protocol.Version})
+	if err != nil {
+		c.close(err)
+		return nil, fmt.Errorf("hello %s: %w", addr, err)
+	}
+	releaseCall(resp)
+	return c, nil
+}
+
+// do sends req and waits for its response or ctx. The caller must release
+// the returned call's response with releaseCall once done with it.
+func (c *conn) do(ctx context.Context, req *protocol.Request) (*call, error) {
+	cl := callPool.Get().(*call)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		callPool.Put(cl)
+		return nil, err
+	}
+	c.nextID++
+	req.ID = c.nextID
+	c.pending[req.ID] = cl
+	c.mu.Unlock()
+
+	c.wmu.Lock()
+	wasEmpty := c.out.Len() == 0
+	err := c.fw.Write(req)
+	c.wmu.Unlock()
+	if err != nil {
+		c.forget(req.ID)
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	if wasEmpty {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+	select {
+	case <-cl.done:
+		if cl.err != nil {
+			err := cl.err
+			releaseCall(cl)
+			return nil, err
+		}
+		return cl, nil
+	case <-ctx.Done():
+		// The reader may still deliver into cl; it is not reused.
+		c.forget(req.ID)
+		return nil, ctx.Err()
+	}
+}
+
+func releaseCall(cl *call) {
+	cl.resp, cl.err = protocol.Response{}, nil
+	callPool.Put(cl)
+}
+
+func (c *conn) forget(id uint64) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+// flushLoop writes out whatever requests were buffered since its last write.
+// Requests that callers buffer while it writes go out together next time.
+func (c *conn) flushLoop() {
+	var batch []byte
+	for {
+		select {
+		case <-c.closed:
+			return
+		case <-c.kick:
+		}
+		c.wmu.Lock()
+		batch = append(batch[:0], c.out.Bytes()...)
+		c.out.Reset()
+		c.wmu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		_, err := c.nc.Write(batch)
+		if err != nil {
+			c.close(fmt.Errorf("%w: write to %s: %v", ErrUnavailable, c.addr, err))
+			return
+		}
+	}
+}
+
+// readLoop delivers responses to their calls until the connection fails.
+func (c *conn) readLoop(br *bufio.Reader, maxFrame int) {
+	defer close(c.closed)
+	fr := protocol.NewFrameReader(br, maxFrame)
+	dec := protocol.NewDecoder()
+	for {
+		frame, err := fr.Next()
+		if err != nil {
+			c.close(fmt.Errorf("%w: read from %s: %v", ErrUnavailable, c.addr, err))
+			return
+		}
+		var resp protocol.Response
+		if err := dec.DecodeResponse(frame, &resp); err != nil {
+			c.close(fmt.Errorf("%w: bad response from %s: %v", ErrUnavailable, c.addr, err))
+			return
+		}
+		c.mu.Lock()
+		cl := c.pending[resp.ID]
+		delete(c.pending, resp.ID)
+		c.mu.Unlock()
+		if cl == nil {
+			if resp.ID == 0 && resp.Code != protocol.CodeOK {
+				// The node refused the stream itself (e.g. frame too large).
+				c.close(fmt.Errorf("node %s closed the connection: %w", c.addr, resp.Err()))
+				return
+			}
+			continue // its caller gave up
+		}
+		cl.resp = resp
+		cl.done <- struct{}{}
+	}
+}
+
+// close breaks the connection, failing every call in flight with err.
+func (c *conn) close(err error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	c.dead.Store(true)
+	pending := c.pending
+	c.pending = make(map[uint64]*call)
+	c.mu.Unlock()
+	c.nc.Close()
+	for _, cl := range pending {
+		cl.err = err
+		cl.done <- struct{}{}
+	}
+}
+
+// broken reports whether the connection has failed.
+func (c *conn) broken() bool { return c.dead.Load() }
+
+var errClientClosed = errors.New("cloakroom: client closed")

@@ -1,0 +1,156 @@
+// Command cloakroomd runs one Cloakroom node.
+//
+// Every flag can also be set from the environment as CLOAKROOM_<NAME>, with
+// the flag's dashes as underscores (--max-memory: CLOAKROOM_MAX_MEMORY). A
+// flag given on the command line wins over the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cloakroom/cloakroom/node"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "cloakroomd:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// options are the command-line settings beyond node.Config.
+type options struct {
+	cfg          node.Config
+	logLevel     string
+	logFormat    string
+	drainTimeout time.Duration
+	checkConfig  bool
+}
+
+// parseFlags turns arguments and environment into options.
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+	o := &options{cfg: node.DefaultConfig()}
+	c := &o.cfg
+	fs := flag.NewFlagSet("cloakroomd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var join, maxMemory, maxValue string
+	fs.StringVar(&c.Name, "name", c.Name, "node name, unique in the cluster (default: hostname)")
+	fs.StringVar(&c.Addr, "addr", c.Addr, "native protocol listener")
+	fs.StringVar(&c.RESPAddr, "resp-addr", c.RESPAddr, "Redis protocol listener (empty disables)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listener for /healthz, /readyz, /metrics (empty disables)")
+	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "gossip (membership) listener")
+	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "host other nodes and clients dial (default: the bind host)")
+	fs.StringVar(&join, "join", "", "comma-separated gossip addresses of any cluster members")
+	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "copies of each session, counting the primary")
+	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partition count; must match across the cluster")
+	fs.StringVar(&maxMemory, "max-memory", "0", "memory limit such as 512MiB; 0 means no limit")
+	fs.IntVar(&c.Limits.MaxKey, "max-key-size", c.Limits.MaxKey, "longest key in bytes")
+	fs.StringVar(&maxValue, "max-value-size", fmt.Sprint(c.Limits.MaxValue), "largest value, such as 1MiB")
+	fs.BoolVar(&c.AllowFlush, "allow-flush", c.AllowFlush, "allow FLUSHALL and flush requests")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "how long a graceful shutdown may take")
+	fs.BoolVar(&o.checkConfig, "check-config", false, "validate the configuration and exit")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return nil, err
+	}
+	var errs []error
+	if join != "" {
+		for _, j := range strings.Split(join, ",") {
+			if j = strings.TrimSpace(j); j != "" {
+				c.Join = append(c.Join, j)
+			}
+		}
+	}
+	var err error
+	if c.MaxMemory, err = node.ParseBytes(maxMemory); err != nil {
+		errs = append(errs, fmt.Errorf("max-memory: %w", err))
+	}
+	if v, err := node.ParseBytes(maxValue); err != nil {
+		errs = append(errs, fmt.Errorf("max-value-size: %w", err))
+	} else {
+		c.Limits.MaxValue = int(v)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("log-level: %w", err))
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch o.logFormat {
+	case "text":
+		c.Logger = slog.New(slog.NewTextHandler(stderr, hopts))
+	case "json":
+		c.Logger = slog.New(slog.NewJSONHandler(stderr, hopts))
+	default:
+		errs = append(errs, fmt.Errorf("log-format: %q; want text or json", o.logFormat))
+	}
+	if o.drainTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("drain-timeout: %v; must be positive", o.drainTimeout))
+	}
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// applyEnv sets every flag not given on the command line from
+// CLOAKROOM_<NAME> when that variable is set.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		env := "CLOAKROOM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	o, err := parseFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if o.checkConfig {
+		fmt.Fprintln(stderr, "configuration ok")
+		return nil
+	}
+	n, err := node.New(o.cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
+	defer cancel()
+	return n.Shutdown(sctx)
+}

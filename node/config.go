@@ -1,0 +1,174 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
+)
+
+// Config configures a node. DefaultConfig fills every field; the comment on
+// each field says what its zero value means.
+type Config struct {
+	// Name identifies the node in the cluster; it must be unique. Empty
+	// means the hostname.
+	Name string
+	// Addr is the native protocol listener, host:port. Required.
+	Addr string
+	// RESPAddr is the Redis protocol listener; empty disables it.
+	RESPAddr string
+	// HTTPAddr serves /healthz, /readyz and /metrics; empty disables it.
+	HTTPAddr string
+	// GossipAddr is the membership (gossip) listener, host:port.
+	GossipAddr string
+	// Advertise is the host other nodes and clients dial to reach this node.
+	// Empty means the host of each listener's bind address.
+	Advertise string
+	// Join lists gossip addresses of any existing members to join.
+	Join []string
+	// Replicas is how many copies of each session the cluster keeps,
+	// counting the primary. Zero means 2.
+	Replicas int
+	// Partitions is the partition count; it must match across the cluster.
+	// Zero means ring.DefaultPartitions.
+	Partitions int
+	// MaxMemory bounds the store's memory in bytes; zero means no limit.
+	MaxMemory int64
+	// Limits bounds keys and values. Zero fields mean protocol defaults.
+	Limits protocol.Limits
+	// AllowFlush enables FLUSHALL / OpFlush, off by default.
+	AllowFlush bool
+	// ExpiryInterval is how often active expiry runs. Zero means 100ms.
+	ExpiryInterval time.Duration
+	// Logger receives structured logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Nil means time.Now. Tests inject a fake.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the configuration `cloakroomd` uses with no flags:
+// every listener on loopback only, as exposing a node is a deliberate act.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		Name:           host,
+		Addr:           "127.0.0.1:7400",
+		RESPAddr:       "127.0.0.1:6379",
+		HTTPAddr:       "127.0.0.1:7480",
+		GossipAddr:     "127.0.0.1:7946",
+		Replicas:       2,
+		Partitions:     ring.DefaultPartitions,
+		Limits:         protocol.DefaultLimits(),
+		ExpiryInterval: 100 * time.Millisecond,
+	}
+}
+
+// withDefaults fills zero fields that have defaults.
+func (c Config) withDefaults() Config {
+	if c.Name == "" {
+		c.Name, _ = os.Hostname()
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 2
+	}
+	if c.Partitions == 0 {
+		c.Partitions = ring.DefaultPartitions
+	}
+	c.Limits = c.Limits.WithDefaults()
+	if c.ExpiryInterval == 0 {
+		c.ExpiryInterval = 100 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Name == "" {
+		bad("name: empty and no hostname to default to")
+	}
+	checkAddr := func(field, addr string, required bool) {
+		if addr == "" {
+			if required {
+				bad("%s: required", field)
+			}
+			return
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil {
+			bad("%s %q: %v", field, addr, err)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad("%s %q: bad port", field, addr)
+		}
+	}
+	checkAddr("addr", c.Addr, true)
+	checkAddr("resp-addr", c.RESPAddr, false)
+	checkAddr("http-addr", c.HTTPAddr, false)
+	checkAddr("gossip-addr", c.GossipAddr, false)
+	for _, j := range c.Join {
+		checkAddr("join", j, true)
+	}
+	if c.Replicas < 1 {
+		bad("replicas: %d; must be at least 1", c.Replicas)
+	}
+	if c.Partitions < 1 || c.Partitions > ring.MaxPartitions {
+		bad("partitions: %d; must be in [1,%d]", c.Partitions, ring.MaxPartitions)
+	}
+	if c.MaxMemory < 0 {
+		bad("max-memory: %d; must not be negative", c.MaxMemory)
+	}
+	if c.Limits.MaxKey < 1 || c.Limits.MaxKey > 1<<16-1 {
+		bad("max key size: %d; must be in [1,65535]", c.Limits.MaxKey)
+	}
+	if c.Limits.MaxValue < 1 || c.Limits.MaxValue > 512<<20 {
+		bad("max value size: %d; must be in [1,512MiB]", c.Limits.MaxValue)
+	}
+	if c.ExpiryInterval < 0 {
+		bad("expiry interval: %v; must not be negative", c.ExpiryInterval)
+	}
+	return errors.Join(errs...)
+}
+
+// ParseBytes parses a size such as "512MiB", "1GB", "64k" or "1048576".
+// Binary (KiB, MiB, GiB) and decimal (KB, MB, GB) suffixes are accepted,
+// case-insensitively; a bare K, M or G is binary.
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(strings.ToLower(s))
+	units := []struct {
+		suffix string
+		mult   int64
+	}{
+		{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+		{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
+		{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40}, {"b", 1},
+	}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("bad size %q: want a number of bytes with an optional unit such as MiB", s)
+	}
+	if n > 0 && mult > (1<<63-1)/n {
+		return 0, fmt.Errorf("size %q overflows", s)
+	}
+	return n * mult, nil
+}

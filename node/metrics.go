@@ -1,0 +1,76 @@
+package node
+
+import (
+	"sync/atomic"
+
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the node's Prometheus metrics, in a registry of its own so
+// that several nodes can live in one process.
+type metrics struct {
+	reg       *prometheus.Registry
+	requests  [32][32]atomic.Pointer[prometheus.Counter] // by op, code; resolved on first use
+	reqVec    *prometheus.CounterVec
+	conns     prometheus.Gauge
+	badFrames prometheus.Counter
+}
+
+func newMetrics(n *Node) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.reqVec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cloakroom_requests_total", Help: "Requests handled, by op and result code.",
+	}, []string{"op", "code"})
+	m.conns = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "cloakroom_connections", Help: "Open client connections.",
+	})
+	m.badFrames = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cloakroom_malformed_requests_total", Help: "Requests refused as malformed.",
+	})
+	stat := func(name, help string, typ prometheus.ValueType, f func() int64) prometheus.Collector {
+		desc := prometheus.NewDesc(name, help, nil, nil)
+		return collectorFunc{desc, func(ch chan<- prometheus.Metric) {
+			ch <- prometheus.MustNewConstMetric(desc, typ, float64(f()))
+		}}
+	}
+	s := n.store
+	m.reg.MustRegister(m.reqVec, m.conns, m.badFrames,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		stat("cloakroom_keys", "Live keys, including expired ones not yet collected.", prometheus.GaugeValue, func() int64 { return s.Stats().Keys }),
+		stat("cloakroom_tombstones", "Tombstones kept so that deletes stay final.", prometheus.GaugeValue, func() int64 { return s.Stats().Tombstones }),
+		stat("cloakroom_memory_used_bytes", "Store memory account: arena plus index.", prometheus.GaugeValue, func() int64 { return s.Stats().UsedMemory() }),
+		stat("cloakroom_memory_max_bytes", "Configured --max-memory (0: no limit).", prometheus.GaugeValue, func() int64 { return n.cfg.MaxMemory }),
+		stat("cloakroom_evictions_total", "Entries evicted to stay under --max-memory.", prometheus.CounterValue, func() int64 { return s.Stats().Evictions }),
+		stat("cloakroom_expirations_total", "Entries removed because their TTL passed.", prometheus.CounterValue, func() int64 { return s.Stats().Expirations }),
+		stat("cloakroom_compactions_total", "Partition arena compactions.", prometheus.CounterValue, func() int64 { return s.Stats().Compactions }),
+	)
+	return m
+}
+
+// observe counts one request.
+func (m *metrics) observe(op protocol.Op, code protocol.Code) {
+	if int(op) >= len(m.requests) || int(code) >= len(m.requests[0]) {
+		m.reqVec.WithLabelValues(op.String(), code.String()).Inc()
+		return
+	}
+	slot := &m.requests[op][code]
+	c := slot.Load()
+	if c == nil {
+		// Racing goroutines may both resolve it; they get the same child.
+		child := m.reqVec.WithLabelValues(op.String(), code.String())
+		slot.Store(&child)
+		c = &child
+	}
+	(*c).Inc()
+}
+
+// collectorFunc is a Collector of one metric computed at scrape time.
+type collectorFunc struct {
+	desc    *prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
