@@ -156,6 +156,25 @@ func (n *Node) Do(ctx context.Context, req *protocol.Request, resp *protocol.Res
 	n.metrics.observe(req.Op, resp.Code)
 }
 
+// DoAtomic runs single-key requests whose keys share one partition as one
+// atomic step (MULTI/EXEC). A failed guard (OpGet with FlagIfVersion) aborts
+// it with ErrConflict before anything runs; keys in different partitions
+// are refused with ErrBadRequest.
+func (n *Node) DoAtomic(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) error {
+	if n.draining.Load() {
+		return protocol.Errorf(protocol.CodeUnavailable, "node %s is shutting down", n.cfg.Name)
+	}
+	for _, r := range reqs {
+		if err := n.cfg.Limits.Check(r); err != nil {
+			return err
+		}
+	}
+	return n.store.ExecAtomic(reqs, resps)
+}
+
+// Partitions returns the cluster's partition count.
+func (n *Node) Partitions() int { return n.cfg.Partitions }
+
 // Shutdown stops taking new work, then closes the node. ctx bounds the wait.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.draining.Store(true)

@@ -13,12 +13,17 @@ const DefaultScanCount = 10
 // scanPos is a key's position in scan order within its partition: a hash
 // that is the same on every node and every run, so a cursor stays valid
 // across restarts and ownership changes. Positions start at 1; 0 is the
-// start of a partition.
+// start of a partition. Positions fit in ScanPosBits bits, so a cluster-wide
+// cursor can carry the partition in the bits above.
 func scanPos(key string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(key))
-	return h.Sum64()>>17 + 1
+	return h.Sum64()>>(64-ScanPosBits+1) + 1
 }
+
+// ScanPosBits is the width of a scan position; positions are in
+// [1, 1<<(ScanPosBits-1)].
+const ScanPosBits = 47
 
 // scan lists live keys of one partition in scan order after req.Cursor. All
 // keys sharing a position are returned together, so none is skipped.

@@ -130,43 +130,10 @@ func (s *Store) usedMemory() int64 {
 // buffer it reuses). Keys of one request may lie in different partitions;
 // each key is handled under its own partition's lock.
 func (s *Store) Exec(req *protocol.Request, resp *protocol.Response) {
-	resp.Code, resp.Msg, resp.Value = protocol.CodeOK, "", resp.Value[:0]
-	resp.Version, resp.TTL, resp.N, resp.Keys, resp.Cursor = 0, 0, 0, nil, 0
+	resetResponse(resp)
 	var err error
 	switch req.Op {
 	case protocol.OpPing:
-	case protocol.OpGet:
-		err = s.withKey(req, resp, s.get)
-	case protocol.OpSet:
-		if err = s.reserve(req); err == nil {
-			err = s.withKey(req, resp, s.set)
-		}
-	case protocol.OpTouch:
-		err = s.withKey(req, resp, s.touch)
-	case protocol.OpGetAndTouch:
-		err = s.withKey(req, resp, func(p *partition, req *protocol.Request, resp *protocol.Response) error {
-			if err := s.get(p, req, resp); err != nil {
-				return err
-			}
-			return s.touch(p, req, resp)
-		})
-	case protocol.OpGetAndDelete:
-		err = s.withKey(req, resp, func(p *partition, req *protocol.Request, resp *protocol.Response) error {
-			if err := s.get(p, req, resp); err != nil {
-				return err
-			}
-			_, err := s.del(p, req.Key)
-			return err
-		})
-	case protocol.OpTTL:
-		err = s.withKey(req, resp, func(p *partition, req *protocol.Request, resp *protocol.Response) error {
-			_, h, ok := s.live(p, req.Key)
-			if !ok {
-				return protocol.ErrNotFound
-			}
-			resp.TTL = s.remaining(h)
-			return nil
-		})
 	case protocol.OpDelete:
 		for _, k := range req.Keys {
 			p := s.partition(k)
@@ -196,22 +163,118 @@ func (s *Store) Exec(req *protocol.Request, resp *protocol.Response) {
 	case protocol.OpDeleteMatch:
 		err = s.deleteMatch(req, resp)
 	default:
-		err = protocol.Errorf(protocol.CodeUnknownOp, "op %s", req.Op)
+		if !singleKey(req.Op) {
+			err = protocol.Errorf(protocol.CodeUnknownOp, "op %s", req.Op)
+			break
+		}
+		if req.Op == protocol.OpSet {
+			if err = s.reserve(req); err != nil {
+				break
+			}
+		}
+		p := s.partition(req.Key)
+		p.mu.Lock()
+		err = s.execLocked(p, req, resp)
+		p.mu.Unlock()
 	}
 	if err != nil {
 		resp.SetErr(err)
 	}
 }
 
-func (s *Store) partition(key string) *partition {
-	return s.parts[ring.Partition(key, len(s.parts))]
-}
-
-func (s *Store) withKey(req *protocol.Request, resp *protocol.Response, fn func(*partition, *protocol.Request, *protocol.Response) error) error {
-	p := s.partition(req.Key)
+// ExecAtomic runs reqs, whose keys must all lie in one partition, under that
+// partition's lock, so no other request sees a state between them. A guard
+// (OpGet with FlagIfVersion; Version 0 means "absent") that fails aborts the
+// batch before anything runs, with ErrConflict: that is WATCH. Only
+// single-key ops are allowed. resps must be as long as reqs.
+func (s *Store) ExecAtomic(reqs []*protocol.Request, resps []*protocol.Response) error {
+	if len(reqs) == 0 {
+		return nil
+	}
+	pi := -1
+	for _, r := range reqs {
+		if !singleKey(r.Op) {
+			return protocol.Errorf(protocol.CodeBadRequest, "op %s cannot run in an atomic batch", r.Op)
+		}
+		q := ring.Partition(r.Key, len(s.parts))
+		if pi >= 0 && q != pi {
+			return protocol.Errorf(protocol.CodeBadRequest, "CROSSSLOT keys in an atomic batch must share a partition")
+		}
+		pi = q
+	}
+	for _, r := range reqs {
+		if r.Op == protocol.OpSet {
+			if err := s.reserve(r); err != nil {
+				return err
+			}
+		}
+	}
+	p := s.parts[pi]
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return fn(p, req, resp)
+	for _, r := range reqs {
+		if r.Op == protocol.OpGet && r.Flags&protocol.FlagIfVersion != 0 {
+			_, h, ok := s.live(p, r.Key)
+			if (ok && h.version != r.Version) || (!ok && r.Version != 0) {
+				return protocol.Errorf(protocol.CodeConflict, "watched key %q changed", r.Key)
+			}
+		}
+	}
+	for i, r := range reqs {
+		resetResponse(resps[i])
+		if err := s.execLocked(p, r, resps[i]); err != nil {
+			resps[i].SetErr(err)
+		}
+	}
+	return nil
+}
+
+func singleKey(op protocol.Op) bool {
+	switch op {
+	case protocol.OpGet, protocol.OpSet, protocol.OpTouch, protocol.OpGetAndTouch, protocol.OpGetAndDelete, protocol.OpTTL:
+		return true
+	}
+	return false
+}
+
+// execLocked runs a single-key op on p, whose lock the caller holds.
+func (s *Store) execLocked(p *partition, req *protocol.Request, resp *protocol.Response) error {
+	switch req.Op {
+	case protocol.OpGet:
+		return s.get(p, req, resp)
+	case protocol.OpSet:
+		return s.set(p, req, resp)
+	case protocol.OpTouch:
+		return s.touch(p, req, resp)
+	case protocol.OpGetAndTouch:
+		if err := s.get(p, req, resp); err != nil {
+			return err
+		}
+		return s.touch(p, req, resp)
+	case protocol.OpGetAndDelete:
+		if err := s.get(p, req, resp); err != nil {
+			return err
+		}
+		_, err := s.del(p, req.Key)
+		return err
+	case protocol.OpTTL:
+		_, h, ok := s.live(p, req.Key)
+		if !ok {
+			return protocol.ErrNotFound
+		}
+		resp.TTL = s.remaining(h)
+		return nil
+	}
+	return protocol.Errorf(protocol.CodeUnknownOp, "op %s", req.Op)
+}
+
+func resetResponse(resp *protocol.Response) {
+	resp.Code, resp.Msg, resp.Value = protocol.CodeOK, "", resp.Value[:0]
+	resp.Version, resp.TTL, resp.N, resp.Keys, resp.Cursor = 0, 0, 0, nil, 0
+}
+
+func (s *Store) partition(key string) *partition {
+	return s.parts[ring.Partition(key, len(s.parts))]
 }
 
 // live returns key's entry if it exists, is not a tombstone and has not

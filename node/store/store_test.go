@@ -450,3 +450,32 @@ func TestStore_DeleteMatch_onePartition(t *testing.T) {
 		wantValue(t, s, fmt.Sprintf("s:{u2}:%d", i), "v")
 	}
 }
+
+func TestStore_ExecAtomic_guardsAndCrossSlot(t *testing.T) {
+	s, _ := newTestStore(t, Config{})
+	w := set(s, "{u}a", "1", time.Minute)
+	reqs := []*protocol.Request{
+		{Op: protocol.OpGet, Key: "{u}a", Flags: protocol.FlagIfVersion, Version: w.Version},
+		{Op: protocol.OpSet, Key: "{u}a", Value: []byte("2"), TTL: 60000},
+		{Op: protocol.OpSet, Key: "{u}b", Value: []byte("3"), TTL: 60000},
+	}
+	resps := make([]*protocol.Response, len(reqs))
+	for i := range resps {
+		resps[i] = new(protocol.Response)
+	}
+	if err := s.ExecAtomic(reqs, resps); err != nil {
+		t.Fatalf("atomic batch: %v", err)
+	}
+	wantValue(t, s, "{u}a", "2")
+	wantValue(t, s, "{u}b", "3")
+	// The guard now holds a stale version: nothing runs.
+	reqs[1].Value = []byte("lost")
+	if err := s.ExecAtomic(reqs, resps); !errors.Is(err, protocol.ErrConflict) {
+		t.Fatalf("stale guard: %v; want ErrConflict", err)
+	}
+	wantValue(t, s, "{u}a", "2")
+	cross := []*protocol.Request{{Op: protocol.OpGet, Key: "a"}, {Op: protocol.OpGet, Key: "b"}}
+	if err := s.ExecAtomic(cross, resps[:2]); !errors.Is(err, protocol.ErrBadRequest) {
+		t.Fatalf("cross-partition batch: %v; want ErrBadRequest", err)
+	}
+}
