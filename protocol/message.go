@@ -24,6 +24,7 @@ type Request struct {
 	Cursor    uint64
 	Count     int32
 	Pattern   string
+	Table     uint64 // sender's partition table version (node to node)
 }
 
 // Response is a node's answer to the request with the same ID.
@@ -37,6 +38,18 @@ type Response struct {
 	N       int64
 	Keys    []string
 	Cursor  uint64
+	Table   uint64  // the node's partition table version, so clients notice changes
+	Entries []Entry // OpFetch results
+}
+
+// Entry is one stored entry as it travels between nodes: TTL is the
+// remaining time in milliseconds (-1: none), so clocks need not agree.
+type Entry struct {
+	Key       string
+	Value     []byte
+	TTL       int64
+	Version   uint64
+	Tombstone bool
 }
 
 // Err returns nil for CodeOK, else an *Error matching the code's sentinel.
@@ -58,8 +71,8 @@ func (r *Response) SetErr(err error) {
 }
 
 const (
-	requestFields  = 12
-	responseFields = 9
+	requestFields  = 13
+	responseFields = 11
 )
 
 // Encode writes r with e.
@@ -78,6 +91,7 @@ func (r *Request) Encode(e *msgpack.Encoder) error {
 		e.EncodeUint(r.Cursor),
 		e.EncodeInt(int64(r.Count)),
 		e.EncodeString(r.Pattern),
+		e.EncodeUint(r.Table),
 	)
 }
 
@@ -94,7 +108,32 @@ func (r *Response) Encode(e *msgpack.Encoder) error {
 		e.EncodeInt(r.N),
 		encodeStrings(e, r.Keys),
 		e.EncodeUint(r.Cursor),
+		e.EncodeUint(r.Table),
+		encodeEntries(e, r.Entries),
 	)
+}
+
+func encodeEntries(e *msgpack.Encoder, es []Entry) error {
+	if es == nil {
+		return e.EncodeNil()
+	}
+	if err := e.EncodeArrayLen(len(es)); err != nil {
+		return err
+	}
+	for i := range es {
+		x := &es[i]
+		if err := firstErr(
+			e.EncodeArrayLen(5),
+			e.EncodeString(x.Key),
+			e.EncodeBytes(x.Value),
+			e.EncodeInt(x.TTL),
+			e.EncodeUint(x.Version),
+			e.EncodeBool(x.Tombstone),
+		); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func encodeStrings(e *msgpack.Encoder, ss []string) error {
@@ -172,8 +211,10 @@ func (d *Decoder) DecodeRequest(b []byte, r *Request) error {
 			r.Count, err = d.dec.DecodeInt32()
 		case 11:
 			r.Pattern, err = d.string()
+		case 12:
+			r.Table, err = d.uint()
 		default:
-			err = d.dec.Skip() // a field appended by a newer peer
+			err = d.skip() // a field appended by a newer peer
 		}
 		if err != nil {
 			return malformed(fmt.Errorf("request field %d: %w", i, err))
@@ -212,7 +253,7 @@ func (d *Decoder) DecodeResponse(b []byte, r *Response) error {
 		case 8:
 			r.Cursor, err = d.uint()
 		default:
-			err = d.dec.Skip()
+			err = d.skip()
 		}
 		if err != nil {
 			return malformed(fmt.Errorf("response field %d: %w", i, err))
@@ -276,6 +317,43 @@ func (d *Decoder) strings() ([]string, error) {
 		}
 	}
 	return ss, nil
+}
+
+func (d *Decoder) entries() ([]Entry, error) {
+	n, err := d.dec.DecodeArrayLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	if n*6 > d.rd.Len() { // an entry takes at least six bytes
+		return nil, fmt.Errorf("%d entries exceed the %d bytes left", n, d.rd.Len())
+	}
+	es := make([]Entry, n)
+	for i := range es {
+		x := &es[i]
+		m, err := d.dec.DecodeArrayLen()
+		if err != nil {
+			return nil, err
+		}
+		if m != 5 {
+			return nil, fmt.Errorf("entry of %d fields; want 5", m)
+		}
+		if x.Key, err = d.string(); err != nil {
+			return nil, err
+		}
+		if x.Value, err = d.bytes(); err != nil {
+			return nil, err
+		}
+		if x.TTL, err = d.dec.DecodeInt64(); err != nil {
+			return nil, err
+		}
+		if x.Version, err = d.uint(); err != nil {
+			return nil, err
+		}
+		if x.Tombstone, err = d.dec.DecodeBool(); err != nil {
+			return nil, err
+		}
+	}
+	return es, nil
 }
 
 // small reads an unsigned integer no larger than max.

@@ -49,6 +49,17 @@ const (
 	// matches the glob Pattern, under one lock: when it returns, none of
 	// them is readable. Reply N counts them.
 	OpDeleteMatch
+	// OpTable returns the node's view of the cluster: Value is a
+	// ClusterInfo encoded with EncodeClusterInfo.
+	OpTable
+	// OpReplicate applies Entries, each only if its version is newer than
+	// the copy held (node to node). Request.Table is the sender's table
+	// version; a node with a newer table refuses with CodeNotOwner.
+	OpReplicate
+	// OpFetch returns entries of partition Partition in scan order after
+	// Cursor, tombstones included, up to about Count bytes of values: reply
+	// Entries and the next Cursor (0 when done). Node to node.
+	OpFetch
 	opEnd // keep last
 )
 
@@ -57,6 +68,7 @@ var opNames = [...]string{
 	OpTouch: "touch", OpDelete: "delete", OpGetAndTouch: "getandtouch",
 	OpGetAndDelete: "getanddelete", OpExists: "exists", OpTTL: "ttl",
 	OpScan: "scan", OpCount: "count", OpFlush: "flush", OpDeleteMatch: "deletematch",
+	OpTable: "table", OpReplicate: "replicate", OpFetch: "fetch",
 }
 
 // Valid reports whether o is an op this build knows.
@@ -99,4 +111,13 @@ const (
 	// FlagAllowPast lets a TTL <= 0 delete the key (Redis EXPIRE k 0)
 	// instead of being refused.
 	FlagAllowPast
+	// FlagForwarded marks a request a node forwarded to the owner; the
+	// owner does not forward it again but answers CodeNotOwner.
+	FlagForwarded
+	// FlagLocal asks a node for its own part only (OpCount counts the
+	// partitions it is primary for; OpFlush flushes only itself).
+	FlagLocal
+	// FlagReplicaRead lets a backup answer a read from its own copy, for a
+	// client whose primary is unreachable.
+	FlagReplicaRead
 )
