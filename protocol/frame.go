@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"slices"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -44,17 +45,42 @@ func (f *FrameReader) Next() ([]byte, error) {
 	if _, err := f.r.Discard(FrameHeader); err != nil {
 		return nil, err
 	}
-	if cap(f.buf) < n {
-		f.buf = make([]byte, n)
+	if cap(f.buf) > keepFrameBuf {
+		f.buf = nil // do not pin one large frame's buffer for good
 	}
-	f.buf = f.buf[:n]
-	if _, err := io.ReadFull(f.r, f.buf); err != nil {
+	if err := f.read(n); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
 	}
 	return f.buf, nil
+}
+
+// keepFrameBuf is the largest frame buffer kept between frames, and the
+// step in which a larger one grows.
+const keepFrameBuf = 64 << 10
+
+// read reads n bytes into f.buf. A frame larger than the buffer is read in
+// growing steps, so that memory follows the bytes that actually arrive, not
+// the length a peer declared: a peer that sends a header and stalls costs
+// little.
+func (f *FrameReader) read(n int) error {
+	if n <= cap(f.buf) {
+		f.buf = f.buf[:n]
+		_, err := io.ReadFull(f.r, f.buf)
+		return err
+	}
+	f.buf = f.buf[:0]
+	for len(f.buf) < n {
+		have := len(f.buf)
+		step := min(n-have, max(have, keepFrameBuf))
+		f.buf = slices.Grow(f.buf, step)[:have+step]
+		if _, err := io.ReadFull(f.r, f.buf[have:]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Buffered reports how many bytes are already read ahead and waiting.

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/cloakroom/cloakroom/node"
+)
+
+// env is a fake environment for parseFlags.
+type env map[string]string
+
+func (e env) get(k string) string { return e[k] }
+
+// contractFlags are the flags of the design brief, each with a value to set
+// and the field it must land in.
+var contractFlags = []struct {
+	name, value string
+	field       func(*node.Config) any
+	want        any
+}{
+	{"name", "n7", func(c *node.Config) any { return c.Name }, "n7"},
+	{"addr", "127.0.0.1:17400", func(c *node.Config) any { return c.Addr }, "127.0.0.1:17400"},
+	{"resp-addr", "127.0.0.1:16379", func(c *node.Config) any { return c.RESPAddr }, "127.0.0.1:16379"},
+	{"http-addr", "127.0.0.1:17480", func(c *node.Config) any { return c.HTTPAddr }, "127.0.0.1:17480"},
+	{"gossip-addr", "127.0.0.1:17946", func(c *node.Config) any { return c.GossipAddr }, "127.0.0.1:17946"},
+	{"advertise", "10.0.0.7", func(c *node.Config) any { return c.Advertise }, "10.0.0.7"},
+	{"join", "10.0.0.1:7946, 10.0.0.2:7946", func(c *node.Config) any { return c.Join }, []string{"10.0.0.1:7946", "10.0.0.2:7946"}},
+	{"replicas", "3", func(c *node.Config) any { return c.Replicas }, 3},
+	{"partitions", "1021", func(c *node.Config) any { return c.Partitions }, 1021},
+	{"max-memory", "512MiB", func(c *node.Config) any { return c.MaxMemory }, int64(512 << 20)},
+}
+
+func envName(flag string) string {
+	return "CLOAKROOM_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+func parse(t *testing.T, args []string, e env) *options {
+	t.Helper()
+	var stderr bytes.Buffer
+	o, err := parseFlags(args, e.get, &stderr)
+	if err != nil {
+		t.Fatalf("parseFlags(%q, %v) = %v; want success (stderr: %s)", args, e, err, stderr.String())
+	}
+	return o
+}
+
+func TestParseFlags_noFlags_givesTheDefaults(t *testing.T) {
+	o := parse(t, nil, env{})
+	c := o.cfg
+	want := node.DefaultConfig()
+	if c.Addr != "127.0.0.1:7400" || c.RESPAddr != "127.0.0.1:6379" || c.HTTPAddr != "127.0.0.1:7480" ||
+		c.GossipAddr != "127.0.0.1:7946" || c.Replicas != 2 || c.Partitions != 271 || c.MaxMemory != 0 || c.Name != want.Name {
+		t.Errorf("defaults: got %+v; want the design brief's defaults", c)
+	}
+	if len(c.Join) != 0 || c.Advertise != "" {
+		t.Errorf("defaults: got join %q advertise %q; want none", c.Join, c.Advertise)
+	}
+}
+
+func TestParseFlags_everyContractFlag_fromCommandLine(t *testing.T) {
+	for _, f := range contractFlags {
+		t.Run(f.name, func(t *testing.T) {
+			o := parse(t, []string{"--" + f.name, f.value}, env{})
+			if got := f.field(&o.cfg); !reflect.DeepEqual(got, f.want) {
+				t.Errorf("--%s %s: got %#v; want %#v", f.name, f.value, got, f.want)
+			}
+		})
+	}
+}
+
+func TestParseFlags_everyContractFlag_fromEnvironment(t *testing.T) {
+	for _, f := range contractFlags {
+		t.Run(f.name, func(t *testing.T) {
+			o := parse(t, nil, env{envName(f.name): f.value})
+			if got := f.field(&o.cfg); !reflect.DeepEqual(got, f.want) {
+				t.Errorf("%s=%s: got %#v; want %#v", envName(f.name), f.value, got, f.want)
+			}
+		})
+	}
+}
+
+func TestParseFlags_commandLineWinsOverEnvironment(t *testing.T) {
+	e := env{}
+	for _, f := range contractFlags {
+		e[envName(f.name)] = "from-env-and-invalid"
+	}
+	var args []string
+	for _, f := range contractFlags {
+		args = append(args, "--"+f.name+"="+f.value)
+	}
+	o := parse(t, args, e)
+	for _, f := range contractFlags {
+		if got := f.field(&o.cfg); !reflect.DeepEqual(got, f.want) {
+			t.Errorf("--%s with %s set: got %#v; want %#v", f.name, envName(f.name), got, f.want)
+		}
+	}
+}
+
+func TestParseFlags_emptyFlagDisablesListener(t *testing.T) {
+	o := parse(t, []string{"--resp-addr=", "--http-addr="}, env{})
+	if o.cfg.RESPAddr != "" || o.cfg.HTTPAddr != "" {
+		t.Errorf("got resp-addr %q http-addr %q; want both disabled", o.cfg.RESPAddr, o.cfg.HTTPAddr)
+	}
+}
+
+func TestParseFlags_otherFlags(t *testing.T) {
+	o := parse(t, []string{"--max-key-size", "256", "--max-value-size", "64KiB", "--allow-flush", "--log-level", "debug",
+		"--log-format", "json", "--drain-timeout", "5s", "--check-config"}, env{})
+	if o.cfg.Limits.MaxKey != 256 || o.cfg.Limits.MaxValue != 64<<10 || !o.cfg.AllowFlush || !o.checkConfig ||
+		o.drainTimeout.Seconds() != 5 || o.logFormat != "json" {
+		t.Errorf("got %+v; want every flag applied", o)
+	}
+}
+
+func TestParseFlags_badValues_reportEveryProblem(t *testing.T) {
+	var stderr bytes.Buffer
+	_, err := parseFlags([]string{"--max-memory", "lots", "--max-value-size", "huge", "--log-format", "xml",
+		"--replicas", "0", "--partitions", "0", "--addr", "nowhere"}, env{}.get, &stderr)
+	if err == nil {
+		t.Fatal("parseFlags with bad values: got nil; want an error")
+	}
+	for _, want := range []string{"max-memory", "max-value-size", "log-format", "addr"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q; want it to mention %q", err, want)
+		}
+	}
+}
+
+func TestParseFlags_badEnvironmentValue_namesTheVariable(t *testing.T) {
+	var stderr bytes.Buffer
+	_, err := parseFlags(nil, env{"CLOAKROOM_REPLICAS": "two"}.get, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "CLOAKROOM_REPLICAS") {
+		t.Errorf("CLOAKROOM_REPLICAS=two: got %v; want an error naming the variable", err)
+	}
+}
+
+func TestParseFlags_unknownFlagAndStrayArguments_areRefused(t *testing.T) {
+	var stderr bytes.Buffer
+	if _, err := parseFlags([]string{"--no-such-flag"}, env{}.get, &stderr); err == nil {
+		t.Error("--no-such-flag: got nil; want an error")
+	}
+	if _, err := parseFlags([]string{"stray"}, env{}.get, &stderr); err == nil {
+		t.Error("stray argument: got nil; want an error")
+	}
+	if _, err := parseFlags([]string{"-h"}, env{}.get, &stderr); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: got %v; want flag.ErrHelp", err)
+	}
+}

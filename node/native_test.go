@@ -1,0 +1,327 @@
+package node
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloakroom/cloakroom/protocol"
+	"go.uber.org/goleak"
+)
+
+// startTestNode starts a node with every listener on a loopback port the
+// kernel picks, and closes it (checking for leaked goroutines) at cleanup.
+func startTestNode(t *testing.T) *Node {
+	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs after the node's Close
+	cfg := DefaultConfig()
+	cfg.Name = "native-test"
+	cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return n
+}
+
+// rawConn is a native-protocol connection driven byte by byte.
+type rawConn struct {
+	t   *testing.T
+	c   net.Conn
+	fr  *protocol.FrameReader
+	dec *protocol.Decoder
+}
+
+func dialRaw(t *testing.T, n *Node) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", n.Addr())
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	return &rawConn{t: t, c: c, fr: protocol.NewFrameReader(bufio.NewReader(c), 4<<20), dec: protocol.NewDecoder()}
+}
+
+// dialHello dials and completes the handshake.
+func dialHello(t *testing.T, n *Node) *rawConn {
+	t.Helper()
+	rc := dialRaw(t, n)
+	if resp := rc.do(&protocol.Request{ID: 1, Op: protocol.OpHello, Version: protocol.Version}); resp.Code != protocol.CodeOK {
+		t.Fatalf("hello: got %v; want ok", resp.Err())
+	}
+	return rc
+}
+
+func (rc *rawConn) send(req *protocol.Request) {
+	rc.t.Helper()
+	b, err := protocol.AppendFrame(nil, req)
+	if err != nil {
+		rc.t.Fatalf("encode: %v", err)
+	}
+	rc.sendRaw(b)
+}
+
+func (rc *rawConn) sendRaw(b []byte) {
+	rc.t.Helper()
+	if _, err := rc.c.Write(b); err != nil {
+		rc.t.Fatalf("write: %v", err)
+	}
+}
+
+// sendPayload sends b as one whole frame.
+func (rc *rawConn) sendPayload(b []byte) {
+	rc.t.Helper()
+	rc.sendRaw(append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...))
+}
+
+func (rc *rawConn) recv() *protocol.Response {
+	rc.t.Helper()
+	frame, err := rc.fr.Next()
+	if err != nil {
+		rc.t.Fatalf("read reply: %v", err)
+	}
+	var resp protocol.Response
+	if err := rc.dec.DecodeResponse(frame, &resp); err != nil {
+		rc.t.Fatalf("decode reply: %v", err)
+	}
+	return &resp
+}
+
+func (rc *rawConn) do(req *protocol.Request) *protocol.Response {
+	rc.t.Helper()
+	rc.send(req)
+	return rc.recv()
+}
+
+// expectClosed checks that the node closed the connection.
+func (rc *rawConn) expectClosed() {
+	rc.t.Helper()
+	if _, err := rc.fr.Next(); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !isReset(err) {
+		rc.t.Fatalf("after the error reply: got %v; want the connection closed", err)
+	}
+}
+
+func isReset(err error) bool { return err != nil && strings.Contains(err.Error(), "connection reset") }
+
+func expectCode(t *testing.T, what string, resp *protocol.Response, want protocol.Code) {
+	t.Helper()
+	if resp.Code != want {
+		t.Errorf("%s: got code %v (%q); want %v", what, resp.Code, resp.Msg, want)
+	}
+}
+
+// storeSessions stores sessions that every bad-input test checks afterwards.
+func storeSessions(t *testing.T, n *Node) map[string]string {
+	t.Helper()
+	rc := dialHello(t, n)
+	want := map[string]string{}
+	for i := range 20 {
+		k, v := fmt.Sprintf("sess:%d", i), fmt.Sprintf("coat %d", i)
+		resp := rc.do(&protocol.Request{ID: uint64(10 + i), Op: protocol.OpSet, Key: k, Value: []byte(v), TTL: time.Hour.Milliseconds()})
+		expectCode(t, "set "+k, resp, protocol.CodeOK)
+		want[k] = v
+	}
+	return want
+}
+
+// checkSessions checks, on a fresh connection, that every stored session
+// still holds its value.
+func checkSessions(t *testing.T, n *Node, want map[string]string) {
+	t.Helper()
+	rc := dialHello(t, n)
+	for k, v := range want {
+		resp := rc.do(&protocol.Request{ID: 99, Op: protocol.OpGet, Key: k})
+		if resp.Code != protocol.CodeOK || string(resp.Value) != v {
+			t.Errorf("get %s: got %q, %v; want %q", k, resp.Value, resp.Err(), v)
+		}
+	}
+	if got := n.Store().Stats().Keys; got != int64(len(want)) {
+		t.Errorf("store holds %d keys; want %d", got, len(want))
+	}
+}
+
+func TestNative_frameOverLimit_isRefusedBeforeReadingAndClosesOnlyThatConn(t *testing.T) {
+	n := startTestNode(t)
+	want := storeSessions(t, n)
+	other := dialHello(t, n)
+	for _, size := range []uint32{uint32(n.cfg.Limits.MaxFrame()) + 1, 1<<32 - 1} {
+		rc := dialHello(t, n)
+		// Only the header is sent: a reply proves the body was not awaited.
+		rc.sendRaw(binary.BigEndian.AppendUint32(nil, size))
+		expectCode(t, fmt.Sprintf("frame of %d bytes", size), rc.recv(), protocol.CodeTooLarge)
+		rc.expectClosed()
+	}
+	expectCode(t, "ping on another connection", other.do(&protocol.Request{ID: 5, Op: protocol.OpPing}), protocol.CodeOK)
+	checkSessions(t, n, want)
+}
+
+func TestNative_malformedFrame_getsBadRequestAndConnKeepsWorking(t *testing.T) {
+	n := startTestNode(t)
+	want := storeSessions(t, n)
+	rc := dialHello(t, n)
+	for name, payload := range map[string][]byte{
+		"empty":              {},
+		"not msgpack":        []byte("GET sess:1\r\n"),
+		"map":                {0x81, 0xa1, 'a', 1},
+		"truncated":          {0x9c, 0x2a, 3, 0, 0xa6, 's', 'e'},
+		"trailing":           {0x91, 1, 0},
+		"huge string length": {0x9c, 0x2a, 3, 0, 0xdb, 0xff, 0xff, 0xff, 0xff},
+		"huge array length":  {0xdd, 0xff, 0xff, 0xff, 0xff},
+	} {
+		rc.sendPayload(payload)
+		expectCode(t, name, rc.recv(), protocol.CodeBadRequest)
+	}
+	// A request whose ID decoded before the bad field gets its ID back.
+	rc.sendPayload([]byte{0x93, 0x2a, 0x80, 0})
+	if resp := rc.recv(); resp.ID != 0x2a || resp.Code != protocol.CodeBadRequest {
+		t.Errorf("bad op field: got id %d code %v; want id 42 code bad_request", resp.ID, resp.Code)
+	}
+	resp := rc.do(&protocol.Request{ID: 7, Op: protocol.OpGet, Key: "sess:1"})
+	if resp.ID != 7 || resp.Code != protocol.CodeOK || string(resp.Value) != want["sess:1"] {
+		t.Errorf("get after bad frames: got id %d %q %v; want id 7 %q", resp.ID, resp.Value, resp.Err(), want["sess:1"])
+	}
+	checkSessions(t, n, want)
+}
+
+func TestNative_unknownOp_getsUnknownOp(t *testing.T) {
+	n := startTestNode(t)
+	want := storeSessions(t, n)
+	rc := dialHello(t, n)
+	for _, op := range []protocol.Op{0, 200, 255} {
+		resp := rc.do(&protocol.Request{ID: 3, Op: op, Key: "sess:1"})
+		expectCode(t, fmt.Sprintf("op %d", op), resp, protocol.CodeUnknownOp)
+		if resp.ID != 3 {
+			t.Errorf("op %d: got reply id %d; want 3", op, resp.ID)
+		}
+	}
+	expectCode(t, "ping after", rc.do(&protocol.Request{ID: 4, Op: protocol.OpPing}), protocol.CodeOK)
+	checkSessions(t, n, want)
+}
+
+func TestNative_handshake_versionErrorThenClose(t *testing.T) {
+	n := startTestNode(t)
+	want := storeSessions(t, n)
+	cases := map[string]*protocol.Request{
+		"no hello":      {ID: 1, Op: protocol.OpGet, Key: "sess:1"},
+		"wrong version": {ID: 1, Op: protocol.OpHello, Version: protocol.Version + 1},
+		"version zero":  {ID: 1, Op: protocol.OpHello},
+		"set first":     {ID: 1, Op: protocol.OpSet, Key: "sess:1", Value: []byte("stolen"), TTL: 1000},
+	}
+	for name, req := range cases {
+		t.Run(name, func(t *testing.T) {
+			rc := dialRaw(t, n)
+			expectCode(t, name, rc.do(req), protocol.CodeVersion)
+			rc.expectClosed()
+		})
+	}
+	checkSessions(t, n, want)
+}
+
+func TestNative_limitsAndTTL_getClearErrors(t *testing.T) {
+	n := startTestNode(t)
+	want := storeSessions(t, n)
+	rc := dialHello(t, n)
+	hour := time.Hour.Milliseconds()
+	bigKey := strings.Repeat("k", protocol.DefaultMaxKey+1)
+	cases := []struct {
+		name string
+		req  protocol.Request
+		want protocol.Code
+	}{
+		{"key over limit", protocol.Request{Op: protocol.OpSet, Key: bigKey, Value: []byte("v"), TTL: hour}, protocol.CodeTooLarge},
+		{"get key over limit", protocol.Request{Op: protocol.OpGet, Key: bigKey}, protocol.CodeTooLarge},
+		{"delete key over limit", protocol.Request{Op: protocol.OpDelete, Keys: []string{"sess:1", bigKey}}, protocol.CodeTooLarge},
+		{"value over limit", protocol.Request{Op: protocol.OpSet, Key: "sess:1", Value: make([]byte, protocol.DefaultMaxValue+1), TTL: hour}, protocol.CodeTooLarge},
+		{"empty key", protocol.Request{Op: protocol.OpSet, Value: []byte("v"), TTL: hour}, protocol.CodeBadRequest},
+		{"set ttl zero", protocol.Request{Op: protocol.OpSet, Key: "sess:1", Value: []byte("v")}, protocol.CodeBadRequest},
+		{"set ttl negative", protocol.Request{Op: protocol.OpSet, Key: "sess:2", Value: []byte("v"), TTL: -1}, protocol.CodeBadRequest},
+		{"add ttl zero", protocol.Request{Op: protocol.OpSet, Flags: protocol.FlagIfAbsent, Key: "new", Value: []byte("v")}, protocol.CodeBadRequest},
+		{"touch ttl zero", protocol.Request{Op: protocol.OpTouch, Key: "sess:3"}, protocol.CodeBadRequest},
+		{"touch ttl negative", protocol.Request{Op: protocol.OpTouch, Key: "sess:3", TTL: -1000}, protocol.CodeBadRequest},
+		{"getandtouch ttl zero", protocol.Request{Op: protocol.OpGetAndTouch, Key: "sess:4"}, protocol.CodeBadRequest},
+		{"negative count", protocol.Request{Op: protocol.OpScan, Count: -1}, protocol.CodeBadRequest},
+	}
+	for i, c := range cases {
+		c.req.ID = uint64(100 + i)
+		resp := rc.do(&c.req)
+		expectCode(t, c.name, resp, c.want)
+		if resp.Msg == "" {
+			t.Errorf("%s: got an empty error message; want one saying why", c.name)
+		}
+	}
+	ttl := rc.do(&protocol.Request{ID: 1, Op: protocol.OpTTL, Key: "sess:3"})
+	if ttl.Code != protocol.CodeOK || ttl.TTL <= time.Hour.Milliseconds()-60_000 {
+		t.Errorf("ttl of sess:3 after refused touches: got %dms, %v; want about an hour", ttl.TTL, ttl.Err())
+	}
+	if n.Store().Stats().Tombstones != 0 {
+		t.Errorf("refused requests left %d tombstones; want 0", n.Store().Stats().Tombstones)
+	}
+	checkSessions(t, n, want)
+}
+
+func TestNative_stalledHalfFrame_doesNotBlockOtherClients(t *testing.T) {
+	n := startTestNode(t)
+	want := storeSessions(t, n)
+	halfHeader := dialHello(t, n)
+	halfHeader.sendRaw([]byte{0, 0})
+	halfBody := dialHello(t, n)
+	b, _ := protocol.AppendFrame(nil, &protocol.Request{ID: 9, Op: protocol.OpSet, Key: "sess:1", Value: []byte("half"), TTL: 1000})
+	halfBody.sendRaw(b[:len(b)-3])
+	bigClaim := dialHello(t, n)
+	bigClaim.sendRaw(append(binary.BigEndian.AppendUint32(nil, uint32(n.cfg.Limits.MaxFrame())), 0x9c))
+
+	rc := dialHello(t, n)
+	for i := range 50 {
+		k := fmt.Sprintf("other:%d", i)
+		expectCode(t, "set "+k, rc.do(&protocol.Request{ID: uint64(i), Op: protocol.OpSet, Key: k, Value: []byte("v"), TTL: 60_000}), protocol.CodeOK)
+		expectCode(t, "delete "+k, rc.do(&protocol.Request{ID: uint64(i), Op: protocol.OpDelete, Keys: []string{k}}), protocol.CodeOK)
+	}
+	// The stalled connections were never answered and never applied.
+	for _, stalled := range []*rawConn{halfHeader, halfBody, bigClaim} {
+		_ = stalled.c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		if _, err := stalled.fr.Next(); !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
+			t.Errorf("stalled connection: got %v; want no reply (a read timeout)", err)
+		}
+	}
+	checkSessions(t, n, want)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func TestNative_pipelinedRequests_repliesCarryTheirIDs(t *testing.T) {
+	n := startTestNode(t)
+	rc := dialHello(t, n)
+	var batch []byte
+	for i := range 100 {
+		b, err := protocol.AppendFrame(batch, &protocol.Request{ID: uint64(1000 + i), Op: protocol.OpSet, Key: fmt.Sprint("p", i), Value: []byte("v"), TTL: 60_000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = b
+	}
+	rc.sendRaw(batch)
+	for i := range 100 {
+		if resp := rc.recv(); resp.ID != uint64(1000+i) || resp.Code != protocol.CodeOK {
+			t.Fatalf("reply %d: got id %d code %v; want id %d ok", i, resp.ID, resp.Code, 1000+i)
+		}
+	}
+}
