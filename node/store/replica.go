@@ -1,0 +1,152 @@
+package store
+
+import (
+	"slices"
+
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
+)
+
+// This file is the store's side of replication and partition transfer.
+// Entries travel with their remaining TTL rather than a deadline, so that
+// nodes whose clocks differ still expire a session at the same moment.
+
+// PartitionOf returns the partition of key.
+func (s *Store) PartitionOf(key string) int { return ring.Partition(key, len(s.parts)) }
+
+// Entry returns key's current entry, a tombstone included, as it should be
+// replicated. It reports false if there is none or it has expired.
+func (s *Store) Entry(key string) (protocol.Entry, bool) {
+	p := s.partition(key)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l, ok := p.lookup(key)
+	if !ok {
+		return protocol.Entry{}, false
+	}
+	e := p.entryAt(l)
+	h := readHeader(e)
+	if h.expired(s.now()) {
+		return protocol.Entry{}, false
+	}
+	return s.toEntry(key, e, h), true
+}
+
+func (s *Store) toEntry(key string, e []byte, h header) protocol.Entry {
+	x := protocol.Entry{Key: key, TTL: s.remaining(h), Version: h.version, Tombstone: h.tombstone()}
+	if !x.Tombstone {
+		x.Value = slices.Clone(valueOf(e, h))
+		if x.Value == nil {
+			x.Value = []byte{}
+		}
+	}
+	return x
+}
+
+// Apply stores x unless the store already holds a version of its key at
+// least as new. It reports whether x was applied. An entry whose TTL has
+// run out is not stored.
+func (s *Store) Apply(x *protocol.Entry) (bool, error) {
+	if x.TTL == 0 {
+		return false, nil
+	}
+	if !x.Tombstone {
+		if err := s.reserve(&protocol.Request{Key: x.Key, Value: x.Value}); err != nil {
+			return false, err
+		}
+	}
+	p := s.partition(x.Key)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if x.Version > p.maxVer {
+		p.maxVer = x.Version
+	}
+	l, ok := p.lookup(x.Key)
+	if ok {
+		h := readHeader(p.entryAt(l))
+		if h.version >= x.Version && !h.expired(s.now()) {
+			return false, nil
+		}
+	}
+	nh := header{version: x.Version}
+	if x.TTL > 0 {
+		nh.deadline = s.now() + x.TTL
+	}
+	if x.Tombstone {
+		nh.flags = flagTombstone
+		if nh.deadline == 0 {
+			nh.deadline = s.now() + s.cfg.TombstoneTTL.Milliseconds()
+		}
+	}
+	var value []byte
+	if !x.Tombstone {
+		value = x.Value
+	}
+	if err := p.write(x.Key, l, ok, nh, value); err != nil {
+		return false, protocol.Errorf(protocol.CodeOutOfMemory, "apply: %v", err)
+	}
+	s.maybeCompact(p)
+	return true, nil
+}
+
+// Fetch returns entries of partition pi, tombstones included, in scan order
+// after cursor, stopping after about maxBytes of keys and values. The
+// second result is the cursor to continue from, 0 when the partition is done.
+func (s *Store) Fetch(pi int, cursor uint64, maxBytes int) ([]protocol.Entry, uint64) {
+	type item struct {
+		pos uint64
+		key string
+		l   loc
+	}
+	p := s.parts[pi]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := s.now()
+	var items []item
+	p.forEach(func(key string, l loc, h header) bool {
+		if !h.expired(now) {
+			if pos := scanPos(key); pos > cursor {
+				items = append(items, item{pos, key, l})
+			}
+		}
+		return true
+	})
+	slices.SortFunc(items, func(a, b item) int {
+		switch {
+		case a.pos < b.pos:
+			return -1
+		case a.pos > b.pos:
+			return 1
+		}
+		return 0
+	})
+	var out []protocol.Entry
+	size := 0
+	for i, it := range items {
+		if size >= maxBytes && it.pos != items[i-1].pos {
+			return out, items[i-1].pos
+		}
+		e := p.entryAt(it.l)
+		x := s.toEntry(it.key, e, readHeader(e))
+		size += len(x.Key) + len(x.Value) + 32
+		out = append(out, x)
+	}
+	return out, 0
+}
+
+// PartitionKeys counts the live keys of partition pi.
+func (s *Store) PartitionKeys(pi int) int {
+	p := s.parts[pi]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.keys
+}
+
+// DropPartition forgets every entry of partition pi, for a node that no
+// longer holds it.
+func (s *Store) DropPartition(pi int) {
+	p := s.parts[pi]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reset()
+}

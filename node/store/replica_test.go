@@ -1,0 +1,88 @@
+package store
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cloakroom/cloakroom/protocol"
+)
+
+func TestStore_Apply_onlyNewerVersionsWin(t *testing.T) {
+	s, _ := newTestStore(t, Config{})
+	apply := func(x protocol.Entry) bool {
+		t.Helper()
+		ok, err := s.Apply(&x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !apply(protocol.Entry{Key: "k", Value: []byte("v2"), TTL: 60000, Version: 2}) {
+		t.Fatal("first apply refused")
+	}
+	if apply(protocol.Entry{Key: "k", Value: []byte("v1"), TTL: 60000, Version: 1}) {
+		t.Fatal("older version applied")
+	}
+	wantValue(t, s, "k", "v2")
+	if !apply(protocol.Entry{Key: "k", TTL: 60000, Version: 3, Tombstone: true}) {
+		t.Fatal("tombstone refused")
+	}
+	// A stale copy arriving late must not resurrect the deleted session.
+	if apply(protocol.Entry{Key: "k", Value: []byte("v2"), TTL: 60000, Version: 2}) {
+		t.Fatal("stale copy resurrected a deleted key")
+	}
+	wantMissing(t, s, "k")
+	// Writes after applying number above the applied versions.
+	if r := set(s, "k", "v4", time.Minute); r.Version <= 3 {
+		t.Fatalf("local write got version %d; want above 3", r.Version)
+	}
+}
+
+func TestStore_Apply_keepsRemainingTTL(t *testing.T) {
+	s, clk := newTestStore(t, Config{})
+	s.Apply(&protocol.Entry{Key: "k", Value: []byte("v"), TTL: 1500, Version: 1})
+	clk.Advance(1499 * time.Millisecond)
+	wantValue(t, s, "k", "v")
+	clk.Advance(2 * time.Millisecond)
+	wantMissing(t, s, "k")
+}
+
+func TestStore_Fetch_movesAPartitionWithTombstones(t *testing.T) {
+	src, _ := newTestStore(t, Config{Partitions: 3})
+	dst, clk := newTestStore(t, Config{Partitions: 3})
+	for i := range 3000 {
+		set(src, fmt.Sprint("k", i), fmt.Sprint("v", i), time.Duration(i+1)*time.Second)
+	}
+	exec(src, protocol.Request{Op: protocol.OpDelete, Keys: []string{"k1", "k2"}})
+	for p := range src.Partitions() {
+		cursor := uint64(0)
+		for {
+			es, next := src.Fetch(p, cursor, 4096)
+			for i := range es {
+				if _, err := dst.Apply(&es[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if next == 0 {
+				break
+			}
+			cursor = next
+		}
+	}
+	// Stale copies of the deleted keys arrive: the moved tombstones win.
+	if ok, _ := dst.Apply(&protocol.Entry{Key: "k1", Value: []byte("old"), TTL: 60000, Version: 1}); ok {
+		t.Fatal("stale copy beat a moved tombstone")
+	}
+	for i := range 3000 {
+		k := fmt.Sprint("k", i)
+		if i == 1 || i == 2 {
+			wantMissing(t, dst, k)
+			continue
+		}
+		wantValue(t, dst, k, fmt.Sprint("v", i))
+	}
+	clk.Advance(1500 * time.Millisecond)
+	wantMissing(t, dst, "k0") // 1s TTL moved as remaining time
+	wantValue(t, dst, "k3", "v3")
+}
