@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -48,7 +49,7 @@ func FuzzDecodeRequest(f *testing.F) {
 			t.Fatalf("decode re-encoded request: %v", err)
 		}
 		if !reflect.DeepEqual(r, again) {
-			t.Fatalf("round trip: got %+v; want %+v", again, r)
+			t.Fatalf("round trip: %s", diff(again, r))
 		}
 	})
 }
@@ -81,7 +82,7 @@ func FuzzDecodeResponse(f *testing.F) {
 			t.Fatalf("decode re-encoded response: %v", err)
 		}
 		if !reflect.DeepEqual(r, again) {
-			t.Fatalf("round trip: got %+v; want %+v", again, r)
+			t.Fatalf("round trip: %s", diff(again, r))
 		}
 	})
 }
@@ -190,31 +191,54 @@ func refMatch(pattern, s string) bool {
 }
 
 func FuzzRoundTrip(f *testing.F) {
-	f.Add(uint64(1), uint8(OpSet), uint16(FlagIfAbsent), "sess:1", []byte("coat"), int64(60000), uint64(7), "", int32(0), uint64(0), int32(0), "", "")
-	f.Add(uint64(1<<63), uint8(OpDelete), uint16(0), "", []byte(nil), int64(-1), uint64(0), "a,b,c", int32(-1), uint64(1<<47), int32(1<<31-1), "sess:*", "detail")
-	f.Add(uint64(0), uint8(255), uint16(1<<16-1), strings.Repeat("k", 300), bytes.Repeat([]byte{0xc1}, 70000), int64(-1<<63), uint64(1<<64-1), ",", int32(-1<<31), uint64(1<<64-1), int32(-1<<31), "[", "")
+	f.Add(uint64(1), uint8(OpSet), uint16(FlagIfAbsent), "sess:1", []byte("coat"), int64(60000), uint64(7), "", int32(0), uint64(0), int32(0), "", "", uint64(0))
+	f.Add(uint64(1<<63), uint8(OpDelete), uint16(0), "", []byte(nil), int64(-1), uint64(0), "a,b,c", int32(-1), uint64(1<<47), int32(1<<31-1), "sess:*", "detail", uint64(3))
+	f.Add(uint64(0), uint8(255), uint16(1<<16-1), strings.Repeat("k", 300), bytes.Repeat([]byte{0xc1}, 70000), int64(-1<<63), uint64(1<<64-1), ",", int32(-1<<31), uint64(1<<64-1), int32(-1<<31), "[", "", uint64(1<<64-1))
 	dec := NewDecoder()
 	f.Fuzz(func(t *testing.T, id uint64, op uint8, flags uint16, key string, value []byte, ttl int64,
-		version uint64, keys string, partition int32, cursor uint64, count int32, pattern, msg string) {
+		version uint64, keys string, partition int32, cursor uint64, count int32, pattern, msg string, table uint64) {
 		var ks []string
 		if keys != "" {
 			ks = strings.Split(keys, ",")
 		}
 		req := Request{ID: id, Op: Op(op), Flags: Flags(flags), Key: key, Value: value, TTL: ttl,
-			Version: version, Keys: ks, Partition: partition, Cursor: cursor, Count: count, Pattern: pattern}
+			Version: version, Keys: ks, Partition: partition, Cursor: cursor, Count: count, Pattern: pattern, Table: table}
 		var got Request
 		decodeFrame(t, dec, &req, func(b []byte) error { return dec.DecodeRequest(b, &got) })
 		if !reflect.DeepEqual(got, req) {
-			t.Fatalf("request round trip: got %+v; want %+v", got, req)
+			t.Fatalf("request round trip: %s", diff(got, req))
+		}
+		var es []Entry
+		for i, k := range ks {
+			es = append(es, Entry{Key: k, Value: value, TTL: ttl, Version: version + uint64(i), Tombstone: i%2 == 1})
 		}
 		resp := Response{ID: id, Code: Code(op), Msg: msg, Value: value, Version: version, TTL: ttl,
-			N: int64(cursor), Keys: ks, Cursor: cursor}
+			N: int64(cursor), Keys: ks, Cursor: cursor, Table: table, Entries: es}
 		var gotResp Response
 		decodeFrame(t, dec, &resp, func(b []byte) error { return dec.DecodeResponse(b, &gotResp) })
 		if !reflect.DeepEqual(gotResp, resp) {
-			t.Fatalf("response round trip: got %+v; want %+v", gotResp, resp)
+			t.Fatalf("response round trip: %s", diff(gotResp, resp))
 		}
 	})
+}
+
+// diff names the first field in which got and want differ, with short
+// renderings of both values.
+func diff(got, want any) string {
+	g, w := reflect.ValueOf(got), reflect.ValueOf(want)
+	short := func(v reflect.Value) string {
+		s := fmt.Sprintf("%#v", v.Interface())
+		if len(s) > 120 {
+			s = s[:120] + "..."
+		}
+		return s
+	}
+	for i := range g.NumField() {
+		if !reflect.DeepEqual(g.Field(i).Interface(), w.Field(i).Interface()) {
+			return fmt.Sprintf("%s: got %s; want %s", g.Type().Field(i).Name, short(g.Field(i)), short(w.Field(i)))
+		}
+	}
+	return "no difference"
 }
 
 // decodeFrame writes m with a FrameWriter, reads it back with a FrameReader

@@ -252,6 +252,10 @@ func (d *Decoder) DecodeResponse(b []byte, r *Response) error {
 			r.Keys, err = d.strings()
 		case 8:
 			r.Cursor, err = d.uint()
+		case 9:
+			r.Table, err = d.uint()
+		case 10:
+			r.Entries, err = d.entries()
 		default:
 			err = d.skip()
 		}

@@ -29,9 +29,17 @@ func encoded(tb testing.TB, m encoder) []byte {
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
-// twelveFields is a valid request body with every field at its zero value
-// but an empty key, to which hostile seeds append a 13th field.
-var twelveFields = []byte{0x9d, 1, 4, 0, 0xa1, 'k', 0xc0, 1, 0, 0xc0, 0, 0, 0, 0xa0}
+// withExtraField returns m's encoding with one more field than this
+// version knows, holding extra: what a newer peer might send.
+func withExtraField(tb testing.TB, m encoder, extra []byte) []byte {
+	tb.Helper()
+	b := encoded(tb, m)
+	if b[0] < 0x90 || b[0] >= 0x9f {
+		tb.Fatalf("encoding starts with %#x; want a fixarray with room for one more field", b[0])
+	}
+	b[0]++
+	return cat(b, extra)
+}
 
 func requestSeeds(tb testing.TB) []seed {
 	set := encoded(tb, &Request{ID: 7, Op: OpSet, Key: "sess:1", Value: []byte("coat"), TTL: 60000})
@@ -41,7 +49,7 @@ func requestSeeds(tb testing.TB) []seed {
 		{"delete_keys", encoded(tb, &Request{ID: 2, Op: OpDelete, Keys: []string{"a", "b"}}), false},
 		{"scan", encoded(tb, &Request{ID: 3, Op: OpScan, Partition: 5, Cursor: 1 << 40, Count: 100, Pattern: "s*"}), false},
 		{"fewer_fields", []byte{0x93, 9, 2, 0}, false},
-		{"newer_peer_field", cat(twelveFields, []byte{0x82, 0xa1, 'x', 0x91, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0, 0xc3, 0xd4, 1, 2}), false},
+		{"newer_peer_field", withExtraField(tb, &Request{Key: "k"}, []byte{0x82, 0xa1, 'x', 0x91, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0, 0xc3, 0xd4, 1, 2}), false},
 		{"empty", []byte{}, true},
 		{"truncated", set[:len(set)/2], true},
 		{"trailing_byte", cat(set, []byte{0}), true},
@@ -52,12 +60,12 @@ func requestSeeds(tb testing.TB) []seed {
 		{"value_bin32_4GiB", []byte{0x9c, 1, 4, 0, 0xa0, 0xc6, 0xff, 0xff, 0xff, 0xff}, true},
 		{"keys_array32_4G", []byte{0x9c, 1, 6, 0, 0xa0, 0xc0, 0, 0, 0xdd, 0xff, 0xff, 0xff, 0xff}, true},
 		{"keys_str32_4GiB", []byte{0x9c, 1, 6, 0, 0xa0, 0xc0, 0, 0, 0x91, 0xdb, 0xff, 0xff, 0xff, 0xff}, true},
-		{"extra_field_str32_4GiB", cat(twelveFields, []byte{0xdb, 0xff, 0xff, 0xff, 0xff}), true},
-		{"extra_field_bin32_4GiB", cat(twelveFields, []byte{0xc6, 0xff, 0xff, 0xff, 0xff}), true},
-		{"extra_field_ext32_4GiB", cat(twelveFields, []byte{0xc9, 0xff, 0xff, 0xff, 0xff, 1}), true},
-		{"extra_field_map32_4G", cat(twelveFields, []byte{0xdf, 0xff, 0xff, 0xff, 0xff}), true},
-		{"extra_field_array32_4G", cat(twelveFields, []byte{0xdd, 0xff, 0xff, 0xff, 0xff}), true},
-		{"extra_field_deep_nesting", cat(twelveFields, bytes.Repeat([]byte{0x91}, 4096)), true},
+		{"extra_field_str32_4GiB", withExtraField(tb, &Request{Key: "k"}, []byte{0xdb, 0xff, 0xff, 0xff, 0xff}), true},
+		{"extra_field_bin32_4GiB", withExtraField(tb, &Request{Key: "k"}, []byte{0xc6, 0xff, 0xff, 0xff, 0xff}), true},
+		{"extra_field_ext32_4GiB", withExtraField(tb, &Request{Key: "k"}, []byte{0xc9, 0xff, 0xff, 0xff, 0xff, 1}), true},
+		{"extra_field_map32_4G", withExtraField(tb, &Request{Key: "k"}, []byte{0xdf, 0xff, 0xff, 0xff, 0xff}), true},
+		{"extra_field_array32_4G", withExtraField(tb, &Request{Key: "k"}, []byte{0xdd, 0xff, 0xff, 0xff, 0xff}), true},
+		{"extra_field_deep_nesting", withExtraField(tb, &Request{Key: "k"}, bytes.Repeat([]byte{0x91}, 4096)), true},
 		{"op_out_of_range", []byte{0x92, 1, 0xcd, 1, 0}, true},
 		{"op_negative", []byte{0x92, 1, 0xff}, true},
 		{"op_as_float", []byte{0x92, 1, 0xca, 0x40, 0x40, 0, 0}, true},
@@ -76,10 +84,26 @@ func responseSeeds(tb testing.TB) []seed {
 		{"msg_str32_4GiB", []byte{0x93, 1, 1, 0xdb, 0xff, 0xff, 0xff, 0xff}, true},
 		{"value_bin32_4GiB", []byte{0x94, 1, 0, 0xa0, 0xc6, 0xff, 0xff, 0xff, 0xff}, true},
 		{"keys_array32_4G", []byte{0x98, 1, 0, 0xa0, 0xc0, 0, 0, 0, 0xdd, 0xff, 0xff, 0xff, 0xff}, true},
-		{"extra_field_deep_nesting", cat([]byte{0x9a, 1, 0, 0xa0, 0xc0, 0, 0, 0, 0xc0, 0}, bytes.Repeat([]byte{0x91}, 4096)), true},
+		{"extra_field_deep_nesting", withExtraField(tb, &Response{ID: 1}, bytes.Repeat([]byte{0x91}, 4096)), true},
 		{"code_out_of_range", []byte{0x92, 1, 0xcd, 1, 0}, true},
 		{"trailing_bytes", []byte{0x91, 1, 1, 1}, true},
+		{"extra_field_str32_4GiB", withExtraField(tb, &Response{ID: 1}, []byte{0xdb, 0xff, 0xff, 0xff, 0xff}), true},
+		{"extra_field_ext32_4GiB", withExtraField(tb, &Response{ID: 1}, []byte{0xc9, 0xff, 0xff, 0xff, 0xff, 1}), true},
+		{"entries_array32_4G", withEntries(tb, []byte{0xdd, 0xff, 0xff, 0xff, 0xff}), true},
+		{"entry_of_4_fields", withEntries(tb, []byte{0x91, 0x94, 0xa1, 'k', 0xc0, 0, 0}), true},
+		{"entry_key_str32_4GiB", withEntries(tb, []byte{0x91, 0x95, 0xdb, 0xff, 0xff, 0xff, 0xff}), true},
+		{"entries", encoded(tb, &Response{ID: 4, Table: 9, Entries: []Entry{{Key: "a", Value: []byte("v"), TTL: -1, Version: 3}, {Key: "b", Tombstone: true}}}), false},
 	}
+}
+
+// withEntries returns a response whose last field, Entries, is entries.
+func withEntries(tb testing.TB, entries []byte) []byte {
+	tb.Helper()
+	b := encoded(tb, &Response{ID: 1})
+	if b[len(b)-1] != 0xc0 {
+		tb.Fatalf("encoding ends with %#x; want nil Entries last", b[len(b)-1])
+	}
+	return cat(b[:len(b)-1], entries)
 }
 
 func addSeeds(f *testing.F, seeds []seed) {
