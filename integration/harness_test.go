@@ -1,0 +1,219 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A target is one kind of server the compatibility suites run against. start
+// launches it (one process or several), registers its shutdown with
+// t.Cleanup and returns the RESP address of every node; a client may dial
+// any of them.
+//
+// To run every suite against another deployment (a 3-node cluster, say),
+// append a target to compatTargets: the suites need no change.
+type target struct {
+	name  string
+	start func(t *testing.T) []string
+}
+
+// compatTargets lists the servers every suite runs against, reference first:
+// a test that fails on redis-server is a wrong test, not a Cloakroom bug.
+var compatTargets = []target{
+	{name: "redis-server", start: startRedisServer},
+	{name: "cloakroomd", start: func(t *testing.T) []string { return []string{startCloakroomd(t)} }},
+}
+
+// forEachTarget runs fn once per target, as a subtest named after it, with a
+// fresh server started for that subtest.
+func forEachTarget(t *testing.T, fn func(t *testing.T, addrs []string)) {
+	t.Helper()
+	for _, tg := range compatTargets {
+		t.Run(tg.name, func(t *testing.T) {
+			fn(t, tg.start(t))
+		})
+	}
+}
+
+const (
+	// startupTimeout bounds how long a server may take to accept connections.
+	startupTimeout = 15 * time.Second
+	// listenerGrace bounds how long a server that already accepts on one
+	// listener may take to accept on the next.
+	listenerGrace = 3 * time.Second
+)
+
+// freeAddr returns a loopback address with a port the kernel just handed out
+// and released, for a child process to bind.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("pick a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startRedisServer starts a reference redis-server with no persistence. When
+// the binary is missing it skips, unless CI is set, where it fails.
+func startRedisServer(t *testing.T) []string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("redis-server not found under CI: install Debian's redis-server (%v)", err)
+		}
+		t.Skip("redis-server not installed (apt-get install -y redis-server); the suites are unproven without it")
+	}
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	startProcess(t, []string{addr}, bin,
+		"--bind", "127.0.0.1", "--port", port,
+		"--save", "", "--appendonly", "no",
+		"--dir", t.TempDir(), "--daemonize", "no")
+	return []string{addr}
+}
+
+// startCloakroomd builds cloakroomd, starts one node on free loopback ports
+// and returns its RESP address.
+func startCloakroomd(t *testing.T) string {
+	t.Helper()
+	bin := buildCloakroomd(t)
+	native, resp := freeAddr(t), freeAddr(t)
+	startProcess(t, []string{native, resp}, bin,
+		"--name", "compat-"+strconv.Itoa(os.Getpid()),
+		"--addr", native,
+		"--resp-addr", resp,
+		"--http-addr", "",
+		"--gossip-addr", freeAddr(t),
+		"--allow-flush")
+	return resp
+}
+
+// buildCloakroomd compiles cmd/cloakroomd into the test's temporary folder.
+// The build cache makes every build after the first a link step.
+func buildCloakroomd(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go command not found: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "cloakroomd")
+	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/cloakroom/cloakroom/cmd/cloakroomd")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build cloakroomd: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// syncBuffer is a bytes.Buffer safe for a child's output and the test.
+type syncBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startProcess runs bin with args, waits until every address in addrs
+// accepts TCP connections (the first within startupTimeout, each later one
+// within listenerGrace, since by then the process is up) and stops the
+// process when the test ends (SIGTERM, then SIGKILL). The process's output is
+// logged if the test fails.
+func startProcess(t *testing.T, addrs []string, bin string, args ...string) {
+	t.Helper()
+	out := &syncBuffer{}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	name := filepath.Base(bin)
+	t.Cleanup(func() {
+		stopProcess(cmd, exited)
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, out.String())
+		}
+	})
+	timeout := startupTimeout
+	for _, addr := range addrs {
+		err := waitForListener(addr, exited, timeout)
+		if errors.Is(err, errExited) { // waitErr is final once exited is closed
+			t.Fatalf("%s exited before accepting on %s (%v):\n%s", name, addr, waitErr, out.String())
+		}
+		if err != nil {
+			t.Fatalf("%s is not listening on %s: %v", name, addr, err)
+		}
+		timeout = listenerGrace
+	}
+}
+
+var errExited = errors.New("process exited")
+
+// waitForListener polls addr until a TCP connection succeeds, the process
+// exits, or timeout passes.
+func waitForListener(addr string, exited <-chan struct{}, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var d net.Dialer
+	for {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return errExited
+		case <-ctx.Done():
+			return fmt.Errorf("nothing accepted within %v: %w", timeout, err)
+		case <-tick.C:
+		}
+	}
+}
+
+// stopProcess asks the process to stop and kills it if it has not exited
+// within a few seconds; it returns once the process is gone.
+func stopProcess(cmd *exec.Cmd, exited <-chan struct{}) {
+	select {
+	case <-exited:
+		return
+	default:
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}

@@ -1,0 +1,112 @@
+package integration
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	redigo "github.com/gomodule/redigo/redis"
+)
+
+// reply is what one HTTP request to a test app returned.
+type reply struct {
+	status int
+	body   string
+	cookie *http.Cookie // the Set-Cookie named by the request, or nil
+}
+
+// visit sends method path to the app at base, carrying the cookie if it is
+// not nil, and returns the status, the body and the app's Set-Cookie of the
+// same name.
+func visit(t *testing.T, base, method, path, cookieName string, cookie *http.Cookie) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, nil)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	if cookie != nil {
+		req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	r := reply{status: resp.StatusCode, body: strings.TrimSpace(string(body))}
+	for _, c := range resp.Cookies() {
+		if c.Name == cookieName {
+			r.cookie = c
+		}
+	}
+	return r
+}
+
+// wantReply fails the test unless r has the given status and body.
+func wantReply(t *testing.T, step string, r reply, status int, body string) {
+	t.Helper()
+	if r.status != status || r.body != body {
+		t.Fatalf("%s: got %d %q; want %d %q", step, r.status, r.body, status, body)
+	}
+}
+
+// wantCookie fails the test unless r set a non-empty session cookie, and
+// returns it.
+func wantCookie(t *testing.T, step string, r reply) *http.Cookie {
+	t.Helper()
+	if r.cookie == nil || r.cookie.Value == "" {
+		t.Fatalf("%s: got no session cookie (status %d, body %q); want one", step, r.status, r.body)
+	}
+	return r.cookie
+}
+
+// wantClearedCookie fails the test unless r told the browser to drop the
+// session cookie.
+func wantClearedCookie(t *testing.T, step string, r reply) {
+	t.Helper()
+	if r.cookie == nil || r.cookie.MaxAge >= 0 {
+		t.Fatalf("%s: got cookie %v; want one with Max-Age<0 (deleted)", step, r.cookie)
+	}
+}
+
+// inspector looks at keys on the server directly, as an operator would with
+// redis-cli, to check what a session library left there.
+type inspector struct {
+	addr string
+}
+
+func (in inspector) do(t *testing.T, cmd string, args ...any) any {
+	t.Helper()
+	c, err := redigo.Dial("tcp", in.addr)
+	if err != nil {
+		t.Fatalf("inspect %s: %v", in.addr, err)
+	}
+	defer c.Close()
+	v, err := c.Do(cmd, args...)
+	if err != nil {
+		t.Fatalf("inspect %s: %s %v: %v", in.addr, cmd, args, err)
+	}
+	return v
+}
+
+// wantTTL fails the test unless key exists with a TTL in (0, max].
+func (in inspector) wantTTL(t *testing.T, key string, maxMillis int64) {
+	t.Helper()
+	pttl, err := redigo.Int64(in.do(t, "PTTL", key), nil)
+	if err != nil || pttl <= 0 || pttl > maxMillis {
+		t.Fatalf("PTTL %s: got %d (%v); want in (0, %d]", key, pttl, err, maxMillis)
+	}
+}
+
+// wantGone fails the test unless key does not exist.
+func (in inspector) wantGone(t *testing.T, key string) {
+	t.Helper()
+	n, err := redigo.Int64(in.do(t, "EXISTS", key), nil)
+	if err != nil || n != 0 {
+		t.Fatalf("EXISTS %s: got %d (%v); want 0", key, n, err)
+	}
+}
