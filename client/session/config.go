@@ -78,7 +78,8 @@ type Config struct {
 	ClientIP func(r *http.Request) string
 
 	// MaxRetries bounds how often a save re-reads and merges after a
-	// concurrent write before giving up with ErrConflict. Zero means 5.
+	// concurrent write before giving up with ErrConflict. Each retry means another request
+	// saved meanwhile, so this bounds contention, not work. Zero means 16.
 	MaxRetries int
 	// ErrorHandler writes the response when a session cannot be loaded or
 	// saved. Nil means 409 for ErrConflict, 503 otherwise.
@@ -119,7 +120,7 @@ func (c Config) withDefaults() Config {
 		c.ClientIP = remoteHost
 	}
 	if c.MaxRetries == 0 {
-		c.MaxRetries = 5
+		c.MaxRetries = 16
 	}
 	if c.ErrorHandler == nil {
 		c.ErrorHandler = defaultErrorHandler

@@ -1,6 +1,7 @@
 package session_test
 
 import (
+	"encoding/json"
 	"context"
 	"fmt"
 	"io"
@@ -126,6 +127,11 @@ func (e *env) app(w http.ResponseWriter, r *http.Request) {
 		n, _ := session.Get[int](s, "n")
 		err = session.Put(s, "n", n+1)
 		fmt.Fprint(w, n+1)
+	case "/list":
+		var infos []session.SessionInfo
+		if infos, err = e.m.ListSessions(r.Context(), s.UserID()); err == nil {
+			err = json.NewEncoder(w).Encode(infos)
+		}
 	case "/whoami":
 		fmt.Fprint(w, s.UserID())
 	}
@@ -141,25 +147,38 @@ type browser struct {
 	cookies map[string]string
 	last    []*http.Cookie // Set-Cookie of the last response
 	ua      string
+	header  map[string]string // extra request headers
 }
 
 func (e *env) browser(t *testing.T) *browser {
-	return &browser{t: t, e: e, cookies: map[string]string{}, ua: "TestBrowser/1.0"}
+	return &browser{t: t, e: e, cookies: map[string]string{}, ua: "TestBrowser/1.0", header: map[string]string{}}
 }
 
 // do requests path and returns status and body, keeping cookies.
 func (b *browser) do(path string) (int, string) {
 	b.t.Helper()
+	code, body, err := b.try(path)
+	if err != nil {
+		b.t.Fatalf("%s: %v", path, err)
+	}
+	return code, body
+}
+
+// try is do for goroutines other than the test's: it returns errors.
+func (b *browser) try(path string) (int, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.e.srv.URL+path, nil)
 	req.Header.Set("User-Agent", b.ua)
+	for k, v := range b.header {
+		req.Header.Set(k, v)
+	}
 	for k, v := range b.cookies {
 		req.AddCookie(&http.Cookie{Name: k, Value: v})
 	}
 	resp, err := b.e.srv.Client().Do(req)
 	if err != nil {
-		b.t.Fatalf("%s: %v", path, err)
+		return 0, "", err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
@@ -171,7 +190,7 @@ func (b *browser) do(path string) (int, string) {
 			b.cookies[c.Name] = c.Value
 		}
 	}
-	return resp.StatusCode, strings.TrimSpace(string(body))
+	return resp.StatusCode, strings.TrimSpace(string(body)), nil
 }
 
 // get is do that must answer 200.
@@ -188,6 +207,7 @@ func (b *browser) get(path string) string {
 // cookie, or a second tab).
 func (b *browser) clone() *browser {
 	c := b.e.browser(b.t)
+	c.ua = b.ua
 	for k, v := range b.cookies {
 		c.cookies[k] = v
 	}

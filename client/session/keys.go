@@ -11,16 +11,16 @@ import (
 )
 
 const (
-	idBytes  = 32                   // 256-bit session IDs
-	idLen    = 43                   // base64url of idBytes, unpadded
-	hashLen  = 43                   // base64url of a SHA-256 HMAC
-	tagBytes = 16                   // user tags: 128 bits of an HMAC
-	tagLen   = 22                   // base64url of tagBytes
-	maxUA    = 200                  // user-agent bytes kept for the session list
-	tagSep   = "."                  // between user tag and ID in a cookie
-	anonPart = "a:"                 // key part for sessions without a user
-	userOpen = "{u:"                // opens a user's hash tag
-	userShut = "}:"                 // closes it
+	idBytes  = 32    // 256-bit session IDs
+	idLen    = 43    // base64url of idBytes, unpadded
+	hashLen  = 43    // base64url of a SHA-256 HMAC
+	tagBytes = 16    // user tags: 128 bits of an HMAC
+	tagLen   = 22    // base64url of tagBytes
+	maxUA    = 200   // user-agent bytes kept for the session list
+	tagSep   = "."   // between user tag and ID in a cookie
+	anonPart = "a:"  // key part for sessions without a user
+	userOpen = "{u:" // opens a user's hash tag
+	userShut = "}:"  // closes it
 	b64      = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
 )
 
