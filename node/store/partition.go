@@ -11,9 +11,10 @@ import (
 // are appended; space freed by overwrites and deletes is reclaimed by
 // compaction, which copies the live entries into fresh chunks.
 type partition struct {
-	alloc   *allocator
-	seed    maphash.Seed
-	entries *atomic.Int64 // the store's count of indexed entries, all partitions
+	alloc    *allocator
+	seed     maphash.Seed
+	hashMask uint64        // all ones, so the full hash indexes
+	entries  *atomic.Int64 // the store's count of indexed entries, all partitions
 
 	mu     sync.Mutex     // guards everything below
 	index  map[uint64]loc // key hash → entry
@@ -28,8 +29,11 @@ type partition struct {
 	maxVer uint64         // highest version written or applied
 }
 
+// hash returns key's index hash. Tests narrow hashMask to force collisions.
+func (p *partition) hash(key string) uint64 { return maphash.String(p.seed, key) & p.hashMask }
+
 func newPartition(a *allocator, seed maphash.Seed, entries *atomic.Int64) *partition {
-	return &partition{alloc: a, seed: seed, entries: entries, index: make(map[uint64]loc), cur: -1}
+	return &partition{alloc: a, seed: seed, hashMask: ^uint64(0), entries: entries, index: make(map[uint64]loc), cur: -1}
 }
 
 // entryAt returns the bytes of the entry at l, from its header on.
@@ -40,7 +44,7 @@ func valueOf(e []byte, h header) []byte { return e[hdrSize+h.keyLen : hdrSize+h.
 
 // lookup finds key's entry, expired or not.
 func (p *partition) lookup(key string) (loc, bool) {
-	h := maphash.String(p.seed, key)
+	h := p.hash(key)
 	if l, ok := p.index[h]; ok {
 		e := p.entryAt(l)
 		if string(keyOf(e, readHeader(e))) == key {
@@ -56,7 +60,7 @@ func (p *partition) lookup(key string) (loc, bool) {
 
 // setLoc points key at l, in the index or, on a hash collision, in spill.
 func (p *partition) setLoc(key string, l loc) {
-	h := maphash.String(p.seed, key)
+	h := p.hash(key)
 	if old, ok := p.index[h]; ok {
 		e := p.entryAt(old)
 		if string(keyOf(e, readHeader(e))) != key {
@@ -74,7 +78,7 @@ func (p *partition) setLoc(key string, l loc) {
 func (p *partition) unlink(key string, l loc) {
 	e := p.entryAt(l)
 	hd := readHeader(e)
-	h := maphash.String(p.seed, key)
+	h := p.hash(key)
 	if cur, ok := p.index[h]; ok && cur == l {
 		delete(p.index, h)
 	} else {

@@ -1,0 +1,61 @@
+package store
+
+import "fmt"
+
+// checkAccounting verifies each partition's bookkeeping against its index.
+func checkAccounting(s *Store) error {
+	var entries, arena int64
+	for pi, p := range s.parts {
+		p.mu.Lock()
+		var used int64
+		var keys, tombs int
+		err := func() error {
+			for h, l := range p.index {
+				e := p.entryAt(l)
+				hd := readHeader(e)
+				if got := p.hash(string(keyOf(e, hd))); got != h {
+					return fmt.Errorf("partition %d: key %q indexed under the wrong hash", pi, keyOf(e, hd))
+				}
+			}
+			for k, l := range p.spill {
+				if string(keyOf(p.entryAt(l), readHeader(p.entryAt(l)))) != k {
+					return fmt.Errorf("partition %d: spilled key %q points at another entry", pi, k)
+				}
+				if il, ok := p.index[p.hash(k)]; ok && il == l {
+					return fmt.Errorf("partition %d: key %q both indexed and spilled", pi, k)
+				}
+			}
+			p.forEach(func(_ string, _ loc, h header) bool {
+				used += int64(h.size())
+				if h.tombstone() {
+					tombs++
+				} else {
+					keys++
+				}
+				return true
+			})
+			switch {
+			case used != p.used:
+				return fmt.Errorf("partition %d: used %d; entries add up to %d", pi, p.used, used)
+			case keys != p.keys || tombs != p.tombs:
+				return fmt.Errorf("partition %d: counts %d keys %d tombstones; index holds %d, %d", pi, p.keys, p.tombs, keys, tombs)
+			case p.dead < 0:
+				return fmt.Errorf("partition %d: dead bytes %d", pi, p.dead)
+			}
+			return nil
+		}()
+		entries += int64(keys + tombs)
+		arena += p.arenaBytes()
+		p.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	if got := s.entries.Load(); got != entries {
+		return fmt.Errorf("store counts %d entries; partitions hold %d", got, entries)
+	}
+	if got := s.alloc.inUse.Load(); got != arena {
+		return fmt.Errorf("allocator counts %d bytes in use; partitions hold %d", got, arena)
+	}
+	return nil
+}
