@@ -1,0 +1,242 @@
+package resp
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/cloakroom/cloakroom/ring"
+)
+
+// slotTable is what the server derives from one Topology: the shard that
+// serves each slot.
+type slotTable struct {
+	topo  *Topology
+	owner [ring.SlotCount]int16 // index into topo.Shards; -1 if unassigned
+}
+
+// table returns the slot table for the backend's current topology,
+// rebuilding it only when the topology changed.
+func (s *Server) table() *slotTable {
+	topo := s.b.Topology()
+	if t := s.topo.Load(); t != nil && t.topo == topo {
+		return t
+	}
+	t := &slotTable{topo: topo}
+	for i := range t.owner {
+		t.owner[i] = -1
+	}
+	if topo != nil {
+		for si, sh := range topo.Shards {
+			for _, r := range sh.Slots {
+				for slot := int(r[0]); slot <= int(r[1]) && slot < ring.SlotCount; slot++ {
+					t.owner[slot] = int16(si)
+				}
+			}
+		}
+	}
+	s.topo.Store(t)
+	return t
+}
+
+// moved returns a MOVED redirect when key's slot is served by another node.
+func (s *Server) moved(key []byte) errReply {
+	t := s.table()
+	slot := ring.Slot(string(key))
+	i := t.owner[slot]
+	if i < 0 {
+		return ""
+	}
+	p := t.topo.Shards[i].Primary
+	if p.Name == s.b.Name() {
+		return ""
+	}
+	return errReply("MOVED " + strconv.Itoa(int(slot)) + " " + p.Addr)
+}
+
+// nodeID is a Redis Cluster style 40-hex-digit ID for a node name.
+func nodeID(name string) string {
+	sum := sha1.Sum([]byte(name))
+	return hex.EncodeToString(sum[:])
+}
+
+func splitAddr(addr string) (string, int) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, 0
+	}
+	p, _ := strconv.Atoi(port)
+	return host, p
+}
+
+// cmdCluster answers CLUSTER KEYSLOT always, and SLOTS, SHARDS, NODES,
+// INFO and MYID in cluster mode.
+func cmdCluster(_ context.Context, c *conn, args [][]byte) {
+	sub := strings.ToLower(string(args[1]))
+	if sub == "keyslot" {
+		if len(args) != 3 {
+			c.w.Error(string(errArity("cluster|keyslot")))
+			return
+		}
+		c.w.Int(int64(ring.Slot(string(args[2]))))
+		return
+	}
+	if !c.s.cfg.ClusterMode {
+		c.w.Error("ERR This instance has cluster support disabled")
+		return
+	}
+	t := c.s.table()
+	var shards []Shard
+	if t.topo != nil {
+		shards = t.topo.Shards
+	}
+	switch sub {
+	case "slots":
+		n := 0
+		for _, sh := range shards {
+			n += len(sh.Slots)
+		}
+		c.w.Array(n)
+		for _, sh := range shards {
+			for _, r := range sh.Slots {
+				c.w.Array(2 + 1 + len(sh.Replicas))
+				c.w.Int(int64(r[0]))
+				c.w.Int(int64(r[1]))
+				for _, p := range append([]Peer{sh.Primary}, sh.Replicas...) {
+					host, port := splitAddr(p.Addr)
+					c.w.Array(3)
+					c.w.BulkString(host)
+					c.w.Int(int64(port))
+					c.w.BulkString(nodeID(p.Name))
+				}
+			}
+		}
+	case "shards":
+		c.w.Array(len(shards))
+		for _, sh := range shards {
+			c.w.Map(2)
+			c.w.BulkString("slots")
+			c.w.Array(2 * len(sh.Slots))
+			for _, r := range sh.Slots {
+				c.w.Int(int64(r[0]))
+				c.w.Int(int64(r[1]))
+			}
+			c.w.BulkString("nodes")
+			c.w.Array(1 + len(sh.Replicas))
+			for i, p := range append([]Peer{sh.Primary}, sh.Replicas...) {
+				role := "master"
+				if i > 0 {
+					role = "replica"
+				}
+				host, port := splitAddr(p.Addr)
+				c.w.Map(7)
+				for _, kv := range [][2]string{{"id", nodeID(p.Name)}, {"ip", host}, {"endpoint", host}, {"hostname", p.Name}, {"role", role}, {"health", "online"}} {
+					c.w.BulkString(kv[0])
+					c.w.BulkString(kv[1])
+				}
+				c.w.BulkString("port")
+				c.w.Int(int64(port))
+			}
+		}
+	case "nodes":
+		c.w.BulkString(c.s.clusterNodes(shards))
+	case "info":
+		known := map[string]bool{}
+		for _, sh := range shards {
+			known[sh.Primary.Name] = true
+			for _, r := range sh.Replicas {
+				known[r.Name] = true
+			}
+		}
+		assigned := 0
+		for _, o := range t.owner {
+			if o >= 0 {
+				assigned++
+			}
+		}
+		state := "ok"
+		if assigned < ring.SlotCount {
+			state = "fail"
+		}
+		epoch := "0"
+		if t.topo != nil {
+			epoch = strconv.FormatUint(t.topo.Epoch, 10)
+		}
+		c.w.BulkString("cluster_enabled:1\r\ncluster_state:" + state +
+			"\r\ncluster_slots_assigned:" + strconv.Itoa(assigned) +
+			"\r\ncluster_slots_ok:" + strconv.Itoa(assigned) +
+			"\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:" + strconv.Itoa(len(known)) +
+			"\r\ncluster_size:" + strconv.Itoa(len(shardsByPrimary(shards))) +
+			"\r\ncluster_current_epoch:" + epoch + "\r\ncluster_my_epoch:" + epoch + "\r\n")
+	case "myid":
+		c.w.BulkString(nodeID(c.s.b.Name()))
+	default:
+		c.w.Error("ERR unknown subcommand '" + trunc(string(args[1]), 128) + "'. Try CLUSTER HELP.")
+	}
+}
+
+func shardsByPrimary(shards []Shard) map[string]bool {
+	m := map[string]bool{}
+	for _, sh := range shards {
+		m[sh.Primary.Name] = true
+	}
+	return m
+}
+
+// clusterNodes renders CLUSTER NODES: one line per node with the slot
+// ranges it serves as primary.
+func (s *Server) clusterNodes(shards []Shard) string {
+	type info struct {
+		addr    string
+		primary string // for replicas: the primary's name
+		slots   []string
+	}
+	nodes := map[string]*info{}
+	var order []string
+	get := func(p Peer) *info {
+		if n, ok := nodes[p.Name]; ok {
+			return n
+		}
+		n := &info{addr: p.Addr}
+		nodes[p.Name] = n
+		order = append(order, p.Name)
+		return n
+	}
+	for _, sh := range shards {
+		n := get(sh.Primary)
+		for _, r := range sh.Slots {
+			if r[0] == r[1] {
+				n.slots = append(n.slots, strconv.Itoa(int(r[0])))
+			} else {
+				n.slots = append(n.slots, strconv.Itoa(int(r[0]))+"-"+strconv.Itoa(int(r[1])))
+			}
+		}
+		for _, r := range sh.Replicas {
+			if rn := get(r); rn.primary == "" && len(rn.slots) == 0 {
+				rn.primary = sh.Primary.Name
+			}
+		}
+	}
+	var sb strings.Builder
+	for _, name := range order {
+		n := nodes[name]
+		flags := "master"
+		master := "-"
+		if n.primary != "" && len(n.slots) == 0 {
+			flags, master = "slave", nodeID(n.primary)
+		}
+		if name == s.b.Name() {
+			flags = "myself," + flags
+		}
+		host, port := splitAddr(n.addr)
+		sb.WriteString(nodeID(name) + " " + host + ":" + strconv.Itoa(port) + "@0," + name + " " + flags + " " + master + " 0 0 1 connected")
+		for _, sl := range n.slots {
+			sb.WriteString(" " + sl)
+		}
+		sb.WriteString("\n")
+	}
+	return sb.String()
+}

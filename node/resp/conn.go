@@ -1,0 +1,227 @@
+package resp
+
+import (
+	"context"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
+)
+
+// conn is one client connection. Only its own goroutine touches it, except
+// for the fields read by CLIENT LIST and INFO, which are informational.
+type conn struct {
+	s       *Server
+	nc      net.Conn
+	rd      *Reader
+	w       *Writer
+	id      int64
+	addr    string
+	created time.Time
+	name    string
+	libName string
+	libVer  string
+	authed  bool
+	quit    bool // close after flushing the current replies
+
+	reqs  []protocol.Request  // the current command's requests
+	resps []protocol.Response // their responses; Value buffers are reused
+	lower [32]byte            // scratch for the lower-cased command name
+
+	tx txState
+}
+
+// errReply is an error reply, starting with its code ("ERR ...").
+type errReply string
+
+func (e errReply) Error() string { return string(e) }
+
+const (
+	errSyntax     errReply = "ERR syntax error"
+	errNotInteger errReply = "ERR value is not an integer or out of range"
+	errCrossSlot  errReply = "CROSSSLOT Keys in request don't hash to the same slot"
+	errNoAuth     errReply = "NOAUTH Authentication required."
+	errWrongPass  errReply = "WRONGPASS invalid username-password pair or user is disabled."
+)
+
+func errArity(name string) errReply {
+	return errReply("ERR wrong number of arguments for '" + name + "' command")
+}
+
+func errExpire(name string) errReply {
+	return errReply("ERR invalid expire time in '" + name + "' command")
+}
+
+// lookup finds the command named by args[0], case-insensitively.
+func (c *conn) lookup(name []byte) *command {
+	if len(name) > len(c.lower) {
+		return nil
+	}
+	b := c.lower[:len(name)]
+	for i, ch := range name {
+		if ch >= 'A' && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		b[i] = ch
+	}
+	return c.s.cmds[string(b)]
+}
+
+// unknownCommand is Redis's reply to a command it does not know.
+func unknownCommand(args [][]byte) errReply {
+	var sb strings.Builder
+	sb.WriteString("ERR unknown command '")
+	sb.WriteString(trunc(string(args[0]), 128))
+	sb.WriteString("', with args beginning with: ")
+	for _, a := range args[1:] {
+		if sb.Len() >= 128+60 {
+			break
+		}
+		sb.WriteString("'" + trunc(string(a), 128) + "' ")
+	}
+	return errReply(sb.String())
+}
+
+func trunc(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// dispatch runs one command and writes its reply.
+func (c *conn) dispatch(ctx context.Context, args [][]byte) {
+	cmd := c.lookup(args[0])
+	if cmd == nil {
+		c.queueError(unknownCommand(args))
+		return
+	}
+	if !cmd.arityOK(len(args)) {
+		c.queueError(errArity(cmd.name))
+		return
+	}
+	if !c.authed && cmd.flags&flagNoAuth == 0 {
+		c.queueError(errNoAuth)
+		return
+	}
+	if c.tx.active && cmd.flags&flagTxControl == 0 {
+		c.enqueue(cmd, args)
+		return
+	}
+	if c.s.cfg.ClusterMode && cmd.first > 0 {
+		if e := c.s.moved(args[cmd.first]); e != "" {
+			c.w.Error(string(e))
+			return
+		}
+	}
+	c.run(ctx, cmd, args)
+}
+
+// queueError replies with e; inside MULTI it also dooms the transaction.
+func (c *conn) queueError(e errReply) {
+	if c.tx.active {
+		c.tx.dirty = true
+	}
+	c.w.Error(string(e))
+}
+
+// run executes cmd outside a transaction.
+func (c *conn) run(ctx context.Context, cmd *command, args [][]byte) {
+	if cmd.run != nil {
+		cmd.run(ctx, c, args)
+		return
+	}
+	c.reqs = c.reqs[:0]
+	if err := cmd.build(c, args, false); err != nil {
+		c.w.Error(err.Error())
+		return
+	}
+	resps := c.respsFor(len(c.reqs))
+	if err := c.exec(ctx, cmd, resps); err != nil {
+		c.w.Error(string(backendError(protocol.CodeOf(err), errMsg(err))))
+		return
+	}
+	cmd.reply(c, args, c.reqs, resps)
+}
+
+// respsFor returns n responses, keeping the value buffers of earlier ones.
+func (c *conn) respsFor(n int) []protocol.Response {
+	for len(c.resps) < n {
+		c.resps = append(c.resps, protocol.Response{})
+	}
+	return c.resps[:n]
+}
+
+// exec runs c.reqs through the backend: one request directly; several
+// atomically when the command asks for it and they share a partition, else
+// one by one.
+func (c *conn) exec(ctx context.Context, cmd *command, resps []protocol.Response) error {
+	reqs := c.reqs
+	if len(reqs) == 1 {
+		c.s.b.Do(ctx, &reqs[0], &resps[0])
+		return nil
+	}
+	if cmd.flags&flagAtomic != 0 && samePartition(reqs, c.s.b.Partitions()) {
+		rq := make([]*protocol.Request, len(reqs))
+		rs := make([]*protocol.Response, len(reqs))
+		for i := range reqs {
+			rq[i], rs[i] = &reqs[i], &resps[i]
+		}
+		return c.s.b.DoAtomic(ctx, rq, rs)
+	}
+	for i := range reqs {
+		c.s.b.Do(ctx, &reqs[i], &resps[i])
+	}
+	return nil
+}
+
+func samePartition(reqs []protocol.Request, n int) bool {
+	p := -1
+	for i := range reqs {
+		q := ring.Partition(reqs[i].Key, n)
+		if p >= 0 && q != p {
+			return false
+		}
+		p = q
+	}
+	return true
+}
+
+// add appends a request for op on key and returns it; the pointer is valid
+// until the next add.
+func (c *conn) add(op protocol.Op, key []byte) *protocol.Request {
+	c.reqs = append(c.reqs, protocol.Request{Op: op, Key: string(key)})
+	return &c.reqs[len(c.reqs)-1]
+}
+
+// backendError turns a failed response into a Redis error reply.
+func backendError(code protocol.Code, msg string) errReply {
+	if msg == "" {
+		msg = code.Err().Error()
+	}
+	switch code {
+	case protocol.CodeOutOfMemory:
+		return "OOM command not allowed when used memory > 'maxmemory'."
+	case protocol.CodeUnavailable, protocol.CodeNotOwner:
+		return errReply("TRYAGAIN " + msg)
+	}
+	return errReply("ERR " + msg)
+}
+
+func errMsg(err error) string {
+	if pe, ok := err.(*protocol.Error); ok {
+		return pe.Msg
+	}
+	return err.Error()
+}
+
+// replyErr writes resp's error; it reports whether there was one.
+func (c *conn) replyErr(resp *protocol.Response) bool {
+	if resp.Code == protocol.CodeOK {
+		return false
+	}
+	c.w.Error(string(backendError(resp.Code, resp.Msg)))
+	return true
+}

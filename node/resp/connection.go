@@ -1,0 +1,238 @@
+package resp
+
+import (
+	"context"
+	"crypto/subtle"
+	"strconv"
+	"strings"
+)
+
+func cmdPing(_ context.Context, c *conn, args [][]byte) {
+	switch len(args) {
+	case 1:
+		c.w.Simple("PONG")
+	case 2:
+		c.w.Bulk(args[1])
+	default:
+		c.w.Error(string(errArity("ping")))
+	}
+}
+
+func cmdEcho(_ context.Context, c *conn, args [][]byte) { c.w.Bulk(args[1]) }
+
+func cmdQuit(_ context.Context, c *conn, _ [][]byte) {
+	c.w.OK()
+	c.quit = true
+}
+
+func cmdSelect(_ context.Context, c *conn, args [][]byte) {
+	n, ok := parseInt(args[1])
+	switch {
+	case !ok || n < math32Min || n > math32Max:
+		c.w.Error(string(errNotInteger))
+	case n != 0:
+		c.w.Error("ERR DB index is out of range")
+	default:
+		c.w.OK()
+	}
+}
+
+const (
+	math32Min = -1 << 31
+	math32Max = 1<<31 - 1
+)
+
+// checkPassword authenticates the connection when user and password match
+// the configured password (user "default", as in Redis without ACLs).
+func (c *conn) checkPassword(user, pass []byte) error {
+	want := c.s.cfg.Password
+	if want == "" {
+		return errReply("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+	}
+	userOK := user == nil || string(user) == "default"
+	if subtle.ConstantTimeCompare(pass, []byte(want)) != 1 || !userOK {
+		return errWrongPass
+	}
+	if !c.authed {
+		c.authed = true
+		c.rd.SetLimits(c.s.cfg.Limits)
+	}
+	return nil
+}
+
+// cmdAuth answers AUTH password and AUTH username password.
+func cmdAuth(_ context.Context, c *conn, args [][]byte) {
+	var err error
+	switch len(args) {
+	case 2:
+		err = c.checkPassword(nil, args[1])
+	case 3:
+		err = c.checkPassword(args[1], args[2])
+	default:
+		err = errSyntax
+	}
+	if err != nil {
+		c.w.Error(err.Error())
+		return
+	}
+	c.w.OK()
+}
+
+// cmdHello answers HELLO [protover [AUTH username password] [SETNAME name]].
+func cmdHello(_ context.Context, c *conn, args [][]byte) {
+	proto := c.w.Proto()
+	if len(args) > 1 {
+		n, ok := parseInt(args[1])
+		if !ok {
+			c.w.Error("ERR Protocol version is not an integer or out of range")
+			return
+		}
+		if n != 2 && n != 3 {
+			c.w.Error("NOPROTO unsupported protocol version")
+			return
+		}
+		proto = int(n)
+	}
+	var name []byte
+	setName := false
+	for i := 2; i < len(args); i++ {
+		more := len(args) - i - 1
+		switch opt := upper(args[i]); {
+		case opt == "AUTH" && more >= 2:
+			if err := c.checkPassword(args[i+1], args[i+2]); err != nil {
+				c.w.Error(err.Error())
+				return
+			}
+			i += 2
+		case opt == "SETNAME" && more >= 1:
+			name, setName = args[i+1], true
+			i++
+		default:
+			c.w.Error("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
+			return
+		}
+	}
+	if !c.authed {
+		c.w.Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		return
+	}
+	if setName {
+		if err := validName(name); err != nil {
+			c.w.Error(err.Error())
+			return
+		}
+		c.name = string(name)
+	}
+	c.w.SetProto(proto)
+	mode := "standalone"
+	if c.s.cfg.ClusterMode {
+		mode = "cluster"
+	}
+	c.w.Map(7)
+	c.w.BulkString("server")
+	c.w.BulkString("redis")
+	c.w.BulkString("version")
+	c.w.BulkString(c.s.cfg.Version)
+	c.w.BulkString("proto")
+	c.w.Int(int64(proto))
+	c.w.BulkString("id")
+	c.w.Int(c.id)
+	c.w.BulkString("mode")
+	c.w.BulkString(mode)
+	c.w.BulkString("role")
+	c.w.BulkString("master")
+	c.w.BulkString("modules")
+	c.w.Array(0)
+}
+
+// validName accepts client names as Redis does: printable, no spaces.
+func validName(b []byte) error {
+	for _, ch := range b {
+		if ch < '!' || ch > '~' {
+			return errReply("ERR Client names cannot contain spaces, newlines or special characters.")
+		}
+	}
+	return nil
+}
+
+// cmdClient answers CLIENT ID, SETNAME, GETNAME, SETINFO, INFO, LIST and
+// a few no-ops; anything else is an error, never a hang.
+func cmdClient(_ context.Context, c *conn, args [][]byte) {
+	sub := strings.ToLower(string(args[1]))
+	arity := map[string]int{"id": 2, "setname": 3, "getname": 2, "setinfo": 4, "info": 2, "list": -2,
+		"no-evict": 3, "no-touch": 3, "reply": 3, "help": 2}
+	want, known := arity[sub]
+	if !known {
+		c.w.Error("ERR unknown subcommand '" + trunc(string(args[1]), 128) + "'. Try CLIENT HELP.")
+		return
+	}
+	if (want > 0 && len(args) != want) || (want < 0 && len(args) < -want) {
+		c.w.Error(string(errArity("client|" + sub)))
+		return
+	}
+	switch sub {
+	case "id":
+		c.w.Int(c.id)
+	case "setname":
+		if err := validName(args[2]); err != nil {
+			c.w.Error(err.Error())
+			return
+		}
+		c.name = string(args[2])
+		c.w.OK()
+	case "getname":
+		if c.name == "" {
+			c.w.Null()
+			return
+		}
+		c.w.BulkString(c.name)
+	case "setinfo":
+		switch attr := strings.ToLower(string(args[2])); attr {
+		case "lib-name", "lib-ver":
+			if err := validName(args[3]); err != nil {
+				c.w.Error("ERR " + attr + " cannot contain spaces, newlines or special characters.")
+				return
+			}
+			if attr == "lib-name" {
+				c.libName = string(args[3])
+			} else {
+				c.libVer = string(args[3])
+			}
+			c.w.OK()
+		default:
+			c.w.Error("ERR Unrecognized option '" + string(args[2]) + "'")
+		}
+	case "info":
+		c.w.BulkString(c.describe())
+	case "list":
+		var sb strings.Builder
+		for _, o := range c.s.snapshotConns() {
+			sb.WriteString(o)
+		}
+		c.w.BulkString(sb.String())
+	case "no-evict", "no-touch", "reply":
+		c.w.OK()
+	case "help":
+		c.w.Strings([]string{"CLIENT <subcommand> [<arg> ...]. Subcommands are:",
+			"ID", "GETNAME", "SETNAME <name>", "SETINFO <LIB-NAME|LIB-VER> <value>", "INFO", "LIST"})
+	}
+}
+
+// describe is the connection's CLIENT LIST line.
+func (c *conn) describe() string {
+	age := int64(c.s.cfg.Now().Sub(c.created).Seconds())
+	return "id=" + strconv.FormatInt(c.id, 10) + " addr=" + c.addr + " laddr=" + c.nc.LocalAddr().String() +
+		" name=" + c.name + " age=" + strconv.FormatInt(age, 10) + " db=0 resp=" + strconv.Itoa(c.w.Proto()) +
+		" lib-name=" + c.libName + " lib-ver=" + c.libVer + "\n"
+}
+
+// snapshotConns returns a CLIENT LIST line per connection.
+func (s *Server) snapshotConns() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, "id="+strconv.FormatInt(c.id, 10)+" addr="+c.addr+" db=0\n")
+	}
+	return out
+}

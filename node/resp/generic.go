@@ -1,0 +1,299 @@
+package resp
+
+import (
+	"context"
+	"math"
+	"strconv"
+
+	"github.com/cloakroom/cloakroom/node/store"
+	"github.com/cloakroom/cloakroom/protocol"
+)
+
+func buildMGet(c *conn, args [][]byte, _ bool) error {
+	for _, k := range args[1:] {
+		c.add(protocol.OpGet, k)
+	}
+	return nil
+}
+
+func replyMGet(c *conn, _ [][]byte, _ []protocol.Request, resps []protocol.Response) {
+	for i := range resps {
+		if r := &resps[i]; r.Code != protocol.CodeOK && r.Code != protocol.CodeNotFound {
+			c.replyErr(r)
+			return
+		}
+	}
+	c.w.Array(len(resps))
+	for i := range resps {
+		c.replyOptional(&resps[i])
+	}
+}
+
+func buildMSet(c *conn, args [][]byte, _ bool) error {
+	if len(args)%2 == 0 {
+		return errArity("mset")
+	}
+	for i := 1; i < len(args); i += 2 {
+		r := c.add(protocol.OpSet, args[i])
+		r.Value, r.Flags = args[i+1], protocol.FlagNoTTL
+	}
+	return nil
+}
+
+// buildDel deletes every key in one request, which the node splits across
+// owners; inside a transaction each key is its own single-key step.
+func buildDel(c *conn, args [][]byte, atomic bool) error {
+	return c.multiKey(args, atomic, protocol.OpDelete, protocol.OpGetAndDelete)
+}
+
+func buildExists(c *conn, args [][]byte, atomic bool) error {
+	return c.multiKey(args, atomic, protocol.OpExists, protocol.OpTTL)
+}
+
+func (c *conn) multiKey(args [][]byte, atomic bool, many, single protocol.Op) error {
+	if atomic {
+		for _, k := range args[1:] {
+			c.add(single, k)
+		}
+		return nil
+	}
+	keys := make([]string, len(args)-1)
+	for i, k := range args[1:] {
+		keys[i] = string(k)
+	}
+	c.reqs = append(c.reqs, protocol.Request{Op: many, Keys: keys})
+	return nil
+}
+
+// replyCount answers how many keys the requests found.
+func replyCount(c *conn, _ [][]byte, reqs []protocol.Request, resps []protocol.Response) {
+	if op := reqs[0].Op; op == protocol.OpDelete || op == protocol.OpExists {
+		if !c.replyErr(&resps[0]) {
+			c.w.Int(resps[0].N)
+		}
+		return
+	}
+	var n int64
+	for i := range resps {
+		switch resps[i].Code {
+		case protocol.CodeOK:
+			n++
+		case protocol.CodeNotFound:
+		default:
+			c.replyErr(&resps[i])
+			return
+		}
+	}
+	c.w.Int(n)
+}
+
+// buildExpire parses EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT key time
+// [NX|XX|GT|LT].
+func buildExpire(c *conn, args [][]byte, _ bool) error {
+	name := cmdName(args)
+	n, ok := parseInt(args[2])
+	if !ok {
+		return errNotInteger
+	}
+	var flags protocol.Flags
+	for _, a := range args[3:] {
+		switch upper(a) {
+		case "NX":
+			flags |= protocol.FlagTTLIfNone
+		case "XX":
+			flags |= protocol.FlagTTLIfSet
+		case "GT":
+			flags |= protocol.FlagTTLIfGreater
+		case "LT":
+			flags |= protocol.FlagTTLIfLess
+		default:
+			return errReply("ERR Unsupported option " + string(a))
+		}
+	}
+	if flags&protocol.FlagTTLIfNone != 0 && flags != protocol.FlagTTLIfNone {
+		return errReply("ERR NX and XX, GT or LT options at the same time are not compatible")
+	}
+	if flags&protocol.FlagTTLIfGreater != 0 && flags&protocol.FlagTTLIfLess != 0 {
+		return errReply("ERR GT and LT options at the same time are not compatible")
+	}
+	if name == "expire" || name == "expireat" {
+		if n > math.MaxInt64/1000 || n < math.MinInt64/1000 {
+			return errExpire(name)
+		}
+		n *= 1000
+	}
+	now := c.s.cfg.Now().UnixMilli()
+	if name == "expireat" || name == "pexpireat" {
+		n -= now
+	} else if n > math.MaxInt64-now {
+		return errExpire(name)
+	}
+	r := c.add(protocol.OpTouch, args[1])
+	r.TTL, r.Flags = n, flags|protocol.FlagAllowPast
+	return nil
+}
+
+func buildPersist(c *conn, args [][]byte, _ bool) error {
+	c.add(protocol.OpTouch, args[1]).Flags = protocol.FlagNoTTL
+	return nil
+}
+
+func buildTTL(c *conn, args [][]byte, _ bool) error {
+	c.add(protocol.OpTTL, args[1])
+	return nil
+}
+
+func replyTTL(c *conn, args [][]byte, _ []protocol.Request, resps []protocol.Response) {
+	r := &resps[0]
+	switch {
+	case r.Code == protocol.CodeNotFound:
+		c.w.Int(-2)
+	case c.replyErr(r):
+	case r.TTL < 0:
+		c.w.Int(-1)
+	case len(args[0]) == 4: // PTTL
+		c.w.Int(r.TTL)
+	default:
+		c.w.Int((r.TTL + 500) / 1000)
+	}
+}
+
+func replyType(c *conn, _ [][]byte, _ []protocol.Request, resps []protocol.Response) {
+	r := &resps[0]
+	switch {
+	case r.Code == protocol.CodeNotFound:
+		c.w.Simple("none")
+	case c.replyErr(r):
+	default:
+		c.w.Simple("string")
+	}
+}
+
+// Scan cursors name a partition in the bits above store.ScanPosBits and a
+// position within it below, so a cursor stays valid while partitions move.
+const posMask = 1<<store.ScanPosBits - 1
+
+// scan collects at least count keys matching pattern from the global cursor
+// on (fewer when the keyspace ends), and returns the next cursor.
+func (c *conn) scan(ctx context.Context, cursor uint64, pattern string, count int) ([]string, uint64, error) {
+	parts := uint64(c.s.b.Partitions())
+	var keys []string
+	p, pos := cursor>>store.ScanPosBits, cursor&posMask
+	var resp protocol.Response
+	for p < parts && len(keys) < count {
+		req := protocol.Request{Op: protocol.OpScan, Partition: int32(p), Cursor: pos, Count: int32(count - len(keys)), Pattern: pattern}
+		c.s.b.Do(ctx, &req, &resp)
+		if err := resp.Err(); err != nil {
+			return nil, 0, err
+		}
+		keys = append(keys, resp.Keys...)
+		if resp.Cursor == 0 {
+			p, pos = p+1, 0
+		} else {
+			pos = resp.Cursor
+		}
+	}
+	if p >= parts {
+		return keys, 0, nil
+	}
+	return keys, p<<store.ScanPosBits | pos, nil
+}
+
+func cmdKeys(ctx context.Context, c *conn, args [][]byte) {
+	pattern := string(args[1])
+	if pattern == "*" {
+		pattern = ""
+	}
+	var all []string
+	for cursor := uint64(0); ; {
+		keys, next, err := c.scan(ctx, cursor, pattern, 1000)
+		if err != nil {
+			c.w.Error(string(backendError(protocol.CodeOf(err), errMsg(err))))
+			return
+		}
+		all = append(all, keys...)
+		if next == 0 {
+			break
+		}
+		cursor = next
+	}
+	c.w.Strings(all)
+}
+
+// cmdScan answers SCAN cursor [MATCH pattern] [COUNT n] [TYPE type].
+func cmdScan(ctx context.Context, c *conn, args [][]byte) {
+	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
+	if err != nil {
+		c.w.Error("ERR invalid cursor")
+		return
+	}
+	pattern, count, typ := "", store.DefaultScanCount, ""
+	for i := 2; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			c.w.Error(string(errSyntax))
+			return
+		}
+		switch upper(args[i]) {
+		case "MATCH":
+			pattern = string(args[i+1])
+		case "COUNT":
+			n, ok := parseInt(args[i+1])
+			if !ok {
+				c.w.Error(string(errNotInteger))
+				return
+			}
+			if n < 1 {
+				c.w.Error(string(errSyntax))
+				return
+			}
+			count = int(min(n, 1<<20))
+		case "TYPE":
+			typ = string(args[i+1])
+		default:
+			c.w.Error(string(errSyntax))
+			return
+		}
+	}
+	if pattern == "*" {
+		pattern = ""
+	}
+	var keys []string
+	next := uint64(0)
+	if typ == "" || typ == "string" {
+		if keys, next, err = c.scan(ctx, cursor, pattern, count); err != nil {
+			c.w.Error(string(backendError(protocol.CodeOf(err), errMsg(err))))
+			return
+		}
+	}
+	c.w.Array(2)
+	c.w.BulkString(strconv.FormatUint(next, 10))
+	c.w.Strings(keys)
+}
+
+func cmdDBSize(ctx context.Context, c *conn, _ [][]byte) {
+	req := protocol.Request{Op: protocol.OpCount}
+	var resp protocol.Response
+	c.s.b.Do(ctx, &req, &resp)
+	if !c.replyErr(&resp) {
+		c.w.Int(resp.N)
+	}
+}
+
+// cmdFlushAll answers FLUSHALL/FLUSHDB [ASYNC|SYNC]; the node refuses
+// unless started with --allow-flush.
+func cmdFlushAll(ctx context.Context, c *conn, args [][]byte) {
+	if len(args) > 2 || (len(args) == 2 && upper(args[1]) != "ASYNC" && upper(args[1]) != "SYNC") {
+		c.w.Error(string(errSyntax))
+		return
+	}
+	req := protocol.Request{Op: protocol.OpFlush}
+	var resp protocol.Response
+	c.s.b.Do(ctx, &req, &resp)
+	if resp.Code == protocol.CodeDisabled {
+		c.w.Error("ERR " + cmdName(args) + " is disabled on this node; start it with --allow-flush")
+		return
+	}
+	if !c.replyErr(&resp) {
+		c.w.OK()
+	}
+}

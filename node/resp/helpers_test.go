@@ -1,0 +1,185 @@
+package resp
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloakroom/cloakroom/node/store"
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// storeBackend is a Backend over a local store, standing in for a node.
+type storeBackend struct {
+	st         *store.Store
+	name       string
+	topo       *Topology
+	allowFlush bool
+	limits     protocol.Limits
+}
+
+func (b *storeBackend) Do(_ context.Context, req *protocol.Request, resp *protocol.Response) {
+	if req.Op == protocol.OpFlush && !b.allowFlush {
+		resp.SetErr(protocol.Errorf(protocol.CodeDisabled, "flush is disabled"))
+		return
+	}
+	if err := b.limits.Check(req); err != nil {
+		*resp = protocol.Response{}
+		resp.SetErr(err)
+		return
+	}
+	b.st.Exec(req, resp)
+}
+
+func (b *storeBackend) DoAtomic(_ context.Context, reqs []*protocol.Request, resps []*protocol.Response) error {
+	return b.st.ExecAtomic(reqs, resps)
+}
+
+func (b *storeBackend) Partitions() int     { return b.st.Partitions() }
+func (b *storeBackend) Name() string        { return b.name }
+func (b *storeBackend) Topology() *Topology { return b.topo }
+
+var _ Backend = (*storeBackend)(nil)
+
+// testServer is a Server on a loopback port with a fresh store.
+type testServer struct {
+	srv  *Server
+	b    *storeBackend
+	addr string
+}
+
+// startServer starts a server; opts adjust the config and backend.
+func startServer(t *testing.T, opts ...func(*Config, *storeBackend)) *testServer {
+	t.Helper()
+	b := &storeBackend{st: store.New(store.Config{Partitions: 271}), name: "node-a", allowFlush: true, limits: protocol.DefaultLimits()}
+	cfg := Config{}
+	for _, o := range opts {
+		o(&cfg, b)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.topo == nil {
+		b.topo = &Topology{Epoch: 1, Shards: []Shard{{Slots: [][2]uint16{{0, ring.SlotCount - 1}}, Primary: Peer{Name: b.name, Addr: ln.Addr().String()}}}}
+	}
+	srv := NewServer(b, cfg)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+		b.st.Flush()
+	})
+	return &testServer{srv: srv, b: b, addr: ln.Addr().String()}
+}
+
+// rawConn speaks bytes to the server, for exact-reply tests.
+type rawConn struct {
+	t  *testing.T
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func (ts *testServer) dial(t *testing.T) *rawConn {
+	t.Helper()
+	nc, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+func (c *rawConn) send(s string) {
+	c.t.Helper()
+	if _, err := c.nc.Write([]byte(s)); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// cmd sends args as a RESP array.
+func (c *rawConn) cmd(args ...string) {
+	c.t.Helper()
+	var sb strings.Builder
+	sb.WriteString("*" + itoa(len(args)) + "\r\n")
+	for _, a := range args {
+		sb.WriteString("$" + itoa(len(a)) + "\r\n" + a + "\r\n")
+	}
+	c.send(sb.String())
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// reply reads one whole reply and returns its raw bytes.
+func (c *rawConn) reply() string {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var sb strings.Builder
+	if err := readReply(c.br, &sb); err != nil {
+		c.t.Fatalf("read reply: %v (so far %q)", err, sb.String())
+	}
+	return sb.String()
+}
+
+// expect sends args and checks the raw reply.
+func (c *rawConn) expect(want string, args ...string) {
+	c.t.Helper()
+	c.cmd(args...)
+	if got := c.reply(); got != want {
+		c.t.Errorf("%q: got %q; want %q", args, got, want)
+	}
+}
+
+// closed reports whether the server closed the connection (after any
+// pending bytes).
+func (c *rawConn) closed() bool {
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := io.ReadAll(c.br)
+	return err == nil
+}
+
+func readReply(br *bufio.Reader, sb *strings.Builder) error {
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	sb.WriteString(line)
+	n, _ := parseInt([]byte(strings.TrimRight(line[1:], "\r\n")))
+	switch line[0] {
+	case '$', '=':
+		if n < 0 {
+			return nil
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return err
+		}
+		sb.Write(buf)
+	case '*', '~', '>':
+		for i := int64(0); i < n; i++ {
+			if err := readReply(br, sb); err != nil {
+				return err
+			}
+		}
+	case '%':
+		for i := int64(0); i < 2*n; i++ {
+			if err := readReply(br, sb); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

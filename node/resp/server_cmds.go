@@ -1,0 +1,244 @@
+package resp
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cloakroom/cloakroom/protocol"
+)
+
+// cmdInfo answers INFO [section ...] with the sections clients look at.
+func cmdInfo(ctx context.Context, c *conn, args [][]byte) {
+	want := map[string]bool{}
+	for _, a := range args[1:] {
+		want[strings.ToLower(string(a))] = true
+	}
+	all := len(want) == 0 || want["all"] || want["default"] || want["everything"]
+	var sb strings.Builder
+	section := func(name string, lines ...string) {
+		if !all && !want[strings.ToLower(name)] {
+			return
+		}
+		if sb.Len() > 0 {
+			sb.WriteString("\r\n")
+		}
+		sb.WriteString("# " + name + "\r\n")
+		for _, l := range lines {
+			sb.WriteString(l + "\r\n")
+		}
+	}
+	s := c.s
+	uptime := int64(s.cfg.Now().Sub(s.start).Seconds())
+	mode := "standalone"
+	clusterEnabled := "0"
+	if s.cfg.ClusterMode {
+		mode, clusterEnabled = "cluster", "1"
+	}
+	port := ""
+	if _, p, ok := strings.Cut(c.nc.LocalAddr().String(), "]:"); ok {
+		port = p
+	} else if i := strings.LastIndexByte(c.nc.LocalAddr().String(), ':'); i >= 0 {
+		port = c.nc.LocalAddr().String()[i+1:]
+	}
+	section("Server",
+		"redis_version:"+s.cfg.Version,
+		"redis_mode:"+mode,
+		"server_name:cloakroom",
+		"cloakroom_node:"+s.b.Name(),
+		"os:"+runtime.GOOS+" "+runtime.GOARCH,
+		"arch_bits:64",
+		"process_id:"+strconv.Itoa(os.Getpid()),
+		"tcp_port:"+port,
+		"uptime_in_seconds:"+strconv.FormatInt(uptime, 10),
+		"uptime_in_days:"+strconv.FormatInt(uptime/86400, 10))
+	section("Clients",
+		"connected_clients:"+strconv.Itoa(s.Clients()),
+		"blocked_clients:0")
+	if all || want["memory"] {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		section("Memory",
+			"used_memory:"+strconv.FormatUint(ms.HeapInuse, 10),
+			"used_memory_human:"+human(ms.HeapInuse),
+			"used_memory_rss:"+strconv.FormatUint(ms.Sys, 10),
+			"maxmemory:0",
+			"maxmemory_policy:volatile-ttl")
+	}
+	section("Persistence", "loading:0", "rdb_changes_since_last_save:0", "aof_enabled:0")
+	section("Stats",
+		"total_connections_received:"+strconv.FormatInt(s.totalConn.Load(), 10),
+		"total_commands_processed:"+strconv.FormatInt(s.totalCmds.Load(), 10))
+	section("Replication", "role:master", "connected_slaves:0")
+	section("Cluster", "cluster_enabled:"+clusterEnabled)
+	if all || want["keyspace"] {
+		req := protocol.Request{Op: protocol.OpCount}
+		var resp protocol.Response
+		s.b.Do(ctx, &req, &resp)
+		var lines []string
+		if resp.N > 0 {
+			lines = append(lines, "db0:keys="+strconv.FormatInt(resp.N, 10)+",expires=0,avg_ttl=0")
+		}
+		section("Keyspace", lines...)
+	}
+	c.w.BulkString(sb.String())
+}
+
+func human(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2fG", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2fM", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.2fK", float64(n)/(1<<10))
+}
+
+// configValues are the parameters CONFIG GET answers.
+var configValues = [][2]string{
+	{"save", ""},
+	{"appendonly", "no"},
+	{"databases", "1"},
+	{"maxmemory-policy", "volatile-ttl"},
+}
+
+// cmdConfig answers CONFIG GET pattern [pattern ...] and CONFIG RESETSTAT.
+func cmdConfig(_ context.Context, c *conn, args [][]byte) {
+	switch sub := strings.ToLower(string(args[1])); {
+	case sub == "get" && len(args) >= 3:
+		var out [][2]string
+		for _, kv := range configValues {
+			for _, p := range args[2:] {
+				if protocol.MatchGlob(strings.ToLower(string(p)), kv[0]) {
+					out = append(out, kv)
+					break
+				}
+			}
+		}
+		c.w.Map(len(out))
+		for _, kv := range out {
+			c.w.BulkString(kv[0])
+			c.w.BulkString(kv[1])
+		}
+	case sub == "get":
+		c.w.Error(string(errArity("config|get")))
+	case sub == "set" && len(args) >= 4:
+		c.w.Error("ERR Unknown option or number of arguments for CONFIG SET - '" + string(args[2]) + "'")
+	case sub == "resetstat" && len(args) == 2:
+		c.w.OK()
+	default:
+		c.w.Error("ERR unknown subcommand '" + trunc(string(args[1]), 128) + "'. Try CONFIG HELP.")
+	}
+}
+
+func cmdTime(_ context.Context, c *conn, _ [][]byte) {
+	now := c.s.cfg.Now()
+	c.w.Array(2)
+	c.w.BulkString(strconv.FormatInt(now.Unix(), 10))
+	c.w.BulkString(strconv.Itoa(now.Nanosecond() / 1000))
+}
+
+// cmdCommand answers COMMAND, COMMAND COUNT, COMMAND INFO name... and
+// COMMAND DOCS [name...], enough for redis-cli and cluster clients.
+func cmdCommand(_ context.Context, c *conn, args [][]byte) {
+	sub := ""
+	if len(args) > 1 {
+		sub = strings.ToLower(string(args[1]))
+	}
+	names := make([]string, 0, len(c.s.cmds))
+	for n := range c.s.cmds {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	pick := func() []*command {
+		var out []*command
+		if len(args) <= 2 {
+			for _, n := range names {
+				out = append(out, c.s.cmds[n])
+			}
+			return out
+		}
+		for _, a := range args[2:] {
+			out = append(out, c.s.cmds[strings.ToLower(string(a))]) // nil: unknown
+		}
+		return out
+	}
+	switch sub {
+	case "":
+		c.w.Array(len(names))
+		for _, n := range names {
+			c.commandInfo(c.s.cmds[n])
+		}
+	case "count":
+		c.w.Int(int64(len(names)))
+	case "info":
+		cmds := pick()
+		c.w.Array(len(cmds))
+		for _, cmd := range cmds {
+			if cmd == nil {
+				c.w.NullArray()
+				continue
+			}
+			c.commandInfo(cmd)
+		}
+	case "docs":
+		var cmds []*command
+		for _, cmd := range pick() {
+			if cmd != nil {
+				cmds = append(cmds, cmd)
+			}
+		}
+		c.w.Map(len(cmds))
+		for _, cmd := range cmds {
+			c.w.BulkString(cmd.name)
+			c.w.Map(3)
+			c.w.BulkString("summary")
+			c.w.BulkString(cmd.summary)
+			c.w.BulkString("since")
+			c.w.BulkString("1.0.0")
+			c.w.BulkString("group")
+			c.w.BulkString(cmd.group)
+		}
+	case "list":
+		c.w.Strings(names)
+	default:
+		c.w.Error("ERR unknown subcommand '" + trunc(string(args[1]), 128) + "'. Try COMMAND HELP.")
+	}
+}
+
+// commandInfo writes one COMMAND entry: name, arity, flags, first key,
+// last key, step, ACL categories, tips, key specs, subcommands.
+func (c *conn) commandInfo(cmd *command) {
+	var flags []string
+	if cmd.flags&flagWrite != 0 {
+		flags = append(flags, "write")
+	}
+	if cmd.flags&flagReadonly != 0 {
+		flags = append(flags, "readonly")
+	}
+	if cmd.flags&flagNoAuth != 0 {
+		flags = append(flags, "no_auth")
+	}
+	if cmd.first > 0 {
+		flags = append(flags, "fast")
+	}
+	c.w.Array(10)
+	c.w.BulkString(cmd.name)
+	c.w.Int(int64(cmd.arity))
+	c.w.Set(len(flags))
+	for _, f := range flags {
+		c.w.Simple(f)
+	}
+	c.w.Int(int64(cmd.first))
+	c.w.Int(int64(cmd.last))
+	c.w.Int(int64(cmd.step))
+	c.w.Set(1)
+	c.w.Simple("@" + cmd.group)
+	c.w.Array(0)
+	c.w.Array(0)
+	c.w.Array(0)
+}

@@ -1,0 +1,228 @@
+package resp
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestServer_ErrorWording(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"foo"}, "-ERR unknown command 'foo', with args beginning with: \r\n"},
+		{[]string{"foo", "a", "b"}, "-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n"},
+		{[]string{"get"}, "-ERR wrong number of arguments for 'get' command\r\n"},
+		{[]string{"GET", "a", "b"}, "-ERR wrong number of arguments for 'get' command\r\n"},
+		{[]string{"set", "k", "v", "ex", "abc"}, "-ERR value is not an integer or out of range\r\n"},
+		{[]string{"set", "k", "v", "ex", "0"}, "-ERR invalid expire time in 'set' command\r\n"},
+		{[]string{"set", "k", "v", "px", "-1"}, "-ERR invalid expire time in 'set' command\r\n"},
+		{[]string{"set", "k", "v", "exat", "0"}, "-ERR invalid expire time in 'set' command\r\n"},
+		{[]string{"set", "k", "v", "ex", "99999999999999999"}, "-ERR invalid expire time in 'set' command\r\n"},
+		{[]string{"set", "k", "v", "px", "9999999999999999999"}, "-ERR value is not an integer or out of range\r\n"},
+		{[]string{"set", "k", "v", "nx", "xx"}, "-ERR syntax error\r\n"},
+		{[]string{"set", "k", "v", "ex", "10", "px", "10"}, "-ERR syntax error\r\n"},
+		{[]string{"set", "k", "v", "keepttl", "ex", "10"}, "-ERR syntax error\r\n"},
+		{[]string{"set", "k", "v", "ex"}, "-ERR syntax error\r\n"},
+		{[]string{"setex", "k", "0", "v"}, "-ERR invalid expire time in 'setex' command\r\n"},
+		{[]string{"psetex", "k", "0", "v"}, "-ERR invalid expire time in 'psetex' command\r\n"},
+		{[]string{"setex", "k", "abc", "v"}, "-ERR value is not an integer or out of range\r\n"},
+		{[]string{"expire", "k", "abc"}, "-ERR value is not an integer or out of range\r\n"},
+		{[]string{"expire", "k", "10", "nx", "xx"}, "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n"},
+		{[]string{"expire", "k", "10", "gt", "lt"}, "-ERR GT and LT options at the same time are not compatible\r\n"},
+		{[]string{"expire", "k", "10", "foo"}, "-ERR Unsupported option foo\r\n"},
+		{[]string{"expire", "k", "99999999999999999"}, "-ERR invalid expire time in 'expire' command\r\n"},
+		{[]string{"pexpire", "k", "9223372036854775807"}, "-ERR invalid expire time in 'pexpire' command\r\n"},
+		{[]string{"getex", "k", "ex", "0"}, "-ERR invalid expire time in 'getex' command\r\n"},
+		{[]string{"getex", "k", "persist", "ex", "1"}, "-ERR syntax error\r\n"},
+		{[]string{"getex", "k", "foo"}, "-ERR syntax error\r\n"},
+		{[]string{"select", "abc"}, "-ERR value is not an integer or out of range\r\n"},
+		{[]string{"select", "1"}, "-ERR DB index is out of range\r\n"},
+		{[]string{"client", "foo"}, "-ERR unknown subcommand 'foo'. Try CLIENT HELP.\r\n"},
+		{[]string{"client", "setname"}, "-ERR wrong number of arguments for 'client|setname' command\r\n"},
+		{[]string{"client", "setname", "a b"}, "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"},
+		{[]string{"client", "setinfo", "foo", "x"}, "-ERR Unrecognized option 'foo'\r\n"},
+		{[]string{"auth", "x"}, "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n"},
+		{[]string{"hello", "4"}, "-NOPROTO unsupported protocol version\r\n"},
+		{[]string{"hello", "abc"}, "-ERR Protocol version is not an integer or out of range\r\n"},
+		{[]string{"hello", "2", "foo"}, "-ERR Syntax error in HELLO option 'foo'\r\n"},
+		{[]string{"scan", "abc"}, "-ERR invalid cursor\r\n"},
+		{[]string{"scan", "0", "count", "0"}, "-ERR syntax error\r\n"},
+		{[]string{"scan", "0", "foo"}, "-ERR syntax error\r\n"},
+		{[]string{"mset", "a"}, "-ERR wrong number of arguments for 'mset' command\r\n"},
+		{[]string{"mset", "a", "b", "c"}, "-ERR wrong number of arguments for 'mset' command\r\n"},
+		{[]string{"ping", "a", "b"}, "-ERR wrong number of arguments for 'ping' command\r\n"},
+		{[]string{"flushall", "x"}, "-ERR syntax error\r\n"},
+		{[]string{"exec"}, "-ERR EXEC without MULTI\r\n"},
+		{[]string{"discard"}, "-ERR DISCARD without MULTI\r\n"},
+		{[]string{"cluster", "slots"}, "-ERR This instance has cluster support disabled\r\n"},
+		{[]string{"config", "set", "a", "b"}, "-ERR Unknown option or number of arguments for CONFIG SET - 'a'\r\n"},
+	}
+	for _, tc := range cases {
+		c.expect(tc.want, tc.args...)
+	}
+}
+
+func TestServer_Set_Options(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "set", "k", "v")
+	c.expect("$-1\r\n", "set", "k", "w", "nx")
+	c.expect("$1\r\nv\r\n", "set", "k", "w", "nx", "get")
+	c.expect("$1\r\nv\r\n", "set", "k", "w", "get")
+	c.expect("$-1\r\n", "set", "absent", "w", "xx")
+	c.expect("$-1\r\n", "set", "absent", "w", "xx", "get")
+	c.expect(":0\r\n", "exists", "absent")
+	c.expect("+OK\r\n", "set", "k", "w", "xx", "px", "100000")
+	c.expect("+OK\r\n", "set", "k", "x", "keepttl")
+	if got := c.ttl("k"); got < 90 || got > 100 {
+		t.Errorf("TTL after KEEPTTL: got %d; want about 100", got)
+	}
+	c.expect("+OK\r\n", "set", "k", "y")
+	c.expect(":-1\r\n", "ttl", "k")
+	c.expect("+OK\r\n", "set", "k", "y", "exat", "99999999999")
+	c.expect("+OK\r\n", "set", "k", "y", "pxat", "1")
+	c.expect(":0\r\n", "exists", "k")
+	c.expect("$-1\r\n", "set", "k", "y", "pxat", "1", "xx")
+	c.expect("+OK\r\n", "set", "k", "y")
+	c.expect("$1\r\ny\r\n", "set", "k", "z", "exat", "1", "get")
+	c.expect(":0\r\n", "exists", "k")
+}
+
+func TestServer_Set_NXKeepsTTL(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "set", "k", "v", "EX", "60", "NX")
+	if got := c.ttl("k"); got != 60 {
+		t.Errorf("TTL: got %d; want 60", got)
+	}
+	c.expect("$-1\r\n", "SET", "k", "w", "EX", "60", "NX")
+	c.expect("$1\r\nv\r\n", "get", "k")
+}
+
+func (c *rawConn) ttl(key string) int {
+	c.t.Helper()
+	c.cmd("ttl", key)
+	r := c.reply()
+	n, ok := parseInt([]byte(strings.TrimSuffix(strings.TrimPrefix(r, ":"), "\r\n")))
+	if !ok {
+		c.t.Fatalf("ttl %s: got %q; want an integer", key, r)
+	}
+	return int(n)
+}
+
+func TestServer_Strings(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	c.expect(":1\r\n", "setnx", "k", "v")
+	c.expect(":0\r\n", "setnx", "k", "w")
+	c.expect("$1\r\nv\r\n", "getset", "k", "w")
+	c.expect("$-1\r\n", "getset", "new", "x")
+	c.expect("$1\r\nw\r\n", "getdel", "k")
+	c.expect("$-1\r\n", "getdel", "k")
+	c.expect("+OK\r\n", "setex", "k", "100", "v")
+	c.expect("+OK\r\n", "psetex", "p", "100000", "v")
+	c.expect(":100\r\n", "ttl", "p")
+	c.expect("$1\r\nv\r\n", "getex", "k", "persist")
+	c.expect(":-1\r\n", "ttl", "k")
+	c.expect("$1\r\nv\r\n", "getex", "k", "ex", "50")
+	c.expect(":50\r\n", "ttl", "k")
+	c.expect("$1\r\nv\r\n", "getex", "k", "pxat", "1")
+	c.expect(":-2\r\n", "ttl", "k")
+	c.expect("$-1\r\n", "getex", "k")
+	c.expect("+OK\r\n", "mset", "a", "1", "b", "2", "{a}c", "3")
+	c.expect("*4\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n$1\r\n3\r\n", "mget", "a", "b", "nope", "{a}c")
+	c.expect(":3\r\n", "exists", "a", "a", "b")
+	c.expect(":2\r\n", "del", "a", "b", "nope")
+	c.expect(":1\r\n", "unlink", "{a}c")
+	c.expect("+string\r\n", "type", "new")
+	c.expect("+none\r\n", "type", "nope")
+}
+
+func TestServer_Expire_Options(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	c.expect(":0\r\n", "expire", "nope", "10")
+	c.expect(":0\r\n", "persist", "nope")
+	c.expect("+OK\r\n", "set", "k", "v")
+	c.expect(":0\r\n", "persist", "k")
+	c.expect(":0\r\n", "expire", "k", "50", "gt") // no TTL counts as infinite
+	c.expect(":0\r\n", "expire", "k", "50", "xx")
+	c.expect(":1\r\n", "expire", "k", "50", "lt")
+	c.expect(":0\r\n", "expire", "k", "60", "nx")
+	c.expect(":1\r\n", "expire", "k", "100", "gt")
+	c.expect(":0\r\n", "expire", "k", "80", "gt")
+	c.expect(":1\r\n", "pexpire", "k", "70000", "lt", "xx")
+	c.expect(":70000\r\n", "pttl", "k")
+	c.expect(":1\r\n", "persist", "k")
+	c.expect(":-1\r\n", "pttl", "k")
+	c.expect(":1\r\n", "expireat", "k", "99999999999")
+	c.expect(":1\r\n", "pexpireat", "k", "1")
+	c.expect(":0\r\n", "exists", "k")
+	c.expect("+OK\r\n", "set", "k", "v")
+	c.expect(":1\r\n", "expire", "k", "0")
+	c.expect(":-2\r\n", "ttl", "k")
+}
+
+func TestServer_Keys_Scan(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	want := map[string]bool{}
+	for i := range 120 {
+		k := "sess:" + itoa(i)
+		c.expect("+OK\r\n", "set", k, "v")
+		want[k] = true
+	}
+	c.expect("+OK\r\n", "set", "other", "v")
+	c.expect(":121\r\n", "dbsize")
+	c.cmd("keys", "sess:*")
+	if got := strings.Count(c.reply(), "sess:"); got != 120 {
+		t.Errorf("KEYS sess:*: got %d keys; want 120", got)
+	}
+	seen := map[string]bool{}
+	cursor := "0"
+	for i := 0; ; i++ {
+		if i > 1000 {
+			t.Fatal("SCAN did not finish")
+		}
+		c.cmd("scan", cursor, "match", "sess:*", "count", "7")
+		lines := strings.Split(c.reply(), "\r\n")
+		cursor = lines[2]
+		for _, l := range lines[4:] {
+			if strings.HasPrefix(l, "sess:") {
+				seen[l] = true
+			} else if l == "other" {
+				t.Errorf("SCAN MATCH sess:* returned %q", l)
+			}
+		}
+		if cursor == "0" {
+			break
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("SCAN saw %d keys; want %d", len(seen), len(want))
+	}
+	c.expect("*2\r\n$1\r\n0\r\n*0\r\n", "scan", "0", "type", "hash")
+}
+
+func TestServer_FlushAll(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "set", "k", "v")
+	c.expect("+OK\r\n", "flushall")
+	c.expect(":0\r\n", "dbsize")
+
+	off := startServer(t, func(_ *Config, b *storeBackend) { b.allowFlush = false })
+	d := off.dial(t)
+	d.expect("-ERR flushall is disabled on this node; start it with --allow-flush\r\n", "flushall")
+}
+
+func TestServer_BinarySafe(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	key, val := "k\x00\r\n\xff", "\x00\r\n$3\r\nbin\xfe"
+	c.expect("+OK\r\n", "set", key, val)
+	c.expect("$"+itoa(len(val))+"\r\n"+val+"\r\n", "get", key)
+}

@@ -1,0 +1,176 @@
+package resp
+
+import (
+	"context"
+	"errors"
+
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
+)
+
+// txState is a connection's MULTI queue and WATCHed keys.
+type txState struct {
+	active    bool
+	dirty     bool // a queued command was refused: EXEC aborts
+	queue     []queued
+	partition int // of the queued keys; -1 while none
+	watched   []watch
+}
+
+type queued struct {
+	cmd  *command
+	args [][]byte // copies; the reader reuses its buffer
+}
+
+// watch is a WATCHed key and the version it had (0: absent).
+type watch struct {
+	key     string
+	version uint64
+}
+
+func cmdMulti(_ context.Context, c *conn, _ [][]byte) {
+	if c.tx.active {
+		c.w.Error("ERR MULTI calls can not be nested")
+		return
+	}
+	c.tx.active, c.tx.dirty, c.tx.queue, c.tx.partition = true, false, nil, -1
+	c.w.OK()
+}
+
+func cmdDiscard(_ context.Context, c *conn, _ [][]byte) {
+	if !c.tx.active {
+		c.w.Error("ERR DISCARD without MULTI")
+		return
+	}
+	c.resetTx()
+	c.w.OK()
+}
+
+func (c *conn) resetTx() {
+	c.tx = txState{partition: -1}
+}
+
+// enqueue queues a command inside MULTI. Every key of the transaction must
+// lie in one partition, so that EXEC can run it atomically.
+func (c *conn) enqueue(cmd *command, args [][]byte) {
+	if cmd.flags&flagNoMulti != 0 {
+		c.queueError(errReply("ERR Command not allowed inside a transaction"))
+		return
+	}
+	n := c.s.b.Partitions()
+	for _, k := range cmd.keys(args) {
+		p := ring.Partition(string(k), n)
+		if c.tx.partition >= 0 && p != c.tx.partition {
+			c.queueError(errCrossSlot)
+			return
+		}
+		c.tx.partition = p
+	}
+	cp := make([][]byte, len(args))
+	for i, a := range args {
+		cp[i] = append([]byte(nil), a...)
+	}
+	c.tx.queue = append(c.tx.queue, queued{cmd, cp})
+	c.w.Simple("QUEUED")
+}
+
+// cmdExec runs the queued commands. Keyed commands run as one atomic step
+// together with guards for the WATCHed keys; a changed watched key makes
+// EXEC answer null and run nothing. Keyless commands (PING, TIME, ...) run
+// in order around it.
+func cmdExec(ctx context.Context, c *conn, _ [][]byte) {
+	if !c.tx.active {
+		c.w.Error("ERR EXEC without MULTI")
+		return
+	}
+	tx := c.tx
+	c.resetTx()
+	if tx.dirty {
+		c.w.Error("EXECABORT Transaction discarded because of previous errors.")
+		return
+	}
+	// Guards first, then each keyed command's requests.
+	c.reqs = c.reqs[:0]
+	n, part := c.s.b.Partitions(), tx.partition
+	for _, w := range tx.watched {
+		if p := ring.Partition(w.key, n); part < 0 {
+			part = p
+		} else if p != part {
+			c.w.Error(string(errCrossSlot))
+			return
+		}
+		c.reqs = append(c.reqs, protocol.Request{Op: protocol.OpGet, Key: w.key, Flags: protocol.FlagIfVersion, Version: w.version})
+	}
+	type span struct {
+		from, to int
+		err      error
+	}
+	spans := make([]span, len(tx.queue))
+	for i, q := range tx.queue {
+		if q.cmd.build == nil {
+			continue
+		}
+		from := len(c.reqs)
+		err := q.cmd.build(c, q.args, true)
+		if err != nil {
+			c.reqs = c.reqs[:from]
+		}
+		spans[i] = span{from, len(c.reqs), err}
+	}
+	resps := c.respsFor(len(c.reqs))
+	if len(c.reqs) > 0 {
+		rq := make([]*protocol.Request, len(c.reqs))
+		rs := make([]*protocol.Response, len(c.reqs))
+		for i := range c.reqs {
+			rq[i], rs[i] = &c.reqs[i], &resps[i]
+		}
+		if err := c.s.b.DoAtomic(ctx, rq, rs); err != nil {
+			if errors.Is(err, protocol.ErrConflict) {
+				c.w.NullArray()
+				return
+			}
+			c.w.Error(string(backendError(protocol.CodeOf(err), errMsg(err))))
+			return
+		}
+	}
+	c.w.Array(len(tx.queue))
+	for i, q := range tx.queue {
+		sp := spans[i]
+		switch {
+		case q.cmd.build == nil:
+			q.cmd.run(ctx, c, q.args)
+		case sp.err != nil:
+			c.w.Error(sp.err.Error())
+		default:
+			q.cmd.reply(c, q.args, c.reqs[sp.from:sp.to], resps[sp.from:sp.to])
+		}
+	}
+}
+
+// cmdWatch records the current version of each key; EXEC checks them.
+func cmdWatch(ctx context.Context, c *conn, args [][]byte) {
+	if c.tx.active {
+		c.w.Error("ERR WATCH inside MULTI is not allowed")
+		return
+	}
+	var resp protocol.Response
+	for _, k := range args[1:] {
+		req := protocol.Request{Op: protocol.OpGet, Key: string(k)}
+		c.s.b.Do(ctx, &req, &resp)
+		switch resp.Code {
+		case protocol.CodeOK:
+			c.tx.watched = append(c.tx.watched, watch{req.Key, resp.Version})
+		case protocol.CodeNotFound:
+			c.tx.watched = append(c.tx.watched, watch{req.Key, 0})
+		default:
+			c.replyErr(&resp)
+			return
+		}
+	}
+	c.w.OK()
+}
+
+func cmdUnwatch(_ context.Context, c *conn, _ [][]byte) {
+	c.tx.watched = nil
+	c.w.OK()
+}
