@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -149,5 +150,34 @@ func TestParseFlags_unknownFlagAndStrayArguments_areRefused(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-h"}, env{}.get, &stderr); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: got %v; want flag.ErrHelp", err)
+	}
+}
+
+// TestREADME_documentsEveryFlag keeps the README's flag table complete: every
+// flag cloakroomd defines must appear there with its environment variable.
+func TestREADME_documentsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatalf("read README: %v", err)
+	}
+	var usage bytes.Buffer
+	if _, err := parseFlags([]string{"-h"}, env{}.get, &usage); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: got %v; want flag.ErrHelp", err)
+	}
+	var names []string
+	for _, line := range strings.Split(usage.String(), "\n") {
+		if strings.HasPrefix(line, "  -") {
+			names = append(names, strings.Fields(line)[0][1:])
+		}
+	}
+	if len(names) < len(contractFlags) {
+		t.Fatalf("found %d flags in the usage text; want at least %d:\n%s", len(names), len(contractFlags), usage.String())
+	}
+	for _, name := range names {
+		for _, want := range []string{"`--" + name + "`", "`" + envName(name) + "`"} {
+			if !bytes.Contains(readme, []byte(want)) {
+				t.Errorf("README.md does not mention %s; add --%s to its flag table", want, name)
+			}
+		}
 	}
 }
