@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -35,11 +37,25 @@ var compatTargets = []target{
 	{name: "cloakroomd", start: func(t *testing.T) []string { return []string{startCloakroomd(t)} }},
 }
 
+// externalTarget is a server someone else runs (a debugger, a proxy that
+// records commands): COMPAT_ADDRS=host:port[,host:port...] adds it.
+func externalTarget() (target, bool) {
+	v := os.Getenv("COMPAT_ADDRS")
+	if v == "" {
+		return target{}, false
+	}
+	return target{name: "external", start: func(*testing.T) []string { return strings.Split(v, ",") }}, true
+}
+
 // forEachTarget runs fn once per target, as a subtest named after it, with a
 // fresh server started for that subtest.
 func forEachTarget(t *testing.T, fn func(t *testing.T, addrs []string)) {
 	t.Helper()
-	for _, tg := range compatTargets {
+	targets := compatTargets
+	if ext, ok := externalTarget(); ok {
+		targets = append(slices.Clip(targets), ext)
+	}
+	for _, tg := range targets {
 		t.Run(tg.name, func(t *testing.T) {
 			fn(t, tg.start(t))
 		})
