@@ -140,6 +140,9 @@ type SessionInfo struct {
 // ListSessions returns userID's live sessions, most recently seen first.
 // Expired sessions are not listed: the store drops them by itself.
 func (m *Manager) ListSessions(ctx context.Context, userID string) ([]SessionInfo, error) {
+	if userID == "" {
+		return nil, nil // anonymous sessions belong to no one
+	}
 	tag := m.keys.userTag(userID)
 	keys, err := m.scanUser(ctx, tag)
 	if err != nil {
@@ -178,6 +181,9 @@ func (m *Manager) ListSessions(ctx context.Context, userID string) ([]SessionInf
 // many sessions there were. The request's own session, if it is one of
 // them, gets its cookie expired.
 func (m *Manager) LogoutEverywhere(ctx context.Context, userID string) (int, error) {
+	if userID == "" {
+		return 0, nil
+	}
 	tag := m.keys.userTag(userID)
 	n, err := m.deleteUser(ctx, tag)
 	if err != nil {
