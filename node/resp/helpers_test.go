@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type storeBackend struct {
 	st         *store.Store
 	name       string
-	topo       *Topology
+	topo       atomic.Pointer[Topology]
 	allowFlush bool
 	limits     protocol.Limits
 }
@@ -46,7 +47,7 @@ func (b *storeBackend) DoAtomic(_ context.Context, reqs []*protocol.Request, res
 
 func (b *storeBackend) Partitions() int     { return b.st.Partitions() }
 func (b *storeBackend) Name() string        { return b.name }
-func (b *storeBackend) Topology() *Topology { return b.topo }
+func (b *storeBackend) Topology() *Topology { return b.topo.Load() }
 
 var _ Backend = (*storeBackend)(nil)
 
@@ -69,8 +70,8 @@ func startServer(t *testing.T, opts ...func(*Config, *storeBackend)) *testServer
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.topo == nil {
-		b.topo = &Topology{Epoch: 1, Shards: []Shard{{Slots: [][2]uint16{{0, ring.SlotCount - 1}}, Primary: Peer{Name: b.name, Addr: ln.Addr().String()}}}}
+	if b.topo.Load() == nil {
+		b.topo.Store(&Topology{Epoch: 1, Shards: []Shard{{Slots: [][2]uint16{{0, ring.SlotCount - 1}}, Primary: Peer{Name: b.name, Addr: ln.Addr().String()}}}})
 	}
 	srv := NewServer(b, cfg)
 	done := make(chan struct{})

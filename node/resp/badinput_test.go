@@ -1,0 +1,149 @@
+package resp
+
+import (
+	"bufio"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestServer_ProtocolErrors_CloseOnlyThatConnection(t *testing.T) {
+	ts := startServer(t)
+	bystander := ts.dial(t)
+	bystander.expect("+OK\r\n", "set", "keep", "v")
+	cases := []struct{ name, in, want string }{
+		{"negative bulk length", "*1\r\n$-5\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+		{"bulk length not a number", "*1\r\n$abc\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+		{"absurd bulk length", "*1\r\n$999999999999\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+		{"bulk over the value limit", "*2\r\n$3\r\nget\r\n$600000000\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+		{"absurd multibulk length", "*99999999999\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
+		{"multibulk length not a number", "*abc\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
+		{"missing dollar", "*1\r\nfoo\r\n", "-ERR Protocol error: expected '$', got 'f'\r\n"},
+		{"unbalanced quotes", "ping \"unterminated\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"},
+		{"bulk without CRLF", "*1\r\n$4\r\nPINGxx\r\n", "-ERR Protocol error: bulk string not terminated by CRLF\r\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ts.dial(t)
+			c.send(tc.in)
+			if got := c.reply(); got != tc.want {
+				t.Errorf("got %q; want %q", got, tc.want)
+			}
+			if !c.closed() {
+				t.Errorf("connection still open after a protocol error; want closed")
+			}
+		})
+	}
+	bystander.expect("$1\r\nv\r\n", "get", "keep")
+}
+
+func TestServer_Inline(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	c.send("PING\r\n")
+	c.send("\r\n   \r\nping \"hello world\"\r\n")
+	c.send("set 'a b' \"x\\x41\\n\"\r\nget \"a b\"\n")
+	for _, want := range []string{"+PONG\r\n", "$11\r\nhello world\r\n", "+OK\r\n", "$3\r\nxA\n\r\n"} {
+		if got := c.reply(); got != want {
+			t.Errorf("got %q; want %q", got, want)
+		}
+	}
+}
+
+func TestServer_HalfCommandStalls_OthersServed(t *testing.T) {
+	ts := startServer(t)
+	staller := ts.dial(t)
+	staller.send("*3\r\n$3\r\nset\r\n$1\r\nk\r\n$100\r\nabc")
+	other := ts.dial(t)
+	other.expect("+OK\r\n", "set", "k2", "v")
+	other.expect("$-1\r\n", "get", "k")
+	// Finishing the command later works.
+	staller.send(strings.Repeat("x", 97) + "\r\n")
+	if got := staller.reply(); got != "+OK\r\n" {
+		t.Errorf("got %q; want +OK", got)
+	}
+}
+
+func TestServer_CloseWithStalledClient(t *testing.T) {
+	ts := startServer(t)
+	staller := ts.dial(t)
+	staller.send("*2\r\n$3\r\nget\r\n$10\r\nab")
+	other := ts.dial(t)
+	other.expect("+PONG\r\n", "ping")
+	done := make(chan struct{})
+	go func() {
+		ts.srv.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return with a stalled client")
+	}
+}
+
+func TestServer_Pipelining(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	var sb strings.Builder
+	for i := range 1000 {
+		sb.WriteString("*3\r\n$3\r\nset\r\n$" + itoa(len(itoa(i))) + "\r\n" + itoa(i) + "\r\n$1\r\nv\r\n")
+	}
+	c.send(sb.String())
+	for range 1000 {
+		if got := c.reply(); got != "+OK\r\n" {
+			t.Fatalf("got %q; want +OK", got)
+		}
+	}
+	c.expect(":1000\r\n", "dbsize")
+}
+
+func TestServer_ValueOverLimit(t *testing.T) {
+	ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.Limits = DefaultLimits(1 << 20) })
+	c := ts.dial(t)
+	c.cmd("set", "k", strings.Repeat("x", 1<<20+1))
+	if got := c.reply(); !strings.HasPrefix(got, "-ERR Protocol error: invalid bulk length") {
+		t.Errorf("got %q; want a protocol error", got)
+	}
+	d := ts.dial(t)
+	d.expect("+OK\r\n", "set", "k", strings.Repeat("x", 1<<20))
+	d.cmd("get", "k")
+	if got := d.reply(); len(got) != 1<<20+len("$1048576\r\n\r\n") {
+		t.Errorf("GET of a 1MiB value: got %d bytes", len(got))
+	}
+}
+
+func TestReader_LargeBulkGrowsWithInput(t *testing.T) {
+	// A claimed 1 MiB argument that never arrives must not allocate 1 MiB.
+	in := "*1\r\n$1048576\r\n" + strings.Repeat("x", 100)
+	r := NewReader(bufio.NewReader(strings.NewReader(in)), DefaultLimits(1<<20))
+	_, err := r.ReadCommand()
+	if err == nil {
+		t.Fatal("got no error for a truncated command; want one")
+	}
+	if c := cap(r.buf); c > 2*chunk {
+		t.Errorf("buffer grew to %d bytes for 100 bytes of input; want at most %d", c, 2*chunk)
+	}
+}
+
+func TestSplitArgs(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []string
+		ok   bool
+	}{
+		{"set a b", []string{"set", "a", "b"}, true},
+		{`  "a b"  'c d' `, []string{"a b", "c d"}, true},
+		{`"\x41\n\\"`, []string{"A\n\\"}, true},
+		{`'it\'s'`, []string{"it's"}, true},
+		{`"a"b`, nil, false},
+		{`'a`, nil, false},
+		{`""`, []string{""}, true},
+	}
+	for _, tc := range cases {
+		got, ok := SplitArgs(tc.in)
+		if ok != tc.ok || strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("SplitArgs(%q): got %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -1,0 +1,131 @@
+package resp
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestServer_Auth(t *testing.T) {
+	ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.Password = "sec" })
+	c := ts.dial(t)
+	c.expect("-NOAUTH Authentication required.\r\n", "get", "a")
+	c.expect("-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n", "hello", "3")
+	c.expect("-WRONGPASS invalid username-password pair or user is disabled.\r\n", "auth", "bad")
+	c.expect("-WRONGPASS invalid username-password pair or user is disabled.\r\n", "auth", "user", "sec")
+	c.send("*11\r\n")
+	if got := c.reply(); got != "-ERR Protocol error: unauthenticated multibulk length\r\n" {
+		t.Errorf("got %q; want the unauthenticated multibulk error", got)
+	}
+	d := ts.dial(t)
+	d.expect("+OK\r\n", "auth", "sec")
+	d.expect("$-1\r\n", "get", "a")
+	e := ts.dial(t)
+	e.cmd("hello", "3", "auth", "default", "sec", "setname", "app")
+	if got := e.reply(); !strings.HasPrefix(got, "%7\r\n") {
+		t.Errorf("HELLO 3 AUTH: got %q; want a map", got)
+	}
+	e.expect("$3\r\napp\r\n", "client", "getname")
+	e.expect("_\r\n", "get", "a")
+}
+
+func TestServer_Hello(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	c.cmd("hello", "2")
+	if got := c.reply(); !strings.HasPrefix(got, "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.2.0\r\n$5\r\nproto\r\n:2\r\n") {
+		t.Errorf("HELLO 2: got %q", got)
+	}
+	c.cmd("hello", "3")
+	if got := c.reply(); !strings.Contains(got, "$4\r\nmode\r\n$10\r\nstandalone\r\n") || got[0] != '%' {
+		t.Errorf("HELLO 3: got %q", got)
+	}
+	c.expect("_\r\n", "get", "nope")
+	c.expect("%0\r\n", "config", "get", "nothing")
+	c.expect("%2\r\n$4\r\nsave\r\n$0\r\n\r\n$10\r\nappendonly\r\n$2\r\nno\r\n", "config", "get", "save", "appendonly")
+}
+
+func TestServer_Client(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	c.expect("$-1\r\n", "client", "getname")
+	c.expect("+OK\r\n", "client", "setname", "web-1")
+	c.expect("$5\r\nweb-1\r\n", "client", "getname")
+	c.expect("+OK\r\n", "client", "setinfo", "lib-name", "go-redis")
+	c.expect("+OK\r\n", "CLIENT", "SETINFO", "LIB-VER", "9.23.0")
+	c.cmd("client", "id")
+	if got := c.reply(); got[0] != ':' {
+		t.Errorf("CLIENT ID: got %q; want an integer", got)
+	}
+	c.expect("+OK\r\n", "select", "0")
+	c.expect("$2\r\nhi\r\n", "echo", "hi")
+	c.expect("$2\r\nhi\r\n", "ping", "hi")
+}
+
+func TestServer_Introspection(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "set", "k", "v")
+	c.cmd("info")
+	info := c.reply()
+	for _, want := range []string{"# Server\r\n", "redis_version:7.2.0\r\n", "# Clients\r\n", "connected_clients:1\r\n", "# Memory\r\n", "used_memory:", "loading:0\r\n", "# Keyspace\r\n", "db0:keys=1,"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("INFO lacks %q:\n%s", want, info)
+		}
+	}
+	c.cmd("info", "keyspace")
+	if got := c.reply(); strings.Contains(got, "# Server") || !strings.Contains(got, "db0:keys=1") {
+		t.Errorf("INFO keyspace: got %q", got)
+	}
+	c.cmd("command", "count")
+	n := c.reply()
+	c.cmd("command")
+	if got := c.reply(); !strings.HasPrefix(got, "*"+strings.TrimSuffix(n[1:], "\r\n")+"\r\n") {
+		t.Errorf("COMMAND: got %.40q; want %s entries", got, n)
+	}
+	c.cmd("command", "docs", "get")
+	if got := c.reply(); !strings.HasPrefix(got, "*2\r\n$3\r\nget\r\n") {
+		t.Errorf("COMMAND DOCS get: got %q", got)
+	}
+	c.cmd("time")
+	if got := c.reply(); !strings.HasPrefix(got, "*2\r\n$10\r\n") {
+		t.Errorf("TIME: got %q", got)
+	}
+	c.expect("+OK\r\n", "quit")
+	if !c.closed() {
+		t.Error("QUIT: connection still open")
+	}
+}
+
+func TestServer_Cluster(t *testing.T) {
+	var addr string
+	ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.ClusterMode = true })
+	addr = ts.addr
+	host, port := splitAddr(addr)
+	c := ts.dial(t)
+	c.expect(":12182\r\n", "cluster", "keyslot", "foo")
+	c.expect(":12182\r\n", "cluster", "keyslot", "{foo}bar")
+	id := nodeID("node-a")
+	c.expect("*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$"+itoa(len(host))+"\r\n"+host+"\r\n:"+itoa(port)+"\r\n$40\r\n"+id+"\r\n", "cluster", "slots")
+	c.cmd("cluster", "nodes")
+	if got := c.reply(); !strings.Contains(got, id+" "+addr+"@0,node-a myself,master - 0 0 1 connected 0-16383\n") {
+		t.Errorf("CLUSTER NODES: got %q", got)
+	}
+	c.cmd("cluster", "info")
+	if got := c.reply(); !strings.Contains(got, "cluster_state:ok") || !strings.Contains(got, "cluster_slots_assigned:16384") {
+		t.Errorf("CLUSTER INFO: got %q", got)
+	}
+	c.cmd("cluster", "shards")
+	if got := c.reply(); !strings.Contains(got, "$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n") {
+		t.Errorf("CLUSTER SHARDS: got %q", got)
+	}
+	c.expect("+OK\r\n", "set", "foo", "v")
+
+	// Slots served elsewhere are redirected.
+	ts.b.topo.Store(&Topology{Epoch: 2, Shards: []Shard{
+		{Slots: [][2]uint16{{0, 8191}}, Primary: Peer{Name: "node-a", Addr: addr}},
+		{Slots: [][2]uint16{{8192, 16383}}, Primary: Peer{Name: "node-b", Addr: "10.0.0.2:6379"}},
+	}})
+	c.expect("-MOVED 12182 10.0.0.2:6379\r\n", "get", "foo")
+	c.expect("-MOVED 12182 10.0.0.2:6379\r\n", "set", "{foo}x", "v")
+	c.expect("$-1\r\n", "get", "a{b}") // slot 3300
+}

@@ -1,0 +1,87 @@
+package resp
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tool returns the path of a Redis command-line tool, skipping the test
+// when it is not installed.
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("%s not installed (Debian package redis-tools): %v", name, err)
+	}
+	return p
+}
+
+func runTool(t *testing.T, stdin string, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, tool(t, name), args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %q: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
+
+func TestRedisCLI_OneShot(t *testing.T) {
+	ts := startServer(t)
+	host, port := splitAddr(ts.addr)
+	cli := func(args ...string) string {
+		return strings.TrimSpace(runTool(t, "", "redis-cli", append([]string{"-h", host, "-p", itoa(port)}, args...)...))
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ping"}, "PONG"},
+		{[]string{"set", "k", "v", "ex", "60", "nx"}, "OK"},
+		{[]string{"get", "k"}, "v"},
+		{[]string{"ttl", "k"}, "60"},
+		{[]string{"dbsize"}, "1"},
+		{[]string{"del", "k"}, "1"},
+		{[]string{"foo"}, "ERR unknown command 'foo', with args beginning with:"},
+		{[]string{"--no-raw", "get", "k"}, "(nil)"},
+	}
+	for _, tc := range cases {
+		if got := cli(tc.args...); got != tc.want {
+			t.Errorf("redis-cli %q: got %q; want %q", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestRedisCLI_Interactive(t *testing.T) {
+	ts := startServer(t)
+	host, port := splitAddr(ts.addr)
+	// With stdin not a terminal redis-cli reads commands line by line, after
+	// the same start-up (COMMAND DOCS and friends) as an interactive session.
+	out := runTool(t, "set greeting \"hello world\"\nget greeting\nclient setname cli\nclient getname\ninfo server\nquit\n",
+		"redis-cli", "-h", host, "-p", itoa(port))
+	for _, want := range []string{"OK\n", "hello world\n", "cli\n", "redis_version:7.2.0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("redis-cli session output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRedisBenchmark_PingSetGet(t *testing.T) {
+	ts := startServer(t)
+	host, port := splitAddr(ts.addr)
+	out := runTool(t, "", "redis-benchmark", "-h", host, "-p", itoa(port), "-t", "ping,set,get", "-n", "2000", "-c", "10", "-q")
+	for _, want := range []string{"PING_INLINE", "PING_MBULK", "SET", "GET"} {
+		if !strings.Contains(out, want+": ") {
+			t.Errorf("redis-benchmark output lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(strings.ToLower(out), "error") {
+		t.Errorf("redis-benchmark reported errors:\n%s", out)
+	}
+}

@@ -1,0 +1,77 @@
+package resp
+
+import "testing"
+
+func TestServer_Multi_ExecRunsAtomically(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "set", "{s}a", "1")
+	c.expect("+QUEUED\r\n", "pexpireat", "{s}a", "99999999999999")
+	c.expect("+QUEUED\r\n", "get", "{s}a")
+	c.expect("+QUEUED\r\n", "ping")
+	c.expect("+QUEUED\r\n", "set", "{s}b", "x", "ex", "abc")
+	c.expect("*5\r\n+OK\r\n:1\r\n$1\r\n1\r\n+PONG\r\n-ERR value is not an integer or out of range\r\n", "exec")
+}
+
+func TestServer_Multi_Errors(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "multi")
+	c.expect("-ERR MULTI calls can not be nested\r\n", "multi")
+	c.expect("-ERR WATCH inside MULTI is not allowed\r\n", "watch", "a")
+	c.expect("-ERR unknown command 'foo', with args beginning with: \r\n", "foo")
+	c.expect("+QUEUED\r\n", "set", "a", "b")
+	c.expect("-EXECABORT Transaction discarded because of previous errors.\r\n", "exec")
+	c.expect("$-1\r\n", "get", "a")
+
+	c.expect("+OK\r\n", "multi")
+	c.expect("-ERR wrong number of arguments for 'get' command\r\n", "get")
+	c.expect("-EXECABORT Transaction discarded because of previous errors.\r\n", "exec")
+
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "set", "a", "1")
+	c.expect("+OK\r\n", "discard")
+	c.expect("$-1\r\n", "get", "a")
+}
+
+func TestServer_Multi_CrossSlot(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "set", "a", "1")
+	c.expect("-CROSSSLOT Keys in request don't hash to the same slot\r\n", "set", "b", "1") // slots 15495 and 3300
+	c.expect("-EXECABORT Transaction discarded because of previous errors.\r\n", "exec")
+	c.expect(":0\r\n", "exists", "a", "b")
+}
+
+func TestServer_Watch_AbortsOnChange(t *testing.T) {
+	ts := startServer(t)
+	c, other := ts.dial(t), ts.dial(t)
+	c.expect("+OK\r\n", "set", "k", "1")
+	c.expect("+OK\r\n", "watch", "k")
+	other.expect("+OK\r\n", "set", "k", "2")
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "set", "k", "3")
+	c.expect("*-1\r\n", "exec")
+	c.expect("$1\r\n2\r\n", "get", "k")
+
+	// Unchanged: EXEC runs. A watched key that did not exist must stay absent.
+	c.expect("+OK\r\n", "watch", "k", "{k}new")
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "set", "k", "4")
+	c.expect("*1\r\n+OK\r\n", "exec")
+	c.expect("+OK\r\n", "watch", "{k}new")
+	other.expect("+OK\r\n", "set", "{k}new", "x")
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "get", "k")
+	c.expect("*-1\r\n", "exec")
+
+	// UNWATCH forgets.
+	c.expect("+OK\r\n", "watch", "k")
+	other.expect("+OK\r\n", "set", "k", "5")
+	c.expect("+OK\r\n", "unwatch")
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "get", "k")
+	c.expect("*1\r\n$1\r\n5\r\n", "exec")
+}
