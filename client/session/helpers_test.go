@@ -117,6 +117,8 @@ func (e *env) app(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, v)
 	case "/login":
 		err = e.m.Login(r.Context(), q.Get("u"))
+	case "/renew":
+		err = e.m.Renew(r.Context())
 	case "/logout":
 		err = e.m.Logout(r.Context())
 	case "/everywhere":

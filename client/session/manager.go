@@ -118,8 +118,9 @@ func (m *Manager) Logout(ctx context.Context) error {
 			return fmt.Errorf("session: logout: %w", err)
 		}
 	}
+	had := s.stored || s.hadCookie
 	s.reset()
-	s.sendCookie = true
+	s.sendCookie = had
 	return nil
 }
 

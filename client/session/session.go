@@ -169,7 +169,7 @@ func (s *Session) SetRememberMe(on bool) {
 	if s.rec.Remember != on {
 		s.rec.Remember = on
 		s.metaDirty, s.rememberSet = true, true
-		s.sendCookie = true
+		s.sendCookie = s.sendCookie || s.stored // a new session sends its cookie anyway
 	}
 }
 

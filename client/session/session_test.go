@@ -143,3 +143,33 @@ func TestManager_needsTheMiddleware(t *testing.T) {
 		t.Fatalf("got %v; want ErrNoSession", err)
 	}
 }
+
+func TestRenew_rotatesTheIDAndKeepsTheUser(t *testing.T) {
+	e := newEnv(t, false)
+	b := e.browser(t)
+	b.get("/login?u=alice")
+	old := b.clone()
+	b.get("/renew")
+	if b.cookies["session"] == old.cookies["session"] {
+		t.Fatal("got the same cookie after renew; want a new ID")
+	}
+	if got := b.get("/whoami"); got != "alice" {
+		t.Fatalf("after renew: got %q; want alice", got)
+	}
+	if got := old.get("/whoami"); got != "" {
+		t.Fatalf("old ID after renew: got %q; want no session", got)
+	}
+}
+
+func TestHandler_storeDownFailsClosedOnlyForSessionRequests(t *testing.T) {
+	e := newEnv(t, false)
+	b := e.browser(t)
+	b.get("/login?u=alice")
+	e.node.Close()
+	if code, _ := b.do("/whoami"); code != 503 {
+		t.Fatalf("with a session cookie and the store down: got %d; want 503", code)
+	}
+	if code, _ := e.browser(t).do("/whoami"); code != 200 {
+		t.Fatalf("without a cookie and the store down: got %d; want 200", code)
+	}
+}
