@@ -144,6 +144,12 @@ func runSCSFlow(t *testing.T, store scs.Store, prefix string, server inspector) 
 	if got := scsUsers(t, sm); !slices.Equal(got, []string{"bob"}) {
 		t.Fatalf("sessions listed after logout: got %q; want [bob]", got)
 	}
+
+	server.do(t, "PEXPIRE", prefix+bob.Value, 50)
+	eventually(t, "bob's session expires 50ms after PEXPIRE", func() bool {
+		return get("GET", "/whoami", bob).status == 401
+	})
+	server.wantGone(t, prefix+bob.Value)
 }
 
 // scsUsers lists the user of every stored session through the store's All

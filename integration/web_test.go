@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	redigo "github.com/gomodule/redigo/redis"
 )
@@ -108,5 +109,19 @@ func (in inspector) wantGone(t *testing.T, key string) {
 	n, err := redigo.Int64(in.do(t, "EXISTS", key), nil)
 	if err != nil || n != 0 {
 		t.Fatalf("EXISTS %s: got %d (%v); want 0", key, n, err)
+	}
+}
+
+// eventually polls cond until it holds, failing the test after five seconds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still not true after 5s", what)
+		}
+		<-tick.C
 	}
 }
