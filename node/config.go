@@ -24,6 +24,14 @@ type Config struct {
 	Addr string
 	// RESPAddr is the Redis protocol listener; empty disables it.
 	RESPAddr string
+	// RESPClusterMode makes the Redis listener act as a Redis Cluster node:
+	// CLUSTER SLOTS/SHARDS/NODES answer and keys owned by another node get
+	// MOVED redirects, so cluster-aware clients route in one hop. False
+	// serves every key on any node (forwarding) as a standalone Redis.
+	RESPClusterMode bool
+	// Password, when set, is required on the Redis listener (AUTH or HELLO
+	// AUTH) before any other command. Empty means no authentication.
+	Password string
 	// HTTPAddr serves /healthz, /readyz and /metrics; empty disables it.
 	HTTPAddr string
 	// GossipAddr is the membership (gossip) listener, host:port.
@@ -136,6 +144,12 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxValue < 1 || c.Limits.MaxValue > 512<<20 {
 		bad("max value size: %d; must be in [1,512MiB]", c.Limits.MaxValue)
+	}
+	if c.RESPClusterMode && c.RESPAddr == "" {
+		bad("resp-cluster-mode: needs resp-addr")
+	}
+	if strings.ContainsAny(c.Password, "\r\n") {
+		bad("requirepass: must not contain CR or LF")
 	}
 	if c.ExpiryInterval < 0 {
 		bad("expiry interval: %v; must not be negative", c.ExpiryInterval)

@@ -27,6 +27,7 @@ type Node struct {
 
 	native net.Listener
 	http   *httpServer
+	resp   *respListener // Redis protocol listener; nil when disabled
 
 	mu     sync.Mutex // guards conns and closed
 	conns  map[net.Conn]struct{}
@@ -62,9 +63,15 @@ func New(cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	if cfg.RESPAddr != "" {
+		if n.resp, err = n.startRESP(cfg.RESPAddr); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
 	n.goRun(func() { n.store.RunExpiry(n.ctx, cfg.ExpiryInterval) })
 	n.goRun(func() { n.acceptLoop(n.native, n.serveNative) })
-	n.log.Info("node started", "addr", n.native.Addr().String(), "http", n.HTTPAddr(),
+	n.log.Info("node started", "addr", n.native.Addr().String(), "http", n.HTTPAddr(), "resp", n.RESPAddr(),
 		"partitions", cfg.Partitions, "max_memory", cfg.MaxMemory, "limits", cfg.Limits.String())
 	return n, nil
 }
@@ -205,6 +212,9 @@ func (n *Node) Close() error {
 	}
 	if n.http != nil {
 		errs = append(errs, n.http.close())
+	}
+	if n.resp != nil {
+		errs = append(errs, n.resp.close())
 	}
 	n.wg.Wait()
 	if n.store != nil {

@@ -1,0 +1,128 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloakroom/cloakroom/node"
+	"github.com/gomodule/redigo/redis"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// startRESPNode starts one in-process node with every listener on a
+// kernel-picked loopback port and returns it.
+func startRESPNode(t *testing.T, adjust func(*node.Config)) *node.Node {
+	t.Helper()
+	cfg := node.DefaultConfig()
+	cfg.Name = "resp-1"
+	cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "", ""
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func TestRESP_Node_GoRedisAndRedigo(t *testing.T) {
+	n := startRESPNode(t, func(c *node.Config) { c.Password = "s3cret"; c.AllowFlush = true })
+	ctx := context.Background()
+	rdb := goredis.NewClient(&goredis.Options{Addr: n.RESPAddr(), Password: "s3cret"})
+	defer rdb.Close()
+	if err := rdb.Set(ctx, "sess:a", "coat", time.Minute).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	if v, err := rdb.Get(ctx, "sess:a").Result(); err != nil || v != "coat" {
+		t.Errorf("GET: got %q, %v; want coat", v, err)
+	}
+	if n, err := rdb.Del(ctx, "sess:a", "sess:b", "sess:c").Result(); err != nil || n != 1 {
+		t.Errorf("DEL: got %d, %v; want 1", n, err)
+	}
+
+	c, err := redis.Dial("tcp", n.RESPAddr(), redis.DialPassword("s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Do("SET", "k", "v", "EX", 60, "NX"); err != nil {
+		t.Fatalf("SET EX NX: %v", err)
+	}
+	if ttl, err := redis.Int(c.Do("TTL", "k")); err != nil || ttl != 60 {
+		t.Errorf("TTL after SET EX 60 NX: got %d, %v; want 60", ttl, err)
+	}
+	if ok, err := redis.String(c.Do("FLUSHALL")); err != nil || ok != "OK" {
+		t.Errorf("FLUSHALL with --allow-flush: got %q, %v", ok, err)
+	}
+
+	if _, err := redis.Dial("tcp", n.RESPAddr(), redis.DialPassword("wrong")); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Errorf("wrong password: got %v; want WRONGPASS", err)
+	}
+}
+
+func TestRESP_Node_FlushAllDisabledByDefault(t *testing.T) {
+	n := startRESPNode(t, nil)
+	rdb := goredis.NewClient(&goredis.Options{Addr: n.RESPAddr()})
+	defer rdb.Close()
+	err := rdb.FlushAll(context.Background()).Err()
+	if err == nil || !strings.Contains(err.Error(), "--allow-flush") {
+		t.Errorf("FLUSHALL: got %v; want an error naming --allow-flush", err)
+	}
+}
+
+func TestRESP_Node_ClusterClient(t *testing.T) {
+	n := startRESPNode(t, func(c *node.Config) { c.RESPClusterMode = true })
+	ctx := context.Background()
+	rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{n.RESPAddr()}})
+	defer rdb.Close()
+	slots, err := rdb.ClusterSlots(ctx).Result()
+	if err != nil || len(slots) != 1 || slots[0].Start != 0 || slots[0].End != 16383 {
+		t.Fatalf("CLUSTER SLOTS: got %+v, %v; want one range 0-16383", slots, err)
+	}
+	if got := slots[0].Nodes[0].Addr; got != n.RESPAddr() {
+		t.Errorf("CLUSTER SLOTS address: got %s; want %s", got, n.RESPAddr())
+	}
+	for _, k := range []string{"a", "b", "c", "{user:1}x"} {
+		if err := rdb.Set(ctx, k, k, time.Minute).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+		if v, err := rdb.Get(ctx, k).Result(); err != nil || v != k {
+			t.Errorf("GET %s: got %q, %v", k, v, err)
+		}
+	}
+	if _, err := rdb.Get(ctx, "missing").Result(); !errors.Is(err, goredis.Nil) {
+		t.Errorf("GET missing: got %v; want redis.Nil", err)
+	}
+}
+
+func TestRESP_Node_RedisCLI(t *testing.T) {
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Skipf("redis-cli not installed (Debian package redis-tools): %v", err)
+	}
+	n := startRESPNode(t, nil)
+	host, port, _ := net.SplitHostPort(n.RESPAddr())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cli, "-h", host, "-p", port)
+	cmd.Stdin = strings.NewReader("set k v px 60000\npttl k\ninfo keyspace\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli: %v\n%s", err, out)
+	}
+	for _, want := range []string{"OK", "db0:keys=1"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("redis-cli output lacks %q:\n%s", want, out)
+		}
+	}
+}

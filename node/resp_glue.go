@@ -1,0 +1,124 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+
+	"github.com/cloakroom/cloakroom/node/resp"
+	"github.com/cloakroom/cloakroom/ring"
+)
+
+// Node is the backend of its Redis protocol listener.
+var _ resp.Backend = (*Node)(nil)
+
+// respListener is the node's Redis protocol listener.
+type respListener struct {
+	srv  *resp.Server
+	ln   net.Listener
+	topo atomic.Pointer[resp.Topology] // current slot ownership, as Redis clients see it
+}
+
+// startRESP binds addr and serves the Redis protocol on it.
+func (n *Node) startRESP(addr string) (*respListener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen resp %s: %w", addr, err)
+	}
+	r := &respListener{ln: ln}
+	r.topo.Store(soloTopology(n.cfg.Name, respAdvertise(n.cfg.Advertise, ln.Addr().String())))
+	r.srv = resp.NewServer(n, resp.Config{
+		Password:    n.cfg.Password,
+		ClusterMode: n.cfg.RESPClusterMode,
+		Limits:      resp.DefaultLimits(n.cfg.Limits.MaxValue),
+		Logger:      n.log,
+	})
+	n.goRun(func() {
+		if err := r.srv.Serve(ln); err != nil && !errors.Is(err, resp.ErrServerClosed) {
+			n.log.Error("resp serve", "err", err)
+		}
+	})
+	return r, nil
+}
+
+func (r *respListener) close() error { return r.srv.Close() }
+
+// RESPAddr returns the Redis protocol listener's address, or "" if it is
+// disabled.
+func (n *Node) RESPAddr() string {
+	if n.resp == nil {
+		return ""
+	}
+	return n.resp.ln.Addr().String()
+}
+
+// Topology returns the slot ownership Redis clients see (CLUSTER SLOTS and
+// MOVED). It returns the same pointer until ownership changes.
+func (n *Node) Topology() *resp.Topology {
+	if n.resp == nil {
+		return nil
+	}
+	return n.resp.topo.Load()
+}
+
+// respAdvertise is the host:port Redis clients dial for a listener bound at
+// bound: the advertise host if set, else the bind host, with loopback for a
+// wildcard bind.
+func respAdvertise(advertise, bound string) string {
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return bound
+	}
+	switch ip := net.ParseIP(host); {
+	case advertise != "":
+		host = advertise
+	case ip != nil && ip.IsUnspecified():
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// soloTopology is the topology of a node alone: it serves every slot.
+func soloTopology(name, addr string) *resp.Topology {
+	return &resp.Topology{Epoch: 1, Shards: []resp.Shard{{
+		Slots:   [][2]uint16{{0, ring.SlotCount - 1}},
+		Primary: resp.Peer{Name: name, Addr: addr},
+	}}}
+}
+
+// TopologyOf groups partitions into Redis slot ranges by owner: primary(p)
+// and backups(p) name partition p's holders and respAddr a node's RESP
+// address. Adjacent partitions with the same holders merge into one range.
+func TopologyOf(partitions int, epoch uint64, primary func(p int) string, backups func(p int) []string, respAddr func(name string) string) *resp.Topology {
+	t := &resp.Topology{Epoch: epoch}
+	byOwners := map[string]int{} // holders → shard index
+	key := func(p int) string {
+		k := primary(p)
+		for _, b := range backups(p) {
+			k += "\x00" + b
+		}
+		return k
+	}
+	for p := 0; p < partitions; p++ {
+		first, last := ring.SlotRange(p, partitions)
+		k := key(p)
+		i, ok := byOwners[k]
+		if !ok {
+			sh := resp.Shard{Primary: resp.Peer{Name: primary(p), Addr: respAddr(primary(p))}}
+			for _, b := range backups(p) {
+				sh.Replicas = append(sh.Replicas, resp.Peer{Name: b, Addr: respAddr(b)})
+			}
+			i = len(t.Shards)
+			t.Shards = append(t.Shards, sh)
+			byOwners[k] = i
+		}
+		sl := &t.Shards[i].Slots
+		if n := len(*sl); n > 0 && (*sl)[n-1][1]+1 == first {
+			(*sl)[n-1][1] = last
+		} else {
+			*sl = append(*sl, [2]uint16{first, last})
+		}
+	}
+	return t
+}
