@@ -21,6 +21,10 @@ type Config struct {
 	ConnsPerNode int
 	// DialTimeout bounds connecting to a node. Zero means 5s.
 	DialTimeout time.Duration
+	// Direct sends every call to the first reachable address in Addrs, in
+	// order, instead of routing it to the owner of its key. Tools use it to
+	// talk to one node; nodes use it to talk to each other.
+	Direct bool
 	// Limits are checked before a request is sent, so that an oversized
 	// value fails fast. They should match the nodes'. Zero fields mean the
 	// protocol defaults.
@@ -220,6 +224,18 @@ func (c *Client) Do(ctx context.Context, req *protocol.Request) (*protocol.Respo
 	return &r, nil
 }
 
+// Exchange sends a raw protocol request and returns the node's response
+// whatever its code; the error is for calls that got no response.
+func (c *Client) Exchange(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+	cl, err := c.send(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseCall(cl)
+	r := cl.resp
+	return &r, nil
+}
+
 func checkTTL(ttl time.Duration) error {
 	if ttl <= 0 {
 		return fmt.Errorf("%w: ttl must be positive, got %v", ErrBadRequest, ttl)
@@ -237,6 +253,20 @@ func ttlMillis(ttl time.Duration) int64 {
 // the next node when one cannot be reached. On success the caller must
 // releaseCall the result.
 func (c *Client) do(ctx context.Context, req *protocol.Request) (*call, error) {
+	cl, err := c.send(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if cl.resp.Code != protocol.CodeOK {
+		err := cl.resp.Err()
+		releaseCall(cl)
+		return nil, err
+	}
+	return cl, nil
+}
+
+// send runs req on a node and returns its response whatever the code.
+func (c *Client) send(ctx context.Context, req *protocol.Request) (*call, error) {
 	if c.closed.Load() {
 		return nil, errClientClosed
 	}
@@ -250,11 +280,6 @@ func (c *Client) do(ctx context.Context, req *protocol.Request) (*call, error) {
 	for _, n := range c.nodes {
 		cl, err := n.do(ctx, req)
 		if err == nil {
-			if cl.resp.Code != protocol.CodeOK {
-				err := cl.resp.Err()
-				releaseCall(cl)
-				return nil, err
-			}
 			return cl, nil
 		}
 		if ctx.Err() != nil {

@@ -41,6 +41,17 @@ type Config struct {
 	Advertise string
 	// Join lists gossip addresses of any existing members to join.
 	Join []string
+	// Cluster names the cluster; nodes refuse members with another name.
+	// Empty means "cloakroom".
+	Cluster string
+	// GossipKey encrypts gossip (AES; 16, 24 or 32 bytes). Nil: plain text.
+	GossipKey []byte
+	// GossipPreset tunes failure detection: "lan" (memberlist's LAN
+	// defaults: a crash is noticed in about 5 s) or "local" (one machine or
+	// a fast network: about 1 s). Empty means "lan".
+	GossipPreset string
+	// PeerTimeout bounds each node-to-node call. Zero means 2s.
+	PeerTimeout time.Duration
 	// Replicas is how many copies of each session the cluster keeps,
 	// counting the primary. Zero means 2.
 	Replicas int
@@ -85,6 +96,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 2
+	}
+	if c.Cluster == "" {
+		c.Cluster = "cloakroom"
+	}
+	if c.GossipPreset == "" {
+		c.GossipPreset = "lan"
+	}
+	if c.PeerTimeout == 0 {
+		c.PeerTimeout = 2 * time.Second
 	}
 	if c.Partitions == 0 {
 		c.Partitions = ring.DefaultPartitions
@@ -144,6 +164,15 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxValue < 1 || c.Limits.MaxValue > 512<<20 {
 		bad("max value size: %d; must be in [1,512MiB]", c.Limits.MaxValue)
+	}
+	if k := len(c.GossipKey); k != 0 && k != 16 && k != 24 && k != 32 {
+		bad("gossip key: %d bytes; must be 16, 24 or 32", k)
+	}
+	if c.GossipPreset != "lan" && c.GossipPreset != "local" {
+		bad("gossip preset: %q; want lan or local", c.GossipPreset)
+	}
+	if c.PeerTimeout < 0 {
+		bad("peer timeout: %v; must not be negative", c.PeerTimeout)
 	}
 	if c.RESPClusterMode && c.RESPAddr == "" {
 		bad("resp-cluster-mode: needs resp-addr")

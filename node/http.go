@@ -54,8 +54,11 @@ func (h *httpServer) close() error {
 // Ready reports whether the node holds every partition it should and takes
 // work; when not, it says why.
 func (n *Node) Ready() (bool, string) {
-	if n.draining.Load() {
-		return false, "shutting down"
+	if !n.serving() {
+		return false, n.state()
+	}
+	if k := n.transfers.syncCnt.Load(); k > 0 {
+		return false, fmt.Sprintf("%d partitions still arriving", k)
 	}
 	return true, ""
 }

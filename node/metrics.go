@@ -16,6 +16,8 @@ type metrics struct {
 	reqVec    *prometheus.CounterVec
 	conns     prometheus.Gauge
 	badFrames prometheus.Counter
+
+	replicaFailures prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -29,6 +31,9 @@ func newMetrics(n *Node) *metrics {
 	m.badFrames = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_malformed_requests_total", Help: "Requests refused as malformed.",
 	})
+	m.replicaFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cloakroom_replication_failures_total", Help: "Writes a backup could not be reached for (the partition was under-replicated).",
+	})
 	stat := func(name, help string, typ prometheus.ValueType, f func() int64) prometheus.Collector {
 		desc := prometheus.NewDesc(name, help, nil, nil)
 		return collectorFunc{desc, func(ch chan<- prometheus.Metric) {
@@ -36,7 +41,7 @@ func newMetrics(n *Node) *metrics {
 		}}
 	}
 	s := n.store
-	m.reg.MustRegister(m.reqVec, m.conns, m.badFrames,
+	m.reg.MustRegister(m.reqVec, m.conns, m.badFrames, m.replicaFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		stat("cloakroom_keys", "Live keys, including expired ones not yet collected.", prometheus.GaugeValue, func() int64 { return s.Stats().Keys }),
 		stat("cloakroom_tombstones", "Tombstones kept so that deletes stay final.", prometheus.GaugeValue, func() int64 { return s.Stats().Tombstones }),
@@ -45,6 +50,11 @@ func newMetrics(n *Node) *metrics {
 		stat("cloakroom_evictions_total", "Entries evicted to stay under --max-memory.", prometheus.CounterValue, func() int64 { return s.Stats().Evictions }),
 		stat("cloakroom_expirations_total", "Entries removed because their TTL passed.", prometheus.CounterValue, func() int64 { return s.Stats().Expirations }),
 		stat("cloakroom_compactions_total", "Partition arena compactions.", prometheus.CounterValue, func() int64 { return s.Stats().Compactions }),
+		stat("cloakroom_table_version", "Version of the node's partition table.", prometheus.GaugeValue, func() int64 { return int64(n.view().table.Version) }),
+		stat("cloakroom_members", "Cluster members in the node's table.", prometheus.GaugeValue, func() int64 { return int64(len(n.view().table.Members)) }),
+		stat("cloakroom_partitions_syncing", "Partitions this node holds that are still arriving.", prometheus.GaugeValue, func() int64 { return int64(n.transfers.syncCnt.Load()) }),
+		stat("cloakroom_transfer_entries_total", "Entries applied by partition transfers.", prometheus.CounterValue, func() int64 { return n.transfers.moved.Load() }),
+		stat("cloakroom_under_replicated_partitions", "Partitions with fewer holders than --replicas.", prometheus.GaugeValue, func() int64 { return int64(n.underReplicated()) }),
 	)
 	return m
 }

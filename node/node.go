@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloakroom/cloakroom/node/store"
 	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
 )
 
 // Node is one Cloakroom server. Create it with New; stop it with Shutdown
@@ -25,9 +26,18 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the node starts
 
-	native net.Listener
-	http   *httpServer
-	resp   *respListener // Redis protocol listener; nil when disabled
+	native    net.Listener
+	http      *httpServer
+	respBound string // bound Redis-protocol address, "" if disabled
+	resp      *respListener // Redis protocol listener; nil when disabled
+
+	cview     atomic.Pointer[view] // the current cluster view
+	members   *membership          // nil when gossip is disabled
+	peers     *peers
+	transfers *transfers
+	startID   uint64
+	joined    atomic.Bool // the node has joined its cluster (or needs none)
+	leaving   atomic.Bool // a graceful shutdown has begun
 
 	mu     sync.Mutex // guards conns and closed
 	conns  map[net.Conn]struct{}
@@ -51,6 +61,9 @@ func New(cfg Config) (*Node, error) {
 	n.store = store.New(store.Config{Partitions: cfg.Partitions, MaxMemory: cfg.MaxMemory, Now: cfg.Now})
 	n.metrics = newMetrics(n)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.peers = newPeers(cfg.Limits, cfg.PeerTimeout)
+	n.transfers = newTransfers(n)
+	n.startID = randomID()
 
 	var err error
 	if n.native, err = net.Listen("tcp", cfg.Addr); err != nil {
@@ -68,10 +81,27 @@ func New(cfg Config) (*Node, error) {
 			n.Close()
 			return nil, err
 		}
+		n.respBound = n.RESPAddr()
+	}
+	v := n.soloView(1)
+	v.provisional = len(cfg.Join) > 0
+	n.cview.Store(v)
+	n.joined.Store(len(cfg.Join) == 0)
+	if cfg.GossipAddr != "" {
+		if n.members, err = n.startMembership(); err != nil {
+			n.Close()
+			return nil, err
+		}
+		if err := n.members.publish(n.localMeta(1, v.hash, false)); err != nil {
+			n.Close()
+			return nil, err
+		}
+		n.goRun(n.runCluster)
+		n.goRun(func() { n.transfers.run(n.ctx) })
 	}
 	n.goRun(func() { n.store.RunExpiry(n.ctx, cfg.ExpiryInterval) })
 	n.goRun(func() { n.acceptLoop(n.native, n.serveNative) })
-	n.log.Info("node started", "addr", n.native.Addr().String(), "http", n.HTTPAddr(), "resp", n.RESPAddr(),
+	n.log.Info("node started", "addr", n.native.Addr().String(), "http", n.HTTPAddr(), "resp", n.RESPAddr(), "gossip", n.GossipAddr(),
 		"partitions", cfg.Partitions, "max_memory", cfg.MaxMemory, "limits", cfg.Limits.String())
 	return n, nil
 }
@@ -145,48 +175,84 @@ func (n *Node) untrack(c net.Conn) {
 	}
 }
 
-// Do runs one request on this node and fills resp. It is the single entry
-// point behind every listener.
-func (n *Node) Do(ctx context.Context, req *protocol.Request, resp *protocol.Response) {
-	switch {
-	case n.draining.Load() && req.Op != protocol.OpPing:
-		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "node %s is shutting down", n.cfg.Name))
-	case req.Op == protocol.OpFlush && !n.cfg.AllowFlush:
-		resp.SetErr(protocol.Errorf(protocol.CodeDisabled, "flush is disabled; start the node with --allow-flush"))
-	default:
-		if err := n.cfg.Limits.Check(req); err != nil {
-			resp.SetErr(err)
-		} else {
-			n.store.Exec(req, resp)
-		}
-	}
-	n.metrics.observe(req.Op, resp.Code)
-}
-
 // DoAtomic runs single-key requests whose keys share one partition as one
 // atomic step (MULTI/EXEC). A failed guard (OpGet with FlagIfVersion) aborts
 // it with ErrConflict before anything runs; keys in different partitions
 // are refused with ErrBadRequest.
 func (n *Node) DoAtomic(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) error {
-	if n.draining.Load() {
-		return protocol.Errorf(protocol.CodeUnavailable, "node %s is shutting down", n.cfg.Name)
+	if !n.serving() {
+		return protocol.Errorf(protocol.CodeUnavailable, "node %s is %s", n.cfg.Name, n.state())
 	}
 	for _, r := range reqs {
 		if err := n.cfg.Limits.Check(r); err != nil {
 			return err
 		}
 	}
-	return n.store.ExecAtomic(reqs, resps)
+	if len(reqs) == 0 {
+		return nil
+	}
+	v := n.view()
+	p := ring.Partition(reqs[0].Key, n.cfg.Partitions)
+	if _, primary := v.holds(p); !primary {
+		return protocol.Errorf(protocol.CodeNotOwner, "partition %d is on %s; an atomic batch must be sent to its primary", p, v.primary(p))
+	}
+	keys := make([]string, len(reqs))
+	for i, r := range reqs {
+		keys[i] = r.Key
+	}
+	if n.transfers.syncing(p) {
+		n.ensureKeys(ctx, v, p, keys)
+	}
+	if err := n.store.ExecAtomic(reqs, resps); err != nil {
+		return err
+	}
+	if backups := v.others(p); len(backups) > 0 {
+		var entries []protocol.Entry
+		for i, r := range reqs {
+			if mutates(r.Op) && resps[i].Code == protocol.CodeOK {
+				if e, ok := n.store.Entry(keys[i]); ok {
+					entries = append(entries, e)
+				}
+			}
+		}
+		return n.replicate(ctx, v, p, backups, entries)
+	}
+	return nil
 }
 
 // Partitions returns the cluster's partition count.
 func (n *Node) Partitions() int { return n.cfg.Partitions }
 
-// Shutdown stops taking new work, then closes the node. ctx bounds the wait.
+// Shutdown leaves the cluster gracefully, then closes the node. Its
+// partitions' backups take over (they hold every acknowledged write); ctx
+// bounds the wait.
 func (n *Node) Shutdown(ctx context.Context) error {
-	n.draining.Store(true)
 	n.log.Info("node shutting down")
+	n.leave(ctx)
+	n.draining.Store(true)
 	return n.Close()
+}
+
+// serving reports whether the node takes client requests.
+func (n *Node) serving() bool { return n.joined.Load() && !n.draining.Load() }
+
+func (n *Node) state() string {
+	switch {
+	case n.draining.Load():
+		return "shutting down"
+	case !n.joined.Load():
+		return "joining its cluster"
+	}
+	return "serving"
+}
+
+// GossipAddr returns the bound gossip address, or "" if gossip is disabled.
+func (n *Node) GossipAddr() string {
+	if n.members == nil {
+		return ""
+	}
+	ln := n.members.ml.LocalNode()
+	return net.JoinHostPort(ln.Addr.String(), itoa(int(ln.Port)))
 }
 
 // Close stops every listener and connection and waits for every goroutine.
@@ -203,6 +269,12 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 	if n.cancel != nil {
 		n.cancel()
+	}
+	if n.members != nil {
+		_ = n.members.ml.Shutdown()
+	}
+	if n.peers != nil {
+		n.peers.close()
 	}
 	var errs []error
 	if n.native != nil {

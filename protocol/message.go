@@ -24,7 +24,8 @@ type Request struct {
 	Cursor    uint64
 	Count     int32
 	Pattern   string
-	Table     uint64 // sender's partition table version (node to node)
+	Table     uint64  // sender's partition table version (node to node)
+	Entries   []Entry // OpReplicate payload
 }
 
 // Response is a node's answer to the request with the same ID.
@@ -63,15 +64,18 @@ func (r *Response) Err() error {
 // SetErr stores err in r as a code and message.
 func (r *Response) SetErr(err error) {
 	r.Code = CodeOf(err)
-	if pe, ok := err.(*Error); ok {
+	switch pe, ok := err.(*Error); {
+	case ok:
 		r.Msg = pe.Msg
-	} else if err != nil {
+	case err == nil || err == r.Code.Err():
+		r.Msg = "" // a bare sentinel says it all
+	default:
 		r.Msg = err.Error()
 	}
 }
 
 const (
-	requestFields  = 13
+	requestFields  = 14
 	responseFields = 11
 )
 
@@ -92,6 +96,7 @@ func (r *Request) Encode(e *msgpack.Encoder) error {
 		e.EncodeInt(int64(r.Count)),
 		e.EncodeString(r.Pattern),
 		e.EncodeUint(r.Table),
+		encodeEntries(e, r.Entries),
 	)
 }
 
@@ -213,6 +218,8 @@ func (d *Decoder) DecodeRequest(b []byte, r *Request) error {
 			r.Pattern, err = d.string()
 		case 12:
 			r.Table, err = d.uint()
+		case 13:
+			r.Entries, err = d.entries()
 		default:
 			err = d.skip() // a field appended by a newer peer
 		}

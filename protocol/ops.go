@@ -52,13 +52,15 @@ const (
 	// OpTable returns the node's view of the cluster: Value is a
 	// ClusterInfo encoded with EncodeClusterInfo.
 	OpTable
-	// OpReplicate applies Entries, each only if its version is newer than
-	// the copy held (node to node). Request.Table is the sender's table
-	// version; a node with a newer table refuses with CodeNotOwner.
+	// OpReplicate applies Entries of partition Partition, each only if its
+	// version is newer than the copy held (node to node). Key names the
+	// sender and Table is its table version; a node whose newer table does
+	// not make the sender primary refuses with CodeNotOwner.
 	OpReplicate
 	// OpFetch returns entries of partition Partition in scan order after
-	// Cursor, tombstones included, up to about Count bytes of values: reply
-	// Entries and the next Cursor (0 when done). Node to node.
+	// Cursor, tombstones included, up to about Count bytes: reply Entries
+	// and the next Cursor (0 when done). With Key set it returns just that
+	// key's entry, if any. Node to node.
 	OpFetch
 	opEnd // keep last
 )

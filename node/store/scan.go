@@ -87,7 +87,8 @@ func (s *Store) checkPartition(p int32) error {
 }
 
 // deleteMatch tombstones every live key of one partition matching
-// req.Pattern, holding the partition's lock throughout.
+// req.Pattern, holding the partition's lock throughout. resp.Keys lists
+// the deleted keys.
 func (s *Store) deleteMatch(req *protocol.Request, resp *protocol.Response) error {
 	if err := s.checkPartition(req.Partition); err != nil {
 		return err
@@ -112,6 +113,7 @@ func (s *Store) deleteMatch(req *protocol.Request, resp *protocol.Response) erro
 			return err
 		}
 		resp.N += int64(n)
+		resp.Keys = append(resp.Keys, k)
 	}
 	return nil
 }

@@ -1,0 +1,231 @@
+package node
+
+import (
+	"context"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
+	"github.com/hashicorp/memberlist"
+)
+
+// The cluster loop is the single owner of cluster state: it turns
+// membership changes into a new partition table, publishes it as an
+// immutable view, and starts the partition transfers the change calls for.
+
+// settle is how long the loop waits after a membership event for more
+// events, so that a burst of changes yields one table.
+const settle = 50 * time.Millisecond
+
+// advertise returns the address others should dial for a listener bound
+// at bound: the advertise host (or the bind host, or the gossip layer's
+// chosen address for a wildcard bind) with the bound port.
+func (n *Node) advertise(bound string) string {
+	if bound == "" {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return bound
+	}
+	switch {
+	case n.cfg.Advertise != "":
+		host = n.cfg.Advertise
+	case net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified(), host == "":
+		if n.members != nil {
+			host = n.members.ml.LocalNode().Addr.String()
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func (n *Node) localMeta(table, hash uint64, leaving bool) *nodeMeta {
+	return &nodeMeta{
+		Cluster:    n.cfg.Cluster,
+		Partitions: n.cfg.Partitions,
+		Proto:      protocol.Version,
+		Addr:       n.advertise(n.Addr()),
+		RESPAddr:   n.advertise(n.respBound),
+		HTTPAddr:   n.advertise(n.HTTPAddr()),
+		StartID:    n.startID,
+		Table:      table,
+		TableHash:  hash,
+		Leaving:    leaving,
+	}
+}
+
+func (n *Node) selfInfo() protocol.MemberInfo {
+	return protocol.MemberInfo{Name: n.cfg.Name, Addr: n.advertise(n.Addr()), RESPAddr: n.advertise(n.respBound), HTTPAddr: n.advertise(n.HTTPAddr())}
+}
+
+// view returns the current cluster view.
+func (n *Node) view() *view { return n.cview.Load() }
+
+// soloView is the view of a node alone: it holds every partition.
+func (n *Node) soloView(version uint64) *view {
+	t, err := ring.Compute([]string{n.cfg.Name}, n.cfg.Partitions, n.cfg.Replicas, version)
+	if err != nil {
+		panic(err) // one valid member and a validated partition count cannot fail
+	}
+	v, err := newView(t, n.cfg.Name, map[string]protocol.MemberInfo{n.cfg.Name: n.selfInfo()}, n.cfg.Replicas)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// runCluster joins the seeds (retrying until it succeeds or the node
+// closes) and recomputes the view on every membership change.
+func (n *Node) runCluster() {
+	m := n.members
+	if len(n.cfg.Join) > 0 {
+		n.joinSeeds()
+	}
+	n.joined.Store(true)
+	n.recompute()
+	t := time.NewTimer(0)
+	<-t.C
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-m.kick:
+			t.Reset(settle)
+		case <-t.C:
+			n.recompute()
+		}
+	}
+}
+
+func (n *Node) joinSeeds() {
+	backoff := 100 * time.Millisecond
+	for {
+		k, err := n.members.ml.Join(n.cfg.Join)
+		if err == nil && k > 0 {
+			n.log.Info("joined cluster", "seeds", n.cfg.Join, "contacted", k)
+			return
+		}
+		n.log.Warn("join failed; retrying", "seeds", n.cfg.Join, "err", err, "retry_in", backoff)
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// recompute derives the table from the current members and publishes it
+// if it differs from the current one.
+func (n *Node) recompute() {
+	cur := n.view()
+	members := map[string]protocol.MemberInfo{}
+	var names []string
+	var peerMax uint64
+	peerVersions := map[uint64]uint64{} // member-set hash → highest version gossiped for it
+	for _, mn := range n.members.ml.Members() {
+		if mn.State != memberlist.StateAlive && mn.State != memberlist.StateSuspect {
+			continue
+		}
+		meta, err := decodeMeta(mn.Meta)
+		if err != nil || n.members.check(mn) != nil {
+			continue
+		}
+		if mn.Name != n.cfg.Name {
+			if meta.Leaving {
+				continue
+			}
+			peerMax = max(peerMax, meta.Table)
+			peerVersions[meta.TableHash] = max(peerVersions[meta.TableHash], meta.Table)
+		}
+		names = append(names, mn.Name)
+		members[mn.Name] = protocol.MemberInfo{Name: mn.Name, Addr: meta.Addr, RESPAddr: meta.RESPAddr, HTTPAddr: meta.HTTPAddr}
+	}
+	if !slices.Contains(names, n.cfg.Name) || n.leaving.Load() {
+		return // not a member (yet, or any more): keep serving the last view
+	}
+	slices.Sort(names)
+	hash := memberHash(names)
+	version := cur.table.Version
+	switch {
+	case hash != cur.hash:
+		version = max(version, peerMax) + 1
+	case peerVersions[hash] > version:
+		version = peerVersions[hash] // same members, a peer numbered it higher: agree
+	default:
+		return
+	}
+	t, err := ring.Compute(names, n.cfg.Partitions, n.cfg.Replicas, version)
+	if err != nil {
+		n.log.Error("cannot compute partition table", "members", len(names), "err", err)
+		return
+	}
+	v, err := newView(t, n.cfg.Name, members, n.cfg.Replicas)
+	if err != nil {
+		n.log.Error("cannot encode partition table", "err", err)
+		return
+	}
+	if hash != cur.hash {
+		// Queue transfers before the view is visible, so that no request
+		// sees a partition as held and complete before it has arrived.
+		n.transfers.onViewChange(cur, v)
+	}
+	n.cview.Store(v)
+	n.peers.retain(members)
+	if hash != cur.hash {
+		n.log.Info("partition table changed", "version", version, "members", len(names),
+			"primaries", t.PrimaryCounts()[n.cfg.Name], "under_replicated", n.cfg.Replicas > len(names))
+	}
+	if err := n.members.publish(n.localMeta(version, hash, false)); err != nil {
+		n.log.Warn("gossip table version", "version", version, "err", err)
+	}
+}
+
+// Members returns the names of the current members.
+func (n *Node) Members() []string { return slices.Clone(n.view().table.Members) }
+
+// TableVersion returns the version of the node's partition table.
+func (n *Node) TableVersion() uint64 { return n.view().table.Version }
+
+// ClusterInfo returns the node's view of the cluster.
+func (n *Node) ClusterInfo() *protocol.ClusterInfo {
+	ci, _ := protocol.NewDecoder().DecodeClusterInfo(n.view().info)
+	return ci
+}
+
+// leave announces a graceful departure and leaves the gossip.
+func (n *Node) leave(ctx context.Context) {
+	if n.members == nil {
+		return
+	}
+	n.leaving.Store(true)
+	v := n.view()
+	if err := n.members.publish(n.localMeta(v.table.Version, v.hash, true)); err != nil {
+		n.log.Warn("gossip leaving", "err", err)
+	}
+	timeout := time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	if err := n.members.ml.Leave(timeout); err != nil {
+		n.log.Warn("leave gossip", "err", err)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// underReplicated counts partitions with fewer holders than the configured
+// replicas, or still arriving somewhere on this node.
+func (n *Node) underReplicated() int {
+	v := n.view()
+	k := 0
+	for p := range v.table.Owners {
+		if len(v.table.Owners[p]) < n.cfg.Replicas || n.transfers.syncing(p) {
+			k++
+		}
+	}
+	return k
+}

@@ -1,0 +1,145 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cloakroom/cloakroom/client"
+	"github.com/cloakroom/cloakroom/node/nodetest"
+	"github.com/cloakroom/cloakroom/ring"
+)
+
+func direct(t *testing.T, addr string) *client.Client {
+	t.Helper()
+	c, err := client.New(client.Config{Addrs: []string{addr}, Direct: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// copies counts the holders of key's partition whose store has a live
+// copy of it. (A node that no longer holds a partition keeps it a while.)
+func copies(c *nodetest.Cluster, key string) int {
+	running := c.Running()
+	ci := running[0].ClusterInfo()
+	k := 0
+	for _, m := range ci.Owners[ring.Partition(key, ci.Partitions)] {
+		for _, n := range running {
+			if n.Name() != ci.Members[m].Name {
+				continue
+			}
+			if e, ok := n.Store().Entry(key); ok && !e.Tombstone {
+				k++
+			}
+		}
+	}
+	return k
+}
+
+func TestCluster_forwardsAndReplicates(t *testing.T) {
+	c := nodetest.Start(t, 3)
+	ctx := ctxFor(t)
+	first := direct(t, c.Node(0).Addr())
+	const n = 2000
+	for i := range n {
+		if err := first.Set(ctx, fmt.Sprint("s", i), []byte(fmt.Sprint("v", i)), time.Hour); err != nil {
+			t.Fatalf("set s%d through node-1: %v", i, err)
+		}
+	}
+	for j := range c.Len() {
+		cl := direct(t, c.Node(j).Addr())
+		for i := range n {
+			got, err := cl.Get(ctx, fmt.Sprint("s", i))
+			if err != nil || string(got) != fmt.Sprint("v", i) {
+				t.Fatalf("get s%d through %s = %q, %v", i, c.Node(j).Name(), got, err)
+			}
+		}
+	}
+	for i := range n {
+		if k := copies(c, fmt.Sprint("s", i)); k != 2 {
+			t.Fatalf("s%d has %d copies; want 2", i, k)
+		}
+	}
+	// Touch and delete replicate too: the value survives a touch on every copy.
+	if ok, err := first.Touch(ctx, "s1", 2*time.Hour); !ok || err != nil {
+		t.Fatalf("touch: %v %v", ok, err)
+	}
+	for _, nd := range c.Running() {
+		if e, ok := nd.Store().Entry("s1"); ok && string(e.Value) != "v1" {
+			t.Fatalf("%s holds %q after a touch; want v1", nd.Name(), e.Value)
+		}
+	}
+	keys := []string{"s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "nope"}
+	if got, err := first.Delete(ctx, keys...); got != 8 || err != nil {
+		t.Fatalf("multi-key delete across nodes = %d, %v; want 8", got, err)
+	}
+	for _, k := range keys {
+		if copies(c, k) != 0 {
+			t.Fatalf("%s still has a live copy after delete", k)
+		}
+	}
+}
+
+func TestCluster_crashLosesNothingAndDeletesStayDeleted(t *testing.T) {
+	c := nodetest.Start(t, 3)
+	ctx := ctxFor(t)
+	cl := direct(t, c.Node(0).Addr())
+	const n = 3000
+	for i := range n {
+		if err := cl.Set(ctx, fmt.Sprint("s", i), []byte(fmt.Sprint("v", i)), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Crash(2)
+	c.WaitAgreed(t, 2)
+	for i := range n {
+		if got, err := cl.Get(ctx, fmt.Sprint("s", i)); err != nil || string(got) != fmt.Sprint("v", i) {
+			t.Fatalf("after crash, get s%d = %q, %v", i, got, err)
+		}
+	}
+	// Delete while node-3 is down, then bring it back empty.
+	for i := 0; i < n; i += 3 {
+		if _, err := cl.Delete(ctx, fmt.Sprint("s", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Restart(2)
+	c.WaitAgreed(t, 3)
+	c.WaitReady(t)
+	for j := range c.Len() {
+		cl := direct(t, c.Node(j).Addr())
+		for i := range n {
+			got, err := cl.Get(ctx, fmt.Sprint("s", i))
+			if i%3 == 0 {
+				if !errors.Is(err, client.ErrNotFound) {
+					t.Fatalf("deleted s%d came back through %s: %q, %v", i, c.Node(j).Name(), got, err)
+				}
+				continue
+			}
+			if err != nil || string(got) != fmt.Sprint("v", i) {
+				for _, nd := range c.Running() {
+					e, ok := nd.Store().Entry(fmt.Sprint("s", i))
+					ci := nd.ClusterInfo()
+					t.Logf("%s: %v %+v table=%d ready=%v", nd.Name(), ok, e, ci.Version, nd.Members())
+				}
+				t.Fatalf("after restart, get s%d through %s = %q, %v", i, c.Node(j).Name(), got, err)
+			}
+		}
+	}
+	for i := 1; i < n; i += 3 {
+		if k := copies(c, fmt.Sprint("s", i)); k != 2 {
+			t.Fatalf("s%d has %d copies after the restart; want 2", i, k)
+		}
+	}
+}

@@ -1,0 +1,174 @@
+package node
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/hashicorp/memberlist"
+)
+
+// membership glues memberlist to the node: it gossips this node's metadata,
+// refuses members of other clusters, and wakes the cluster loop whenever
+// the member set or a member's metadata changes.
+type membership struct {
+	n    *Node
+	ml   *memberlist.Memberlist
+	meta atomic.Pointer[[]byte] // encoded nodeMeta served to memberlist
+	kick chan struct{}          // capacity 1: membership changed
+
+	mu      sync.Mutex // guards refused
+	refused map[string]string
+}
+
+func randomID() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// startMembership creates the memberlist on cfg.GossipAddr. Joining the
+// seeds happens in the cluster loop, with retries.
+func (n *Node) startMembership() (*membership, error) {
+	m := &membership{n: n, kick: make(chan struct{}, 1), refused: map[string]string{}}
+	host, portStr, _ := net.SplitHostPort(n.cfg.GossipAddr)
+	port, _ := strconv.Atoi(portStr)
+	mc := memberlist.DefaultLANConfig()
+	if n.cfg.GossipPreset == "local" {
+		mc = memberlist.DefaultLocalConfig()
+	}
+	mc.Name = n.cfg.Name
+	mc.BindAddr, mc.BindPort = host, port
+	mc.AdvertisePort = port
+	if n.cfg.Advertise != "" {
+		mc.AdvertiseAddr = n.cfg.Advertise
+	}
+	mc.Delegate = m
+	mc.Events = m
+	mc.Alive = m
+	mc.Merge = m
+	// A dead node may come back under its name at a new address at once:
+	// names are unique by configuration, so the newcomer is that node.
+	mc.DeadNodeReclaimTime = time.Nanosecond
+	mc.LogOutput = logWriter{n.log.With("component", "memberlist")}
+	if len(n.cfg.GossipKey) > 0 {
+		mc.SecretKey = n.cfg.GossipKey
+	}
+	if err := m.setMeta(n.localMeta(0, 0, false)); err != nil {
+		return nil, err
+	}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("gossip on %s: %w", n.cfg.GossipAddr, err)
+	}
+	m.ml = ml
+	return m, nil
+}
+
+func (m *membership) setMeta(meta *nodeMeta) error {
+	b, err := meta.encode()
+	if err != nil {
+		return err
+	}
+	m.meta.Store(&b)
+	return nil
+}
+
+// publish gossips new metadata for this node.
+func (m *membership) publish(meta *nodeMeta) error {
+	if err := m.setMeta(meta); err != nil {
+		return err
+	}
+	return m.ml.UpdateNode(time.Second)
+}
+
+func (m *membership) changed() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// check refuses a peer from another cluster or with another partition count.
+func (m *membership) check(node *memberlist.Node) error {
+	meta, err := decodeMeta(node.Meta)
+	var why string
+	switch {
+	case err != nil:
+		why = err.Error()
+	case meta.Cluster != m.n.cfg.Cluster:
+		why = fmt.Sprintf("cluster name %q, ours is %q", meta.Cluster, m.n.cfg.Cluster)
+	case meta.Partitions != m.n.cfg.Partitions:
+		why = fmt.Sprintf("%d partitions, ours is %d (--partitions must match across the cluster)", meta.Partitions, m.n.cfg.Partitions)
+	case meta.Proto != protocol.Version:
+		why = fmt.Sprintf("protocol version %d, ours is %d", meta.Proto, protocol.Version)
+	default:
+		return nil
+	}
+	m.mu.Lock()
+	if m.refused[node.Name] != why {
+		m.refused[node.Name] = why
+		m.n.log.Error("refusing member", "peer", node.Name, "addr", node.Address(), "reason", why)
+	}
+	m.mu.Unlock()
+	return fmt.Errorf("cloakroom: refusing %s: %s", node.Name, why)
+}
+
+// memberlist.Delegate
+
+func (m *membership) NodeMeta(limit int) []byte {
+	b := *m.meta.Load()
+	if len(b) > limit {
+		return nil
+	}
+	return b
+}
+func (m *membership) NotifyMsg([]byte)                           {}
+func (m *membership) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (m *membership) LocalState(join bool) []byte                { return nil }
+func (m *membership) MergeRemoteState(buf []byte, join bool)     {}
+
+// memberlist.EventDelegate
+
+func (m *membership) NotifyJoin(*memberlist.Node)   { m.changed() }
+func (m *membership) NotifyLeave(*memberlist.Node)  { m.changed() }
+func (m *membership) NotifyUpdate(*memberlist.Node) { m.changed() }
+
+// memberlist.AliveDelegate and MergeDelegate
+
+func (m *membership) NotifyAlive(peer *memberlist.Node) error { return m.check(peer) }
+
+func (m *membership) NotifyMerge(peers []*memberlist.Node) error {
+	for _, p := range peers {
+		if err := m.check(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// logWriter turns memberlist's log lines into structured debug logs, and
+// its warnings and errors into warnings.
+type logWriter struct{ log *slog.Logger }
+
+func (w logWriter) Write(b []byte) (int, error) {
+	line := string(bytes.TrimSpace(b))
+	switch {
+	case bytes.Contains(b, []byte("[ERR]")), bytes.Contains(b, []byte("[WARN]")):
+		w.log.Warn(line)
+	default:
+		w.log.Debug(line)
+	}
+	return len(b), nil
+}
+
+var _ io.Writer = logWriter{}

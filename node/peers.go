@@ -1,0 +1,96 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cloakroom/cloakroom/client"
+	"github.com/cloakroom/cloakroom/protocol"
+)
+
+// peers keeps one pooled, multiplexed client per peer node for forwarding,
+// replication and partition transfer. Node-to-node traffic never uses
+// memberlist's per-message connections.
+type peers struct {
+	limits  protocol.Limits
+	timeout time.Duration
+
+	mu      sync.Mutex // guards clients and closed
+	clients map[string]*peerClient
+	closed  bool
+}
+
+type peerClient struct {
+	addr string
+	c    *client.Client
+}
+
+func newPeers(limits protocol.Limits, timeout time.Duration) *peers {
+	return &peers{limits: limits, timeout: timeout, clients: make(map[string]*peerClient)}
+}
+
+// get returns the client for peer name at addr, replacing one that was made
+// for an older address.
+func (ps *peers) get(name, addr string) (*client.Client, error) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.closed {
+		return nil, protocol.Errorf(protocol.CodeUnavailable, "node is closing")
+	}
+	if pc := ps.clients[name]; pc != nil && pc.addr == addr {
+		return pc.c, nil
+	} else if pc != nil {
+		pc.c.Close()
+	}
+	c, err := client.New(client.Config{Addrs: []string{addr}, Direct: true, Limits: ps.limits, DialTimeout: ps.timeout})
+	if err != nil {
+		return nil, err
+	}
+	ps.clients[name] = &peerClient{addr: addr, c: c}
+	return c, nil
+}
+
+// retain closes clients of peers that are no longer members.
+func (ps *peers) retain(members map[string]protocol.MemberInfo) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for name, pc := range ps.clients {
+		if _, ok := members[name]; !ok {
+			pc.c.Close()
+			delete(ps.clients, name)
+		}
+	}
+}
+
+func (ps *peers) close() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.closed = true
+	for name, pc := range ps.clients {
+		pc.c.Close()
+		delete(ps.clients, name)
+	}
+}
+
+// call sends req to the member called name in view v, bounded by the peer
+// timeout as well as ctx.
+func (n *Node) call(ctx context.Context, v *view, name string, req *protocol.Request) (*protocol.Response, error) {
+	m, ok := v.members[name]
+	if !ok {
+		return nil, protocol.Errorf(protocol.CodeUnavailable, "no address for member %s", name)
+	}
+	c, err := n.peers.get(name, m.Addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.peers.timeout)
+	defer cancel()
+	r := *req // the client assigns its own request ID
+	resp, err := c.Exchange(ctx, &r)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", req.Op, name, err)
+	}
+	return resp, nil
+}

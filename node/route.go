@@ -1,0 +1,343 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
+)
+
+// Routing: every request names a partition, through its key or directly.
+// The partition's primary runs it on its store and replicates the result to
+// the backups before it answers; any other node forwards it to the primary
+// (one hop). A forwarded request that reaches a node that is not the
+// primary either (tables briefly disagree) is answered CodeNotOwner, and
+// the client retries with a fresh table.
+
+// Do runs one request and fills resp. It is the single entry point behind
+// every listener.
+func (n *Node) Do(ctx context.Context, req *protocol.Request, resp *protocol.Response) {
+	resetResponse(resp)
+	v := n.view()
+	switch {
+	case req.Op == protocol.OpPing:
+	case !n.serving() && req.Flags&protocol.FlagForwarded == 0 && req.Op != protocol.OpTable:
+		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "node %s is %s", n.cfg.Name, n.state()))
+	case req.Op == protocol.OpFlush && !n.cfg.AllowFlush:
+		resp.SetErr(protocol.Errorf(protocol.CodeDisabled, "flush is disabled; start the node with --allow-flush"))
+	default:
+		if err := n.cfg.Limits.Check(req); err != nil {
+			resp.SetErr(err)
+			break
+		}
+		n.route(ctx, v, req, resp)
+	}
+	resp.Table = v.table.Version
+	n.metrics.observe(req.Op, resp.Code)
+}
+
+func (n *Node) route(ctx context.Context, v *view, req *protocol.Request, resp *protocol.Response) {
+	switch req.Op {
+	case protocol.OpTable:
+		resp.Value = append(resp.Value[:0], v.info...)
+	case protocol.OpReplicate:
+		n.applyReplica(v, req, resp)
+	case protocol.OpFetch:
+		n.serveFetch(req, resp)
+	case protocol.OpDelete, protocol.OpExists:
+		n.multiKey(ctx, v, req, resp)
+	case protocol.OpCount:
+		n.count(ctx, v, req, resp)
+	case protocol.OpFlush:
+		n.flush(ctx, v, req, resp)
+	case protocol.OpScan, protocol.OpDeleteMatch:
+		if req.Partition < 0 || int(req.Partition) >= n.cfg.Partitions {
+			resp.SetErr(protocol.Errorf(protocol.CodeBadRequest, "partition %d out of range [0,%d)", req.Partition, n.cfg.Partitions))
+			return
+		}
+		n.onPartition(ctx, v, int(req.Partition), req, resp)
+	default:
+		if !singleKey(req.Op) {
+			resp.SetErr(protocol.Errorf(protocol.CodeUnknownOp, "op %s", req.Op))
+			return
+		}
+		n.onPartition(ctx, v, ring.Partition(req.Key, n.cfg.Partitions), req, resp)
+	}
+}
+
+func singleKey(op protocol.Op) bool {
+	switch op {
+	case protocol.OpGet, protocol.OpSet, protocol.OpTouch, protocol.OpGetAndTouch, protocol.OpGetAndDelete, protocol.OpTTL:
+		return true
+	}
+	return false
+}
+
+// mutates reports whether op changes data, so its result must be replicated.
+func mutates(op protocol.Op) bool {
+	switch op {
+	case protocol.OpSet, protocol.OpTouch, protocol.OpGetAndTouch, protocol.OpGetAndDelete, protocol.OpDelete, protocol.OpDeleteMatch:
+		return true
+	}
+	return false
+}
+
+// onPartition runs req on partition p's primary.
+func (n *Node) onPartition(ctx context.Context, v *view, p int, req *protocol.Request, resp *protocol.Response) {
+	holds, primary := v.holds(p)
+	switch {
+	case primary:
+		n.execPrimary(ctx, v, p, req, resp)
+	case holds && req.Flags&protocol.FlagReplicaRead != 0 && !mutates(req.Op):
+		n.ensureKeys(ctx, v, p, requestKeys(req))
+		n.store.Exec(req, resp)
+	case req.Flags&protocol.FlagForwarded != 0:
+		resp.SetErr(protocol.Errorf(protocol.CodeNotOwner, "node %s is not the primary of partition %d (table %d says %s)", n.cfg.Name, p, v.table.Version, v.primary(p)))
+	default:
+		n.forward(ctx, v, v.primary(p), req, resp)
+	}
+}
+
+func requestKeys(req *protocol.Request) []string {
+	if req.Key != "" {
+		return []string{req.Key}
+	}
+	return req.Keys
+}
+
+// forward relays req to member to and copies its answer into resp.
+func (n *Node) forward(ctx context.Context, v *view, to string, req *protocol.Request, resp *protocol.Response) {
+	fr := *req
+	fr.Flags |= protocol.FlagForwarded
+	r, err := n.call(ctx, v, to, &fr)
+	if err != nil {
+		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: %v", err))
+		return
+	}
+	*resp = *r
+}
+
+// execPrimary runs req on this node's store as p's primary and replicates
+// what it changed before answering.
+func (n *Node) execPrimary(ctx context.Context, v *view, p int, req *protocol.Request, resp *protocol.Response) {
+	if n.transfers.syncing(p) && req.Op != protocol.OpScan && req.Op != protocol.OpDeleteMatch {
+		n.ensureKeys(ctx, v, p, requestKeys(req))
+	}
+	n.store.Exec(req, resp)
+	if resp.Code != protocol.CodeOK || !mutates(req.Op) {
+		return
+	}
+	backups := v.others(p)
+	if len(backups) == 0 {
+		return
+	}
+	keys := requestKeys(req)
+	if req.Op == protocol.OpDeleteMatch {
+		keys = resp.Keys
+	}
+	entries := make([]protocol.Entry, 0, len(keys))
+	for _, k := range keys {
+		if e, ok := n.store.Entry(k); ok {
+			entries = append(entries, e)
+		}
+	}
+	if err := n.replicate(ctx, v, p, backups, entries); err != nil {
+		resp.SetErr(err)
+	}
+}
+
+// replicate sends entries of partition p to every backup at once and waits
+// for all of them. A backup that cannot be reached is skipped (the
+// partition is under-replicated until it is back or the table changes); a
+// backup whose newer table says this node is no longer primary fails the
+// write with ErrNotOwner.
+func (n *Node) replicate(ctx context.Context, v *view, p int, backups []string, entries []protocol.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	req := &protocol.Request{Op: protocol.OpReplicate, Key: n.cfg.Name, Partition: int32(p), Table: v.table.Version, Entries: entries}
+	errs := make([]error, len(backups))
+	var wg sync.WaitGroup
+	for i, b := range backups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := n.call(ctx, v, b, req)
+			switch {
+			case err != nil:
+				n.metrics.replicaFailures.Inc()
+				n.log.Debug("replicate: backup unreachable", "peer", b, "partition", p, "err", err)
+				if ctx.Err() != nil {
+					errs[i] = protocol.Errorf(protocol.CodeUnavailable, "replicate to %s: %v", b, ctx.Err())
+				}
+			case r.Code != protocol.CodeOK:
+				errs[i] = r.Err()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// applyReplica applies a primary's entries, unless this node's table is
+// newer and names another primary: then the sender is a stale primary and
+// must not be able to acknowledge the write.
+func (n *Node) applyReplica(v *view, req *protocol.Request, resp *protocol.Response) {
+	p := int(req.Partition)
+	if p < 0 || p >= n.cfg.Partitions {
+		resp.SetErr(protocol.Errorf(protocol.CodeBadRequest, "partition %d out of range", p))
+		return
+	}
+	if req.Table < v.table.Version && v.primary(p) != req.Key {
+		resp.SetErr(protocol.Errorf(protocol.CodeNotOwner, "table %d is older than %d, where %s is primary of partition %d", req.Table, v.table.Version, v.primary(p), p))
+		return
+	}
+	for i := range req.Entries {
+		ok, err := n.store.Apply(&req.Entries[i])
+		if err != nil {
+			resp.SetErr(err)
+			return
+		}
+		if ok {
+			resp.N++
+		}
+	}
+}
+
+// fetchBatchBytes bounds one OpFetch reply.
+const fetchBatchBytes = 256 << 10
+
+func (n *Node) serveFetch(req *protocol.Request, resp *protocol.Response) {
+	if req.Partition < 0 || int(req.Partition) >= n.cfg.Partitions {
+		resp.SetErr(protocol.Errorf(protocol.CodeBadRequest, "partition %d out of range", req.Partition))
+		return
+	}
+	if req.Key != "" {
+		if e, ok := n.store.Entry(req.Key); ok {
+			resp.Entries = []protocol.Entry{e}
+		}
+		return
+	}
+	limit := fetchBatchBytes
+	if req.Count > 0 {
+		limit = min(int(req.Count), fetchBatchBytes)
+	}
+	resp.Entries, resp.Cursor = n.store.Fetch(int(req.Partition), req.Cursor, limit)
+}
+
+// multiKey splits a Delete or Exists by primary, runs the groups in
+// parallel (locally or forwarded) and adds up their counts. Every group
+// runs, whatever happens to the others.
+func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, resp *protocol.Response) {
+	byPart := map[int][]string{}
+	for _, k := range req.Keys {
+		p := ring.Partition(k, n.cfg.Partitions)
+		byPart[p] = append(byPart[p], k)
+	}
+	remote := map[string][]string{}
+	var mu sync.Mutex
+	var total int64
+	var errs []error
+	add := func(r *protocol.Response) {
+		mu.Lock()
+		defer mu.Unlock()
+		total += r.N
+		if r.Code != protocol.CodeOK {
+			errs = append(errs, r.Err())
+		}
+	}
+	var wg sync.WaitGroup
+	for p, keys := range byPart {
+		if _, primary := v.holds(p); !primary {
+			if req.Flags&protocol.FlagForwarded != 0 {
+				add(&protocol.Response{Code: protocol.CodeNotOwner, Msg: "not the primary of partition " + itoa(p)})
+				continue
+			}
+			owner := v.primary(p)
+			remote[owner] = append(remote[owner], keys...)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r protocol.Response
+			sub := &protocol.Request{Op: req.Op, Keys: keys}
+			n.execPrimary(ctx, v, p, sub, &r)
+			add(&r)
+		}()
+	}
+	for owner, keys := range remote {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r protocol.Response
+			n.forward(ctx, v, owner, &protocol.Request{Op: req.Op, Keys: keys}, &r)
+			add(&r)
+		}()
+	}
+	wg.Wait()
+	resp.N = total
+	if len(errs) > 0 {
+		resp.SetErr(errors.Join(errs...))
+	}
+}
+
+// count counts live keys cluster-wide: each node counts the partitions it
+// is primary for.
+func (n *Node) count(ctx context.Context, v *view, req *protocol.Request, resp *protocol.Response) {
+	if req.Flags&protocol.FlagLocal != 0 || len(v.table.Members) == 1 {
+		for p := range n.cfg.Partitions {
+			if _, primary := v.holds(p); primary {
+				resp.N += int64(n.store.PartitionKeys(p))
+			}
+		}
+		return
+	}
+	n.fanOut(ctx, v, &protocol.Request{Op: protocol.OpCount, Flags: protocol.FlagLocal}, resp)
+}
+
+// flush empties every node of the cluster.
+func (n *Node) flush(ctx context.Context, v *view, req *protocol.Request, resp *protocol.Response) {
+	if req.Flags&protocol.FlagLocal != 0 || len(v.table.Members) == 1 {
+		n.store.Flush()
+		return
+	}
+	n.fanOut(ctx, v, &protocol.Request{Op: protocol.OpFlush, Flags: protocol.FlagLocal}, resp)
+}
+
+// fanOut runs req on every member, this one included, and adds up N.
+func (n *Node) fanOut(ctx context.Context, v *view, req *protocol.Request, resp *protocol.Response) {
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for _, m := range v.table.Members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r protocol.Response
+			if m == n.cfg.Name {
+				n.route(ctx, v, req, &r)
+			} else if rr, err := n.call(ctx, v, m, req); err != nil {
+				r.SetErr(protocol.Errorf(protocol.CodeUnavailable, "%v", err))
+			} else {
+				r = *rr
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			resp.N += r.N
+			if r.Code != protocol.CodeOK {
+				errs = append(errs, r.Err())
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		resp.SetErr(errors.Join(errs...))
+	}
+}
+
+func resetResponse(resp *protocol.Response) {
+	*resp = protocol.Response{Value: resp.Value[:0]}
+}
