@@ -120,8 +120,12 @@ func startCloakroomd(t *testing.T) string {
 
 // buildCloakroomd compiles cmd/cloakroomd into the test's temporary folder.
 // The build cache makes every build after the first a link step.
+// CLOAKROOMD=path runs that binary instead (a build of another revision).
 func buildCloakroomd(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("CLOAKROOMD"); bin != "" {
+		return bin
+	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("go command not found: %v", err)

@@ -105,7 +105,7 @@ func runSCSFlow(t *testing.T, store scs.Store, prefix string, server inspector) 
 	base := newSCSApp(t, sm).URL
 	get := func(method, path string, c *http.Cookie) reply {
 		t.Helper()
-		return visit(t, base, method, path, cookieName, c)
+		return visit(t, base, method, path, c)
 	}
 	maxTTL := sessionLifetime.Milliseconds()
 
@@ -248,7 +248,7 @@ func runGorillaFlow(t *testing.T, store sessions.Store, prefix string, server in
 	base := newGorillaApp(t, store).URL
 	get := func(method, path string, c *http.Cookie) reply {
 		t.Helper()
-		return visit(t, base, method, path, cookieName, c)
+		return visit(t, base, method, path, c)
 	}
 	maxTTL := sessionLifetime.Milliseconds()
 

@@ -14,29 +14,39 @@ import (
 type reply struct {
 	status int
 	body   string
-	cookie *http.Cookie // the Set-Cookie named by the request, or nil
+	cookie *http.Cookie // the Set-Cookie named cookieName, or nil
+	err    string       // a transport error, for tryVisit's callers
 }
 
 // visit sends method path to the app at base, carrying the cookie if it is
-// not nil, and returns the status, the body and the app's Set-Cookie of the
-// same name.
-func visit(t *testing.T, base, method, path, cookieName string, cookie *http.Cookie) reply {
+// not nil, and returns the status, the body and the app's session cookie.
+func visit(t *testing.T, base, method, path string, cookie *http.Cookie) reply {
 	t.Helper()
+	r := tryVisit(base, method, path, cookie)
+	if r.err != "" {
+		t.Fatalf("%s %s: %s", method, path, r.err)
+	}
+	return r
+}
+
+// tryVisit is visit for goroutines other than the test's: it reports a
+// transport error in reply.err instead of failing the test.
+func tryVisit(base, method, path string, cookie *http.Cookie) reply {
 	req, err := http.NewRequest(method, base+path, nil)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return reply{err: err.Error()}
 	}
 	if cookie != nil {
 		req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return reply{err: err.Error()}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
+		return reply{err: "read body: " + err.Error()}
 	}
 	r := reply{status: resp.StatusCode, body: strings.TrimSpace(string(body))}
 	for _, c := range resp.Cookies() {

@@ -176,6 +176,21 @@ export function runStoreSuite(opts) {
       assert.ok(gone == null, `get after destroy: ${JSON.stringify(gone)}; want nothing`)
     })
 
+    it("pipeline: concurrent sessions with large and non-ASCII values round-trip", async () => {
+      const expires = new Date(Date.now() + 60_000).toISOString()
+      const big = "🎟 zoë ".repeat(8_000) // about 80 KB of UTF-8
+      const ids = Array.from({ length: 50 }, (_, i) => `pipe${i}`)
+      await Promise.all(ids.map((id, i) =>
+        call(store, "set", id, { cookie: { expires, originalMaxAge: 60_000 }, n: i, big: i % 10 ? "ü" : big })))
+      const got = await Promise.all(ids.map((id) => call(store, "get", id)))
+      got.forEach((s, i) => {
+        assert.equal(s?.n, i, `session ${ids[i]} came back as ${JSON.stringify(s?.n)}`)
+        assert.equal(s.big, i % 10 ? "ü" : big, `session ${ids[i]}: value changed on the way`)
+      })
+      await Promise.all(ids.map((id) => call(store, "destroy", id)))
+      assert.equal(await call(store, "length"), 2)
+    })
+
     it("destroy: logout deletes the session at once", async () => {
       const r = await visit("POST", "/logout", users.alice.cookie)
       assert.deepEqual([r.status, r.body], [200, "bye"])
