@@ -25,6 +25,10 @@ type Config struct {
 	// order, instead of routing it to the owner of its key. Tools use it to
 	// talk to one node; nodes use it to talk to each other.
 	Direct bool
+	// RetryTimeout bounds how long a call keeps retrying while the cluster
+	// changes (a primary down until a backup is promoted, a table being
+	// refreshed). Zero means 15s, longer than failure detection takes.
+	RetryTimeout time.Duration
 	// Limits are checked before a request is sent, so that an oversized
 	// value fails fast. They should match the nodes'. Zero fields mean the
 	// protocol defaults.
@@ -38,6 +42,9 @@ func (c Config) withDefaults() Config {
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = 5 * time.Second
 	}
+	if c.RetryTimeout <= 0 {
+		c.RetryTimeout = 15 * time.Second
+	}
 	c.Limits = c.Limits.WithDefaults()
 	return c
 }
@@ -45,7 +52,13 @@ func (c Config) withDefaults() Config {
 // Client talks to a Cloakroom cluster. It is safe for concurrent use.
 type Client struct {
 	cfg   Config
-	nodes []*nodePool // in Addrs order
+	seeds []*nodePool // pools of cfg.Addrs, in order
+
+	mu     sync.Mutex // guards pools
+	pools  map[string]*nodePool
+	routes atomic.Pointer[routes] // nil until first learnt (routed mode)
+	// refreshing is held by the one goroutine refreshing routes.
+	refreshing sync.Mutex
 
 	closed atomic.Bool
 }
@@ -57,9 +70,9 @@ func New(cfg Config) (*Client, error) {
 	if len(cfg.Addrs) == 0 {
 		return nil, fmt.Errorf("%w: no node addresses", ErrBadRequest)
 	}
-	c := &Client{cfg: cfg}
+	c := &Client{cfg: cfg, pools: map[string]*nodePool{}}
 	for _, a := range cfg.Addrs {
-		c.nodes = append(c.nodes, newNodePool(a, cfg))
+		c.seeds = append(c.seeds, c.pool(a))
 	}
 	return c, nil
 }
@@ -69,8 +82,10 @@ func (c *Client) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
-	for _, n := range c.nodes {
-		n.close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.pools {
+		p.close()
 	}
 	return nil
 }
@@ -265,7 +280,8 @@ func (c *Client) do(ctx context.Context, req *protocol.Request) (*call, error) {
 	return cl, nil
 }
 
-// send runs req on a node and returns its response whatever the code.
+// send runs req and returns the response whatever its code: on the first
+// node that answers in Direct mode, else on the owner of its partition.
 func (c *Client) send(ctx context.Context, req *protocol.Request) (*call, error) {
 	if c.closed.Load() {
 		return nil, errClientClosed
@@ -276,8 +292,16 @@ func (c *Client) send(ctx context.Context, req *protocol.Request) (*call, error)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if c.cfg.Direct {
+		return c.sendDirect(ctx, req)
+	}
+	return c.sendRouted(ctx, req)
+}
+
+// sendDirect tries the configured nodes in order.
+func (c *Client) sendDirect(ctx context.Context, req *protocol.Request) (*call, error) {
 	var lastErr error
-	for _, n := range c.nodes {
+	for _, n := range c.seeds {
 		cl, err := n.do(ctx, req)
 		if err == nil {
 			return cl, nil
@@ -288,59 +312,4 @@ func (c *Client) send(ctx context.Context, req *protocol.Request) (*call, error)
 		lastErr = err
 	}
 	return nil, lastErr
-}
-
-// nodePool is a fixed set of connections to one node, redialled on failure.
-type nodePool struct {
-	addr  string
-	cfg   Config
-	next  atomic.Uint32
-	slots []poolSlot
-}
-
-type poolSlot struct {
-	conn atomic.Pointer[conn]
-	dial sync.Mutex // held while (re)dialling this slot, so only one caller dials
-}
-
-func newNodePool(addr string, cfg Config) *nodePool {
-	return &nodePool{addr: addr, cfg: cfg, slots: make([]poolSlot, cfg.ConnsPerNode)}
-}
-
-func (p *nodePool) do(ctx context.Context, req *protocol.Request) (*call, error) {
-	cn, err := p.get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return cn.do(ctx, req)
-}
-
-// get returns a live connection, dialling one if its slot is empty or broken.
-func (p *nodePool) get(ctx context.Context) (*conn, error) {
-	s := &p.slots[int(p.next.Add(1))%len(p.slots)]
-	if cn := s.conn.Load(); cn != nil && !cn.broken() {
-		return cn, nil
-	}
-	s.dial.Lock()
-	defer s.dial.Unlock()
-	if cn := s.conn.Load(); cn != nil && !cn.broken() {
-		return cn, nil // another caller dialled it
-	}
-	cn, err := dial(ctx, p.addr, p.cfg.DialTimeout, p.cfg.Limits.MaxFrame())
-	if err != nil {
-		return nil, err
-	}
-	s.conn.Store(cn)
-	return cn, nil
-}
-
-func (p *nodePool) close() {
-	for i := range p.slots {
-		s := &p.slots[i]
-		s.dial.Lock()
-		if cn := s.conn.Swap(nil); cn != nil {
-			cn.close(errClientClosed)
-		}
-		s.dial.Unlock()
-	}
 }

@@ -212,7 +212,11 @@ func TestClient_contextDeadline(t *testing.T) {
 func TestClient_nodeDownIsUnavailable(t *testing.T) {
 	n := startNode(t)
 	addr := n.Addr()
-	c := newClient(t, addr)
+	c, err := client.New(client.Config{Addrs: []string{addr}, RetryTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
 	ctx := ctxT(t)
 	if err := c.Set(ctx, "k", []byte("v"), time.Minute); err != nil {
 		t.Fatal(err)

@@ -175,6 +175,11 @@ func (n *Node) recompute() {
 	}
 	n.cview.Store(v)
 	n.peers.retain(members)
+	if n.resp != nil {
+		n.resp.topo.Store(TopologyOf(n.cfg.Partitions, version, v.primary,
+			func(p int) []string { return v.table.Holders(p)[1:] },
+			func(name string) string { return v.members[name].RESPAddr }))
+	}
 	if hash != cur.hash {
 		n.log.Info("partition table changed", "version", version, "members", len(names),
 			"primaries", t.PrimaryCounts()[n.cfg.Name], "under_replicated", n.cfg.Replicas > len(names))

@@ -1,0 +1,63 @@
+package client_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloakroom/cloakroom/client"
+	"github.com/cloakroom/cloakroom/node/nodetest"
+)
+
+func TestClient_cluster_routesLearnsAndFailsOver(t *testing.T) {
+	c := nodetest.Start(t, 3)
+	ctx := ctxT(t)
+	cl := newClient(t, c.Node(0).Addr()) // one seed is enough
+	const n = 3000
+	for i := range n {
+		if err := cl.Set(ctx, fmt.Sprint("s", i), []byte(fmt.Sprint("v", i)), time.Hour); err != nil {
+			t.Fatalf("set s%d: %v", i, err)
+		}
+	}
+	// Every node holds some primaries, so the client used all of them.
+	for _, nd := range c.Running() {
+		if nd.Store().Stats().Keys == 0 {
+			t.Fatalf("%s stores nothing: the client did not route to it", nd.Name())
+		}
+	}
+	c.Crash(1)
+	// Read everything at once, before the cluster has noticed the crash:
+	// reads of the dead node's partitions go to their backups.
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := cl.Get(ctx, fmt.Sprint("s", i))
+			if err != nil || string(got) != fmt.Sprint("v", i) {
+				errs <- fmt.Errorf("get s%d right after the crash = %q, %v", i, got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// Writes resume once a backup is promoted, within the retry budget.
+	for i := range 200 {
+		if err := cl.Set(ctx, fmt.Sprint("after", i), []byte("x"), time.Hour); err != nil {
+			t.Fatalf("set after crash: %v", err)
+		}
+	}
+	c.WaitAgreed(t, 2)
+	if got, err := cl.Delete(ctx, "s1", "s2", "s3", "s4", "missing"); got != 4 || err != nil {
+		t.Fatalf("delete across nodes = %d, %v; want 4", got, err)
+	}
+	if _, err := cl.Get(ctx, "s1"); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("deleted s1: %v; want ErrNotFound", err)
+	}
+}

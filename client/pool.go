@@ -1,0 +1,83 @@
+package client
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cloakroom/cloakroom/protocol"
+)
+
+// nodePool is a fixed set of connections to one node, redialled on failure.
+type nodePool struct {
+	addr  string
+	cfg   Config
+	next  atomic.Uint32
+	slots []poolSlot
+}
+
+type poolSlot struct {
+	conn atomic.Pointer[conn]
+	dial sync.Mutex // held while (re)dialling this slot, so only one caller dials
+}
+
+func newNodePool(addr string, cfg Config) *nodePool {
+	return &nodePool{addr: addr, cfg: cfg, slots: make([]poolSlot, cfg.ConnsPerNode)}
+}
+
+func (p *nodePool) do(ctx context.Context, req *protocol.Request) (*call, error) {
+	cn, err := p.get(ctx)
+	if err != nil {
+		return nil, &notSentError{err}
+	}
+	return cn.do(ctx, req)
+}
+
+// notSentError marks a failure before the request left: retrying it cannot
+// apply it twice.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
+
+// pool returns the connection pool for addr, creating it on first use.
+func (c *Client) pool(addr string) *nodePool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.pools[addr]
+	if p == nil {
+		p = newNodePool(addr, c.cfg)
+		c.pools[addr] = p
+	}
+	return p
+}
+
+// get returns a live connection, dialling one if its slot is empty or broken.
+func (p *nodePool) get(ctx context.Context) (*conn, error) {
+	s := &p.slots[int(p.next.Add(1))%len(p.slots)]
+	if cn := s.conn.Load(); cn != nil && !cn.broken() {
+		return cn, nil
+	}
+	s.dial.Lock()
+	defer s.dial.Unlock()
+	if cn := s.conn.Load(); cn != nil && !cn.broken() {
+		return cn, nil // another caller dialled it
+	}
+	cn, err := dial(ctx, p.addr, p.cfg.DialTimeout, p.cfg.Limits.MaxFrame())
+	if err != nil {
+		return nil, err
+	}
+	s.conn.Store(cn)
+	return cn, nil
+}
+
+func (p *nodePool) close() {
+	for i := range p.slots {
+		s := &p.slots[i]
+		s.dial.Lock()
+		if cn := s.conn.Swap(nil); cn != nil {
+			cn.close(errClientClosed)
+		}
+		s.dial.Unlock()
+	}
+}

@@ -1,0 +1,311 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
+)
+
+// Routing: the client learns the cluster's partition table from any node
+// (OpTable) and sends each call straight to the primary of its key's
+// partition. Every response carries the node's table version; a newer one
+// makes the client refresh its table in the background. A node that is not
+// the primary answers ErrNotOwner and the client retries with a fresh
+// table. When the primary cannot be reached, reads go to a backup at once,
+// and writes are retried, refreshing the table, until the cluster has
+// promoted a backup or the retry budget runs out.
+
+// routes is an immutable snapshot of the table as the client uses it.
+type routes struct {
+	version    uint64
+	partitions int
+	addrs      []string   // native address per member index
+	owners     [][]uint16 // per partition: member indexes, primary first
+}
+
+func (r *routes) holders(p int) []string {
+	out := make([]string, len(r.owners[p]))
+	for i, m := range r.owners[p] {
+		out[i] = r.addrs[m]
+	}
+	return out
+}
+
+// partitionOf returns the partition req works on, or -1 for requests any
+// node can serve.
+func (r *routes) partitionOf(req *protocol.Request) int {
+	switch req.Op {
+	case protocol.OpGet, protocol.OpSet, protocol.OpTouch, protocol.OpGetAndTouch, protocol.OpGetAndDelete, protocol.OpTTL:
+		return ring.Partition(req.Key, r.partitions)
+	case protocol.OpScan, protocol.OpDeleteMatch:
+		return int(req.Partition)
+	}
+	return -1
+}
+
+// readOnly reports whether a backup may serve req when the primary is down.
+func readOnly(op protocol.Op) bool {
+	switch op {
+	case protocol.OpGet, protocol.OpTTL, protocol.OpExists, protocol.OpScan:
+		return true
+	}
+	return false
+}
+
+// retryable reports whether req may be sent again after it may have been
+// applied: conditional writes may not (their retry could report a conflict
+// with their own first attempt).
+func retryable(req *protocol.Request) bool {
+	if req.Op == protocol.OpGetAndDelete {
+		return false
+	}
+	return req.Flags&(protocol.FlagIfAbsent|protocol.FlagIfVersion|protocol.FlagIfPresent) == 0
+}
+
+// sendRouted runs req on the primary of its partition, retrying as the
+// package comment above describes.
+func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, error) {
+	if req.Op == protocol.OpDelete || req.Op == protocol.OpExists {
+		return c.sendSplit(ctx, req)
+	}
+	deadline := time.Now().Add(c.cfg.RetryTimeout)
+	backoff := 20 * time.Millisecond
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		r, err := c.currentRoutes(ctx, attempt > 0)
+		if err != nil {
+			return nil, err
+		}
+		p := -1
+		if r != nil {
+			p = r.partitionOf(req)
+		}
+		var cl *call
+		if p < 0 || r == nil {
+			cl, err = c.sendAny(ctx, r, req)
+		} else {
+			cl, err = c.sendPartition(ctx, r, p, req)
+		}
+		switch {
+		case err == nil && cl.resp.Code == protocol.CodeNotOwner:
+			lastErr = cl.resp.Err()
+			releaseCall(cl)
+		case err == nil:
+			if r != nil && cl.resp.Table > r.version {
+				go c.refresh(context.Background(), r.version)
+			}
+			return cl, nil
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		default:
+			var ns *notSentError
+			if !retryable(req) && !errors.As(err, &ns) {
+				return nil, err
+			}
+			lastErr = err
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			return nil, fmt.Errorf("after %d attempts: %w", attempt+1, lastErr)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 500*time.Millisecond)
+	}
+}
+
+// sendPartition sends req to p's primary; if the primary cannot be reached
+// and req only reads, it asks p's backups at once.
+func (c *Client) sendPartition(ctx context.Context, r *routes, p int, req *protocol.Request) (*call, error) {
+	holders := r.holders(p)
+	cl, err := c.pool(holders[0]).do(ctx, req)
+	if err == nil || !readOnly(req.Op) || ctx.Err() != nil {
+		return cl, err
+	}
+	rr := *req
+	rr.Flags |= protocol.FlagReplicaRead
+	for _, b := range holders[1:] {
+		if cl, berr := c.pool(b).do(ctx, &rr); berr == nil {
+			return cl, nil
+		}
+	}
+	return nil, err
+}
+
+// sendAny sends req to any reachable node: a member, else a seed.
+func (c *Client) sendAny(ctx context.Context, r *routes, req *protocol.Request) (*call, error) {
+	var lastErr error
+	for _, a := range c.candidates(r) {
+		cl, err := c.pool(a).do(ctx, req)
+		if err == nil {
+			return cl, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+// candidates lists addresses to try for any-node requests: the members in
+// random order, then the seeds.
+func (c *Client) candidates(r *routes) []string {
+	var out []string
+	if r != nil {
+		out = append(out, r.addrs...)
+		rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	}
+	return append(out, c.cfg.Addrs...)
+}
+
+// sendSplit runs a multi-key Delete or Exists as one request per primary,
+// in parallel, and adds up the counts. Every group runs whatever happens
+// to the others.
+func (c *Client) sendSplit(ctx context.Context, req *protocol.Request) (*call, error) {
+	r, err := c.currentRoutes(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	groups := map[string][]string{}
+	for _, k := range req.Keys {
+		p := ring.Partition(k, r.partitions)
+		primary := r.addrs[r.owners[p][0]]
+		groups[primary] = append(groups[primary], k)
+	}
+	var (
+		mu    sync.Mutex
+		total int64
+		errs  []error
+		wg    sync.WaitGroup
+	)
+	for _, keys := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Each group is routed by its first key; a group the node
+			// cannot serve alone is split again there (forwarded).
+			sub := &protocol.Request{Op: req.Op, Key: keys[0], Keys: keys}
+			cl, err := c.sendGroup(ctx, sub)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			total += cl.resp.N
+			if cl.resp.Code != protocol.CodeOK {
+				errs = append(errs, cl.resp.Err())
+			}
+			releaseCall(cl)
+		}()
+	}
+	wg.Wait()
+	cl := callPool.Get().(*call)
+	cl.resp = protocol.Response{N: total}
+	if err := errors.Join(errs...); err != nil {
+		cl.resp.SetErr(err)
+	}
+	return cl, nil
+}
+
+// sendGroup sends one group of a split request to the primary of its first
+// key's partition, with the usual retries.
+func (c *Client) sendGroup(ctx context.Context, sub *protocol.Request) (*call, error) {
+	deadline := time.Now().Add(c.cfg.RetryTimeout)
+	backoff := 20 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		r, err := c.currentRoutes(ctx, attempt > 0)
+		if err != nil {
+			return nil, err
+		}
+		addr := r.addrs[r.owners[ring.Partition(sub.Key, r.partitions)][0]]
+		req := &protocol.Request{Op: sub.Op, Keys: sub.Keys}
+		cl, err := c.pool(addr).do(ctx, req)
+		if err == nil {
+			return cl, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 500*time.Millisecond)
+	}
+}
+
+// currentRoutes returns the routing table, fetching it first if there is
+// none yet or if stale is set.
+func (c *Client) currentRoutes(ctx context.Context, stale bool) (*routes, error) {
+	r := c.routes.Load()
+	if r != nil && !stale {
+		return r, nil
+	}
+	var seen uint64
+	if r != nil {
+		seen = r.version
+	}
+	if err := c.refresh(ctx, seen); err != nil && r == nil {
+		return nil, err
+	}
+	return c.routes.Load(), nil
+}
+
+// refresh fetches the table from any reachable node unless another
+// goroutine already brought one newer than seen.
+func (c *Client) refresh(ctx context.Context, seen uint64) error {
+	c.refreshing.Lock()
+	defer c.refreshing.Unlock()
+	if r := c.routes.Load(); r != nil && r.version > seen {
+		return nil
+	}
+	var lastErr error = protocol.Errorf(protocol.CodeUnavailable, "no node to ask for the cluster table")
+	for _, a := range c.candidates(c.routes.Load()) {
+		cl, err := c.pool(a).do(ctx, &protocol.Request{Op: protocol.OpTable})
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		ci, derr := protocol.NewDecoder().DecodeClusterInfo(cl.resp.Value)
+		code := cl.resp.Code
+		releaseCall(cl)
+		if code != protocol.CodeOK || derr != nil {
+			lastErr = fmt.Errorf("table from %s: code %s: %v", a, code, derr)
+			continue
+		}
+		if cur := c.routes.Load(); cur != nil && cur.version > ci.Version {
+			continue // that node is behind
+		}
+		nr := &routes{version: ci.Version, partitions: ci.Partitions, owners: ci.Owners}
+		for _, m := range ci.Members {
+			nr.addrs = append(nr.addrs, m.Addr)
+		}
+		c.routes.Store(nr)
+		return nil
+	}
+	return lastErr
+}
+
+// Partitions returns the cluster's partition count, learning the table
+// first if needed.
+func (c *Client) Partitions(ctx context.Context) (int, error) {
+	r, err := c.currentRoutes(ctx, false)
+	if err != nil {
+		return 0, err
+	}
+	return r.partitions, nil
+}
