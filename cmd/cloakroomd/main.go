@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,7 +48,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	c := &o.cfg
 	fs := flag.NewFlagSet("cloakroomd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var join, maxMemory, maxValue string
+	var join, maxMemory, maxValue, gossipKey string
 	fs.StringVar(&c.Name, "name", c.Name, "node name, unique in the cluster (default: hostname)")
 	fs.StringVar(&c.Addr, "addr", c.Addr, "native protocol listener")
 	fs.StringVar(&c.RESPAddr, "resp-addr", c.RESPAddr, "Redis protocol listener (empty disables)")
@@ -57,6 +58,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "gossip (membership) listener")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "host other nodes and clients dial (default: the bind host)")
 	fs.StringVar(&join, "join", "", "comma-separated gossip addresses of any cluster members")
+	fs.StringVar(&c.Cluster, "cluster-name", "cloakroom", "cluster name; nodes refuse members with another name")
+	fs.StringVar(&gossipKey, "gossip-key", "", "base64 AES key (16, 24 or 32 bytes) encrypting gossip; empty: plain text")
+	fs.StringVar(&c.GossipPreset, "gossip-preset", "lan", "failure detection: lan (crash noticed in ~5s) or local (~1s, one machine)")
 	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "copies of each session, counting the primary")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partition count; must match across the cluster")
 	fs.StringVar(&maxMemory, "max-memory", "0", "memory limit such as 512MiB; 0 means no limit")
@@ -83,6 +87,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 				c.Join = append(c.Join, j)
 			}
 		}
+	}
+	if gossipKey != "" {
+		k, err := base64.StdEncoding.DecodeString(gossipKey)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("gossip-key: not base64: %w", err))
+		}
+		c.GossipKey = k
 	}
 	var err error
 	if c.MaxMemory, err = node.ParseBytes(maxMemory); err != nil {
