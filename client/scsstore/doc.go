@@ -19,6 +19,5 @@
 // log-out-everywhere and session lists, use package client/session instead.
 //
 // Expiry is the store's TTL, set from the deadline scs passes to Commit.
-// All scans every partition of the cluster (Config.Partitions must match
-// cloakroomd --partitions; All checks it).
+// All scans every partition of the cluster, whose count it asks a node.
 package scsstore

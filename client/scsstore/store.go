@@ -33,8 +33,9 @@ type Config struct {
 	// Prefix starts every key. Zero means "scs:session:". It may not
 	// contain glob characters.
 	Prefix string
-	// Partitions is the cluster's partition count, for All. Zero means
-	// ring.DefaultPartitions.
+	// Partitions is the cluster's partition count, for All. Zero means ask
+	// the cluster (client.Partitions); a non-zero value is checked against
+	// it, since with a wrong count All would miss sessions or fail.
 	Partitions int
 	// Now is the clock that turns Commit's expiry into a TTL. Nil means
 	// time.Now.
@@ -52,9 +53,6 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Prefix == "" {
 		cfg.Prefix = "scs:session:"
 	}
-	if cfg.Partitions == 0 {
-		cfg.Partitions = ring.DefaultPartitions
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -65,8 +63,8 @@ func New(cfg Config) (*Store, error) {
 	if strings.ContainsAny(cfg.Prefix, `*?[]\`) {
 		errs = append(errs, fmt.Errorf("prefix %q: may not contain glob characters", cfg.Prefix))
 	}
-	if cfg.Partitions < 1 || cfg.Partitions > ring.MaxPartitions {
-		errs = append(errs, fmt.Errorf("partitions: %d; must be in [1,%d]", cfg.Partitions, ring.MaxPartitions))
+	if cfg.Partitions < 0 || cfg.Partitions > ring.MaxPartitions {
+		errs = append(errs, fmt.Errorf("partitions: %d; must be 0 (ask the cluster) or in [1,%d]", cfg.Partitions, ring.MaxPartitions))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("scsstore: invalid config: %w", err)
@@ -140,11 +138,15 @@ func (s *Store) DeleteCtx(ctx context.Context, token string) error {
 // AllCtx returns every live session, token to data, scanning each partition
 // of the cluster in turn.
 func (s *Store) AllCtx(ctx context.Context) (map[string][]byte, error) {
-	if err := s.checkPartitions(ctx); err != nil {
-		return nil, err
+	n, err := s.cfg.Client.Partitions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("scsstore: all: %w", err)
+	}
+	if s.cfg.Partitions != 0 && s.cfg.Partitions != n {
+		return nil, fmt.Errorf("scsstore: all: Config.Partitions is %d, the cluster has %d", s.cfg.Partitions, n)
 	}
 	out := map[string][]byte{}
-	for p := range s.cfg.Partitions {
+	for p := range n {
 		var cursor uint64
 		for {
 			resp, err := s.cfg.Client.Do(ctx, &protocol.Request{
@@ -171,19 +173,6 @@ func (s *Store) AllCtx(ctx context.Context) (map[string][]byte, error) {
 		}
 	}
 	return out, nil
-}
-
-// checkPartitions makes sure the cluster has Config.Partitions partitions:
-// with fewer, All would fail; with more, it would silently miss sessions.
-func (s *Store) checkPartitions(ctx context.Context) error {
-	_, err := s.cfg.Client.Do(ctx, &protocol.Request{Op: protocol.OpScan, Partition: int32(s.cfg.Partitions), Count: 1, Pattern: "\x00"})
-	if err == nil {
-		return fmt.Errorf("scsstore: the cluster has more than Config.Partitions (%d) partitions", s.cfg.Partitions)
-	}
-	if !errors.Is(err, client.ErrBadRequest) {
-		return fmt.Errorf("scsstore: all: %w", err)
-	}
-	return nil
 }
 
 // Find is FindCtx with a background context.

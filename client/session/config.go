@@ -44,8 +44,9 @@ type Config struct {
 	// contain glob characters or braces.
 	KeyPrefix string
 	// Partitions is the cluster's partition count (cloakroomd --partitions).
-	// Zero means ring.DefaultPartitions. It is checked against the node the
-	// first time a per-user operation needs it.
+	// Zero means ask the cluster (client.Partitions) the first time a
+	// per-user operation needs it; a non-zero value is checked against the
+	// cluster then, and a mismatch fails with ErrPartitions.
 	Partitions int
 
 	// IdleTimeout ends a session that has seen no request for this long
@@ -77,6 +78,10 @@ type Config struct {
 	// list's IP hint. Nil means the host of r.RemoteAddr.
 	ClientIP func(r *http.Request) string
 
+	// StoreTimeout bounds the store calls the middleware makes to load and
+	// save a session, and each Manager method's calls, on top of the
+	// request's own context. Zero means 3 seconds.
+	StoreTimeout time.Duration
 	// MaxRetries bounds how often a save re-reads and merges after a
 	// concurrent write before giving up with ErrConflict. Each retry means another request
 	// saved meanwhile, so this bounds contention, not work. Zero means 16.
@@ -94,9 +99,6 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = "cr:s:"
-	}
-	if c.Partitions == 0 {
-		c.Partitions = ring.DefaultPartitions
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 30 * time.Minute
@@ -118,6 +120,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ClientIP == nil {
 		c.ClientIP = remoteHost
+	}
+	if c.StoreTimeout == 0 {
+		c.StoreTimeout = 3 * time.Second
 	}
 	if c.MaxRetries == 0 {
 		c.MaxRetries = 16
@@ -148,8 +153,8 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.KeyPrefix, `*?[]\{}`) {
 		bad("key prefix %q: may not contain glob characters or braces", c.KeyPrefix)
 	}
-	if c.Partitions < 1 || c.Partitions > ring.MaxPartitions {
-		bad("partitions: %d; must be in [1,%d]", c.Partitions, ring.MaxPartitions)
+	if c.Partitions < 0 || c.Partitions > ring.MaxPartitions {
+		bad("partitions: %d; must be 0 (ask the cluster) or in [1,%d]", c.Partitions, ring.MaxPartitions)
 	}
 	if c.IdleTimeout < time.Second {
 		bad("idle timeout: %v; must be at least 1s", c.IdleTimeout)
@@ -171,6 +176,9 @@ func (c Config) Validate() error {
 	}
 	if c.SameSite == http.SameSiteNoneMode && c.Secure != SecureAlways {
 		bad("SameSite=None needs Secure: SecureAlways")
+	}
+	if c.StoreTimeout < 0 {
+		bad("store timeout: %v; must not be negative", c.StoreTimeout)
 	}
 	if c.MaxRetries < 0 {
 		bad("max retries: %d; must not be negative", c.MaxRetries)

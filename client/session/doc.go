@@ -60,8 +60,9 @@
 // Every per-user operation touches one partition, so it stays a single,
 // atomic, routed call in a cluster. The cost is that one user's sessions
 // cannot spread over nodes, which is harmless at any realistic number of
-// devices per user. Config.Partitions must equal the cluster's partition
-// count; it is checked against the node on first use (ErrPartitions).
+// devices per user. The partition count is asked of a node on first use
+// (client.Partitions); a Config.Partitions that disagrees fails with
+// ErrPartitions rather than listing or deleting nothing.
 //
 // # Rules the middleware enforces
 //

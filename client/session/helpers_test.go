@@ -45,9 +45,12 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 // startNode starts a real single node on kernel-chosen loopback ports.
-func startNode(t testing.TB) *node.Node {
+func startNode(t testing.TB, mutate ...func(*node.Config)) *node.Node {
 	t.Helper()
 	cfg := node.DefaultConfig()
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	cfg.Name = "test"
 	cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "", "", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -72,7 +75,13 @@ type env struct {
 
 func newEnv(t *testing.T, tls bool, mutate ...func(*session.Config)) *env {
 	t.Helper()
-	e := &env{node: startNode(t), clock: newClock()}
+	return newEnvOn(t, startNode(t), tls, mutate...)
+}
+
+// newEnvOn is newEnv on a node the test started.
+func newEnvOn(t *testing.T, n *node.Node, tls bool, mutate ...func(*session.Config)) *env {
+	t.Helper()
+	e := &env{node: n, clock: newClock()}
 	cl, err := client.New(client.Config{Addrs: []string{e.node.Addr()}})
 	if err != nil {
 		t.Fatal(err)

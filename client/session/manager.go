@@ -31,10 +31,10 @@ var (
 // one per application with New and share it; it is safe for concurrent use
 // and starts no goroutines.
 type Manager struct {
-	cfg     Config
-	keys    keyer
-	log     *slog.Logger
-	partsOK atomic.Bool // Config.Partitions was checked against the cluster
+	cfg   Config
+	keys  keyer
+	log   *slog.Logger
+	parts atomic.Int32 // the cluster's partition count, once known
 }
 
 // New validates cfg and returns a Manager. It does no I/O.
@@ -64,6 +64,8 @@ func (m *Manager) Renew(ctx context.Context) error {
 }
 
 func (m *Manager) rotate(ctx context.Context, userID string, login bool) error {
+	ctx, cancel := m.bound(ctx)
+	defer cancel()
 	s := FromContext(ctx)
 	if s == nil {
 		return ErrNoSession
@@ -107,6 +109,8 @@ func (m *Manager) rotate(ctx context.Context, userID string, login bool) error {
 // may go on using an empty anonymous session (for a flash message, say),
 // which gets a new ID if it is stored.
 func (m *Manager) Logout(ctx context.Context) error {
+	ctx, cancel := m.bound(ctx)
+	defer cancel()
 	s := FromContext(ctx)
 	if s == nil {
 		return ErrNoSession
@@ -141,6 +145,8 @@ type SessionInfo struct {
 // ListSessions returns userID's live sessions, most recently seen first.
 // Expired sessions are not listed: the store drops them by itself.
 func (m *Manager) ListSessions(ctx context.Context, userID string) ([]SessionInfo, error) {
+	ctx, cancel := m.bound(ctx)
+	defer cancel()
 	if userID == "" {
 		return nil, nil // anonymous sessions belong to no one
 	}
@@ -182,6 +188,8 @@ func (m *Manager) ListSessions(ctx context.Context, userID string) ([]SessionInf
 // many sessions there were. The request's own session, if it is one of
 // them, gets its cookie expired.
 func (m *Manager) LogoutEverywhere(ctx context.Context, userID string) (int, error) {
+	ctx, cancel := m.bound(ctx)
+	defer cancel()
 	if userID == "" {
 		return 0, nil
 	}
@@ -204,6 +212,8 @@ func (m *Manager) LogoutEverywhere(ctx context.Context, userID string) (int, err
 // RevokeSession deletes the session of userID with the given handle (from
 // SessionInfo.Handle): "log out that device". It reports whether it existed.
 func (m *Manager) RevokeSession(ctx context.Context, userID, handle string) (bool, error) {
+	ctx, cancel := m.bound(ctx)
+	defer cancel()
 	if !validHandle(handle) {
 		return false, nil
 	}

@@ -69,7 +69,8 @@ func (m *Manager) load(r *http.Request) (*Session, error) {
 	if !ok {
 		return s, nil
 	}
-	ctx := r.Context()
+	ctx, cancel := m.bound(r.Context())
+	defer cancel()
 	key := m.keys.key(tag, m.keys.idHash(id))
 	b, ver, err := m.getAndTouch(ctx, key, m.cfg.IdleTimeout)
 	if errors.Is(err, client.ErrNotFound) {
@@ -107,6 +108,8 @@ func (m *Manager) load(r *http.Request) (*Session, error) {
 
 // commit saves s and adds its cookie to h if it changed.
 func (m *Manager) commit(ctx context.Context, s *Session, h http.Header) error {
+	ctx, cancel := m.bound(ctx)
+	defer cancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := m.save(ctx, s); err != nil {
@@ -205,4 +208,9 @@ func (w *writer) finish() {
 	if h.Get("Set-Cookie") != "" {
 		w.m.log.Warn("session: changed its ID after the response started; the browser keeps the old cookie")
 	}
+}
+
+// bound limits ctx to Config.StoreTimeout.
+func (m *Manager) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, m.cfg.StoreTimeout)
 }

@@ -162,7 +162,7 @@ func TestRenew_rotatesTheIDAndKeepsTheUser(t *testing.T) {
 }
 
 func TestHandler_storeDownFailsClosedOnlyForSessionRequests(t *testing.T) {
-	e := newEnv(t, false)
+	e := newEnv(t, false, func(c *session.Config) { c.StoreTimeout = 500 * time.Millisecond })
 	b := e.browser(t)
 	b.get("/login?u=alice")
 	e.node.Close()

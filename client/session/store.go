@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cloakroom/cloakroom/client"
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
 )
@@ -72,44 +71,34 @@ func (m *Manager) deleteUser(ctx context.Context, tag string) (int, error) {
 	return int(resp.N), nil
 }
 
-// userPartition returns the partition holding the user's sessions, after
-// checking once that the cluster has Config.Partitions partitions: with a
-// wrong count, listing would find nothing and logging out everywhere would
-// silently delete nothing.
+// userPartition returns the partition holding the user's sessions.
 func (m *Manager) userPartition(ctx context.Context, tag string) (int32, error) {
-	if !m.partsOK.Load() {
-		if err := m.checkPartitions(ctx); err != nil {
-			return 0, err
-		}
-		m.partsOK.Store(true)
+	n, err := m.partitions(ctx)
+	if err != nil {
+		return 0, err
 	}
-	return int32(ring.Partition(m.keys.userSlotKey(tag), m.cfg.Partitions)), nil
+	return int32(ring.Partition(m.keys.userSlotKey(tag), n)), nil
 }
 
-// ErrPartitions is returned by per-user operations when the cluster's
-// partition count is not Config.Partitions.
+// ErrPartitions is returned by per-user operations when Config.Partitions
+// is not the cluster's partition count: listing would find nothing and
+// logging out everywhere would silently delete nothing.
 var ErrPartitions = errors.New("session: Config.Partitions does not match the cluster")
 
-// checkPartitions probes the last partition (which must exist) and the one
-// after it (which must not).
-func (m *Manager) checkPartitions(ctx context.Context) error {
-	n := int32(m.cfg.Partitions)
-	probe := func(p int32) error {
-		_, err := m.cfg.Client.Do(ctx, &protocol.Request{Op: protocol.OpScan, Partition: p, Count: 1, Pattern: m.cfg.KeyPrefix + "\x00"})
-		return err
+// partitions returns the cluster's partition count, asking a node once.
+func (m *Manager) partitions(ctx context.Context) (int, error) {
+	if n := m.parts.Load(); n > 0 {
+		return int(n), nil
 	}
-	if err := probe(n - 1); err != nil {
-		if errors.Is(err, client.ErrBadRequest) {
-			return fmt.Errorf("%w: partition %d does not exist", ErrPartitions, n-1)
-		}
-		return err
+	n, err := m.cfg.Client.Partitions(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("session: %w", err)
 	}
-	if err := probe(n); err == nil {
-		return fmt.Errorf("%w: the cluster has more than %d partitions", ErrPartitions, n)
-	} else if !errors.Is(err, client.ErrBadRequest) {
-		return err
+	if m.cfg.Partitions != 0 && m.cfg.Partitions != n {
+		return 0, fmt.Errorf("%w: configured %d, the cluster has %d", ErrPartitions, m.cfg.Partitions, n)
 	}
-	return nil
+	m.parts.Store(int32(n))
+	return n, nil
 }
 
 // millis rounds ttl up to whole milliseconds.

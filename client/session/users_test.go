@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cloakroom/cloakroom/client/session"
+	"github.com/cloakroom/cloakroom/node"
 )
 
 func list(t *testing.T, b *browser) []session.SessionInfo {
@@ -108,6 +109,19 @@ func TestRevokeSession_logsOutOneDevice(t *testing.T) {
 	}
 	if ok, _ := e.m.RevokeSession(t.Context(), "bob", "not a handle"); ok {
 		t.Error("revoking a malformed handle: got true; want false")
+	}
+}
+
+func TestListSessions_usesThePartitionCountTheClusterReports(t *testing.T) {
+	n := startNode(t, func(c *node.Config) { c.Partitions = 64 })
+	e := newEnvOn(t, n, false)
+	laptop, phone, _ := twoDevices(t, e)
+	if infos := list(t, laptop); len(infos) != 2 {
+		t.Fatalf("got %d sessions on a 64-partition node; want 2", len(infos))
+	}
+	laptop.get("/everywhere?u=alice")
+	if got := phone.get("/whoami"); got != "" {
+		t.Fatalf("phone: got %q; want logged out", got)
 	}
 }
 

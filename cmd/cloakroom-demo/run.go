@@ -39,7 +39,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&cluster, "cluster", "127.0.0.1:7400", "comma-separated native addresses of cluster nodes")
 	fs.StringVar(&secret, "secret", "", "hex key (at least 32 bytes) for session key hashes; empty: random per process (dev only)")
 	fs.BoolVar(&o.insecureCookies, "insecure-cookies", false, "never mark cookies Secure, even over HTTPS (local development only)")
-	fs.IntVar(&o.partitions, "partitions", 0, "the cluster's partition count (default 271)")
+	fs.IntVar(&o.partitions, "partitions", 0, "the cluster's partition count (0: ask the cluster)")
 	fs.DurationVar(&o.idle, "idle-timeout", 30*time.Minute, "idle timeout of a session")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
