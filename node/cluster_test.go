@@ -9,6 +9,7 @@ import (
 
 	"github.com/cloakroom/cloakroom/client"
 	"github.com/cloakroom/cloakroom/node/nodetest"
+	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
 )
 
@@ -141,5 +142,42 @@ func TestCluster_crashLosesNothingAndDeletesStayDeleted(t *testing.T) {
 		if k := copies(c, fmt.Sprint("s", i)); k != 2 {
 			t.Fatalf("s%d has %d copies after the restart; want 2", i, k)
 		}
+	}
+}
+
+func TestCluster_atomicBatchIsForwardedToItsPrimary(t *testing.T) {
+	c := nodetest.Start(t, 3)
+	ctx := ctxFor(t)
+	entry := c.Node(0)
+	// Find a hash tag whose partition another node owns.
+	ci := entry.ClusterInfo()
+	tag := ""
+	for i := 0; tag == ""; i++ {
+		k := fmt.Sprintf("{u%d}", i)
+		if ci.Members[ci.Owners[ring.Partition(k, ci.Partitions)][0]].Name != entry.Name() {
+			tag = k
+		}
+	}
+	reqs := []*protocol.Request{
+		{Op: protocol.OpSet, Key: tag + "a", Value: []byte("1"), TTL: 60000},
+		{Op: protocol.OpSet, Key: tag + "b", Value: []byte("2"), TTL: 60000},
+		{Op: protocol.OpGet, Key: tag + "a"},
+	}
+	resps := []*protocol.Response{{}, {}, {}}
+	if err := entry.DoAtomic(ctx, reqs, resps); err != nil {
+		t.Fatalf("atomic batch through a non-owner: %v", err)
+	}
+	if resps[2].Code != protocol.CodeOK || string(resps[2].Value) != "1" {
+		t.Fatalf("get inside the batch = %v %q; want 1", resps[2].Code, resps[2].Value)
+	}
+	for _, k := range []string{tag + "a", tag + "b"} {
+		if n := copies(c, k); n != 2 {
+			t.Fatalf("%s has %d copies; want 2", k, n)
+		}
+	}
+	// A stale guard aborts the batch on the primary, through the forward.
+	guard := []*protocol.Request{{Op: protocol.OpGet, Key: tag + "a", Flags: protocol.FlagIfVersion, Version: 1}, {Op: protocol.OpSet, Key: tag + "a", Value: []byte("x"), TTL: 60000}}
+	if err := entry.DoAtomic(ctx, guard, []*protocol.Response{{}, {}}); !errors.Is(err, protocol.ErrConflict) {
+		t.Fatalf("stale guard through a forward: %v; want ErrConflict", err)
 	}
 }

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 
 	"github.com/cloakroom/cloakroom/node/store"
-	"github.com/cloakroom/cloakroom/protocol"
-	"github.com/cloakroom/cloakroom/ring"
 )
 
 // Node is one Cloakroom server. Create it with New; stop it with Shutdown
@@ -28,7 +26,7 @@ type Node struct {
 
 	native    net.Listener
 	http      *httpServer
-	respBound string // bound Redis-protocol address, "" if disabled
+	respBound string        // bound Redis-protocol address, "" if disabled
 	resp      *respListener // Redis protocol listener; nil when disabled
 
 	cview     atomic.Pointer[view] // the current cluster view
@@ -173,51 +171,6 @@ func (n *Node) untrack(c net.Conn) {
 		delete(n.conns, c)
 		n.metrics.conns.Dec()
 	}
-}
-
-// DoAtomic runs single-key requests whose keys share one partition as one
-// atomic step (MULTI/EXEC). A failed guard (OpGet with FlagIfVersion) aborts
-// it with ErrConflict before anything runs; keys in different partitions
-// are refused with ErrBadRequest.
-func (n *Node) DoAtomic(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) error {
-	if !n.serving() {
-		return protocol.Errorf(protocol.CodeUnavailable, "node %s is %s", n.cfg.Name, n.state())
-	}
-	for _, r := range reqs {
-		if err := n.cfg.Limits.Check(r); err != nil {
-			return err
-		}
-	}
-	if len(reqs) == 0 {
-		return nil
-	}
-	v := n.view()
-	p := ring.Partition(reqs[0].Key, n.cfg.Partitions)
-	if _, primary := v.holds(p); !primary {
-		return protocol.Errorf(protocol.CodeNotOwner, "partition %d is on %s; an atomic batch must be sent to its primary", p, v.primary(p))
-	}
-	keys := make([]string, len(reqs))
-	for i, r := range reqs {
-		keys[i] = r.Key
-	}
-	if n.transfers.syncing(p) {
-		n.ensureKeys(ctx, v, p, keys)
-	}
-	if err := n.store.ExecAtomic(reqs, resps); err != nil {
-		return err
-	}
-	if backups := v.others(p); len(backups) > 0 {
-		var entries []protocol.Entry
-		for i, r := range reqs {
-			if mutates(r.Op) && resps[i].Code == protocol.CodeOK {
-				if e, ok := n.store.Entry(keys[i]); ok {
-					entries = append(entries, e)
-				}
-			}
-		}
-		return n.replicate(ctx, v, p, backups, entries)
-	}
-	return nil
 }
 
 // Partitions returns the cluster's partition count.

@@ -46,6 +46,8 @@ func (n *Node) route(ctx context.Context, v *view, req *protocol.Request, resp *
 		n.applyReplica(v, req, resp)
 	case protocol.OpFetch:
 		n.serveFetch(req, resp)
+	case protocol.OpAtomic:
+		n.serveAtomic(ctx, req, resp)
 	case protocol.OpDelete, protocol.OpExists:
 		n.multiKey(ctx, v, req, resp)
 	case protocol.OpCount:

@@ -62,6 +62,12 @@ const (
 	// and the next Cursor (0 when done). With Key set it returns just that
 	// key's entry, if any. Node to node.
 	OpFetch
+	// OpAtomic runs the single-key requests encoded in Value (EncodeBatch),
+	// whose keys must share one partition, as one atomic step on its
+	// primary (MULTI/EXEC). The reply's Value holds their responses; a
+	// failed guard (OpGet with FlagIfVersion) fails the whole batch with
+	// CodeConflict before anything runs.
+	OpAtomic
 	opEnd // keep last
 )
 
@@ -70,7 +76,7 @@ var opNames = [...]string{
 	OpTouch: "touch", OpDelete: "delete", OpGetAndTouch: "getandtouch",
 	OpGetAndDelete: "getanddelete", OpExists: "exists", OpTTL: "ttl",
 	OpScan: "scan", OpCount: "count", OpFlush: "flush", OpDeleteMatch: "deletematch",
-	OpTable: "table", OpReplicate: "replicate", OpFetch: "fetch",
+	OpTable: "table", OpReplicate: "replicate", OpFetch: "fetch", OpAtomic: "atomic",
 }
 
 // Valid reports whether o is an op this build knows.

@@ -1,0 +1,109 @@
+package node
+
+import (
+	"context"
+
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
+)
+
+// DoAtomic runs single-key requests whose keys share one partition as one
+// atomic step (MULTI/EXEC). A failed guard (OpGet with FlagIfVersion) aborts
+// it with ErrConflict before anything runs; keys in different partitions
+// are refused with ErrBadRequest.
+func (n *Node) DoAtomic(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) error {
+	return n.doAtomic(ctx, reqs, resps, false)
+}
+
+// doAtomic runs an atomic batch here if this node is the primary of its
+// partition, else forwards it there, unless it was forwarded already.
+func (n *Node) doAtomic(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, fwd bool) error {
+	if !n.serving() && !fwd {
+		return protocol.Errorf(protocol.CodeUnavailable, "node %s is %s", n.cfg.Name, n.state())
+	}
+	for _, r := range reqs {
+		if err := n.cfg.Limits.Check(r); err != nil {
+			return err
+		}
+	}
+	if len(reqs) == 0 {
+		return nil
+	}
+	v := n.view()
+	p := ring.Partition(reqs[0].Key, n.cfg.Partitions)
+	if _, primary := v.holds(p); !primary {
+		if fwd {
+			return protocol.Errorf(protocol.CodeNotOwner, "node %s is not the primary of partition %d", n.cfg.Name, p)
+		}
+		return n.forwardAtomic(ctx, v, p, reqs, resps)
+	}
+	keys := make([]string, len(reqs))
+	for i, r := range reqs {
+		keys[i] = r.Key
+	}
+	if n.transfers.syncing(p) {
+		n.ensureKeys(ctx, v, p, keys)
+	}
+	if err := n.store.ExecAtomic(reqs, resps); err != nil {
+		return err
+	}
+	if backups := v.others(p); len(backups) > 0 {
+		var entries []protocol.Entry
+		for i, r := range reqs {
+			if mutates(r.Op) && resps[i].Code == protocol.CodeOK {
+				if e, ok := n.store.Entry(keys[i]); ok {
+					entries = append(entries, e)
+				}
+			}
+		}
+		return n.replicate(ctx, v, p, backups, entries)
+	}
+	return nil
+}
+
+// forwardAtomic sends an atomic batch to partition p's primary as one
+// OpAtomic request.
+func (n *Node) forwardAtomic(ctx context.Context, v *view, p int, reqs []*protocol.Request, resps []*protocol.Response) error {
+	batch, err := protocol.EncodeBatch(reqs)
+	if err != nil {
+		return err
+	}
+	r, err := n.call(ctx, v, v.primary(p), &protocol.Request{Op: protocol.OpAtomic, Value: batch, Flags: protocol.FlagForwarded})
+	if err != nil {
+		return protocol.Errorf(protocol.CodeUnavailable, "forward: %v", err)
+	}
+	if err := r.Err(); err != nil {
+		return err
+	}
+	got, err := protocol.DecodeResponseBatch(r.Value)
+	if err != nil {
+		return err
+	}
+	if len(got) != len(resps) {
+		return protocol.Errorf(protocol.CodeInternal, "atomic batch: %d replies for %d requests", len(got), len(resps))
+	}
+	for i := range resps {
+		*resps[i] = *got[i]
+	}
+	return nil
+}
+
+// serveAtomic runs an OpAtomic request.
+func (n *Node) serveAtomic(ctx context.Context, req *protocol.Request, resp *protocol.Response) {
+	reqs, err := protocol.DecodeRequestBatch(req.Value)
+	if err != nil {
+		resp.SetErr(err)
+		return
+	}
+	resps := make([]*protocol.Response, len(reqs))
+	for i := range resps {
+		resps[i] = new(protocol.Response)
+	}
+	if err := n.doAtomic(ctx, reqs, resps, req.Flags&protocol.FlagForwarded != 0); err != nil {
+		resp.SetErr(err)
+		return
+	}
+	if resp.Value, err = protocol.EncodeBatch(resps); err != nil {
+		resp.SetErr(err)
+	}
+}
