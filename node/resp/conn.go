@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloakroom/cloakroom/protocol"
@@ -24,7 +25,8 @@ type conn struct {
 	libName string
 	libVer  string
 	authed  bool
-	quit    bool // close after flushing the current replies
+	quit    bool         // close after flushing the current replies
+	cmds    atomic.Int64 // commands run; written by the connection, read by INFO
 
 	reqs  []protocol.Request  // the current command's requests
 	resps []protocol.Response // their responses; Value buffers are reused

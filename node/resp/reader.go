@@ -129,12 +129,14 @@ func (r *Reader) readBulk() error {
 		}
 		left -= step
 	}
-	var crlf [2]byte
-	if _, err := io.ReadFull(r.br, crlf[:]); err != nil {
-		return unexpected(err)
-	}
-	if crlf != [2]byte{'\r', '\n'} {
-		return protoErr("bulk string not terminated by CRLF")
+	for _, want := range [2]byte{'\r', '\n'} {
+		b, err := r.br.ReadByte()
+		if err != nil {
+			return unexpected(err)
+		}
+		if b != want {
+			return protoErr("bulk string not terminated by CRLF")
+		}
 	}
 	r.args = append(r.args, r.buf[start:len(r.buf):len(r.buf)])
 	return nil
@@ -185,6 +187,29 @@ func (r *Reader) readInline() ([][]byte, error) {
 		return nil, protoErr("too big inline request")
 	}
 	line = bytes.TrimRight(line, "\r\n")
+	if bytes.IndexByte(line, '"') < 0 && bytes.IndexByte(line, '\'') < 0 {
+		// No quoting: split on whitespace without allocating.
+		for len(line) > 0 {
+			i := 0
+			for i < len(line) && isSpace(line[i]) {
+				i++
+			}
+			j := i
+			for j < len(line) && !isSpace(line[j]) {
+				j++
+			}
+			if j > i {
+				if len(r.args) == r.lim.MaxArgs {
+					return nil, protoErr("invalid multibulk length")
+				}
+				start := len(r.buf)
+				r.buf = append(r.buf, line[i:j]...)
+				r.args = append(r.args, r.buf[start:len(r.buf):len(r.buf)])
+			}
+			line = line[j:]
+		}
+		return r.args, nil
+	}
 	words, ok := SplitArgs(string(line))
 	if !ok {
 		return nil, protoErr("unbalanced quotes in request")

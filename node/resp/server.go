@@ -95,7 +95,7 @@ type Server struct {
 
 	nextID    atomic.Int64
 	totalConn atomic.Int64
-	totalCmds atomic.Int64
+	doneCmds  atomic.Int64 // commands of closed connections; open ones count their own
 
 	ctx    context.Context // cancelled by Close; passed to every Backend call
 	cancel context.CancelFunc
@@ -203,7 +203,19 @@ func (s *Server) untrack(c *conn) {
 	c.nc.Close()
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.doneCmds.Add(c.cmds.Load())
 	s.mu.Unlock()
+}
+
+// commandsProcessed counts the commands every connection has run.
+func (s *Server) commandsProcessed() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.doneCmds.Load()
+	for c := range s.conns {
+		n += c.cmds.Load()
+	}
+	return n
 }
 
 // Clients returns the number of open connections.
@@ -254,7 +266,7 @@ func (c *conn) serve(ctx context.Context) {
 			return
 		}
 		if len(args) > 0 {
-			c.s.totalCmds.Add(1)
+			c.cmds.Add(1)
 			c.dispatch(ctx, args)
 		}
 		if c.quit {

@@ -72,7 +72,7 @@ func cmdInfo(ctx context.Context, c *conn, args [][]byte) {
 	section("Persistence", "loading:0", "rdb_changes_since_last_save:0", "aof_enabled:0")
 	section("Stats",
 		"total_connections_received:"+strconv.FormatInt(s.totalConn.Load(), 10),
-		"total_commands_processed:"+strconv.FormatInt(s.totalCmds.Load(), 10))
+		"total_commands_processed:"+strconv.FormatInt(s.commandsProcessed(), 10))
 	section("Replication", "role:master", "connected_slaves:0")
 	section("Cluster", "cluster_enabled:"+clusterEnabled)
 	if all || want["keyspace"] {

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# bench-resp.sh compares cloakroomd's Redis protocol listener with
+# redis-server on this machine, in one run, with redis-benchmark:
+#
+#   redis-benchmark -t set,get -c 50 -d 200 -n 200000 -P 1|16
+#
+# It prints requests/s and p99 latency for each target and the ratio
+# cloakroomd / redis-server. Both servers listen on loopback ports picked
+# at start; both are stopped on exit.
+#
+# Usage: scripts/bench-resp.sh [rounds]   (default 1; targets alternate)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=${1:-1}
+requests=${BENCH_REQUESTS:-200000}
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+wait_port() {
+	for _ in $(seq 200); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.05
+	done
+	echo "port $1 did not open" >&2
+	return 1
+}
+
+go build -o "$tmp/cloakroomd" ./cmd/cloakroomd
+
+rport=$(free_port)
+redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+pids+=($!)
+cport=$(free_port)
+"$tmp/cloakroomd" --name bench --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$cport" \
+	--http-addr "" --gossip-addr "127.0.0.1:$(free_port)" --log-level warn >"$tmp/cloakroomd.log" 2>&1 &
+pids+=($!)
+wait_port "$rport"
+wait_port "$cport"
+
+echo "date:    $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+echo "load:    $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "go:      $(go env GOVERSION); redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2)"
+echo
+
+# bench prints "TEST rps p99" lines for one target and pipeline depth.
+bench() {
+	redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c 50 -d 200 -n "$requests" -P "$2" --csv 2>/dev/null |
+		awk -F, 'NR > 1 { gsub(/"/, "", $1); gsub(/"/, "", $2); gsub(/"/, "", $7); print $1, $2, $7 }'
+}
+
+declare -A rps p99
+for round in $(seq "$rounds"); do
+	for P in 1 16; do
+		order="redis cloak"
+		if (( round % 2 == 0 )); then order="cloak redis"; fi
+		for target in $order; do
+			port=$rport
+			[[ $target == cloak ]] && port=$cport
+			while read -r test r p; do
+				key="$target/$P/$test"
+				rps[$key]="${rps[$key]:-} $r"
+				p99[$key]="${p99[$key]:-} $p"
+			done < <(bench "$port" "$P")
+		done
+	done
+done
+
+# median of a space-separated list
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+printf '%-6s %-4s %14s %10s %14s %10s %9s %9s\n' test P "redis rps" "p99 ms" "cloak rps" "p99 ms" "rps ratio" "p99 ratio"
+for P in 1 16; do
+	for test in SET GET; do
+		rr=$(echo "${rps[redis/$P/$test]}" | median)
+		rp=$(echo "${p99[redis/$P/$test]}" | median)
+		cr=$(echo "${rps[cloak/$P/$test]}" | median)
+		cp=$(echo "${p99[cloak/$P/$test]}" | median)
+		printf '%-6s %-4s %14.0f %10.3f %14.0f %10.3f %9.2f %9.2f\n' "$test" "$P" "$rr" "$rp" "$cr" "$cp" \
+			"$(echo "$cr / $rr" | bc -l)" "$(echo "$cp / $rp" | bc -l)"
+	done
+done
