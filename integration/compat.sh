@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # compat.sh runs the Node.js session-store suites (integration/node-clients)
-# against a reference redis-server and then against one cloakroomd node, both
-# on free loopback ports, and stops everything it started on exit.
+# against a reference redis-server and then against one cloakroomd node, each
+# on free loopback ports, and stops everything it started on exit:
 #
-# A failure against redis-server means a wrong test; a failure against
-# cloakroomd is a compatibility bug. Either makes the script exit non-zero.
+#   redis-server        plain clients (test/*.test.js)
+#   cloakroomd          the same suites
+#   redis-cluster       cluster clients (cluster/*.cluster.js) against a
+#                       one-node Redis Cluster owning every slot
+#   cloakroomd-cluster  the same, against cloakroomd --resp-cluster-mode
+#
+# A failure against a redis-* target means a wrong test; a failure against a
+# cloakroomd* target is a compatibility bug. Either makes the script exit
+# non-zero. The last line reads "compat: N passed, N failed, N skipped".
 #
 # Environment:
+#   COMPAT_ONLY="redis-server cloakroomd"  run these targets only
 #   COMPAT_MONITOR=FILE  also record `redis-cli MONITOR` of the redis-server
 #                        run into FILE (the commands each library sends)
-#   COMPAT_ONLY=redis-server|cloakroomd  run against one server only
 #   CLOAKROOMD=PATH      use this cloakroomd binary instead of building one
 set -euo pipefail
 
@@ -65,20 +72,24 @@ passed=0
 failed=0
 failed_on=()
 
-# run_suites NAME PORT: run every suite against redis://127.0.0.1:PORT and
-# add its counts to the totals.
+# run_suites NAME PORT GLOB: run the suites matching GLOB (relative to
+# node-clients) against redis://127.0.0.1:PORT and add to the totals.
 run_suites() {
-	local name=$1 port=$2 tap="$work/$1.tap" rc=0
-	log "running the suites against $name on 127.0.0.1:$port"
+	local name=$1 port=$2 glob=$3 tap="$work/$1.tap" rc=0
+	log "running $glob against $name on 127.0.0.1:$port"
+	# shellcheck disable=SC2086 # the glob expands inside node-clients
 	(cd "$clients" && REDIS_URL="redis://127.0.0.1:$port" timeout 600 node --test \
 		--test-concurrency=1 --test-timeout=120000 \
 		--test-reporter=spec --test-reporter-destination=stdout \
-		--test-reporter=tap --test-reporter-destination="$tap") || rc=$?
-	local p f
+		--test-reporter=tap --test-reporter-destination="$tap" $glob) || rc=$?
+	local p f s
 	p=$(awk '/^# pass /{print $3}' "$tap" 2>/dev/null || true)
-	f=$(awk '/^# fail /{print $3}' "$tap" 2>/dev/null || true)
+	# a cancelled test (its hook failed, or it timed out) is a failed one
+	f=$(awk '/^# (fail|cancelled) /{n += $3} END {print n}' "$tap" 2>/dev/null || true)
+	s=$(awk '/^# skipped /{print $3}' "$tap" 2>/dev/null || true)
 	passed=$((passed + ${p:-0}))
 	failed=$((failed + ${f:-0}))
+	skipped=$((skipped + ${s:-0}))
 	if ((rc != 0)); then
 		failed_on+=("$name")
 		# a run that died before counting anything still counts as a failure
@@ -86,45 +97,77 @@ run_suites() {
 	fi
 }
 
-if [[ "${COMPAT_ONLY:-redis-server}" == redis-server ]]; then
+# not_started NAME LOG: count a server that never listened as a failure.
+not_started() {
+	log "$1 is not accepting connections; its log:"
+	cat "$2" >&2
+	failed=$((failed + 1))
+	failed_on+=("$1")
+}
+
+# run_redis NAME GLOB [ARGS...]: start redis-server with ARGS, run GLOB.
+run_redis() {
+	local name=$1 glob=$2 port
+	shift 2
 	port=$(free_port)
+	mkdir -p "$work/$name"
 	redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
-		--dir "$work" --daemonize no >"$work/redis-server.log" 2>&1 &
+		--dir "$work/$name" --daemonize no "$@" >"$work/$name.log" 2>&1 &
 	pids+=($!)
 	if ! wait_port "$port" "$!" 10; then
-		cat "$work/redis-server.log" >&2
-		log "redis-server did not start"
-		exit 1
+		not_started "$name" "$work/$name.log"
+		return
 	fi
-	if [[ -n "${COMPAT_MONITOR:-}" ]]; then
+	if [[ " $* " == *" --cluster-enabled yes "* ]]; then
+		redis-cli -p "$port" CLUSTER ADDSLOTSRANGE 0 16383 >/dev/null
+		local tries=100
+		until redis-cli -p "$port" CLUSTER INFO | grep -q '^cluster_state:ok'; do
+			((tries-- > 0)) || { not_started "$name" "$work/$name.log"; return; }
+			sleep 0.1
+		done
+	fi
+	if [[ $name == redis-server && -n "${COMPAT_MONITOR:-}" ]]; then
 		redis-cli -p "$port" MONITOR >"$COMPAT_MONITOR" &
 		pids+=($!)
 	fi
-	run_suites redis-server "$port"
-fi
+	run_suites "$name" "$port" "$glob"
+}
 
-if [[ "${COMPAT_ONLY:-cloakroomd}" == cloakroomd ]]; then
-	bin=${CLOAKROOMD:-}
-	if [[ -z "$bin" ]]; then
-		log "building cloakroomd"
-		bin="$work/cloakroomd"
-		(cd "$root" && go build -o "$bin" ./cmd/cloakroomd)
+# run_cloakroomd NAME GLOB [ARGS...]: start one node with ARGS, run GLOB.
+run_cloakroomd() {
+	local name=$1 glob=$2 resp
+	shift 2
+	if [[ -z "${bin:-}" ]]; then
+		bin=${CLOAKROOMD:-$work/cloakroomd}
+		if [[ -z "${CLOAKROOMD:-}" ]]; then
+			log "building cloakroomd"
+			(cd "$root" && go build -o "$bin" ./cmd/cloakroomd)
+		fi
 	fi
 	resp=$(free_port)
-	"$bin" --name compat --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$resp" \
-		--http-addr "" --gossip-addr "127.0.0.1:$(free_port)" --allow-flush \
-		>"$work/cloakroomd.log" 2>&1 &
+	"$bin" --name "$name" --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$resp" \
+		--http-addr "" --gossip-addr "127.0.0.1:$(free_port)" --allow-flush "$@" \
+		>"$work/$name.log" 2>&1 &
 	pids+=($!)
 	if wait_port "$resp" "$!" 15; then
-		run_suites cloakroomd "$resp"
+		run_suites "$name" "$resp" "$glob"
 	else
-		log "cloakroomd is not accepting on --resp-addr 127.0.0.1:$resp; its log:"
-		cat "$work/cloakroomd.log" >&2
-		failed=$((failed + 1))
-		failed_on+=(cloakroomd)
+		not_started "$name" "$work/$name.log"
 	fi
-fi
+}
+
+wanted() { [[ -z "${COMPAT_ONLY:-}" || " $COMPAT_ONLY " == *" $1 "* ]]; }
+
+passed=0
+failed=0
+skipped=0
+failed_on=()
+wanted redis-server && run_redis redis-server 'test/*.test.js'
+wanted cloakroomd && run_cloakroomd cloakroomd 'test/*.test.js'
+wanted redis-cluster && run_redis redis-cluster 'cluster/*.cluster.js' \
+	--cluster-enabled yes --cluster-config-file "$work/nodes.conf" --cluster-announce-ip 127.0.0.1
+wanted cloakroomd-cluster && run_cloakroomd cloakroomd-cluster 'cluster/*.cluster.js' --resp-cluster-mode
 
 log "took $((SECONDS - start))s; failed against: ${failed_on[*]:-nothing}"
-echo "compat: $passed passed, $failed failed"
+echo "compat: $passed passed, $failed failed, $skipped skipped"
 ((${#failed_on[@]} == 0))

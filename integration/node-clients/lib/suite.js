@@ -66,8 +66,12 @@ function call(store, method, ...args) {
 
 // runStoreSuite registers the create → load → touch → save → regenerate →
 // list → destroy → clear sequence for one client. opts: name, RedisStore,
-// connect(url) → {client, close()}.
+// connect(url) → {client, close()}, and crossSlot: a reason string when the
+// client sends one MGET or DEL for keys of many slots, which Redis Cluster
+// refuses with CROSSSLOT (store.all and store.clear of many sessions are then
+// not tested).
 export function runStoreSuite(opts) {
+  const crossSlot = opts.crossSlot ?? false
   describe(opts.name, { timeout: 60_000 }, () => {
     const prefix = `sess:${opts.name.replace(/\W+/g, "-")}:${randomBytes(4).toString("hex")}:`
     let conn, store, server, base
@@ -142,11 +146,14 @@ export function runStoreSuite(opts) {
       assert.equal((await visit("GET", "/whoami", old.cookie)).status, 401)
     })
 
-    it("list: all, length and ids see every session", async () => {
+    it("list: length and ids see every session", async () => {
       await login("bob")
       assert.equal(await call(store, "length"), 2)
       const ids = (await call(store, "ids")).sort()
       assert.deepEqual(ids, [users.alice.sid, users.bob.sid].sort())
+    })
+
+    it("list: all returns every session with its id", { skip: crossSlot }, async () => {
       const all = await call(store, "all")
       assert.deepEqual(all.map((s) => `${s.id}=${s.user}`).sort(),
         [`${users.alice.sid}=alice`, `${users.bob.sid}=bob`].sort())
@@ -161,7 +168,8 @@ export function runStoreSuite(opts) {
         await call(paged, "set", `s${i}`, { cookie: { expires, originalMaxAge: 60_000 }, n: i })
       }
       assert.deepEqual((await call(paged, "ids")).sort(), want.sort())
-      await call(paged, "clear")
+      if (crossSlot) await Promise.all(want.map((id) => call(paged, "destroy", id)))
+      else await call(paged, "clear")
       assert.equal(await call(paged, "length"), 0)
     })
 

@@ -1,0 +1,18 @@
+import { RedisStore } from "connect-redis"
+import { createCluster } from "redis"
+import { runStoreSuite } from "../lib/suite.js"
+
+runStoreSuite({
+  name: "node-redis 6 createCluster (RESP3) + connect-redis 9",
+  RedisStore,
+  async connect(url) {
+    const client = createCluster({
+      rootNodes: [{ url }],
+      RESP: 3,
+      defaults: { socket: { reconnectStrategy: false } },
+    })
+    client.on("error", (err) => console.error(`node-redis 6 cluster: ${err.message}`))
+    await client.connect()
+    return { client, close: () => client.close() }
+  },
+})
