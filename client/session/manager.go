@@ -133,11 +133,11 @@ func (m *Manager) Logout(ctx context.Context) error {
 type SessionInfo struct {
 	// Handle names the session for RevokeSession: a keyed hash of its ID.
 	Handle     string    `json:"handle"`
-	Created    time.Time `json:"created"`   // login time
-	LastSeen   time.Time `json:"last_seen"` // to Config.TouchInterval
-	UserAgent  string    `json:"user_agent"`
-	IPHint     string    `json:"ip_hint"` // the client's /24 or /48 network
-	RememberMe bool      `json:"remember_me"`
+	Created    time.Time `json:"created"`     // login time
+	LastSeen   time.Time `json:"last_seen"`   // to Config.TouchInterval
+	UserAgent  string    `json:"user_agent"`  // at login, first 200 bytes
+	IPHint     string    `json:"ip_hint"`     // the client's /24 or /48 network at login
+	RememberMe bool      `json:"remember_me"` // the cookie persists
 	// Current is set on the session of the request whose context was given.
 	Current bool `json:"current"`
 }
