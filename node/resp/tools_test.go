@@ -85,3 +85,26 @@ func TestRedisBenchmark_PingSetGet(t *testing.T) {
 		t.Errorf("redis-benchmark reported errors:\n%s", out)
 	}
 }
+
+func TestRedisCLI_InteractiveTerminal(t *testing.T) {
+	tool(t, "redis-cli")
+	script := tool(t, "script") // util-linux: gives redis-cli a terminal
+	ts := startServer(t)
+	host, port := splitAddr(ts.addr)
+	// On a terminal redis-cli starts its interactive mode, which loads
+	// command help with COMMAND DOCS.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script, "-qec", "redis-cli -h "+host+" -p "+itoa(port), "/dev/null")
+	cmd.Env = append(cmd.Environ(), "TERM=dumb")
+	cmd.Stdin = strings.NewReader("set k v\r\nhelp get\r\nquit\r\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli on a terminal: %v\n%s", err, out)
+	}
+	for _, want := range []string{"OK", "Returns the string value of a key."} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("interactive redis-cli output lacks %q:\n%s", want, out)
+		}
+	}
+}
