@@ -16,6 +16,13 @@ import "encoding/binary"
 //	27   ...   key, then value
 const hdrSize = 27
 
+// maxKeyLen and maxValueLen are the largest key and value the header's
+// length fields can describe.
+const (
+	maxKeyLen   = 1<<16 - 1
+	maxValueLen = 1<<32 - 1
+)
+
 const flagTombstone = 1
 
 type header struct {

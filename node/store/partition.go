@@ -4,6 +4,8 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cloakroom/cloakroom/protocol"
 )
 
 // partition holds the entries of one partition: a pointer-free index from
@@ -93,6 +95,11 @@ func (p *partition) unlink(key string, l loc) {
 // write stores an entry for key, in place when the existing entry at old
 // (if ok) has room, else appended. It returns the entry's bytes.
 func (p *partition) write(key string, old loc, ok bool, h header, value []byte) error {
+	if len(key) > maxKeyLen || int64(len(value)) > maxValueLen {
+		// The header's length fields would truncate: refuse, never corrupt.
+		return protocol.Errorf(protocol.CodeTooLarge, "key of %d bytes, value of %d: the store holds keys up to %d bytes and values up to %d",
+			len(key), len(value), maxKeyLen, int64(maxValueLen))
+	}
 	h.keyLen = len(key)
 	h.valLen = len(value)
 	if h.version > p.maxVer {

@@ -353,6 +353,9 @@ func (s *Store) set(p *partition, req *protocol.Request, resp *protocol.Response
 	l, had := p.lookup(req.Key)
 	nh := header{deadline: d, version: s.nextVersion(p)}
 	if err := p.write(req.Key, l, had, nh, req.Value); err != nil {
+		if protocol.CodeOf(err) == protocol.CodeTooLarge {
+			return err
+		}
 		return fmt.Errorf("%w: %v", protocol.ErrOutOfMemory, err)
 	}
 	resp.Version = nh.version
