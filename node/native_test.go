@@ -256,6 +256,7 @@ func TestNative_limitsAndTTL_getClearErrors(t *testing.T) {
 		{"touch ttl negative", protocol.Request{Op: protocol.OpTouch, Key: "sess:3", TTL: -1000}, protocol.CodeBadRequest},
 		{"getandtouch ttl zero", protocol.Request{Op: protocol.OpGetAndTouch, Key: "sess:4"}, protocol.CodeBadRequest},
 		{"negative count", protocol.Request{Op: protocol.OpScan, Count: -1}, protocol.CodeBadRequest},
+		{"pattern over limit", protocol.Request{Op: protocol.OpScan, Pattern: "*" + strings.Repeat("[ab]", protocol.DefaultMaxKey)}, protocol.CodeTooLarge},
 	}
 	for i, c := range cases {
 		c.req.ID = uint64(100 + i)

@@ -76,6 +76,11 @@ func (l Limits) Check(r *Request) error {
 	if r.Count < 0 {
 		return Errorf(CodeBadRequest, "negative count %d", r.Count)
 	}
+	// Matching costs up to pattern length times key length per key, under
+	// a partition's lock: a pattern is no longer than a key may be.
+	if max := l.WithDefaults().MaxKey; len(r.Pattern) > max {
+		return Errorf(CodeTooLarge, "pattern is %d bytes; limit %d (the key limit)", len(r.Pattern), max)
+	}
 	return nil
 }
 
