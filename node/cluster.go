@@ -232,5 +232,5 @@ func (n *Node) underReplicated() int {
 			k++
 		}
 	}
-	return k
+	return k + int(n.transfers.pushCnt.Load())
 }

@@ -159,7 +159,7 @@ func (n *Node) replicate(ctx context.Context, v *view, p int, backups []string, 
 	if len(entries) == 0 {
 		return nil
 	}
-	req := &protocol.Request{Op: protocol.OpReplicate, Key: n.cfg.Name, Partition: int32(p), Table: v.table.Version, Entries: entries}
+	req := &protocol.Request{Op: protocol.OpReplicate, Key: n.cfg.Name, Partition: int32(p), Table: v.table.Version, TableHash: v.hash, Entries: entries}
 	errs := make([]error, len(backups))
 	var wg sync.WaitGroup
 	for i, b := range backups {
@@ -183,17 +183,20 @@ func (n *Node) replicate(ctx context.Context, v *view, p int, backups []string, 
 	return errors.Join(errs...)
 }
 
-// applyReplica applies a primary's entries, unless this node's table is
-// newer and names another primary: then the sender is a stale primary and
-// must not be able to acknowledge the write.
+// applyReplica applies a primary's entries if both nodes computed their
+// tables from the same members. Otherwise one of them has not seen the
+// latest membership change: the sender may not be the primary any more, or
+// may be writing to the wrong backups, so the write must not be
+// acknowledged. The client retries once the tables agree (within a gossip
+// round or two).
 func (n *Node) applyReplica(v *view, req *protocol.Request, resp *protocol.Response) {
 	p := int(req.Partition)
 	if p < 0 || p >= n.cfg.Partitions {
 		resp.SetErr(protocol.Errorf(protocol.CodeBadRequest, "partition %d out of range", p))
 		return
 	}
-	if req.Table < v.table.Version && v.primary(p) != req.Key {
-		resp.SetErr(protocol.Errorf(protocol.CodeNotOwner, "table %d is older than %d, where %s is primary of partition %d", req.Table, v.table.Version, v.primary(p), p))
+	if req.TableHash != v.hash {
+		resp.SetErr(protocol.Errorf(protocol.CodeNotOwner, "table %d of %s differs from table %d here; retry when they agree", req.Table, req.Key, v.table.Version))
 		return
 	}
 	for i := range req.Entries {

@@ -13,7 +13,9 @@ import (
 // Partition transfer: when the table changes, a node pulls each partition
 // it now holds from the other holders (old and new) that might have data it
 // lacks, applying entries by version so that nothing it already has newer
-// is overwritten and tombstones travel with the data. Until a partition has
+// is overwritten and tombstones travel with the data. A node that held a
+// partition before and still does also pushes it to holders that are new,
+// so writes it acknowledged while they were joining reach them too. Until a partition has
 // arrived, a request on one of its keys first fetches that key from those
 // holders (ensureKeys), so the move never causes a false "not found". A
 // partition the node no longer holds is dropped after dropDelay.
@@ -25,23 +27,26 @@ const dropDelay = time.Minute
 // transferWorkers is how many partitions are pulled at once.
 const transferWorkers = 2
 
-type pullJob struct {
-	p       int
-	sources []string
-}
-
 type transfers struct {
 	n *Node
 
 	mu      sync.Mutex       // guards below
 	pending map[int][]string // partition → holders still to pull from
 	queued  []int            // partitions waiting for a worker, in order
+	pushes  []pushJob        // partitions to push to new holders, in order
 	dropAt  map[int]time.Time
 
 	kick    chan struct{} // capacity 1: work was queued
 	moved   atomic.Int64  // entries applied by transfers
 	pulled  atomic.Int64  // partitions completed
 	syncCnt atomic.Int32  // len(pending), readable without the lock
+	pushCnt atomic.Int32  // len(pushes) plus pushes in progress
+}
+
+// pushJob sends partition p to a holder that did not hold it before.
+type pushJob struct {
+	p  int
+	to string
 }
 
 func newTransfers(n *Node) *transfers {
@@ -97,6 +102,14 @@ func (t *transfers) onViewChange(old, cur *view) {
 			}
 			srcs = append(srcs, m)
 		}
+		if heldBefore {
+			for _, m := range cur.others(p) {
+				if !slices.Contains(oldHolders, m) {
+					t.pushes = append(t.pushes, pushJob{p, m})
+					t.pushCnt.Add(1)
+				}
+			}
+		}
 		if len(srcs) == 0 {
 			continue
 		}
@@ -115,14 +128,14 @@ func (t *transfers) onViewChange(old, cur *view) {
 // run pulls queued partitions with a few workers and drops stale ones,
 // until ctx is done.
 func (t *transfers) run(ctx context.Context) {
-	jobs := make(chan int)
+	jobs := make(chan func())
 	var wg sync.WaitGroup
 	for range transferWorkers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for p := range jobs {
-				t.pull(ctx, p)
+			for job := range jobs {
+				job()
 			}
 		}()
 	}
@@ -131,9 +144,9 @@ func (t *transfers) run(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		if p, ok := t.next(); ok {
+		if job, ok := t.next(ctx); ok {
 			select {
-			case jobs <- p:
+			case jobs <- job:
 				continue
 			case <-ctx.Done():
 				return
@@ -149,17 +162,73 @@ func (t *transfers) run(ctx context.Context) {
 	}
 }
 
-func (t *transfers) next() (int, bool) {
+// next returns the next transfer to run: pulls first, since this node
+// serves from what it pulls, then pushes.
+func (t *transfers) next(ctx context.Context) (func(), bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for len(t.queued) > 0 {
 		p := t.queued[0]
 		t.queued = t.queued[1:]
 		if _, ok := t.pending[p]; ok {
-			return p, true
+			return func() { t.pull(ctx, p) }, true
 		}
 	}
-	return 0, false
+	if len(t.pushes) > 0 {
+		j := t.pushes[0]
+		t.pushes = t.pushes[1:]
+		return func() {
+			defer t.pushCnt.Add(-1)
+			t.push(ctx, j)
+		}, true
+	}
+	return nil, false
+}
+
+// push sends partition j.p to j.to in batches, retrying while both still
+// hold it (the receiver refuses until its table agrees with this node's).
+func (t *transfers) push(ctx context.Context, j pushJob) {
+	backoff := 50 * time.Millisecond
+	for {
+		v := t.n.view()
+		if held, _ := v.holds(j.p); !held || !slices.Contains(v.others(j.p), j.to) {
+			return
+		}
+		err := t.pushTo(ctx, v, j)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		t.n.log.Debug("push partition failed; retrying", "partition", j.p, "peer", j.to, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+func (t *transfers) pushTo(ctx context.Context, v *view, j pushJob) error {
+	cursor := uint64(0)
+	for {
+		entries, next := t.n.store.Fetch(j.p, cursor, fetchBatchBytes)
+		if len(entries) > 0 {
+			req := &protocol.Request{Op: protocol.OpReplicate, Key: t.n.cfg.Name, Partition: int32(j.p),
+				Table: v.table.Version, TableHash: v.hash, Entries: entries}
+			r, err := t.n.call(ctx, v, j.to, req)
+			if err != nil {
+				return err
+			}
+			if err := r.Err(); err != nil {
+				return err
+			}
+			t.moved.Add(r.N)
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
 }
 
 // pull fetches partition p from each of its sources in turn. A source that

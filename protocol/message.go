@@ -26,6 +26,7 @@ type Request struct {
 	Pattern   string
 	Table     uint64  // sender's partition table version (node to node)
 	Entries   []Entry // OpReplicate payload
+	TableHash uint64  // identifies the member set of the sender's table (node to node)
 }
 
 // Response is a node's answer to the request with the same ID.
@@ -75,7 +76,7 @@ func (r *Response) SetErr(err error) {
 }
 
 const (
-	requestFields  = 14
+	requestFields  = 15
 	responseFields = 11
 )
 
@@ -97,6 +98,7 @@ func (r *Request) Encode(e *msgpack.Encoder) error {
 		e.EncodeString(r.Pattern),
 		e.EncodeUint(r.Table),
 		encodeEntries(e, r.Entries),
+		e.EncodeUint(r.TableHash),
 	)
 }
 
@@ -220,6 +222,8 @@ func (d *Decoder) DecodeRequest(b []byte, r *Request) error {
 			r.Table, err = d.uint()
 		case 13:
 			r.Entries, err = d.entries()
+		case 14:
+			r.TableHash, err = d.uint()
 		default:
 			err = d.skip() // a field appended by a newer peer
 		}

@@ -54,8 +54,9 @@ const (
 	OpTable
 	// OpReplicate applies Entries of partition Partition, each only if its
 	// version is newer than the copy held (node to node). Key names the
-	// sender and Table is its table version; a node whose newer table does
-	// not make the sender primary refuses with CodeNotOwner.
+	// sender; Table and TableHash identify its table. A node whose table was
+	// computed from another member set refuses with CodeNotOwner, so a write
+	// is acknowledged only by nodes that agree on who holds it.
 	OpReplicate
 	// OpFetch returns entries of partition Partition in scan order after
 	// Cursor, tombstones included, up to about Count bytes: reply Entries

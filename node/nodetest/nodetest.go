@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -138,15 +139,13 @@ func (c *Cluster) WaitAgreed(t testing.TB, members int) {
 	t.Helper()
 	WaitFor(t, 20*time.Second, func() error {
 		running := c.Running()
-		var v uint64
-		for i, n := range running {
+		for _, n := range running {
 			if got := len(n.Members()); got != members {
 				return fmt.Errorf("%s sees %d members; want %d", n.Name(), got, members)
 			}
-			if i == 0 {
-				v = n.TableVersion()
-			} else if n.TableVersion() != v {
-				return fmt.Errorf("%s has table %d, %s has %d", running[0].Name(), v, n.Name(), n.TableVersion())
+			first := running[0]
+			if n.TableVersion() != first.TableVersion() || !slices.Equal(n.Members(), first.Members()) {
+				return fmt.Errorf("%s has table %d of %v, %s has %d of %v", first.Name(), first.TableVersion(), first.Members(), n.Name(), n.TableVersion(), n.Members())
 			}
 		}
 		return nil
