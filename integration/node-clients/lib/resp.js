@@ -58,11 +58,29 @@ function parse(buf, off) {
 }
 
 // command sends one command on a fresh connection and resolves to its reply;
-// an error reply rejects.
-export function command(...args) {
+// an error reply rejects. Like redis-cli -c, it follows MOVED redirects, so
+// it works against every node of a cluster.
+export async function command(...args) {
   const url = serverURL()
+  let host = url.hostname
+  let port = Number(url.port || 6379)
+  for (let hop = 0; ; hop++) {
+    const reply = await roundTrip(host, port, args)
+    const moved = reply instanceof Error && /^MOVED \d+ (\S+):(\d+)$/.exec(reply.message)
+    if (moved && hop < 3) {
+      ;[host, port] = [moved[1], Number(moved[2])]
+      continue
+    }
+    if (reply instanceof Error) throw new Error(`${args[0]}: ${reply.message}`)
+    return reply
+  }
+}
+
+// roundTrip sends args to host:port and resolves to the reply (an Error
+// value for an error reply).
+function roundTrip(host, port, args) {
   return new Promise((resolve, reject) => {
-    const sock = net.connect(Number(url.port || 6379), url.hostname)
+    const sock = net.connect(port, host)
     let buf = Buffer.alloc(0)
     sock.setTimeout(5000, () => sock.destroy(new Error(`${args[0]}: no reply within 5s`)))
     sock.on("error", reject)
@@ -72,8 +90,7 @@ export function command(...args) {
       const r = parse(buf, 0)
       if (!r) return
       sock.end()
-      if (r[0] instanceof Error) reject(new Error(`${args[0]}: ${r[0].message}`))
-      else resolve(r[0])
+      resolve(r[0])
     })
   })
 }
