@@ -92,8 +92,16 @@ func (p *partition) unlink(key string, l loc) {
 	p.entries.Add(-1)
 }
 
+// maxSlack is the value room an entry may leave unused, beyond the size of
+// its value, and still be written in place.
+const maxSlack = 64
+
 // write stores an entry for key, in place when the existing entry at old
-// (if ok) has room, else appended. It returns the entry's bytes.
+// (if ok) has room and would not waste more than the value's size (or
+// maxSlack) of it, else appended, so that compaction can take the room of
+// a shrunk value or a deleted one back. When there is no memory to append,
+// an entry that fits is written in place all the same, so deletes never
+// fail.
 func (p *partition) write(key string, old loc, ok bool, h header, value []byte) error {
 	if len(key) > maxKeyLen || int64(len(value)) > maxValueLen {
 		// The header's length fields would truncate: refuse, never corrupt.
@@ -105,21 +113,31 @@ func (p *partition) write(key string, old loc, ok bool, h header, value []byte) 
 	if h.version > p.maxVer {
 		p.maxVer = h.version
 	}
-	if ok {
+	inPlace := func() {
 		e := p.entryAt(old)
 		oh := readHeader(e)
-		if oh.valCap >= h.valLen {
-			h.valCap = oh.valCap
-			p.account(oh, -1)
-			p.account(h, +1)
-			h.write(e)
-			copy(e[hdrSize+h.keyLen:], value)
+		h.valCap = oh.valCap
+		p.account(oh, -1)
+		p.account(h, +1)
+		h.write(e)
+		copy(e[hdrSize+h.keyLen:], value)
+	}
+	fits := false
+	if ok {
+		valCap := readHeader(p.entryAt(old)).valCap
+		fits = valCap >= h.valLen
+		if fits && valCap-h.valLen <= max(h.valLen, maxSlack) {
+			inPlace()
 			return nil
 		}
 	}
 	h.valCap = h.valLen
 	l, err := p.append(h.size())
 	if err != nil {
+		if fits {
+			inPlace()
+			return nil
+		}
 		return err
 	}
 	e := p.entryAt(l)
