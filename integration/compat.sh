@@ -8,6 +8,9 @@
 #   redis-cluster       cluster clients (cluster/*.cluster.js) against a
 #                       one-node Redis Cluster owning every slot
 #   cloakroomd-cluster  the same, against cloakroomd --resp-cluster-mode
+#   cloakroomd-3        plain clients against a 3-node cluster, through its
+#                       second node (requests are forwarded to their owners)
+#   cloakroomd-3-cluster  cluster clients against 3 nodes in cluster mode
 #
 # A failure against a redis-* target means a wrong test; a failure against a
 # cloakroomd* target is a compatibility bug. Either makes the script exit
@@ -133,17 +136,21 @@ run_redis() {
 	run_suites "$name" "$port" "$glob"
 }
 
+# ensure_bin sets bin to the cloakroomd to run, building it the first time.
+ensure_bin() {
+	[[ -n "${bin:-}" ]] && return
+	bin=${CLOAKROOMD:-$work/cloakroomd}
+	if [[ -z "${CLOAKROOMD:-}" ]]; then
+		log "building cloakroomd"
+		(cd "$root" && go build -o "$bin" ./cmd/cloakroomd)
+	fi
+}
+
 # run_cloakroomd NAME GLOB [ARGS...]: start one node with ARGS, run GLOB.
 run_cloakroomd() {
 	local name=$1 glob=$2 resp
 	shift 2
-	if [[ -z "${bin:-}" ]]; then
-		bin=${CLOAKROOMD:-$work/cloakroomd}
-		if [[ -z "${CLOAKROOMD:-}" ]]; then
-			log "building cloakroomd"
-			(cd "$root" && go build -o "$bin" ./cmd/cloakroomd)
-		fi
-	fi
+	ensure_bin
 	resp=$(free_port)
 	"$bin" --name "$name" --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$resp" \
 		--http-addr "" --gossip-addr "127.0.0.1:$(free_port)" --allow-flush "$@" \
@@ -154,6 +161,52 @@ run_cloakroomd() {
 	else
 		not_started "$name" "$work/$name.log"
 	fi
+}
+
+# members PORT prints the cloakroom_members gauge of the node whose HTTP
+# listener is on PORT, or nothing.
+members() {
+	local line
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 0
+	printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+	while IFS= read -r line <&3; do
+		[[ $line == "cloakroom_members "* ]] && echo "${line#* }"
+	done
+	exec 3<&-
+}
+
+# run_cloakroomd_cluster NAME GLOB N [ARGS...]: start N nodes joined to the
+# first, wait until every node counts N members, run GLOB through the second
+# node (so requests are forwarded to their owners).
+run_cloakroomd_cluster() {
+	local name=$1 glob=$2 n=$3 i resp http gossip seed="" log
+	shift 3
+	ensure_bin
+	local resps=() https=() nodepids=()
+	for ((i = 1; i <= n; i++)); do
+		resp=$(free_port) http=$(free_port) gossip=$(free_port)
+		log="$work/$name-n$i.log"
+		"$bin" --name "$name-n$i" --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$resp" \
+			--http-addr "127.0.0.1:$http" --gossip-addr "127.0.0.1:$gossip" --allow-flush \
+			${seed:+--join "$seed"} "$@" >"$log" 2>&1 &
+		pids+=($!)
+		nodepids+=($!)
+		resps+=("$resp")
+		https+=("$http")
+		seed=${seed:-127.0.0.1:$gossip}
+	done
+	for ((i = 0; i < n; i++)); do
+		if ! wait_port "${resps[i]}" "${nodepids[i]}" 15; then
+			not_started "$name" "$work/$name-n$((i + 1)).log"
+			return
+		fi
+		local tries=150
+		until [[ $(members "${https[i]}") == "$n" ]]; do
+			((tries-- > 0)) || { not_started "$name" "$work/$name-n$((i + 1)).log"; return; }
+			sleep 0.1
+		done
+	done
+	run_suites "$name" "${resps[1]}" "$glob"
 }
 
 wanted() { [[ -z "${COMPAT_ONLY:-}" || " $COMPAT_ONLY " == *" $1 "* ]]; }
@@ -167,6 +220,8 @@ wanted cloakroomd && run_cloakroomd cloakroomd 'test/*.test.js'
 wanted redis-cluster && run_redis redis-cluster 'cluster/*.cluster.js' \
 	--cluster-enabled yes --cluster-config-file "$work/nodes.conf" --cluster-announce-ip 127.0.0.1
 wanted cloakroomd-cluster && run_cloakroomd cloakroomd-cluster 'cluster/*.cluster.js' --resp-cluster-mode
+wanted cloakroomd-3 && run_cloakroomd_cluster cloakroomd-3 'test/*.test.js' 3
+wanted cloakroomd-3-cluster && run_cloakroomd_cluster cloakroomd-3-cluster 'cluster/*.cluster.js' 3 --resp-cluster-mode
 
 log "took $((SECONDS - start))s; failed against: ${failed_on[*]:-nothing}"
 echo "compat: $passed passed, $failed failed, $skipped skipped"
