@@ -63,6 +63,9 @@ type benchResult struct {
 	P999us    int64   `json:"p999_us"`
 	MaxUs     int64   `json:"max_us"`
 	FirstErr  string  `json:"first_error,omitempty"`
+	// Interrupted is set when the run was stopped (Ctrl-C) before its
+	// duration or count: the figures cover the part that ran.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // Latencies are recorded in microseconds, from 1µs to one minute, to three
@@ -229,12 +232,8 @@ func runBench(ctx context.Context, cfg benchConfig, t benchTarget, stderr io.Wri
 	elapsed := time.Since(start)
 	close(done)
 	pwg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-
 	res := &benchResult{Target: t.describe(), Workers: cfg.workers, ValueSize: cfg.valueSize,
-		Keys: cfg.keys, GetPct: cfg.getPct, Seconds: elapsed.Seconds()}
+		Keys: cfg.keys, GetPct: cfg.getPct, Seconds: elapsed.Seconds(), Interrupted: ctx.Err() != nil}
 	all := hdrhistogram.New(1, histMaxUs, 3)
 	for w := range stats {
 		res.Ops += stats[w].ops.Load()
@@ -337,6 +336,9 @@ func (r *benchResult) print(w io.Writer) {
 	fmt.Fprintf(w, "workload  %d workers, %d-byte values, %d keys, get:set %d:%d\n",
 		r.Workers, r.ValueSize, r.Keys, r.GetPct, 100-r.GetPct)
 	fmt.Fprintf(w, "ops       %d in %.2fs: %.0f ops/s\n", r.Ops, r.Seconds, r.OpsPerSec)
+	if r.Interrupted {
+		fmt.Fprintln(w, "          (interrupted: figures cover the part that ran)")
+	}
 	fmt.Fprintf(w, "errors    %d (misses %d)\n", r.Errors, r.Misses)
 	if r.P50us > 0 {
 		fmt.Fprintf(w, "latency   p50 %v  p99 %v  p99.9 %v  max %v\n", us(r.P50us), us(r.P99us), us(r.P999us), us(r.MaxUs))
