@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"net"
 	"os/exec"
@@ -133,5 +135,21 @@ func waitListening(t *testing.T, addr string) {
 			t.Fatalf("%s not listening after 10s: %v", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond) // polling with a deadline
+	}
+}
+
+func TestBench_Interrupted_reportsWhatRan(t *testing.T) {
+	addr := startNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"--addr", addr, "bench", "--duration", "1m", "--workers", "4", "--keys", "100", "--json", "--progress", "0"},
+		func(string) string { return "" }, strings.NewReader(""), &out, &errb)
+	var res benchResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("exit %d, stdout %q, stderr %q: %v", code, out.String(), errb.String(), err)
+	}
+	if code != exitOK || !res.Interrupted || res.Ops == 0 || res.Errors != 0 {
+		t.Fatalf("interrupted bench: exit %d, %+v; want exit 0, interrupted, some ops, no errors", code, res)
 	}
 }
