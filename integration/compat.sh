@@ -8,6 +8,8 @@
 #   redis-cluster       cluster clients (cluster/*.cluster.js) against a
 #                       one-node Redis Cluster owning every slot
 #   cloakroomd-cluster  the same, against cloakroomd --resp-cluster-mode
+#   redis-server-auth   plain clients with a password (--requirepass)
+#   cloakroomd-auth     the same against cloakroomd --requirepass
 #   cloakroomd-3        plain clients against a 3-node cluster, through its
 #                       second node (requests are forwarded to their owners)
 #   cloakroomd-3-cluster  cluster clients against 3 nodes in cluster mode
@@ -76,12 +78,13 @@ failed=0
 failed_on=()
 
 # run_suites NAME PORT GLOB: run the suites matching GLOB (relative to
-# node-clients) against redis://127.0.0.1:PORT and add to the totals.
+# node-clients) against redis://127.0.0.1:PORT (with $password, if set) and
+# add to the totals.
 run_suites() {
 	local name=$1 port=$2 glob=$3 tap="$work/$1.tap" rc=0
 	log "running $glob against $name on 127.0.0.1:$port"
 	# shellcheck disable=SC2086 # the glob expands inside node-clients
-	(cd "$clients" && REDIS_URL="redis://127.0.0.1:$port" timeout 600 node --test \
+	(cd "$clients" && REDIS_URL="redis://${password:+:$password@}127.0.0.1:$port" timeout 600 node --test \
 		--test-concurrency=1 --test-timeout=120000 \
 		--test-reporter=spec --test-reporter-destination=stdout \
 		--test-reporter=tap --test-reporter-destination="$tap" $glob) || rc=$?
@@ -214,12 +217,17 @@ wanted() { [[ -z "${COMPAT_ONLY:-}" || " $COMPAT_ONLY " == *" $1 "* ]]; }
 passed=0
 failed=0
 skipped=0
+password=
 failed_on=()
 wanted redis-server && run_redis redis-server 'test/*.test.js'
 wanted cloakroomd && run_cloakroomd cloakroomd 'test/*.test.js'
 wanted redis-cluster && run_redis redis-cluster 'cluster/*.cluster.js' \
 	--cluster-enabled yes --cluster-config-file "$work/nodes.conf" --cluster-announce-ip 127.0.0.1
 wanted cloakroomd-cluster && run_cloakroomd cloakroomd-cluster 'cluster/*.cluster.js' --resp-cluster-mode
+password=compat-s3cret
+wanted redis-server-auth && run_redis redis-server-auth 'test/*.test.js' --requirepass "$password"
+wanted cloakroomd-auth && run_cloakroomd cloakroomd-auth 'test/*.test.js' --requirepass "$password"
+password=
 wanted cloakroomd-3 && run_cloakroomd_cluster cloakroomd-3 'test/*.test.js' 3
 wanted cloakroomd-3-cluster && run_cloakroomd_cluster cloakroomd-3-cluster 'cluster/*.cluster.js' 3 --resp-cluster-mode
 

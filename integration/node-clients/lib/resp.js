@@ -81,13 +81,22 @@ export async function command(...args) {
 function roundTrip(host, port, args) {
   return new Promise((resolve, reject) => {
     const sock = net.connect(port, host)
+    const { username, password } = serverURL()
+    const auth = password ? ["AUTH", ...(username ? [decodeURIComponent(username)] : []), decodeURIComponent(password)] : null
     let buf = Buffer.alloc(0)
     sock.setTimeout(5000, () => sock.destroy(new Error(`${args[0]}: no reply within 5s`)))
     sock.on("error", reject)
-    sock.on("connect", () => sock.write(encode(args)))
+    sock.on("connect", () => sock.write((auth ? encode(auth) : "") + encode(args)))
     sock.on("data", (chunk) => {
       buf = Buffer.concat([buf, chunk])
-      const r = parse(buf, 0)
+      let r = parse(buf, 0)
+      if (r && auth) {
+        if (r[0] instanceof Error) {
+          sock.end()
+          return resolve(r[0])
+        }
+        r = parse(buf, r[1])
+      }
       if (!r) return
       sock.end()
       resolve(r[0])
