@@ -28,9 +28,10 @@ type conn struct {
 	quit    bool         // close after flushing the current replies
 	cmds    atomic.Int64 // commands run; written by the connection, read by INFO
 
-	reqs  []protocol.Request  // the current command's requests
-	resps []protocol.Response // their responses; Value buffers are reused
-	lower [32]byte            // scratch for the lower-cased command name
+	reqs    []protocol.Request  // the current command's requests
+	resps   []protocol.Response // their responses; Value buffers are reused
+	lower   [32]byte            // scratch for the lower-cased command name
+	lastKey string              // the last key seen, see key
 
 	tx txState
 }
@@ -194,8 +195,19 @@ func samePartition(reqs []protocol.Request, n int) bool {
 // add appends a request for op on key and returns it; the pointer is valid
 // until the next add.
 func (c *conn) add(op protocol.Op, key []byte) *protocol.Request {
-	c.reqs = append(c.reqs, protocol.Request{Op: op, Key: string(key)})
+	c.reqs = append(c.reqs, protocol.Request{Op: op, Key: c.key(key)})
 	return &c.reqs[len(c.reqs)-1]
+}
+
+// key returns b as a string, reusing the previous key's string when b is
+// the same: session stores send several commands on one key in a row (GET
+// then PEXPIRE, SET then PEXPIREAT), and every allocation saved is less
+// garbage to collect.
+func (c *conn) key(b []byte) string {
+	if string(b) != c.lastKey {
+		c.lastKey = string(b)
+	}
+	return c.lastKey
 }
 
 // backendError turns a failed response into a Redis error reply.
