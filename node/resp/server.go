@@ -156,18 +156,24 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.lns[ln] = struct{}{}
 	s.mu.Unlock()
 	defer ln.Close()
+	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.isClosed() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			// Out of file descriptors and the like: wait and retry, as
+			// net/http does, rather than stop serving.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("resp: accept", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		c := s.newConn(nc)
 		if !s.track(c) {
 			nc.Close()
