@@ -13,10 +13,11 @@ import (
 
 	"github.com/cloakroom/cloakroom/client"
 	"github.com/cloakroom/cloakroom/node"
+	"github.com/cloakroom/cloakroom/node/nodetest"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, nodetest.LeakOptions()...) }
 
 // startNode starts a single node on kernel-chosen loopback ports.
 func startNode(t testing.TB, mutate ...func(*node.Config)) *node.Node {

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -13,7 +14,8 @@ import (
 
 func TestClient_cluster_routesLearnsAndFailsOver(t *testing.T) {
 	c := nodetest.Start(t, 3)
-	ctx := ctxT(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	cl := newClient(t, c.Node(0).Addr()) // one seed is enough
 	const n = 3000
 	for i := range n {

@@ -93,7 +93,11 @@ func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, 
 			cl, err = c.sendPartition(ctx, r, p, req)
 		}
 		switch {
-		case err == nil && cl.resp.Code == protocol.CodeNotOwner:
+		case err == nil && (cl.resp.Code == protocol.CodeNotOwner ||
+			cl.resp.Code == protocol.CodeUnavailable && retryable(req)):
+			// The cluster is changing: a node that is not the primary, a
+			// primary whose backups have another table, or a forward to a
+			// node that is down. Try again with a fresh table.
 			lastErr = cl.resp.Err()
 			releaseCall(cl)
 		case err == nil:

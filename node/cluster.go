@@ -9,7 +9,6 @@ import (
 
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
-	"github.com/hashicorp/memberlist"
 )
 
 // The cluster loop is the single owner of cluster state: it turns
@@ -126,23 +125,20 @@ func (n *Node) recompute() {
 	var names []string
 	var peerMax uint64
 	peerVersions := map[uint64]uint64{} // member-set hash → highest version gossiped for it
-	for _, mn := range n.members.ml.Members() {
-		if mn.State != memberlist.StateAlive && mn.State != memberlist.StateSuspect {
+	for name, raw := range n.members.members() {
+		if n.members.checkMeta(name, "", raw) != nil {
 			continue
 		}
-		meta, err := decodeMeta(mn.Meta)
-		if err != nil || n.members.check(mn) != nil {
-			continue
-		}
-		if mn.Name != n.cfg.Name {
+		meta, _ := decodeMeta(raw)
+		if name != n.cfg.Name {
 			if meta.Leaving {
 				continue
 			}
 			peerMax = max(peerMax, meta.Table)
 			peerVersions[meta.TableHash] = max(peerVersions[meta.TableHash], meta.Table)
 		}
-		names = append(names, mn.Name)
-		members[mn.Name] = protocol.MemberInfo{Name: mn.Name, Addr: meta.Addr, RESPAddr: meta.RESPAddr, HTTPAddr: meta.HTTPAddr}
+		names = append(names, name)
+		members[name] = protocol.MemberInfo{Name: name, Addr: meta.Addr, RESPAddr: meta.RESPAddr, HTTPAddr: meta.HTTPAddr}
 	}
 	if !slices.Contains(names, n.cfg.Name) || n.leaving.Load() {
 		return // not a member (yet, or any more): keep serving the last view
@@ -175,11 +171,6 @@ func (n *Node) recompute() {
 	}
 	n.cview.Store(v)
 	n.peers.retain(members)
-	if n.resp != nil {
-		n.resp.topo.Store(TopologyOf(n.cfg.Partitions, version, v.primary,
-			func(p int) []string { return v.table.Holders(p)[1:] },
-			func(name string) string { return v.members[name].RESPAddr }))
-	}
 	if hash != cur.hash {
 		n.log.Info("partition table changed", "version", version, "members", len(names),
 			"primaries", t.PrimaryCounts()[n.cfg.Name], "under_replicated", n.cfg.Replicas > len(names))

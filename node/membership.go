@@ -26,8 +26,12 @@ type membership struct {
 	meta atomic.Pointer[[]byte] // encoded nodeMeta served to memberlist
 	kick chan struct{}          // capacity 1: membership changed
 
-	mu      sync.Mutex // guards refused
+	mu      sync.Mutex // guards refused and peers
 	refused map[string]string
+	// peers mirrors memberlist's live members as its events report them:
+	// name → gossiped metadata. memberlist's own Node values change under
+	// its lock, so the node reads this copy instead.
+	peers map[string][]byte
 }
 
 func randomID() uint64 {
@@ -39,7 +43,7 @@ func randomID() uint64 {
 // startMembership creates the memberlist on cfg.GossipAddr. Joining the
 // seeds happens in the cluster loop, with retries.
 func (n *Node) startMembership() (*membership, error) {
-	m := &membership{n: n, kick: make(chan struct{}, 1), refused: map[string]string{}}
+	m := &membership{n: n, kick: make(chan struct{}, 1), refused: map[string]string{}, peers: map[string][]byte{}}
 	host, portStr, _ := net.SplitHostPort(n.cfg.GossipAddr)
 	port, _ := strconv.Atoi(portStr)
 	mc := memberlist.DefaultLANConfig()
@@ -99,8 +103,13 @@ func (m *membership) changed() {
 }
 
 // check refuses a peer from another cluster or with another partition count.
+// It runs inside memberlist's callbacks, where node may be read.
 func (m *membership) check(node *memberlist.Node) error {
-	meta, err := decodeMeta(node.Meta)
+	return m.checkMeta(node.Name, node.Address(), node.Meta)
+}
+
+func (m *membership) checkMeta(name, addr string, raw []byte) error {
+	meta, err := decodeMeta(raw)
 	var why string
 	switch {
 	case err != nil:
@@ -115,12 +124,34 @@ func (m *membership) check(node *memberlist.Node) error {
 		return nil
 	}
 	m.mu.Lock()
-	if m.refused[node.Name] != why {
-		m.refused[node.Name] = why
-		m.n.log.Error("refusing member", "peer", node.Name, "addr", node.Address(), "reason", why)
+	if m.refused[name] != why {
+		m.refused[name] = why
+		m.n.log.Error("refusing member", "peer", name, "addr", addr, "reason", why)
 	}
 	m.mu.Unlock()
-	return fmt.Errorf("cloakroom: refusing %s: %s", node.Name, why)
+	return fmt.Errorf("cloakroom: refusing %s: %s", name, why)
+}
+
+// members returns a copy of the live members' metadata, by name.
+func (m *membership) members() map[string][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string][]byte, len(m.peers))
+	for k, v := range m.peers {
+		out[k] = v
+	}
+	return out
+}
+
+func (m *membership) track(node *memberlist.Node, alive bool) {
+	m.mu.Lock()
+	if alive {
+		m.peers[node.Name] = bytes.Clone(node.Meta)
+	} else {
+		delete(m.peers, node.Name)
+	}
+	m.mu.Unlock()
+	m.changed()
 }
 
 // memberlist.Delegate
@@ -139,9 +170,9 @@ func (m *membership) MergeRemoteState(buf []byte, join bool)     {}
 
 // memberlist.EventDelegate
 
-func (m *membership) NotifyJoin(*memberlist.Node)   { m.changed() }
-func (m *membership) NotifyLeave(*memberlist.Node)  { m.changed() }
-func (m *membership) NotifyUpdate(*memberlist.Node) { m.changed() }
+func (m *membership) NotifyJoin(node *memberlist.Node)   { m.track(node, true) }
+func (m *membership) NotifyLeave(node *memberlist.Node)  { m.track(node, false) }
+func (m *membership) NotifyUpdate(node *memberlist.Node) { m.track(node, true) }
 
 // memberlist.AliveDelegate and MergeDelegate
 

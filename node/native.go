@@ -5,22 +5,58 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 
 	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
 )
 
 const connBufSize = 64 << 10
 
-// serveNative serves one native-protocol connection: it reads frames,
-// runs each request and buffers the reply, flushing only when no more input
-// is waiting, so that pipelined requests share one write.
+// maxAsyncPerConn bounds the requests of one connection that wait on other
+// nodes at once; the reader stops reading while they are all busy.
+const maxAsyncPerConn = 256
+
+// nativeConn is one native-protocol connection. A reader goroutine decodes
+// requests; those this node answers from memory alone run inline, and those
+// that wait on other nodes (forwarding, replication, transfers) run on
+// their own goroutines so that they do not hold up the rest of the
+// connection. Replies share one buffered writer: inline ones are flushed
+// when no more input is waiting (pipelined requests share one write), and
+// asynchronous ones are flushed by a flusher goroutine that coalesces them.
+type nativeConn struct {
+	n    *Node
+	c    net.Conn
+	peer string
+
+	wmu sync.Mutex // guards bw and fw
+	bw  *bufio.Writer
+	fw  *protocol.FrameWriter
+
+	kick  chan struct{} // capacity 1: asynchronous replies wait to be flushed
+	async sync.WaitGroup
+	sem   chan struct{} // one token per asynchronous request in flight
+}
+
+// serveNative serves one native-protocol connection until it closes.
 func (n *Node) serveNative(c net.Conn) {
-	br := bufio.NewReaderSize(c, connBufSize)
-	bw := bufio.NewWriterSize(c, connBufSize)
+	nc := &nativeConn{n: n, c: c, peer: c.RemoteAddr().String(),
+		bw: bufio.NewWriterSize(c, connBufSize), kick: make(chan struct{}, 1), sem: make(chan struct{}, maxAsyncPerConn)}
+	nc.fw = protocol.NewFrameWriter(nc.bw)
+	done := make(chan struct{})
+	flushed := make(chan struct{})
+	go nc.flushLoop(done, flushed)
+	nc.readLoop()
+	nc.async.Wait()
+	close(done)
+	<-flushed
+}
+
+func (nc *nativeConn) readLoop() {
+	n := nc.n
+	br := bufio.NewReaderSize(nc.c, connBufSize)
 	fr := protocol.NewFrameReader(br, n.cfg.Limits.MaxFrame())
-	fw := protocol.NewFrameWriter(bw)
 	dec := protocol.NewDecoder()
-	peer := c.RemoteAddr().String()
 	var req protocol.Request
 	var resp protocol.Response
 	hello := false
@@ -29,50 +65,119 @@ func (n *Node) serveNative(c net.Conn) {
 		if err != nil {
 			if errors.Is(err, protocol.ErrTooLarge) {
 				// Framing is lost: say why, then close.
-				n.log.Warn("native: frame over limit; closing", "peer", peer, "err", err)
+				n.log.Warn("native: frame over limit; closing", "peer", nc.peer, "err", err)
 				resp = protocol.Response{}
 				resp.SetErr(err)
-				_ = fw.Write(&resp)
-				_ = bw.Flush()
+				nc.reply(&resp, true)
 			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				n.log.Debug("native: read", "peer", peer, "err", err)
+				n.log.Debug("native: read", "peer", nc.peer, "err", err)
 			}
 			return
 		}
-		resp.Value = resp.Value[:0]
 		if err := dec.DecodeRequest(frame, &req); err != nil {
 			// The frame was whole, so the stream is still in step: reply and
 			// go on serving.
-			id := req.ID
-			resp = protocol.Response{ID: id}
+			resp = protocol.Response{ID: req.ID}
 			resp.SetErr(err)
 			n.metrics.badFrames.Inc()
-		} else if !hello {
+			nc.reply(&resp, fr.Buffered() == 0)
+			continue
+		}
+		if !hello || req.Op == protocol.OpHello {
 			if req.Op != protocol.OpHello || req.Version != protocol.Version {
 				resp = protocol.Response{ID: req.ID}
 				resp.SetErr(protocol.Errorf(protocol.CodeVersion, "node speaks protocol %d; open with hello version %d", protocol.Version, protocol.Version))
-				_ = fw.Write(&resp)
-				_ = bw.Flush()
+				nc.reply(&resp, true)
 				return
 			}
 			hello = true
 			resp = protocol.Response{ID: req.ID, Version: protocol.Version, Value: []byte(n.cfg.Name)}
-		} else {
-			if req.Op == protocol.OpHello {
-				resp = protocol.Response{ID: req.ID, Version: protocol.Version, Value: []byte(n.cfg.Name)}
-			} else {
-				n.Do(n.ctx, &req, &resp)
-			}
-			resp.ID = req.ID
+			nc.reply(&resp, fr.Buffered() == 0)
+			continue
 		}
-		if err := fw.Write(&resp); err != nil {
-			n.log.Error("native: encode reply", "peer", peer, "err", err)
+		if !n.inline(&req) {
+			nc.sem <- struct{}{}
+			nc.async.Add(1)
+			r := req // the goroutine owns its copy
+			go func() {
+				defer nc.async.Done()
+				var resp protocol.Response
+				n.Do(n.ctx, &r, &resp)
+				resp.ID = r.ID
+				nc.reply(&resp, false)
+				<-nc.sem
+			}()
+			continue
+		}
+		n.Do(n.ctx, &req, &resp)
+		resp.ID = req.ID
+		if !nc.reply(&resp, fr.Buffered() == 0) {
 			return
 		}
-		if fr.Buffered() == 0 || bw.Available() < protocol.FrameHeader {
-			if err := bw.Flush(); err != nil {
-				return
-			}
+	}
+}
+
+// reply writes resp. With flush it is sent at once; otherwise the flusher
+// sends it with whatever else is waiting. It reports false if the
+// connection failed.
+func (nc *nativeConn) reply(resp *protocol.Response, flush bool) bool {
+	nc.wmu.Lock()
+	defer nc.wmu.Unlock()
+	if err := nc.fw.Write(resp); err != nil {
+		nc.n.log.Debug("native: write reply", "peer", nc.peer, "err", err)
+		nc.c.Close()
+		return false
+	}
+	if flush {
+		if err := nc.bw.Flush(); err != nil {
+			nc.c.Close()
+			return false
+		}
+		return true
+	}
+	select {
+	case nc.kick <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// flushLoop flushes asynchronous replies until done is closed, then once
+// more, and closes flushed.
+func (nc *nativeConn) flushLoop(done <-chan struct{}, flushed chan<- struct{}) {
+	defer close(flushed)
+	flush := func() {
+		nc.wmu.Lock()
+		defer nc.wmu.Unlock()
+		if nc.bw.Buffered() > 0 && nc.bw.Flush() != nil {
+			nc.c.Close()
 		}
 	}
+	for {
+		select {
+		case <-nc.kick:
+			flush()
+		case <-done:
+			flush()
+			return
+		}
+	}
+}
+
+// inline reports whether req can be answered from this node's memory alone,
+// without waiting on another node.
+func (n *Node) inline(req *protocol.Request) bool {
+	if !singleKey(req.Op) {
+		return req.Op == protocol.OpPing || req.Op == protocol.OpTable
+	}
+	v := n.view()
+	p := ring.Partition(req.Key, n.cfg.Partitions)
+	holds, primary := v.holds(p)
+	switch {
+	case !holds, n.transfers.syncing(p):
+		return false
+	case !primary:
+		return req.Flags&protocol.FlagReplicaRead != 0 && !mutates(req.Op)
+	}
+	return !mutates(req.Op) || len(v.table.Owners[p]) == 1
 }

@@ -20,7 +20,9 @@ import (
 // kernel picks, and closes it (checking for leaked goroutines) at cleanup.
 func startTestNode(t *testing.T) *Node {
 	t.Helper()
-	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs after the node's Close
+	t.Cleanup(func() {
+		goleak.VerifyNone(t, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
+	}) // runs after the node's Close
 	cfg := DefaultConfig()
 	cfg.Name = "native-test"
 	cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"

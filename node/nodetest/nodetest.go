@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cloakroom/cloakroom/node"
+	"go.uber.org/goleak"
 )
 
 // Cluster is a set of in-process nodes.
@@ -190,4 +191,11 @@ func (c *Cluster) closeAll() {
 			c.nodes[i] = nil
 		}
 	}
+}
+
+// LeakOptions are goleak options for tests that run nodes: memberlist's
+// probe goroutine may still be waiting out its timeout (half a second)
+// after Shutdown returns; it exits by itself.
+func LeakOptions() []goleak.Option {
+	return []goleak.Option{goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode")}
 }
