@@ -8,6 +8,10 @@
 # cloakroomd / redis-server. Both servers listen on loopback ports picked
 # at start; both are stopped on exit.
 #
+# With BENCH_CLUSTER=1 it also starts a 3-node cluster and benchmarks it
+# through its first node, which forwards what it does not own; that target
+# is reported as a ratio to redis-server too.
+#
 # Usage: scripts/bench-resp.sh [rounds]   (default 1; targets alternate)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +20,7 @@ rounds=${1:-1}
 requests=${BENCH_REQUESTS:-200000}
 tmp=$(mktemp -d)
 pids=()
+https=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -47,6 +52,29 @@ pids+=($!)
 wait_port "$rport"
 wait_port "$cport"
 
+targets="redis cloak"
+if [[ ${BENCH_CLUSTER:-} == 1 ]]; then
+	targets="redis cloak cluster"
+	seed="127.0.0.1:$(free_port)"
+	for i in 1 2 3; do
+		resp=$(free_port) http=$(free_port)
+		gossip=$seed join=$seed
+		if ((i > 1)); then gossip="127.0.0.1:$(free_port)"; fi
+		"$tmp/cloakroomd" --name "bench-$i" --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$resp" \
+			--http-addr "127.0.0.1:$http" --gossip-addr "$gossip" --join "$join" --gossip-preset local \
+			--log-level warn >"$tmp/cluster-$i.log" 2>&1 &
+		pids+=($!)
+		if ((i == 1)); then kport=$resp; fi
+		https+=("$http")
+	done
+	for h in "${https[@]}"; do
+		for _ in $(seq 300); do
+			if [[ $(curl -s "http://127.0.0.1:$h/readyz") == ready ]]; then break; fi
+			sleep 0.1
+		done
+	done
+fi
+
 echo "date:    $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "load:    $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -62,11 +90,14 @@ bench() {
 declare -A rps p99
 for round in $(seq "$rounds"); do
 	for P in 1 16; do
-		order="redis cloak"
-		if (( round % 2 == 0 )); then order="cloak redis"; fi
+		order=$targets
+		if (( round % 2 == 0 )); then order=$(echo "$targets" | tr ' ' '\n' | tac | tr '\n' ' '); fi
 		for target in $order; do
-			port=$rport
-			[[ $target == cloak ]] && port=$cport
+			case $target in
+			redis) port=$rport ;;
+			cloak) port=$cport ;;
+			cluster) port=$kport ;;
+			esac
 			while read -r test r p; do
 				key="$target/$P/$test"
 				rps[$key]="${rps[$key]:-} $r"
@@ -90,3 +121,17 @@ for P in 1 16; do
 			"$(echo "$cr / $rr" | bc -l)" "$(echo "$cp / $rp" | bc -l)"
 	done
 done
+if [[ $targets == *cluster* ]]; then
+	echo
+	printf '%-6s %-4s %14s %10s %14s %10s %9s %9s\n' test P "redis rps" "p99 ms" "3-node rps" "p99 ms" "rps ratio" "p99 ratio"
+	for P in 1 16; do
+		for test in SET GET; do
+			rr=$(echo "${rps[redis/$P/$test]}" | median)
+			rp=$(echo "${p99[redis/$P/$test]}" | median)
+			cr=$(echo "${rps[cluster/$P/$test]}" | median)
+			cp=$(echo "${p99[cluster/$P/$test]}" | median)
+			printf '%-6s %-4s %14.0f %10.3f %14.0f %10.3f %9.2f %9.2f\n' "$test" "$P" "$rr" "$rp" "$cr" "$cp" \
+				"$(echo "$cr / $rr" | bc -l)" "$(echo "$cp / $rp" | bc -l)"
+		done
+	done
+fi
