@@ -225,3 +225,26 @@ func (n *Node) underReplicated() int {
 	}
 	return k + int(n.transfers.pushCnt.Load())
 }
+
+// Status returns the node's account of itself.
+func (n *Node) Status() *protocol.NodeStatus {
+	v := n.view()
+	st := n.store.Stats()
+	s := &protocol.NodeStatus{
+		Name: n.cfg.Name, TableVersion: v.table.Version, Members: len(v.table.Members),
+		Keys: st.Keys, Tombstones: st.Tombstones, MemoryUsed: st.UsedMemory(), MemoryMax: n.cfg.MaxMemory,
+		Evictions: st.Evictions, Arriving: int(n.transfers.syncCnt.Load()), Sending: int(n.transfers.pushCnt.Load()),
+		UnderReplicated: n.underReplicated(),
+	}
+	for p := range v.table.Owners {
+		if holds, primary := v.holds(p); primary {
+			s.Primaries++
+		} else if holds {
+			s.Backups++
+		}
+	}
+	s.Ready, s.NotReady = n.Ready()
+	done, total, entries, elapsed := n.transfers.progress()
+	s.TransferDone, s.TransferTotal, s.TransferEntries, s.TransferSeconds = done, total, entries, elapsed.Seconds()
+	return s
+}

@@ -168,7 +168,7 @@ func (nc *nativeConn) flushLoop(done <-chan struct{}, flushed chan<- struct{}) {
 // without waiting on another node.
 func (n *Node) inline(req *protocol.Request) bool {
 	if !singleKey(req.Op) {
-		return req.Op == protocol.OpPing || req.Op == protocol.OpTable
+		return req.Op == protocol.OpPing || req.Op == protocol.OpTable || req.Op == protocol.OpStatus
 	}
 	v := n.view()
 	p := ring.Partition(req.Key, n.cfg.Partitions)

@@ -23,7 +23,7 @@ func (n *Node) Do(ctx context.Context, req *protocol.Request, resp *protocol.Res
 	v := n.view()
 	switch {
 	case req.Op == protocol.OpPing:
-	case !n.serving() && req.Flags&protocol.FlagForwarded == 0 && req.Op != protocol.OpTable:
+	case !n.serving() && req.Flags&protocol.FlagForwarded == 0 && req.Op != protocol.OpTable && req.Op != protocol.OpStatus:
 		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "node %s is %s", n.cfg.Name, n.state()))
 	case req.Op == protocol.OpFlush && !n.cfg.AllowFlush:
 		resp.SetErr(protocol.Errorf(protocol.CodeDisabled, "flush is disabled; start the node with --allow-flush"))
@@ -48,6 +48,12 @@ func (n *Node) route(ctx context.Context, v *view, req *protocol.Request, resp *
 		n.serveFetch(req, resp)
 	case protocol.OpAtomic:
 		n.serveAtomic(ctx, req, resp)
+	case protocol.OpStatus:
+		b, err := protocol.EncodeNodeStatus(n.Status())
+		if err != nil {
+			resp.SetErr(err)
+		}
+		resp.Value = b
 	case protocol.OpDelete, protocol.OpExists:
 		n.multiKey(ctx, v, req, resp)
 	case protocol.OpCount:

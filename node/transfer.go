@@ -36,6 +36,11 @@ type transfers struct {
 	pushes  []pushJob        // partitions to push to new holders, in order
 	dropAt  map[int]time.Time
 
+	// Progress since transfers last started from idle, for status.
+	started     time.Time
+	total, done int
+	movedAt     int64 // moved when transfers last started
+
 	kick    chan struct{} // capacity 1: work was queued
 	moved   atomic.Int64  // entries applied by transfers
 	pulled  atomic.Int64  // partitions completed
@@ -107,6 +112,8 @@ func (t *transfers) onViewChange(old, cur *view) {
 				if !slices.Contains(oldHolders, m) {
 					t.pushes = append(t.pushes, pushJob{p, m})
 					t.pushCnt.Add(1)
+					t.startLocked()
+					t.total++
 				}
 			}
 		}
@@ -115,6 +122,8 @@ func (t *transfers) onViewChange(old, cur *view) {
 		}
 		if _, queued := t.pending[p]; !queued {
 			t.queued = append(t.queued, p)
+			t.startLocked()
+			t.total++
 		}
 		t.pending[p] = srcs
 	}
@@ -178,8 +187,11 @@ func (t *transfers) next(ctx context.Context) (func(), bool) {
 		j := t.pushes[0]
 		t.pushes = t.pushes[1:]
 		return func() {
-			defer t.pushCnt.Add(-1)
 			t.push(ctx, j)
+			t.pushCnt.Add(-1)
+			t.mu.Lock()
+			t.done++
+			t.mu.Unlock()
 		}, true
 	}
 	return nil, false
@@ -259,6 +271,7 @@ func (t *transfers) pull(ctx context.Context, p int) {
 				delete(t.pending, p)
 				t.syncCnt.Store(int32(len(t.pending)))
 				t.pulled.Add(1)
+				t.done++
 			} else {
 				t.pending[p] = cur
 			}
@@ -342,4 +355,22 @@ func (n *Node) ensureKeys(ctx context.Context, v *view, p int, keys []string) {
 			}
 		}
 	}
+}
+
+// startLocked resets the progress counters if no transfer is under way.
+// t.mu must be held.
+func (t *transfers) startLocked() {
+	if len(t.pending) == 0 && t.pushCnt.Load() == 0 || t.done >= t.total {
+		t.started, t.total, t.done, t.movedAt = time.Now(), 0, 0, t.moved.Load()
+	}
+}
+
+// progress reports transfers since they last started from idle.
+func (t *transfers) progress() (done, total int, entries int64, elapsed time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.total == 0 {
+		return 0, 0, 0, 0
+	}
+	return t.done, t.total, t.moved.Load() - t.movedAt, time.Since(t.started)
 }

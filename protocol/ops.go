@@ -69,6 +69,8 @@ const (
 	// failed guard (OpGet with FlagIfVersion) fails the whole batch with
 	// CodeConflict before anything runs.
 	OpAtomic
+	// OpStatus returns the node's NodeStatus in Value (EncodeNodeStatus).
+	OpStatus
 	opEnd // keep last
 )
 
@@ -77,7 +79,7 @@ var opNames = [...]string{
 	OpTouch: "touch", OpDelete: "delete", OpGetAndTouch: "getandtouch",
 	OpGetAndDelete: "getanddelete", OpExists: "exists", OpTTL: "ttl",
 	OpScan: "scan", OpCount: "count", OpFlush: "flush", OpDeleteMatch: "deletematch",
-	OpTable: "table", OpReplicate: "replicate", OpFetch: "fetch", OpAtomic: "atomic",
+	OpTable: "table", OpReplicate: "replicate", OpFetch: "fetch", OpAtomic: "atomic", OpStatus: "status",
 }
 
 // Valid reports whether o is an op this build knows.

@@ -46,14 +46,14 @@ type command struct {
 	run     func(ctx context.Context, e *env, args []string) int
 }
 
-// commands lists the subcommands. A cluster-wide "status" command belongs
-// here once the node exposes cluster state.
+// commands lists the subcommands.
 var commands = map[string]command{
-	"get":   {"KEY", "print the session stored under KEY", cmdGet},
-	"set":   {"KEY VALUE [--ttl 24h]", "store VALUE under KEY (VALUE - reads stdin)", cmdSet},
-	"del":   {"KEY...", "delete sessions; prints how many existed", cmdDel},
-	"ttl":   {"KEY", "print the remaining time to live of KEY", cmdTTL},
-	"bench": {"[flags]", "generate load and report ops/s and latency", cmdBench},
+	"status": {"", "show members, partitions owned and backed up, transfers in flight", cmdStatus},
+	"get":    {"KEY", "print the session stored under KEY", cmdGet},
+	"set":    {"KEY VALUE [--ttl 24h]", "store VALUE under KEY (VALUE - reads stdin)", cmdSet},
+	"del":    {"KEY...", "delete sessions; prints how many existed", cmdDel},
+	"ttl":    {"KEY", "print the remaining time to live of KEY", cmdTTL},
+	"bench":  {"[flags]", "generate load and report ops/s and latency", cmdBench},
 }
 
 // run parses the global flags, then runs the named command.

@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/cloakroom/cloakroom/node"
+	"github.com/cloakroom/cloakroom/node/nodetest"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, nodetest.LeakOptions()...) }
 
 // startNode starts a single in-process node on kernel-chosen loopback ports
 // and returns its native address.
