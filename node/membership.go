@@ -54,7 +54,13 @@ func (n *Node) startMembership() (*membership, error) {
 	mc.BindAddr, mc.BindPort = host, port
 	mc.AdvertisePort = port
 	if n.cfg.Advertise != "" {
-		mc.AdvertiseAddr = n.cfg.Advertise
+		// Gossip needs an IP; a host name (a container's, say) is resolved
+		// once here. The native and Redis addresses keep the name.
+		ip, err := resolveIP(n.cfg.Advertise)
+		if err != nil {
+			return nil, fmt.Errorf("advertise %q: %w", n.cfg.Advertise, err)
+		}
+		mc.AdvertiseAddr = ip
 	}
 	mc.Delegate = m
 	mc.Events = m
@@ -203,3 +209,18 @@ func (w logWriter) Write(b []byte) (int, error) {
 }
 
 var _ io.Writer = logWriter{}
+
+// resolveIP returns host if it is an IP address, else its first address.
+func resolveIP(host string) (string, error) {
+	if net.ParseIP(host) != nil {
+		return host, nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return "", err
+	}
+	if len(ips) == 0 {
+		return "", fmt.Errorf("no address for %s", host)
+	}
+	return ips[0].String(), nil
+}

@@ -49,6 +49,7 @@ type command struct {
 // commands lists the subcommands.
 var commands = map[string]command{
 	"status": {"", "show members, partitions owned and backed up, transfers in flight", cmdStatus},
+	"ping":   {"", "check that the node answers and is ready (exit 0) or not (exit 3)", cmdPing},
 	"get":    {"KEY", "print the session stored under KEY", cmdGet},
 	"set":    {"KEY VALUE [--ttl 24h]", "store VALUE under KEY (VALUE - reads stdin)", cmdSet},
 	"del":    {"KEY...", "delete sessions; prints how many existed", cmdDel},

@@ -144,3 +144,27 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// cmdPing checks that the node at --addr answers and is ready to serve;
+// it is what container health checks run.
+func cmdPing(ctx context.Context, e *env, args []string) int {
+	fs := e.subcommand("ping")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return usageCode(err)
+	}
+	if len(pos) != 0 {
+		return e.usageError("ping", "takes no arguments, got %d", len(pos))
+	}
+	cctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	s, err := nodeStatus(cctx, e.addrs()[0])
+	if err != nil {
+		return e.fail("ping", err)
+	}
+	if !s.Ready {
+		return e.fail("ping", fmt.Errorf("%s is not ready: %s", s.Name, s.NotReady))
+	}
+	fmt.Fprintf(e.stdout, "%s ready\n", s.Name)
+	return exitOK
+}

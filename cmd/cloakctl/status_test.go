@@ -35,3 +35,13 @@ func TestProgressLine_showsBarRateAndTimeLeft(t *testing.T) {
 		}
 	}
 }
+
+func TestCloakctl_Ping_readyNodeExitsZero(t *testing.T) {
+	addr := startNode(t)
+	if r := cloakctl(t, nil, "", "--addr", addr, "ping"); r.code != exitOK || !strings.Contains(r.stdout, "ready") {
+		t.Fatalf("ping = %d %q %q; want 0 and ready", r.code, r.stdout, r.stderr)
+	}
+	if r := cloakctl(t, nil, "", "--addr", "127.0.0.1:1", "--timeout", "1s", "ping"); r.code != exitFailure {
+		t.Fatalf("ping of nothing = %d; want %d", r.code, exitFailure)
+	}
+}
