@@ -147,3 +147,33 @@ func TestSplitArgs(t *testing.T) {
 		}
 	}
 }
+
+func TestServer_LargeRepliesDoNotPinMemory(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	big := strings.Repeat("x", keepValue+1)
+	c.expect("+OK\r\n", "set", "big", big)
+	args := []string{"mget"}
+	for range keepReqs / 2 {
+		args = append(args, "big")
+	}
+	c.cmd(args...)
+	if got := c.reply(); !strings.HasPrefix(got, "*"+itoa(keepReqs/2)+"\r\n$"+itoa(keepValue+1)+"\r\n") {
+		t.Fatalf("MGET: got %.40q", got)
+	}
+	c.expect("+PONG\r\n", "ping")
+	var conn *conn
+	ts.srv.mu.Lock()
+	for k := range ts.srv.conns {
+		conn = k
+	}
+	ts.srv.mu.Unlock()
+	// The connection is idle in ReadCommand now; its buffers are settled.
+	kept := 0
+	for i := range conn.resps {
+		kept += cap(conn.resps[i].Value)
+	}
+	if kept > keepValue {
+		t.Errorf("connection keeps %d bytes of reply buffers after MGET; want at most %d", kept, keepValue)
+	}
+}

@@ -147,6 +147,29 @@ func (c *conn) run(ctx context.Context, cmd *command, args [][]byte) {
 		return
 	}
 	cmd.reply(c, args, c.reqs, resps)
+	c.trim()
+}
+
+// Buffers a connection keeps between commands, beyond which they are
+// dropped: one large GET or MGET must not pin memory for the connection's
+// lifetime.
+const (
+	keepValue = 64 << 10
+	keepReqs  = 256
+)
+
+// trim drops request and response buffers grown past what is worth
+// keeping.
+func (c *conn) trim() {
+	if len(c.resps) > keepReqs || cap(c.reqs) > keepReqs {
+		c.resps, c.reqs = nil, nil
+		return
+	}
+	for i := range c.resps {
+		if cap(c.resps[i].Value) > keepValue {
+			c.resps[i].Value = nil
+		}
+	}
 }
 
 // respsFor returns n responses, keeping the value buffers of earlier ones.

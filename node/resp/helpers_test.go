@@ -130,7 +130,7 @@ func (c *rawConn) reply() string {
 	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var sb strings.Builder
 	if err := readReply(c.br, &sb); err != nil {
-		c.t.Fatalf("read reply: %v (so far %q)", err, sb.String())
+		c.t.Fatalf("read reply: %v (so far %.200q)", err, sb.String())
 	}
 	return sb.String()
 }

@@ -145,6 +145,7 @@ func cmdExec(ctx context.Context, c *conn, _ [][]byte) {
 			q.cmd.reply(c, q.args, c.reqs[sp.from:sp.to], resps[sp.from:sp.to])
 		}
 	}
+	c.trim()
 }
 
 // cmdWatch records the current version of each key; EXEC checks them.
