@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
 	"github.com/gomodule/redigo/redis"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -160,4 +162,49 @@ func TestRedigo_SessionFlow(t *testing.T) {
 	if _, err := redis.String(c.Do("GET", "s")); !errors.Is(err, redis.ErrNil) {
 		t.Errorf("GET after DEL: got %v; want ErrNil", err)
 	}
+}
+
+func TestGoRedis_ClusterClient_RoutesToOwners(t *testing.T) {
+	a := startServer(t, func(cfg *Config, b *storeBackend) { cfg.ClusterMode = true; b.name = "node-a" })
+	b := startServer(t, func(cfg *Config, b *storeBackend) { cfg.ClusterMode = true; b.name = "node-b" })
+	topo := &Topology{Epoch: 2, Shards: []Shard{
+		{Slots: [][2]uint16{{0, 8191}}, Primary: Peer{Name: "node-a", Addr: a.addr}},
+		{Slots: [][2]uint16{{8192, 16383}}, Primary: Peer{Name: "node-b", Addr: b.addr}},
+	}}
+	a.b.topo.Store(topo)
+	b.b.topo.Store(topo)
+
+	ctx := context.Background()
+	rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{a.addr}})
+	t.Cleanup(func() { rdb.Close() })
+	for _, k := range []string{"a", "b", "foo", "{user:7}s"} { // slots 15495, 3300, 12182, 7797
+		if err := rdb.Set(ctx, k, k, time.Minute).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+		owner, other := a, b
+		if ringSlot(k) >= 8192 {
+			owner, other = b, a
+		}
+		if n := exists(owner, k); n != 1 {
+			t.Errorf("%s on its owner: got %d; want 1", k, n)
+		}
+		if n := exists(other, k); n != 0 {
+			t.Errorf("%s on the other node: got %d; want 0", k, n)
+		}
+	}
+	// A plain client on the wrong node is redirected.
+	plain := newGoRedis(t, a.addr, 2)
+	if err := plain.Get(ctx, "foo").Err(); err == nil || err.Error() != "MOVED 12182 "+b.addr {
+		t.Errorf("GET foo on node-a: got %v; want MOVED 12182 %s", err, b.addr)
+	}
+}
+
+func ringSlot(k string) uint16 { return ring.Slot(k) }
+
+// exists reports whether key is in the server's own store.
+func exists(ts *testServer, key string) int64 {
+	req := protocol.Request{Op: protocol.OpExists, Keys: []string{key}}
+	var resp protocol.Response
+	ts.b.Do(context.Background(), &req, &resp)
+	return resp.N
 }
