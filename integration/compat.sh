@@ -26,8 +26,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-clients="$root/integration/node-clients"
 work=$(mktemp -d)
+clients="$work/node-clients" # a private copy: concurrent runs never share node_modules
 pids=()
 
 cleanup() {
@@ -71,7 +71,9 @@ command -v node >/dev/null || { log "node not found: the suites need Node.js 20 
 
 start=$SECONDS
 log "installing the Node.js clients (npm ci)"
-(cd "$clients" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+mkdir -p "$clients"
+(cd "$root/integration/node-clients" && cp -R package.json package-lock.json lib test cluster "$clients/")
+(cd "$clients" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
 
 passed=0
 failed=0
