@@ -7,6 +7,7 @@ import (
 
 	"github.com/cloakroom/cloakroom/node/store"
 	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
 )
 
 func buildMGet(c *conn, args [][]byte, _ bool) error {
@@ -169,18 +170,37 @@ func replyType(c *conn, _ [][]byte, _ []protocol.Request, resps []protocol.Respo
 	}
 }
 
-// Scan cursors name a partition in the bits above store.ScanPosBits and a
-// position within it below, so a cursor stays valid while partitions move.
-const posMask = 1<<store.ScanPosBits - 1
+// A scan cursor names a partition and a position within it, so it stays
+// valid while partitions move between nodes. It must fit in 53 bits, because
+// some clients (node-redis 4) parse cursors as JavaScript numbers: the
+// partition takes the 14 bits above cursorPosBits and the position keeps
+// its top cursorPosBits bits. Rounding a position down only makes the next
+// call return again the keys it had returned at the same rounded position,
+// which SCAN allows; it never skips one.
+const (
+	cursorPosBits = 53 - 14
+	posShift      = store.ScanPosBits - cursorPosBits
+	cursorPosMask = 1<<cursorPosBits - 1
+)
+
+// The partition must fit in the 14 bits above the position.
+var _ [1<<14 - ring.MaxPartitions]struct{}
+
+func encodeCursor(partition, pos uint64) uint64 { return partition<<cursorPosBits | pos>>posShift }
+
+func decodeCursor(c uint64) (partition, pos uint64) {
+	return c >> cursorPosBits, (c & cursorPosMask) << posShift
+}
 
 // scan collects at least count keys matching pattern from the global cursor
 // on (fewer when the keyspace ends), and returns the next cursor.
 func (c *conn) scan(ctx context.Context, cursor uint64, pattern string, count int) ([]string, uint64, error) {
 	parts := uint64(c.s.b.Partitions())
 	var keys []string
-	p, pos := cursor>>store.ScanPosBits, cursor&posMask
+	p, pos := decodeCursor(cursor)
 	var resp protocol.Response
-	for p < parts && len(keys) < count {
+	// Go on past count while the next cursor would read as "0" (done).
+	for p < parts && (len(keys) < count || (pos != 0 && encodeCursor(p, pos) == 0)) {
 		req := protocol.Request{Op: protocol.OpScan, Partition: int32(p), Cursor: pos, Count: int32(count - len(keys)), Pattern: pattern}
 		c.s.b.Do(ctx, &req, &resp)
 		if err := resp.Err(); err != nil {
@@ -196,7 +216,7 @@ func (c *conn) scan(ctx context.Context, cursor uint64, pattern string, count in
 	if p >= parts {
 		return keys, 0, nil
 	}
-	return keys, p<<store.ScanPosBits | pos, nil
+	return keys, encodeCursor(p, pos), nil
 }
 
 func cmdKeys(ctx context.Context, c *conn, args [][]byte) {

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -225,4 +226,44 @@ func TestServer_BinarySafe(t *testing.T) {
 	key, val := "k\x00\r\n\xff", "\x00\r\n$3\r\nbin\xfe"
 	c.expect("+OK\r\n", "set", key, val)
 	c.expect("$"+itoa(len(val))+"\r\n"+val+"\r\n", "get", key)
+}
+
+func TestServer_Scan_CursorsFitAJavaScriptNumber(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	for i := range 2000 {
+		c.expect("+OK\r\n", "set", "s:"+itoa(i), "v")
+	}
+	seen := map[string]bool{}
+	cursor := "0"
+	for range 10000 {
+		c.cmd("scan", cursor, "count", "3")
+		lines := strings.Split(c.reply(), "\r\n")
+		cursor = lines[2]
+		n, err := strconv.ParseUint(cursor, 10, 64)
+		if err != nil || n > 1<<53-1 {
+			t.Fatalf("cursor %s: want an integer of at most 2^53-1", cursor)
+		}
+		for _, l := range lines[4:] {
+			if strings.HasPrefix(l, "s:") {
+				seen[l] = true
+			}
+		}
+		if cursor == "0" {
+			break
+		}
+	}
+	if len(seen) != 2000 {
+		t.Errorf("SCAN saw %d keys; want 2000", len(seen))
+	}
+}
+
+func TestScanCursor_RoundTrip(t *testing.T) {
+	for _, tc := range []struct{ p, pos uint64 }{{0, 0}, {1, 0}, {270, 1 << 46}, {16383, 1<<46 + 12345}} {
+		c := encodeCursor(tc.p, tc.pos)
+		p, pos := decodeCursor(c)
+		if c > 1<<53-1 || p != tc.p || pos > tc.pos || tc.pos-pos >= 1<<posShift {
+			t.Errorf("cursor(%d, %d) = %d decodes to (%d, %d)", tc.p, tc.pos, c, p, pos)
+		}
+	}
 }
