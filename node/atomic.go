@@ -21,6 +21,9 @@ func (n *Node) doAtomic(ctx context.Context, reqs []*protocol.Request, resps []*
 	if !n.serving() && !fwd {
 		return protocol.Errorf(protocol.CodeUnavailable, "node %s is %s", n.cfg.Name, n.state())
 	}
+	if why := n.noQuorum(); why != "" {
+		return protocol.Errorf(protocol.CodeUnavailable, "no quorum: %s", why)
+	}
 	for _, r := range reqs {
 		if err := n.cfg.Limits.Check(r); err != nil {
 			return err

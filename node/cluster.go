@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"slices"
 	"strconv"
@@ -35,7 +36,7 @@ func (n *Node) advertise(bound string) string {
 		host = n.cfg.Advertise
 	case net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified(), host == "":
 		if n.members != nil {
-			host = n.members.ml.LocalNode().Addr.String()
+			host, _, _ = net.SplitHostPort(n.members.addr)
 		}
 	}
 	return net.JoinHostPort(host, port)
@@ -125,23 +126,31 @@ func (n *Node) recompute() {
 	var names []string
 	var peerMax uint64
 	peerVersions := map[uint64]uint64{} // member-set hash → highest version gossiped for it
+	leaving := n.leaving.Load()
 	for name, raw := range n.members.members() {
 		if n.members.checkMeta(name, "", raw) != nil {
 			continue
 		}
 		meta, _ := decodeMeta(raw)
-		if name != n.cfg.Name {
+		// Every live member stays addressable, a leaving one included: its
+		// partitions are pulled from it while it hands them over.
+		members[name] = protocol.MemberInfo{Name: name, Addr: meta.Addr, RESPAddr: meta.RESPAddr, HTTPAddr: meta.HTTPAddr}
+		if name == n.cfg.Name {
+			if leaving {
+				continue
+			}
+		} else {
 			if meta.Leaving {
+				n.members.markLeft(name)
 				continue
 			}
 			peerMax = max(peerMax, meta.Table)
 			peerVersions[meta.TableHash] = max(peerVersions[meta.TableHash], meta.Table)
 		}
 		names = append(names, name)
-		members[name] = protocol.MemberInfo{Name: name, Addr: meta.Addr, RESPAddr: meta.RESPAddr, HTTPAddr: meta.HTTPAddr}
 	}
-	if !slices.Contains(names, n.cfg.Name) || n.leaving.Load() {
-		return // not a member (yet, or any more): keep serving the last view
+	if len(names) == 0 || (!leaving && !slices.Contains(names, n.cfg.Name)) {
+		return // not a member (yet), or the last one leaving: keep the last view
 	}
 	slices.Sort(names)
 	hash := memberHash(names)
@@ -171,11 +180,12 @@ func (n *Node) recompute() {
 	}
 	n.cview.Store(v)
 	n.peers.retain(members)
+	n.members.updateQuorum(names, leaving)
 	if hash != cur.hash {
 		n.log.Info("partition table changed", "version", version, "members", len(names),
 			"primaries", t.PrimaryCounts()[n.cfg.Name], "under_replicated", n.cfg.Replicas > len(names))
 	}
-	if err := n.members.publish(n.localMeta(version, hash, false)); err != nil {
+	if err := n.members.publish(n.localMeta(version, hash, leaving)); err != nil {
 		n.log.Warn("gossip table version", "version", version, "err", err)
 	}
 }
@@ -192,23 +202,80 @@ func (n *Node) ClusterInfo() *protocol.ClusterInfo {
 	return ci
 }
 
-// leave announces a graceful departure and leaves the gossip.
-func (n *Node) leave(ctx context.Context) {
+// handOff leaves the cluster gracefully: the node gossips that it is
+// leaving, so that every member computes a table without it; the new
+// holders of its partitions pull them (from it among others) while it
+// forwards every request; once every member has that table and is ready,
+// it leaves the gossip. ctx bounds the wait (--drain-timeout).
+func (n *Node) handOff(ctx context.Context) {
 	if n.members == nil {
 		return
 	}
 	n.leaving.Store(true)
-	v := n.view()
-	if err := n.members.publish(n.localMeta(v.table.Version, v.hash, true)); err != nil {
-		n.log.Warn("gossip leaving", "err", err)
+	n.members.changed()
+	start := time.Now()
+	err := n.waitHandedOff(ctx)
+	switch {
+	case err != nil:
+		n.log.Warn("hand-off incomplete; leaving anyway", "err", err, "after", time.Since(start).Round(time.Millisecond))
+	default:
+		n.log.Info("partitions handed off", "after", time.Since(start).Round(time.Millisecond))
 	}
 	timeout := time.Second
 	if d, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(d))
+		timeout = max(min(timeout, time.Until(d)), 100*time.Millisecond)
 	}
 	if err := n.members.ml.Leave(timeout); err != nil {
 		n.log.Warn("leave gossip", "err", err)
 	}
+}
+
+// waitHandedOff polls until this node's view no longer includes it and
+// every remaining member reports that same table and is ready.
+func (n *Node) waitHandedOff(ctx context.Context) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var why string
+	for {
+		v := n.view()
+		switch {
+		case slices.Contains(v.table.Members, n.cfg.Name):
+			why = "the table still includes this node"
+		case len(v.table.Members) == 0:
+			return nil
+		default:
+			why = n.peersSettled(ctx, v)
+			if why == "" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %s", ctx.Err(), why)
+		case <-tick.C:
+		}
+	}
+}
+
+// peersSettled returns "" if every member of v reports v's table and is
+// ready, else what is still missing.
+func (n *Node) peersSettled(ctx context.Context, v *view) string {
+	for _, m := range v.table.Members {
+		r, err := n.call(ctx, v, m, &protocol.Request{Op: protocol.OpStatus})
+		if err != nil {
+			return err.Error()
+		}
+		s, err := protocol.DecodeNodeStatus(r.Value)
+		switch {
+		case err != nil:
+			return err.Error()
+		case s.Members != len(v.table.Members) || s.TableVersion < v.table.Version:
+			return fmt.Sprintf("%s has table %d of %d members", m, s.TableVersion, s.Members)
+		case !s.Ready:
+			return fmt.Sprintf("%s not ready: %s", m, s.NotReady)
+		}
+	}
+	return ""
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -181,3 +181,60 @@ func TestCluster_atomicBatchIsForwardedToItsPrimary(t *testing.T) {
 		t.Fatalf("stale guard through a forward: %v; want ErrConflict", err)
 	}
 }
+
+func TestCluster_gracefulStopHandsOffFirst(t *testing.T) {
+	c := nodetest.Start(t, 3)
+	ctx := ctxFor(t)
+	cl, err := client.New(client.Config{Addrs: []string{c.Node(1).Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	const n = 3000
+	for i := range n {
+		if err := cl.Set(ctx, fmt.Sprint("s", i), []byte(fmt.Sprint("v", i)), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Stop(0) // returns once the others hold node-1's partitions
+	for _, nd := range c.Running() {
+		if ok, why := nd.Ready(); !ok {
+			t.Fatalf("%s not ready right after the graceful stop: %s", nd.Name(), why)
+		}
+	}
+	for i := range n {
+		k := fmt.Sprint("s", i)
+		if got, err := cl.Get(ctx, k); err != nil || string(got) != fmt.Sprint("v", i) {
+			t.Fatalf("after a graceful stop, get %s = %q, %v", k, got, err)
+		}
+		if copies(c, k) != 2 {
+			t.Fatalf("%s has %d copies after the hand-off; want 2", k, copies(c, k))
+		}
+	}
+}
+
+func TestCluster_minorityRefusesReadsAndWrites(t *testing.T) {
+	c := nodetest.Start(t, 3)
+	ctx := ctxFor(t)
+	survivor := direct(t, c.Node(0).Addr())
+	if err := survivor.Set(ctx, "k", []byte("v"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	c.Crash(1)
+	c.Crash(2)
+	nodetest.WaitFor(t, 30*time.Second, func() error {
+		if len(c.Node(0).Members()) != 1 {
+			return fmt.Errorf("node-1 still sees %v", c.Node(0).Members())
+		}
+		return nil
+	})
+	if err := survivor.Set(ctx, "k", []byte("diverged"), time.Hour); !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("write on a minority of one: %v; want ErrUnavailable", err)
+	}
+	if _, err := survivor.Delete(ctx, "k"); !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("delete on a minority of one: %v; want ErrUnavailable", err)
+	}
+	if _, err := survivor.Get(ctx, "k"); !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("read on a minority of one: %v; want ErrUnavailable", err)
+	}
+}

@@ -23,6 +23,7 @@ import (
 type membership struct {
 	n    *Node
 	ml   *memberlist.Memberlist
+	addr string // the gossip address others reach this node at, fixed at start
 	meta atomic.Pointer[[]byte] // encoded nodeMeta served to memberlist
 	kick chan struct{}          // capacity 1: membership changed
 
@@ -32,6 +33,14 @@ type membership struct {
 	// name → gossiped metadata. memberlist's own Node values change under
 	// its lock, so the node reads this copy instead.
 	peers map[string][]byte
+
+	// Quorum: base is the membership this node last belonged to. A member
+	// joins it when it enters the table and leaves it only by leaving
+	// gracefully (left); a crashed member stays, so a node cut off from
+	// the others cannot count itself a majority.
+	base   map[string]bool
+	left   map[string]bool
+	quorum atomic.Pointer[string] // "" when the node sees a majority of base, else why not
 }
 
 func randomID() uint64 {
@@ -43,7 +52,10 @@ func randomID() uint64 {
 // startMembership creates the memberlist on cfg.GossipAddr. Joining the
 // seeds happens in the cluster loop, with retries.
 func (n *Node) startMembership() (*membership, error) {
-	m := &membership{n: n, kick: make(chan struct{}, 1), refused: map[string]string{}, peers: map[string][]byte{}}
+	m := &membership{n: n, kick: make(chan struct{}, 1), refused: map[string]string{}, peers: map[string][]byte{},
+		base: map[string]bool{n.cfg.Name: true}, left: map[string]bool{}}
+	ok := ""
+	m.quorum.Store(&ok)
 	host, portStr, _ := net.SplitHostPort(n.cfg.GossipAddr)
 	port, _ := strconv.Atoi(portStr)
 	mc := memberlist.DefaultLANConfig()
@@ -81,6 +93,9 @@ func (n *Node) startMembership() (*membership, error) {
 		return nil, fmt.Errorf("gossip on %s: %w", n.cfg.GossipAddr, err)
 	}
 	m.ml = ml
+	// LocalNode's fields change under memberlist's lock later; read once.
+	ln := ml.LocalNode()
+	m.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	return m, nil
 }
 
@@ -153,12 +168,60 @@ func (m *membership) track(node *memberlist.Node, alive bool) {
 	m.mu.Lock()
 	if alive {
 		m.peers[node.Name] = bytes.Clone(node.Meta)
+		delete(m.left, node.Name)
 	} else {
 		delete(m.peers, node.Name)
+		if node.State == memberlist.StateLeft {
+			m.left[node.Name] = true
+		}
 	}
 	m.mu.Unlock()
 	m.changed()
 }
+
+// markLeft records that name is leaving gracefully.
+func (m *membership) markLeft(name string) {
+	m.mu.Lock()
+	m.left[name] = true
+	m.mu.Unlock()
+}
+
+// updateQuorum folds the members of a new table into the base membership
+// and decides whether this node still sees a majority of it.
+func (m *membership) updateQuorum(members []string, leaving bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, name := range members {
+		m.base[name] = true
+	}
+	for name := range m.left {
+		delete(m.base, name)
+	}
+	if leaving {
+		delete(m.base, m.n.cfg.Name)
+	}
+	seen := 0
+	for _, name := range members {
+		if m.base[name] {
+			seen++
+		}
+	}
+	why := ""
+	if len(m.base) > 0 && seen*2 <= len(m.base) {
+		why = fmt.Sprintf("node %s sees %d of the %d members it last belonged to, not a majority", m.n.cfg.Name, seen, len(m.base))
+	}
+	if prev := *m.quorum.Load(); prev != why {
+		if why != "" {
+			m.n.log.Warn("lost quorum: refusing reads and writes", "seen", seen, "base", len(m.base))
+		} else {
+			m.n.log.Info("quorum regained", "seen", seen, "base", len(m.base))
+		}
+	}
+	m.quorum.Store(&why)
+}
+
+// noQuorum returns why this node may not serve keys, or "".
+func (m *membership) noQuorum() string { return *m.quorum.Load() }
 
 // memberlist.Delegate
 

@@ -181,7 +181,7 @@ func (n *Node) Partitions() int { return n.cfg.Partitions }
 // bounds the wait.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.log.Info("node shutting down")
-	n.leave(ctx)
+	n.handOff(ctx)
 	n.draining.Store(true)
 	return n.Close()
 }
@@ -204,8 +204,7 @@ func (n *Node) GossipAddr() string {
 	if n.members == nil {
 		return ""
 	}
-	ln := n.members.ml.LocalNode()
-	return net.JoinHostPort(ln.Addr.String(), itoa(int(ln.Port)))
+	return n.members.addr
 }
 
 // Close stops every listener and connection and waits for every goroutine.

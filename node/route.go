@@ -32,6 +32,10 @@ func (n *Node) Do(ctx context.Context, req *protocol.Request, resp *protocol.Res
 			resp.SetErr(err)
 			break
 		}
+		if why := n.noQuorum(); why != "" && keyed(req.Op) {
+			resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "no quorum: %s", why))
+			break
+		}
 		n.route(ctx, v, req, resp)
 	}
 	resp.Table = v.table.Version
@@ -73,6 +77,25 @@ func (n *Node) route(ctx context.Context, v *view, req *protocol.Request, resp *
 		}
 		n.onPartition(ctx, v, ring.Partition(req.Key, n.cfg.Partitions), req, resp)
 	}
+}
+
+// keyed reports whether op reads or writes sessions, which a node without
+// quorum must refuse: a minority must neither diverge from the majority
+// nor serve a session the majority has deleted.
+func keyed(op protocol.Op) bool {
+	switch op {
+	case protocol.OpDelete, protocol.OpExists, protocol.OpScan, protocol.OpDeleteMatch, protocol.OpAtomic, protocol.OpCount, protocol.OpFlush:
+		return true
+	}
+	return singleKey(op)
+}
+
+// noQuorum returns why this node may not serve sessions now, or "".
+func (n *Node) noQuorum() string {
+	if n.members == nil {
+		return ""
+	}
+	return n.members.noQuorum()
 }
 
 func singleKey(op protocol.Op) bool {

@@ -83,6 +83,9 @@ func (s *Store) Apply(x *protocol.Entry) (bool, error) {
 		value = x.Value
 	}
 	if err := p.write(x.Key, l, ok, nh, value); err != nil {
+		if protocol.CodeOf(err) == protocol.CodeTooLarge {
+			return false, err
+		}
 		return false, protocol.Errorf(protocol.CodeOutOfMemory, "apply: %v", err)
 	}
 	s.maybeCompact(p)
