@@ -23,7 +23,7 @@ import (
 type membership struct {
 	n    *Node
 	ml   *memberlist.Memberlist
-	addr string // the gossip address others reach this node at, fixed at start
+	addr string                 // the gossip address others reach this node at, fixed at start
 	meta atomic.Pointer[[]byte] // encoded nodeMeta served to memberlist
 	kick chan struct{}          // capacity 1: membership changed
 
