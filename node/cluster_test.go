@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cloakroom/cloakroom/client"
+	"github.com/cloakroom/cloakroom/node"
 	"github.com/cloakroom/cloakroom/node/nodetest"
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
@@ -236,5 +237,37 @@ func TestCluster_minorityRefusesReadsAndWrites(t *testing.T) {
 	}
 	if _, err := survivor.Get(ctx, "k"); !errors.Is(err, client.ErrUnavailable) {
 		t.Fatalf("read on a minority of one: %v; want ErrUnavailable", err)
+	}
+}
+
+func TestCluster_antiEntropyRepairsALostCopy(t *testing.T) {
+	c := nodetest.Start(t, 2, func(_ int, cfg *node.Config) { cfg.AntiEntropyInterval = 100 * time.Millisecond })
+	ctx := ctxFor(t)
+	cl := direct(t, c.Node(0).Addr())
+	const n = 500
+	for i := range n {
+		if err := cl.Set(ctx, fmt.Sprint("s", i), []byte("v"), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cl.Delete(ctx, "s0"); err != nil {
+		t.Fatal(err)
+	}
+	// node-2 loses every copy it held, and gets a stale copy of s0 back.
+	n2 := c.Node(1).Store()
+	for p := range n2.Partitions() {
+		n2.DropPartition(p)
+	}
+	n2.Apply(&protocol.Entry{Key: "s0", Value: []byte("stale"), TTL: 60000, Version: 1})
+	nodetest.WaitFor(t, 20*time.Second, func() error {
+		for i := 1; i < n; i++ {
+			if k := copies(c, fmt.Sprint("s", i)); k != 2 {
+				return fmt.Errorf("s%d has %d copies", i, k)
+			}
+		}
+		return nil
+	})
+	if k := copies(c, "s0"); k != 0 {
+		t.Fatalf("deleted s0 has %d live copies after repair; want 0", k)
 	}
 }

@@ -50,6 +50,10 @@ type Config struct {
 	// defaults: a crash is noticed in about 5 s) or "local" (one machine or
 	// a fast network: about 1 s). Empty means "lan".
 	GossipPreset string
+	// AntiEntropyInterval is how often a primary compares each partition
+	// with its backups and repairs differences. Zero means 30s; negative
+	// disables it.
+	AntiEntropyInterval time.Duration
 	// PeerTimeout bounds each node-to-node call. Zero means 2s.
 	PeerTimeout time.Duration
 	// Replicas is how many copies of each session the cluster keeps,
@@ -99,6 +103,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Cluster == "" {
 		c.Cluster = "cloakroom"
+	}
+	if c.AntiEntropyInterval == 0 {
+		c.AntiEntropyInterval = 30 * time.Second
 	}
 	if c.GossipPreset == "" {
 		c.GossipPreset = "lan"

@@ -18,6 +18,7 @@ type metrics struct {
 	badFrames prometheus.Counter
 
 	replicaFailures prometheus.Counter
+	repairs         prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -34,6 +35,9 @@ func newMetrics(n *Node) *metrics {
 	m.replicaFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_replication_failures_total", Help: "Writes a backup could not be reached for (the partition was under-replicated).",
 	})
+	m.repairs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cloakroom_anti_entropy_repairs_total", Help: "Partitions found to differ from a backup and repaired.",
+	})
 	stat := func(name, help string, typ prometheus.ValueType, f func() int64) prometheus.Collector {
 		desc := prometheus.NewDesc(name, help, nil, nil)
 		return collectorFunc{desc, func(ch chan<- prometheus.Metric) {
@@ -41,7 +45,7 @@ func newMetrics(n *Node) *metrics {
 		}}
 	}
 	s := n.store
-	m.reg.MustRegister(m.reqVec, m.conns, m.badFrames, m.replicaFailures,
+	m.reg.MustRegister(m.reqVec, m.conns, m.badFrames, m.replicaFailures, m.repairs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		stat("cloakroom_keys", "Live keys, including expired ones not yet collected.", prometheus.GaugeValue, func() int64 { return s.Stats().Keys }),
 		stat("cloakroom_tombstones", "Tombstones kept so that deletes stay final.", prometheus.GaugeValue, func() int64 { return s.Stats().Tombstones }),

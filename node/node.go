@@ -96,6 +96,7 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.goRun(n.runCluster)
 		n.goRun(func() { n.transfers.run(n.ctx) })
+		n.goRun(n.runAntiEntropy)
 	}
 	n.goRun(func() { n.store.RunExpiry(n.ctx, cfg.ExpiryInterval) })
 	n.goRun(func() { n.acceptLoop(n.native, n.serveNative) })

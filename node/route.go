@@ -52,6 +52,13 @@ func (n *Node) route(ctx context.Context, v *view, req *protocol.Request, resp *
 		n.serveFetch(req, resp)
 	case protocol.OpAtomic:
 		n.serveAtomic(ctx, req, resp)
+	case protocol.OpDigest:
+		if req.Partition < 0 || int(req.Partition) >= n.cfg.Partitions {
+			resp.SetErr(protocol.Errorf(protocol.CodeBadRequest, "partition %d out of range", req.Partition))
+			return
+		}
+		sum, k := n.store.Digest(int(req.Partition))
+		resp.Version, resp.N = sum, int64(k)
 	case protocol.OpStatus:
 		b, err := protocol.EncodeNodeStatus(n.Status())
 		if err != nil {

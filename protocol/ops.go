@@ -71,6 +71,10 @@ const (
 	OpAtomic
 	// OpStatus returns the node's NodeStatus in Value (EncodeNodeStatus).
 	OpStatus
+	// OpDigest summarises partition Partition for anti-entropy: reply
+	// Version is a hash of its entries' keys and versions, N their number.
+	// Node to node.
+	OpDigest
 	opEnd // keep last
 )
 
@@ -79,7 +83,7 @@ var opNames = [...]string{
 	OpTouch: "touch", OpDelete: "delete", OpGetAndTouch: "getandtouch",
 	OpGetAndDelete: "getanddelete", OpExists: "exists", OpTTL: "ttl",
 	OpScan: "scan", OpCount: "count", OpFlush: "flush", OpDeleteMatch: "deletematch",
-	OpTable: "table", OpReplicate: "replicate", OpFetch: "fetch", OpAtomic: "atomic", OpStatus: "status",
+	OpTable: "table", OpReplicate: "replicate", OpFetch: "fetch", OpAtomic: "atomic", OpStatus: "status", OpDigest: "digest",
 }
 
 // Valid reports whether o is an op this build knows.

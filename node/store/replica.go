@@ -1,7 +1,10 @@
 package store
 
 import (
+	"encoding/binary"
 	"slices"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
@@ -152,4 +155,27 @@ func (s *Store) DropPartition(pi int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.reset()
+}
+
+// Digest summarises partition pi for anti-entropy: a hash over every
+// unexpired entry's key, version and kind (order-independent), and the
+// number of entries. Two holders with the same entries have the same digest.
+func (s *Store) Digest(pi int) (sum uint64, n int) {
+	p := s.parts[pi]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := s.now()
+	var buf []byte
+	p.forEach(func(key string, _ loc, h header) bool {
+		if h.expired(now) {
+			return true
+		}
+		buf = append(buf[:0], key...)
+		buf = binary.LittleEndian.AppendUint64(buf, h.version)
+		buf = append(buf, h.flags&flagTombstone)
+		sum ^= xxhash.Sum64(buf)
+		n++
+		return true
+	})
+	return sum, n
 }
