@@ -173,14 +173,13 @@ func replyType(c *conn, _ [][]byte, _ []protocol.Request, resps []protocol.Respo
 // A scan cursor names a partition and a position within it, so it stays
 // valid while partitions move between nodes. It must fit in 53 bits, because
 // some clients (node-redis 4) parse cursors as JavaScript numbers: the
-// partition takes the 14 bits above cursorPosBits and the position keeps
-// its top cursorPosBits bits. Rounding a position down only makes the next
-// call return again the keys it had returned at the same rounded position,
-// which SCAN allows; it never skips one.
+// partition takes the 14 bits above cursorPosBits, and the position is kept
+// to a multiple of 1<<posShift (a page ends on such a boundary; see scan).
 const (
 	cursorPosBits = 53 - 14
 	posShift      = store.ScanPosBits - cursorPosBits
 	cursorPosMask = 1<<cursorPosBits - 1
+	posWindow     = 1<<posShift - 1
 )
 
 // The partition must fit in the 14 bits above the position.
@@ -193,17 +192,20 @@ func decodeCursor(c uint64) (partition, pos uint64) {
 }
 
 // scan collects at least count keys matching pattern from the global cursor
-// on (fewer when the keyspace ends), and returns the next cursor.
+// on (fewer when the keyspace ends), and returns the next cursor. Every key
+// present throughout the iteration is returned exactly once.
 func (c *conn) scan(ctx context.Context, cursor uint64, pattern string, count int) ([]string, uint64, error) {
 	parts := uint64(c.s.b.Partitions())
 	var keys []string
 	p, pos := decodeCursor(cursor)
 	var resp protocol.Response
-	// Go on past count while the next cursor would read as "0" (done).
-	for p < parts && (len(keys) < count || (pos != 0 && encodeCursor(p, pos) == 0)) {
-		req := protocol.Request{Op: protocol.OpScan, Partition: int32(p), Cursor: pos, Count: int32(count - len(keys)), Pattern: pattern}
+	next := func(n int) error {
+		req := protocol.Request{Op: protocol.OpScan, Partition: int32(p), Cursor: pos, Count: int32(n), Pattern: pattern}
 		c.s.b.Do(ctx, &req, &resp)
-		if err := resp.Err(); err != nil {
+		return resp.Err()
+	}
+	for p < parts && len(keys) < count {
+		if err := next(count - len(keys)); err != nil {
 			return nil, 0, err
 		}
 		keys = append(keys, resp.Keys...)
@@ -211,6 +213,30 @@ func (c *conn) scan(ctx context.Context, cursor uint64, pattern string, count in
 			p, pos = p+1, 0
 		} else {
 			pos = resp.Cursor
+		}
+	}
+	// A page that ends inside a position window goes on, key by key, to the
+	// window's end, which the cursor can name exactly: rounding the position
+	// down would return keys twice, rounding it up would skip them.
+	if p < parts && pos&posWindow != 0 {
+		end := (pos>>posShift + 1) << posShift
+		for {
+			if err := next(1); err != nil {
+				return nil, 0, err
+			}
+			if resp.Cursor == 0 { // the partition's last keys
+				keys = append(keys, resp.Keys...)
+				p, pos = p+1, 0
+				break
+			}
+			if resp.Cursor > end {
+				pos = end // those keys come with the next call
+				break
+			}
+			keys = append(keys, resp.Keys...)
+			if pos = resp.Cursor; pos == end {
+				break
+			}
 		}
 	}
 	if p >= parts {
