@@ -30,12 +30,26 @@ work=$(mktemp -d)
 clients="$work/node-clients" # a private copy: concurrent runs never share node_modules
 pids=()
 
+# cleanup stops every process this script started: SIGTERM, then SIGKILL
+# for any still running after five seconds.
 cleanup() {
-	local pid
+	local pid tries=50
 	for pid in "${pids[@]}"; do
 		kill "$pid" 2>/dev/null || true
 	done
+	while ((tries-- > 0)); do
+		alive=0
+		for pid in "${pids[@]}"; do
+			kill -0 "$pid" 2>/dev/null && alive=1
+		done
+		((alive)) || break
+		sleep 0.1
+	done
 	for pid in "${pids[@]}"; do
+		if kill -0 "$pid" 2>/dev/null; then
+			log "pid $pid did not stop within 5s of SIGTERM; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
 		wait "$pid" 2>/dev/null || true
 	done
 	rm -rf "$work"

@@ -177,7 +177,9 @@ func startProcess(t *testing.T, addrs []string, bin string, args ...string) {
 	}()
 	name := filepath.Base(bin)
 	t.Cleanup(func() {
-		stopProcess(cmd, exited)
+		if !stopProcess(cmd, exited) {
+			t.Logf("%s did not stop within %v of SIGTERM; killed it", name, stopGrace)
+		}
 		if t.Failed() {
 			t.Logf("%s output:\n%s", name, out.String())
 		}
@@ -221,19 +223,25 @@ func waitForListener(addr string, exited <-chan struct{}, timeout time.Duration)
 	}
 }
 
+// stopGrace is how long a process may take to stop after SIGTERM.
+const stopGrace = 5 * time.Second
+
 // stopProcess asks the process to stop and kills it if it has not exited
-// within a few seconds; it returns once the process is gone.
-func stopProcess(cmd *exec.Cmd, exited <-chan struct{}) {
+// within stopGrace; it returns once the process is gone, and false if it had
+// to be killed.
+func stopProcess(cmd *exec.Cmd, exited <-chan struct{}) bool {
 	select {
 	case <-exited:
-		return
+		return true
 	default:
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
-	case <-time.After(5 * time.Second):
+		return true
+	case <-time.After(stopGrace):
 		_ = cmd.Process.Kill()
 		<-exited
+		return false
 	}
 }
