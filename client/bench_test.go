@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/cloakroom/cloakroom/node/nodetest"
 )
 
 // BenchmarkClient_GetSet is the workload against one in-process
@@ -35,6 +37,29 @@ func BenchmarkClient_GetSet(b *testing.B) {
 				err = c.Set(ctx, k, val, time.Hour)
 			}
 			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkClient_cluster_Set writes 200-byte sessions to an in-process
+// three-node cluster with two copies of each, from 50 workers.
+func BenchmarkClient_cluster_Set(b *testing.B) {
+	c := nodetest.Start(b, 3)
+	cl := newClient(b, c.Node(0).Addr())
+	ctx := context.Background()
+	val := make([]byte, 200)
+	if err := cl.Set(ctx, "warm", val, time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	b.SetParallelism(25)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 0))
+		for pb.Next() {
+			if err := cl.Set(ctx, fmt.Sprint("session:", r.IntN(100_000)), val, time.Hour); err != nil {
 				b.Fatal(err)
 			}
 		}
