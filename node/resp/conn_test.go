@@ -28,6 +28,18 @@ func TestServer_Auth(t *testing.T) {
 	e.expect("_\r\n", "get", "a")
 }
 
+func TestServer_Auth_NoPasswordConfigured(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	c.expect("-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n", "auth", "x")
+	c.expect("+OK\r\n", "auth", "default", "anything")
+	c.expect("-WRONGPASS invalid username-password pair or user is disabled.\r\n", "auth", "other", "x")
+	c.cmd("hello", "3", "auth", "default", "x")
+	if got := c.reply(); !strings.HasPrefix(got, "%7\r\n") {
+		t.Errorf("HELLO 3 AUTH default with no password configured: got %q; want the HELLO map", got)
+	}
+}
+
 func TestServer_Hello(t *testing.T) {
 	ts := startServer(t)
 	c := ts.dial(t)

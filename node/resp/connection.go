@@ -47,7 +47,15 @@ const (
 func (c *conn) checkPassword(user, pass []byte) error {
 	want := c.s.cfg.Password
 	if want == "" {
-		return errReply("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+		// As Redis: the default user takes any password; AUTH with only
+		// a password is a configuration mistake worth saying so.
+		switch {
+		case user == nil:
+			return errReply("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+		case string(user) != "default":
+			return errWrongPass
+		}
+		return nil
 	}
 	userOK := user == nil || string(user) == "default"
 	if subtle.ConstantTimeCompare(pass, []byte(want)) != 1 || !userOK {
