@@ -26,18 +26,19 @@ type procCluster struct {
 	t     *testing.T
 	bin   string
 	procs []*proc
+	extra []string // flags every node gets, for nodes added later
 }
 
 // startProcCluster starts n cloakroomd processes that join the first one,
 // with extra flags for every node, and waits until each is ready.
 func startProcCluster(t *testing.T, n int, extra ...string) *procCluster {
 	t.Helper()
-	c := &procCluster{t: t, bin: buildCloakroomd(t)}
+	c := &procCluster{t: t, bin: buildCloakroomd(t), extra: extra}
 	t.Cleanup(c.stopAll)
 	for i := range n {
 		p := &proc{
 			name:   fmt.Sprintf("n%d", i+1),
-			native: freeAddr(t), resp: freeAddr(t), http: freeAddr(t), gossip: freeAddr(t),
+			native: stableAddr(t), resp: stableAddr(t), http: stableAddr(t), gossip: stableAddr(t),
 		}
 		p.args = []string{"--name", p.name, "--addr", p.native, "--resp-addr", p.resp,
 			"--http-addr", p.http, "--gossip-addr", p.gossip, "--allow-flush"}
@@ -77,6 +78,22 @@ func (c *procCluster) kill(i int) {
 	p := c.procs[i]
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.exited
+}
+
+// stop sends SIGTERM to node i and waits until it has exited, as an
+// operator's graceful shutdown would; it fails the test if the node is still
+// running after timeout (and kills it then).
+func (c *procCluster) stop(i int, timeout time.Duration) {
+	c.t.Helper()
+	p := c.procs[i]
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		c.t.Fatalf("%s still running %v after SIGTERM; killed\n%s", p.name, timeout, lastLines(p.out.String(), 40))
+	}
 }
 
 // restart starts node i again, empty, on its old addresses.

@@ -1,0 +1,139 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// Issue 4's acceptance: membership changes under load lose no session.
+// Each test runs three cloakroomd processes with --replicas 2 and
+// --gossip-preset local (a crash is noticed in 1-3 s instead of 5-7 s, so
+// that each test stays under a minute), writers and readers going the whole
+// time through a routed client (workload_test.go), and a final read of
+// every key through that client and through every node.
+
+// churnLoad is the load every churn test runs: 8 writers and 8 readers at
+// 200 calls/s each, about 3,200 calls/s in all, so that the two shared CPUs
+// keep some room for the nodes' own work.
+var churnLoad = workloadOpts{writers: 8, readers: 8, perSecond: 200}
+
+// startChurn starts three nodes and the workload against them.
+func startChurn(t *testing.T, opts workloadOpts) (context.Context, *procCluster, *workload) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts cloakroomd processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	c := startProcCluster(t, 3, "--replicas", "2", "--gossip-preset", "local")
+	waitTablesAgree(ctx, t, c, 3)
+	cl := newRouted(t, c.nativeAddrs()...)
+	w := startWorkload(t, cl, opts)
+	t.Cleanup(func() {
+		if t.Failed() {
+			w.logAnomalies(t)
+		}
+	})
+	w.waitProgress(5000)
+	return ctx, c, w
+}
+
+// waitProgress waits until the workload has made n more acknowledged calls,
+// so that each phase of a test runs under load.
+func (w *workload) waitProgress(n int64) {
+	w.t.Helper()
+	done := func() int64 { return w.sets.Load() + w.deletes.Load() + w.touches.Load() + w.reads.Load() }
+	from := done()
+	eventuallyWithin(w.t, 30*time.Second, func() error {
+		if got := done() - from; got < n {
+			return fmt.Errorf("%d of %d calls acknowledged (%s)", got, n, w.summary())
+		}
+		return nil
+	})
+}
+
+// waitFullyReplicated waits until every running node is ready and reports
+// no under-replicated partition, and returns how long that took since from.
+func waitFullyReplicated(t *testing.T, c *procCluster, from time.Time) time.Duration {
+	t.Helper()
+	eventuallyWithin(t, 45*time.Second, c.fullyReplicated)
+	return time.Since(from).Round(time.Millisecond)
+}
+
+// TestChurn_killOneUnderLoad_losesNothing: kill -9 of one of three nodes
+// while writers and readers run loses no acknowledged write and brings back
+// no deleted session.
+func TestChurn_killOneUnderLoad_losesNothing(t *testing.T) {
+	ctx, c, w := startChurn(t, churnLoad)
+	c.kill(1)
+	killed := time.Now()
+	waitTablesAgree(ctx, t, c, 2)
+	t.Logf("tables agree on 2 members %v after kill -9", time.Since(killed).Round(time.Millisecond))
+	t.Logf("fully replicated again %v after kill -9", waitFullyReplicated(t, c, killed))
+	w.waitProgress(5000)
+	w.verify(ctx, c, expect{})
+}
+
+// TestChurn_rollingRestart_losesNothingAndFindsEverything: SIGTERM each
+// node in turn, wait for it to exit, start it again on the same addresses
+// and wait for /readyz 200 on every node before the next. No acknowledged
+// write is lost and no read of a live session answers "not found".
+func TestChurn_rollingRestart_losesNothingAndFindsEverything(t *testing.T) {
+	ctx, c, w := startChurn(t, churnLoad)
+	for i := range c.procs {
+		start := time.Now()
+		c.stop(i, drainWait)
+		t.Logf("%s exited %v after SIGTERM", c.procs[i].name, time.Since(start).Round(time.Millisecond))
+		c.rejoin(i)
+		c.waitReady()
+		t.Logf("%s restarted; every node ready %v after SIGTERM (%s)", c.procs[i].name,
+			time.Since(start).Round(time.Millisecond), w.summary())
+		w.waitProgress(1000)
+	}
+	w.verify(ctx, c, expect{noFalseNotFound: true})
+}
+
+// TestChurn_scaleOutAndIn_losesNothing: grow three nodes to five under
+// load, wait until every node is ready and fully replicated, then SIGTERM
+// the two new nodes one at a time (as a StatefulSet scales down), waiting
+// for each to exit and for full replication.
+func TestChurn_scaleOutAndIn_losesNothing(t *testing.T) {
+	ctx, c, w := startChurn(t, churnLoad)
+	start := time.Now()
+	c.add()
+	c.add()
+	waitTablesAgree(ctx, t, c, 5)
+	t.Logf("3 → 5: fully replicated %v after the first start", waitFullyReplicated(t, c, start))
+	w.waitProgress(2000)
+	for _, i := range []int{4, 3} {
+		start := time.Now()
+		c.stop(i, drainWait)
+		t.Logf("%s exited %v after SIGTERM", c.procs[i].name, time.Since(start).Round(time.Millisecond))
+		t.Logf("fully replicated on %v %v after SIGTERM", c.names(), waitFullyReplicated(t, c, start))
+		w.waitProgress(1000)
+	}
+	w.verify(ctx, c, expect{})
+}
+
+// TestChurn_touchAndDeleteWhilePartitionsMove_keepValuesAndDeletes: while
+// two nodes join and partitions stream to them, writers set, touch (TTL
+// only) and delete, and readers get and get-and-touch. Afterwards every
+// value equals its last acknowledged Set, a touched session has the TTL of
+// its touch, no deleted session is back, and no live session was ever
+// reported missing.
+func TestChurn_touchAndDeleteWhilePartitionsMove_keepValuesAndDeletes(t *testing.T) {
+	opts := churnLoad
+	opts.touches = true
+	ctx, c, w := startChurn(t, opts)
+	start := time.Now()
+	c.add()
+	w.waitProgress(300)
+	c.add()
+	waitTablesAgree(ctx, t, c, 5)
+	t.Logf("3 → 5 under touches and deletes: fully replicated %v after the first start (%s)",
+		waitFullyReplicated(t, c, start), w.summary())
+	w.waitProgress(1000)
+	w.verify(ctx, c, expect{noFalseNotFound: true, touchedTTLs: true})
+}
