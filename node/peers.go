@@ -17,7 +17,7 @@ type peers struct {
 	limits  protocol.Limits
 	timeout time.Duration
 
-	mu      sync.Mutex // guards clients and closed
+	mu      sync.RWMutex // guards clients and closed
 	clients map[string]*peerClient
 	closed  bool
 }
@@ -34,6 +34,12 @@ func newPeers(limits protocol.Limits, timeout time.Duration) *peers {
 // get returns the client for peer name at addr, replacing one that was made
 // for an older address.
 func (ps *peers) get(name, addr string) (*client.Client, error) {
+	ps.mu.RLock()
+	if pc := ps.clients[name]; pc != nil && pc.addr == addr && !ps.closed {
+		ps.mu.RUnlock()
+		return pc.c, nil
+	}
+	ps.mu.RUnlock()
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.closed {

@@ -196,23 +196,30 @@ func (n *Node) replicate(ctx context.Context, v *view, p int, backups []string, 
 		return nil
 	}
 	req := &protocol.Request{Op: protocol.OpReplicate, Key: n.cfg.Name, Partition: int32(p), Table: v.table.Version, TableHash: v.hash, Entries: entries}
+	one := func(b string) error {
+		r, err := n.call(ctx, v, b, req)
+		switch {
+		case err != nil:
+			n.metrics.replicaFailures.Inc()
+			n.log.Debug("replicate: backup unreachable", "peer", b, "partition", p, "err", err)
+			if ctx.Err() != nil {
+				return protocol.Errorf(protocol.CodeUnavailable, "replicate to %s: %v", b, ctx.Err())
+			}
+		case r.Code != protocol.CodeOK:
+			return r.Err()
+		}
+		return nil
+	}
+	if len(backups) == 1 {
+		return one(backups[0]) // the common case needs no goroutine
+	}
 	errs := make([]error, len(backups))
 	var wg sync.WaitGroup
 	for i, b := range backups {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := n.call(ctx, v, b, req)
-			switch {
-			case err != nil:
-				n.metrics.replicaFailures.Inc()
-				n.log.Debug("replicate: backup unreachable", "peer", b, "partition", p, "err", err)
-				if ctx.Err() != nil {
-					errs[i] = protocol.Errorf(protocol.CodeUnavailable, "replicate to %s: %v", b, ctx.Err())
-				}
-			case r.Code != protocol.CodeOK:
-				errs[i] = r.Err()
-			}
+			errs[i] = one(b)
 		}()
 	}
 	wg.Wait()
