@@ -174,6 +174,10 @@ func cmdCommand(_ context.Context, c *conn, args [][]byte) {
 			c.commandInfo(c.s.cmds[n])
 		}
 	case "count":
+		if len(args) != 2 {
+			c.w.Error(string(errArity("command|count")))
+			return
+		}
 		c.w.Int(int64(len(names)))
 	case "info":
 		cmds := pick()

@@ -60,6 +60,8 @@ func TestServer_ErrorWording(t *testing.T) {
 		{[]string{"discard"}, "-ERR DISCARD without MULTI\r\n"},
 		{[]string{"cluster", "slots"}, "-ERR This instance has cluster support disabled\r\n"},
 		{[]string{"config", "set", "a", "b"}, "-ERR Unknown option or number of arguments for CONFIG SET - 'a'\r\n"},
+		{[]string{"command", "count", "x"}, "-ERR wrong number of arguments for 'command|count' command\r\n"},
+		{[]string{"set", "k", "v", "get", "get"}, "+OK\r\n"},
 	}
 	for _, tc := range cases {
 		c.expect(tc.want, tc.args...)
