@@ -61,7 +61,7 @@ func TestServer_ErrorWording(t *testing.T) {
 		{[]string{"cluster", "slots"}, "-ERR This instance has cluster support disabled\r\n"},
 		{[]string{"config", "set", "a", "b"}, "-ERR Unknown option or number of arguments for CONFIG SET - 'a'\r\n"},
 		{[]string{"command", "count", "x"}, "-ERR wrong number of arguments for 'command|count' command\r\n"},
-		{[]string{"set", "k", "v", "get", "get"}, "+OK\r\n"},
+		{[]string{"set", "k", "v", "get", "get"}, "$-1\r\n"},
 	}
 	for _, tc := range cases {
 		c.expect(tc.want, tc.args...)
