@@ -62,8 +62,14 @@ type Config struct {
 	// Partitions is the partition count; it must match across the cluster.
 	// Zero means ring.DefaultPartitions.
 	Partitions int
-	// MaxMemory bounds the store's memory in bytes; zero means no limit.
+	// MaxMemory bounds the store's memory in bytes. Zero means no configured
+	// limit: the node then caps the store at 80% of its container's memory
+	// limit, or 75% of the machine's, so that it is never killed for client
+	// data.
 	MaxMemory int64
+	// MaxConns bounds open native connections; more are closed at once.
+	// Zero means 10000.
+	MaxConns int
 	// Limits bounds keys and values. Zero fields mean protocol defaults.
 	Limits protocol.Limits
 	// AllowFlush enables FLUSHALL / OpFlush, off by default.
@@ -103,6 +109,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Cluster == "" {
 		c.Cluster = "cloakroom"
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 10000
 	}
 	if c.AntiEntropyInterval == 0 {
 		c.AntiEntropyInterval = 30 * time.Second
@@ -162,6 +171,9 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.Partitions > ring.MaxPartitions {
 		bad("partitions: %d; must be in [1,%d]", c.Partitions, ring.MaxPartitions)
+	}
+	if c.MaxConns < 0 {
+		bad("max-conns: %d; must not be negative", c.MaxConns)
 	}
 	if c.MaxMemory < 0 {
 		bad("max-memory: %d; must not be negative", c.MaxMemory)

@@ -19,6 +19,7 @@ type metrics struct {
 
 	replicaFailures prometheus.Counter
 	repairs         prometheus.Counter
+	refusedConns    prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -35,6 +36,9 @@ func newMetrics(n *Node) *metrics {
 	m.replicaFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_replication_failures_total", Help: "Writes a backup could not be reached for (the partition was under-replicated).",
 	})
+	m.refusedConns = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cloakroom_refused_connections_total", Help: "Native connections closed at once because the node was at --max-conns.",
+	})
 	m.repairs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_anti_entropy_repairs_total", Help: "Partitions found to differ from a backup and repaired.",
 	})
@@ -45,7 +49,7 @@ func newMetrics(n *Node) *metrics {
 		}}
 	}
 	s := n.store
-	m.reg.MustRegister(m.reqVec, m.conns, m.badFrames, m.replicaFailures, m.repairs,
+	m.reg.MustRegister(m.reqVec, m.conns, m.badFrames, m.replicaFailures, m.repairs, m.refusedConns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		stat("cloakroom_keys", "Live keys, including expired ones not yet collected.", prometheus.GaugeValue, func() int64 { return s.Stats().Keys }),
 		stat("cloakroom_tombstones", "Tombstones kept so that deletes stay final.", prometheus.GaugeValue, func() int64 { return s.Stats().Tombstones }),

@@ -11,7 +11,9 @@ import (
 	"github.com/cloakroom/cloakroom/ring"
 )
 
-const connBufSize = 64 << 10
+// connBufSize is each connection's read and write buffer: large enough to
+// batch many small requests, small enough for thousands of connections.
+const connBufSize = 16 << 10
 
 // maxAsyncPerConn bounds the requests of one connection that wait on other
 // nodes at once; the reader stops reading while they are all busy.

@@ -56,7 +56,14 @@ func New(cfg Config) (*Node, error) {
 		log:   cfg.Logger.With("node", cfg.Name),
 		conns: make(map[net.Conn]struct{}),
 	}
-	n.store = store.New(store.Config{Partitions: cfg.Partitions, MaxMemory: cfg.MaxMemory, Now: cfg.Now})
+	limit := cfg.MaxMemory
+	if limit == 0 {
+		var from string
+		if limit, from = safetyLimit(); limit > 0 {
+			n.log.Info("no --max-memory: capping the store so the node is never killed for its data", "limit", limit, "from", from)
+		}
+	}
+	n.store = store.New(store.Config{Partitions: cfg.Partitions, MaxMemory: limit, Now: cfg.Now})
 	n.metrics = newMetrics(n)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeers(cfg.Limits, cfg.PeerTimeout)
@@ -142,9 +149,13 @@ func (n *Node) acceptLoop(ln net.Listener, serve func(net.Conn)) {
 			}
 			return
 		}
-		if !n.track(c) {
+		accepted, open := n.track(c)
+		if !open {
 			c.Close()
 			return
+		}
+		if !accepted {
+			continue
 		}
 		n.goRun(func() {
 			defer n.untrack(c)
@@ -153,15 +164,23 @@ func (n *Node) acceptLoop(ln net.Listener, serve func(net.Conn)) {
 	}
 }
 
-func (n *Node) track(c net.Conn) bool {
+// track registers a new connection. It reports whether the connection was
+// accepted (a node at --max-conns closes it at once) and whether the node
+// is still open.
+func (n *Node) track(c net.Conn) (accepted, open bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return false
+		return false, false
+	}
+	if len(n.conns) >= n.cfg.MaxConns {
+		n.metrics.refusedConns.Inc()
+		c.Close()
+		return false, true
 	}
 	n.conns[c] = struct{}{}
 	n.metrics.conns.Inc()
-	return true
+	return true, true
 }
 
 func (n *Node) untrack(c net.Conn) {
