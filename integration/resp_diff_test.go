@@ -1,0 +1,127 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloakroom/cloakroom/node"
+)
+
+// diffCommands are sent, in order, on one connection to redis-server and to
+// a node; every reply must be byte-for-byte the same. They cover error
+// wording, option parsing, RESP3 nulls, transactions and expiry edges.
+var diffCommands = [][]string{
+	{"flushall"}, {"foo", "a"}, {"get"}, {"set", "k", "v", "nx", "xx"}, {"set", "k", "v", "ex", "0"},
+	{"set", "k", "v", "ex", "abc"}, {"set", "k", "v", "keepttl", "px", "1"}, {"set", "k", "v", "get", "get"},
+	{"set", "k", "v", "ex", "60", "nx"}, {"ttl", "k"}, {"set", "k", "w", "ex", "60", "nx", "get"},
+	{"set", "k", "x", "pxat", "1", "xx", "get"}, {"exists", "k"}, {"set", "a", "1", "exat", "1", "nx"}, {"exists", "a"},
+	{"setex", "k", "0", "v"}, {"psetex", "k", "abc", "v"}, {"setnx", "k", "1"}, {"setnx", "k", "2"}, {"getset", "k", "3"},
+	{"getex", "k", "persist"}, {"getex", "k", "ex", "0"}, {"getex", "k", "px", "100000"}, {"pttl", "k"}, {"getdel", "k"},
+	{"mset", "a"}, {"mset", "a", "1", "b", "2"}, {"mget", "a", "nope", "b"}, {"del", "a", "b", "nope"},
+	{"set", "e", "v"}, {"expire", "e", "10", "gt"}, {"expire", "e", "10", "lt"}, {"expire", "e", "5", "nx"},
+	{"expire", "e", "10", "nx", "xx"}, {"expire", "e", "10", "gt", "lt"}, {"expire", "e", "10", "foo"},
+	{"pexpire", "e", "9223372036854775807"}, {"expire", "e", "-1", "gt"}, {"exists", "e"}, {"expireat", "e", "1"}, {"exists", "e"},
+	{"persist", "nope"}, {"ttl", "nope"}, {"type", "nope"}, {"scan", "abc"}, {"scan", "0", "count", "0"}, {"scan", "0", "type", "hash"},
+	{"select", "0"}, {"select", "abc"}, {"client", "foo"}, {"client", "setname", "a b"}, {"client", "setname", "web"},
+	{"client", "getname"}, {"config", "get", "save"}, {"config", "get", "appendonly"}, {"auth", "x"}, {"auth", "default", "x"},
+	{"exec"}, {"discard"}, {"multi"}, {"multi"}, {"watch", "a"}, {"set", "{t}a", "1"}, {"get", "{t}a"}, {"exec"},
+	{"multi"}, {"get"}, {"exec"}, {"watch", "{t}a"}, {"set", "{t}a", "2"}, {"multi"}, {"get", "{t}a"}, {"exec"},
+	{"hello", "4"}, {"hello", "3"}, {"get", "nope"}, {"mget", "nope"}, {"watch", "{t}a"}, {"set", "{t}a", "3"},
+	{"multi"}, {"get", "{t}a"}, {"exec"}, {"config", "get", "save"}, {"hello", "2"}, {"ping"}, {"ping", "x"}, {"echo", "y"},
+}
+
+func TestRESP_Node_RepliesLikeRedisServer(t *testing.T) {
+	redisAddr := startRedisServer(t)[0]
+	n := startRESPNode(t, func(c *node.Config) { c.AllowFlush = true })
+	want := replies(t, redisAddr)
+	got := replies(t, n.RESPAddr())
+	for i, cmd := range diffCommands {
+		if got[i] != want[i] {
+			t.Errorf("%q: got %q; want %q (redis-server)", cmd, got[i], want[i])
+		}
+	}
+}
+
+// replies sends diffCommands on one connection and returns each raw reply,
+// with the fields that must differ (server version, client ID) masked.
+func replies(t *testing.T, addr string) []string {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	br := bufio.NewReader(nc)
+	var out []string
+	for _, cmd := range diffCommands {
+		var b bytes.Buffer
+		fmt.Fprintf(&b, "*%d\r\n", len(cmd))
+		for _, a := range cmd {
+			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+		}
+		if _, err := nc.Write(b.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var r strings.Builder
+		if err := readRaw(br, &r); err != nil {
+			t.Fatalf("%s: %q: %v", addr, cmd, err)
+		}
+		s := r.String()
+		if cmd[0] == "hello" {
+			s = maskHello(s)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// maskHello replaces the values of "version" and "id" in a HELLO reply.
+func maskHello(s string) string {
+	parts := strings.Split(s, "\r\n")
+	for i := 0; i+3 < len(parts); i++ {
+		if parts[i+1] == "version" || parts[i+1] == "id" {
+			parts[i+2], parts[i+3] = "<masked>", ""
+		}
+	}
+	return strings.Join(parts, "\r\n")
+}
+
+func readRaw(br *bufio.Reader, sb *strings.Builder) error {
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	sb.WriteString(line)
+	var n int
+	fmt.Sscanf(line[1:], "%d", &n)
+	switch line[0] {
+	case '$':
+		if n >= 0 {
+			buf := make([]byte, n+2)
+			if _, err := io.ReadFull(br, buf); err != nil {
+				return err
+			}
+			sb.Write(buf)
+		}
+	case '*', '~':
+		for range max(n, 0) {
+			if err := readRaw(br, sb); err != nil {
+				return err
+			}
+		}
+	case '%':
+		for range 2 * n {
+			if err := readRaw(br, sb); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
