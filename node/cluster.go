@@ -211,6 +211,10 @@ func (n *Node) handOff(ctx context.Context) {
 	if n.members == nil {
 		return
 	}
+	if v := n.view(); len(v.table.Members) <= 1 {
+		n.leaving.Store(true)
+		return // alone: nobody to hand anything to
+	}
 	n.leaving.Store(true)
 	n.members.changed()
 	start := time.Now()
