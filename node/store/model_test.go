@@ -304,19 +304,23 @@ func TestStore_model_hashCollisions(t *testing.T) {
 			for _, p := range md.s.parts {
 				p.hashMask = 3
 			}
+			// Keys come and go, so count the most that were ever spilled at
+			// once: the run must have exercised collisions to prove anything.
+			maxSpilled := 0
 			for i := range 4000 {
 				md.step()
 				if i%250 == 0 {
 					md.checkAll()
 				}
+				spilled := 0
+				for _, p := range md.s.parts {
+					spilled += len(p.spill)
+				}
+				maxSpilled = max(maxSpilled, spilled)
 			}
 			md.checkAll()
-			spilled := 0
-			for _, p := range md.s.parts {
-				spilled += len(p.spill)
-			}
-			if spilled == 0 {
-				t.Error("no key was spilled; want most keys to collide")
+			if maxSpilled == 0 {
+				t.Error("no key was ever spilled; want most keys to collide")
 			}
 		})
 	}
