@@ -163,3 +163,11 @@ func stableAddr(t *testing.T) string {
 	t.Fatal("no free port below the ephemeral range")
 	return ""
 }
+
+// logOutputs logs the last lines each node wrote, as evidence for
+// anomalies that do not fail the test.
+func (c *procCluster) logOutputs() {
+	for _, p := range c.procs {
+		c.t.Logf("%s output:\n%s", p.name, lastLines(p.out.String(), 60))
+	}
+}

@@ -117,6 +117,9 @@ func (w *workload) verify(ctx context.Context, c *procCluster, e expect) {
 		failed = true
 	}
 	w.notes.log(t)
+	if failed || w.falseNotFound.Load()+w.staleReads.Load() > 0 {
+		c.logOutputs()
+	}
 	if failed {
 		t.Errorf("sessions lost, resurrected or falsely not found; see the log above (%s)", w.summary())
 	}
