@@ -35,6 +35,20 @@ type target struct {
 var compatTargets = []target{
 	{name: "redis-server", start: startRedisServer},
 	{name: "cloakroomd", start: func(t *testing.T) []string { return []string{startCloakroomd(t)} }},
+	{name: "cloakroomd-3", start: startCloakroomdCluster},
+}
+
+// startCloakroomdCluster starts three cloakroomd processes with two copies
+// of every session and returns their RESP addresses: suites dial the first
+// and inspect through the last, so requests cross nodes.
+func startCloakroomdCluster(t *testing.T) []string {
+	t.Helper()
+	c := startProcCluster(t, 3, "--replicas", "2", "--gossip-preset", "local")
+	var addrs []string
+	for _, p := range c.procs {
+		addrs = append(addrs, p.resp)
+	}
+	return addrs
 }
 
 // externalTarget is a server someone else runs (a debugger, a proxy that

@@ -44,7 +44,7 @@ func (n *Node) doAtomic(ctx context.Context, reqs []*protocol.Request, resps []*
 	for i, r := range reqs {
 		keys[i] = r.Key
 	}
-	if n.transfers.syncing(p) {
+	if n.unsure(p) {
 		n.ensureKeys(ctx, v, p, keys)
 	}
 	if err := n.store.ExecAtomic(reqs, resps); err != nil {

@@ -84,8 +84,9 @@ func (n *Node) runCluster() {
 	if len(n.cfg.Join) > 0 {
 		n.joinSeeds()
 	}
-	n.joined.Store(true)
+	// The first table from the joined membership comes before serving.
 	n.recompute()
+	n.joined.Store(true)
 	t := time.NewTimer(0)
 	<-t.C
 	for {
@@ -126,6 +127,7 @@ func (n *Node) recompute() {
 	var names []string
 	var peerMax uint64
 	peerVersions := map[uint64]uint64{} // member-set hash → highest version gossiped for it
+	peerHashes := map[string]uint64{}   // member → hash of its table's member set
 	leaving := n.leaving.Load()
 	for name, raw := range n.members.members() {
 		if n.members.checkMeta(name, "", raw) != nil {
@@ -146,6 +148,7 @@ func (n *Node) recompute() {
 			}
 			peerMax = max(peerMax, meta.Table)
 			peerVersions[meta.TableHash] = max(peerVersions[meta.TableHash], meta.Table)
+			peerHashes[name] = meta.TableHash
 		}
 		names = append(names, name)
 	}
@@ -154,6 +157,14 @@ func (n *Node) recompute() {
 	}
 	slices.Sort(names)
 	hash := memberHash(names)
+	// Settled: every other member gossips a table of this same member set.
+	settled := true
+	for name, h := range peerHashes {
+		if slices.Contains(names, name) && h != hash {
+			settled = false
+		}
+	}
+	n.settled.Store(settled)
 	version := cur.table.Version
 	switch {
 	case hash != cur.hash:

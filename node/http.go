@@ -57,6 +57,9 @@ func (n *Node) Ready() (bool, string) {
 	if !n.serving() {
 		return false, n.state()
 	}
+	if !n.settled.Load() {
+		return false, "members do not all have the same partition table yet"
+	}
 	if k := n.transfers.syncCnt.Load(); k > 0 {
 		return false, fmt.Sprintf("%d partitions still arriving", k)
 	}

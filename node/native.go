@@ -176,7 +176,7 @@ func (n *Node) inline(req *protocol.Request) bool {
 	p := ring.Partition(req.Key, n.cfg.Partitions)
 	holds, primary := v.holds(p)
 	switch {
-	case !holds, n.transfers.syncing(p):
+	case !holds, n.unsure(p):
 		return false
 	case !primary:
 		return req.Flags&protocol.FlagReplicaRead != 0 && !mutates(req.Op)

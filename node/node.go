@@ -35,6 +35,7 @@ type Node struct {
 	transfers *transfers
 	startID   uint64
 	joined    atomic.Bool // the node has joined its cluster (or needs none)
+	settled   atomic.Bool // every member gossips a table of the same member set
 	leaving   atomic.Bool // a graceful shutdown has begun
 
 	mu     sync.Mutex // guards conns and closed
@@ -92,6 +93,7 @@ func New(cfg Config) (*Node, error) {
 	v.provisional = len(cfg.Join) > 0
 	n.cview.Store(v)
 	n.joined.Store(len(cfg.Join) == 0)
+	n.settled.Store(true)
 	if cfg.GossipAddr != "" {
 		if n.members, err = n.startMembership(); err != nil {
 			n.Close()

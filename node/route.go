@@ -160,7 +160,7 @@ func (n *Node) forward(ctx context.Context, v *view, to string, req *protocol.Re
 // execPrimary runs req on this node's store as p's primary and replicates
 // what it changed before answering.
 func (n *Node) execPrimary(ctx context.Context, v *view, p int, req *protocol.Request, resp *protocol.Response) {
-	if n.transfers.syncing(p) && req.Op != protocol.OpScan && req.Op != protocol.OpDeleteMatch {
+	if n.unsure(p) && req.Op != protocol.OpScan && req.Op != protocol.OpDeleteMatch {
 		n.ensureKeys(ctx, v, p, requestKeys(req))
 	}
 	n.store.Exec(req, resp)

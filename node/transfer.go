@@ -333,11 +333,29 @@ func (t *transfers) dropExpired() {
 	}
 }
 
+// keySources returns the nodes that may hold entries of partition p this
+// node lacks: the holders p is being pulled from, or, while the members'
+// tables disagree, every other member (one of them may still act on an
+// older table and have acknowledged a write here unseen).
+func (n *Node) keySources(v *view, p int) []string {
+	if srcs := n.transfers.sources(p); len(srcs) > 0 {
+		return srcs
+	}
+	if n.settled.Load() {
+		return nil
+	}
+	return slices.DeleteFunc(slices.Clone(v.table.Members), func(m string) bool { return m == v.self })
+}
+
+// unsure reports whether requests on partition p must first fetch missing
+// keys from other nodes (ensureKeys).
+func (n *Node) unsure(p int) bool { return !n.settled.Load() || n.transfers.syncing(p) }
+
 // ensureKeys fetches keys of partition p that this node lacks from the
-// holders p is being pulled from, so that a request during a transfer sees
-// what they hold.
+// nodes that may hold them (keySources), so that a request during a
+// transfer or a table change sees what they hold.
 func (n *Node) ensureKeys(ctx context.Context, v *view, p int, keys []string) {
-	srcs := n.transfers.sources(p)
+	srcs := n.keySources(v, p)
 	if len(srcs) == 0 {
 		return
 	}

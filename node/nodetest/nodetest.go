@@ -60,6 +60,7 @@ func Start(t testing.TB, n int, opts ...Option) *Cluster {
 		c.nodes = append(c.nodes, nd)
 	}
 	c.WaitAgreed(t, n)
+	c.WaitReady(t)
 	return c
 }
 
