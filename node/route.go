@@ -163,14 +163,15 @@ func (n *Node) execPrimary(ctx context.Context, v *view, p int, req *protocol.Re
 	if n.unsure(p) && req.Op != protocol.OpScan && req.Op != protocol.OpDeleteMatch {
 		n.ensureKeys(ctx, v, p, requestKeys(req))
 	}
-	n.store.Exec(req, resp)
-	if resp.Code != protocol.CodeOK || !mutates(req.Op) {
+	if singleKey(req.Op) {
+		n.store.ExecOn(p, req, resp)
+	} else {
+		n.store.Exec(req, resp)
+	}
+	if resp.Code != protocol.CodeOK || !mutates(req.Op) || len(v.table.Owners[p]) == 1 {
 		return
 	}
 	backups := v.others(p)
-	if len(backups) == 0 {
-		return
-	}
 	keys := requestKeys(req)
 	if req.Op == protocol.OpDeleteMatch {
 		keys = resp.Keys

@@ -105,6 +105,14 @@ func CodeOf(err error) Code {
 	if err == nil {
 		return CodeOK
 	}
+	for c := CodeNotFound; c < codeEnd; c++ { // a bare sentinel: no allocation
+		if err == codeErrors[c] {
+			return c
+		}
+	}
+	if pe, ok := err.(*Error); ok {
+		return pe.Code
+	}
 	var pe *Error
 	if errors.As(err, &pe) {
 		return pe.Code

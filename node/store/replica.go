@@ -29,14 +29,15 @@ func (s *Store) Entry(key string) (protocol.Entry, bool) {
 	}
 	e := p.entryAt(l)
 	h := readHeader(e)
-	if h.expired(s.now()) {
+	now := s.now()
+	if h.expired(now) {
 		return protocol.Entry{}, false
 	}
-	return s.toEntry(key, e, h), true
+	return s.toEntry(key, e, h, now), true
 }
 
-func (s *Store) toEntry(key string, e []byte, h header) protocol.Entry {
-	x := protocol.Entry{Key: key, TTL: s.remaining(h), Version: h.version, Tombstone: h.tombstone()}
+func (s *Store) toEntry(key string, e []byte, h header, now int64) protocol.Entry {
+	x := protocol.Entry{Key: key, TTL: s.remaining(h, now), Version: h.version, Tombstone: h.tombstone()}
 	if !x.Tombstone {
 		x.Value = slices.Clone(valueOf(e, h))
 		if x.Value == nil {
@@ -61,24 +62,25 @@ func (s *Store) Apply(x *protocol.Entry) (bool, error) {
 	p := s.partition(x.Key)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	now := s.now()
 	if x.Version > p.maxVer {
 		p.maxVer = x.Version
 	}
 	l, ok := p.lookup(x.Key)
 	if ok {
 		h := readHeader(p.entryAt(l))
-		if h.version >= x.Version && !h.expired(s.now()) {
+		if h.version >= x.Version && !h.expired(now) {
 			return false, nil
 		}
 	}
 	nh := header{version: x.Version}
 	if x.TTL > 0 {
-		nh.deadline = s.now() + x.TTL
+		nh.deadline = now + x.TTL
 	}
 	if x.Tombstone {
 		nh.flags = flagTombstone
 		if nh.deadline == 0 {
-			nh.deadline = s.now() + s.cfg.TombstoneTTL.Milliseconds()
+			nh.deadline = now + s.cfg.TombstoneTTL.Milliseconds()
 		}
 	}
 	var value []byte
@@ -133,7 +135,7 @@ func (s *Store) Fetch(pi int, cursor uint64, maxBytes int) ([]protocol.Entry, ui
 			return out, items[i-1].pos
 		}
 		e := p.entryAt(it.l)
-		x := s.toEntry(it.key, e, readHeader(e))
+		x := s.toEntry(it.key, e, readHeader(e), now)
 		size += len(x.Key) + len(x.Value) + 32
 		out = append(out, x)
 	}

@@ -108,7 +108,7 @@ func (s *Store) deleteMatch(req *protocol.Request, resp *protocol.Response) erro
 		return true
 	})
 	for _, k := range keys {
-		n, err := s.del(p, k)
+		n, err := s.del(p, k, now)
 		if err != nil {
 			return err
 		}

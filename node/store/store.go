@@ -39,10 +39,11 @@ const indexEntryBytes = 32
 // tombstones. Its methods are safe for concurrent use; each partition has
 // its own lock, held only for in-memory work.
 type Store struct {
-	cfg   Config
-	base  time.Time // clock origin; deadlines are ms since base
-	alloc allocator
-	parts []*partition
+	cfg      Config
+	base     time.Time // clock origin; deadlines are ms since base
+	baseWall uint64    // base as wall-clock µs, for versions
+	alloc    allocator
+	parts    []*partition
 
 	entries     atomic.Int64 // indexed entries (keys and tombstones)
 	evictions   atomic.Int64
@@ -64,6 +65,7 @@ func New(cfg Config) *Store {
 	s := &Store{cfg: cfg}
 	// Start the clock an hour back so that every deadline is positive.
 	s.base = cfg.Now().Add(-time.Hour)
+	s.baseWall = uint64(s.base.UnixMicro())
 	seed := maphash.MakeSeed()
 	s.parts = make([]*partition, cfg.Partitions)
 	for i := range s.parts {
@@ -79,11 +81,12 @@ func (s *Store) Partitions() int { return len(s.parts) }
 func (s *Store) now() int64 { return s.cfg.Now().Sub(s.base).Milliseconds() }
 
 // nextVersion returns a version above every version p has seen. Versions
-// follow the wall clock in microseconds where it is ahead, so that an owner
-// that takes over a partition numbers its writes after the previous owner's.
-func (s *Store) nextVersion(p *partition) uint64 {
+// follow the wall clock (in µs, at the store clock's ms resolution) where
+// it is ahead, so that an owner that takes over a partition numbers its
+// writes after the previous owner's. now is the store clock.
+func (s *Store) nextVersion(p *partition, now int64) uint64 {
 	v := p.maxVer + 1
-	if w := uint64(s.cfg.Now().UnixMicro()); w > v {
+	if w := s.baseWall + uint64(now)*1000; w > v {
 		v = w
 	}
 	p.maxVer = v
@@ -138,7 +141,7 @@ func (s *Store) Exec(req *protocol.Request, resp *protocol.Response) {
 		for _, k := range req.Keys {
 			p := s.partition(k)
 			p.mu.Lock()
-			n, derr := s.del(p, k)
+			n, derr := s.del(p, k, s.now())
 			p.mu.Unlock()
 			resp.N += int64(n)
 			if derr != nil {
@@ -149,7 +152,7 @@ func (s *Store) Exec(req *protocol.Request, resp *protocol.Response) {
 		for _, k := range req.Keys {
 			p := s.partition(k)
 			p.mu.Lock()
-			if _, _, ok := s.live(p, k); ok {
+			if _, _, ok := s.live(p, k, s.now()); ok {
 				resp.N++
 			}
 			p.mu.Unlock()
@@ -172,10 +175,7 @@ func (s *Store) Exec(req *protocol.Request, resp *protocol.Response) {
 				break
 			}
 		}
-		p := s.partition(req.Key)
-		p.mu.Lock()
-		err = s.execLocked(p, req, resp)
-		p.mu.Unlock()
+		err = s.execOn(s.partition(req.Key), req, resp)
 	}
 	if err != nil {
 		resp.SetErr(err)
@@ -214,7 +214,7 @@ func (s *Store) ExecAtomic(reqs []*protocol.Request, resps []*protocol.Response)
 	defer p.mu.Unlock()
 	for _, r := range reqs {
 		if r.Op == protocol.OpGet && r.Flags&protocol.FlagIfVersion != 0 {
-			_, h, ok := s.live(p, r.Key)
+			_, h, ok := s.live(p, r.Key, s.now())
 			if (ok && h.version != r.Version) || (!ok && r.Version != 0) {
 				return protocol.Errorf(protocol.CodeConflict, "watched key %q changed", r.Key)
 			}
@@ -237,32 +237,58 @@ func singleKey(op protocol.Op) bool {
 	return false
 }
 
+// ExecOn runs a single-key request whose key the caller has already mapped
+// to partition pi (saving the hash); other requests go to Exec.
+func (s *Store) ExecOn(pi int, req *protocol.Request, resp *protocol.Response) {
+	if !singleKey(req.Op) {
+		s.Exec(req, resp)
+		return
+	}
+	resetResponse(resp)
+	if req.Op == protocol.OpSet {
+		if err := s.reserve(req); err != nil {
+			resp.SetErr(err)
+			return
+		}
+	}
+	if err := s.execOn(s.parts[pi], req, resp); err != nil {
+		resp.SetErr(err)
+	}
+}
+
+func (s *Store) execOn(p *partition, req *protocol.Request, resp *protocol.Response) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return s.execLocked(p, req, resp)
+}
+
 // execLocked runs a single-key op on p, whose lock the caller holds.
 func (s *Store) execLocked(p *partition, req *protocol.Request, resp *protocol.Response) error {
+	now := s.now()
 	switch req.Op {
 	case protocol.OpGet:
-		return s.get(p, req, resp)
+		return s.get(p, req, resp, now)
 	case protocol.OpSet:
-		return s.set(p, req, resp)
+		return s.set(p, req, resp, now)
 	case protocol.OpTouch:
-		return s.touch(p, req, resp)
+		return s.touch(p, req, resp, now)
 	case protocol.OpGetAndTouch:
-		if err := s.get(p, req, resp); err != nil {
+		if err := s.get(p, req, resp, now); err != nil {
 			return err
 		}
-		return s.touch(p, req, resp)
+		return s.touch(p, req, resp, now)
 	case protocol.OpGetAndDelete:
-		if err := s.get(p, req, resp); err != nil {
+		if err := s.get(p, req, resp, now); err != nil {
 			return err
 		}
-		_, err := s.del(p, req.Key)
+		_, err := s.del(p, req.Key, now)
 		return err
 	case protocol.OpTTL:
-		_, h, ok := s.live(p, req.Key)
+		_, h, ok := s.live(p, req.Key, now)
 		if !ok {
 			return protocol.ErrNotFound
 		}
-		resp.TTL = s.remaining(h)
+		resp.TTL = s.remaining(h, now)
 		return nil
 	}
 	return protocol.Errorf(protocol.CodeUnknownOp, "op %s", req.Op)
@@ -279,13 +305,13 @@ func (s *Store) partition(key string) *partition {
 
 // live returns key's entry if it exists, is not a tombstone and has not
 // expired. An expired entry is dropped on the way.
-func (s *Store) live(p *partition, key string) (loc, header, bool) {
+func (s *Store) live(p *partition, key string, now int64) (loc, header, bool) {
 	l, ok := p.lookup(key)
 	if !ok {
 		return 0, header{}, false
 	}
 	h := readHeader(p.entryAt(l))
-	if h.expired(s.now()) {
+	if h.expired(now) {
 		p.unlink(key, l)
 		s.expirations.Add(1)
 		s.maybeCompact(p)
@@ -294,15 +320,15 @@ func (s *Store) live(p *partition, key string) (loc, header, bool) {
 	return l, h, !h.tombstone()
 }
 
-func (s *Store) remaining(h header) int64 {
+func (s *Store) remaining(h header, now int64) int64 {
 	if h.deadline == 0 {
 		return -1
 	}
-	return max(h.deadline-s.now(), 0)
+	return max(h.deadline-now, 0)
 }
 
-func (s *Store) get(p *partition, req *protocol.Request, resp *protocol.Response) error {
-	l, h, ok := s.live(p, req.Key)
+func (s *Store) get(p *partition, req *protocol.Request, resp *protocol.Response, now int64) error {
+	l, h, ok := s.live(p, req.Key, now)
 	if !ok {
 		return protocol.ErrNotFound
 	}
@@ -310,13 +336,13 @@ func (s *Store) get(p *partition, req *protocol.Request, resp *protocol.Response
 	if resp.Value == nil {
 		resp.Value = []byte{}
 	}
-	resp.Version, resp.TTL = h.version, s.remaining(h)
+	resp.Version, resp.TTL = h.version, s.remaining(h, now)
 	return nil
 }
 
 // deadline turns a request's TTL and flags into a deadline. cur is the
 // existing deadline, for KeepTTL.
-func (s *Store) deadline(req *protocol.Request, cur int64, exists bool) (int64, error) {
+func (s *Store) deadline(req *protocol.Request, cur int64, exists bool, now int64) (int64, error) {
 	switch {
 	case req.Flags&protocol.FlagKeepTTL != 0:
 		if exists {
@@ -328,11 +354,11 @@ func (s *Store) deadline(req *protocol.Request, cur int64, exists bool) (int64, 
 	case req.TTL <= 0:
 		return 0, protocol.Errorf(protocol.CodeBadRequest, "ttl must be positive, got %dms", req.TTL)
 	}
-	return s.now() + req.TTL, nil
+	return now + req.TTL, nil
 }
 
-func (s *Store) set(p *partition, req *protocol.Request, resp *protocol.Response) error {
-	l, h, exists := s.live(p, req.Key)
+func (s *Store) set(p *partition, req *protocol.Request, resp *protocol.Response, now int64) error {
+	l, h, exists := s.live(p, req.Key, now)
 	switch {
 	case req.Flags&protocol.FlagIfAbsent != 0 && exists:
 		return protocol.ErrExists
@@ -341,7 +367,7 @@ func (s *Store) set(p *partition, req *protocol.Request, resp *protocol.Response
 	case req.Flags&protocol.FlagIfVersion != 0 && h.version != req.Version:
 		return protocol.Errorf(protocol.CodeConflict, "version is %d, not %d", h.version, req.Version)
 	}
-	d, err := s.deadline(req, h.deadline, exists)
+	d, err := s.deadline(req, h.deadline, exists, now)
 	if err != nil {
 		return err
 	}
@@ -351,7 +377,7 @@ func (s *Store) set(p *partition, req *protocol.Request, resp *protocol.Response
 	}
 	// A tombstone or expired entry under the key is replaced in place too.
 	l, had := p.lookup(req.Key)
-	nh := header{deadline: d, version: s.nextVersion(p)}
+	nh := header{deadline: d, version: s.nextVersion(p, now)}
 	if err := p.write(req.Key, l, had, nh, req.Value); err != nil {
 		if protocol.CodeOf(err) == protocol.CodeTooLarge {
 			return err
@@ -363,8 +389,8 @@ func (s *Store) set(p *partition, req *protocol.Request, resp *protocol.Response
 	return nil
 }
 
-func (s *Store) touch(p *partition, req *protocol.Request, resp *protocol.Response) error {
-	l, h, ok := s.live(p, req.Key)
+func (s *Store) touch(p *partition, req *protocol.Request, resp *protocol.Response, now int64) error {
+	l, h, ok := s.live(p, req.Key, now)
 	if !ok {
 		return protocol.ErrNotFound
 	}
@@ -376,7 +402,7 @@ func (s *Store) touch(p *partition, req *protocol.Request, resp *protocol.Respon
 	case req.TTL <= 0 && f&protocol.FlagAllowPast == 0:
 		return protocol.Errorf(protocol.CodeBadRequest, "ttl must be positive, got %dms", req.TTL)
 	default:
-		d = s.now() + req.TTL
+		d = now + req.TTL
 	}
 	switch {
 	case f&protocol.FlagTTLIfNone != 0 && h.deadline != 0,
@@ -384,34 +410,33 @@ func (s *Store) touch(p *partition, req *protocol.Request, resp *protocol.Respon
 		f&protocol.FlagTTLIfGreater != 0 && (h.deadline == 0 || d <= h.deadline),
 		f&protocol.FlagTTLIfLess != 0 && h.deadline != 0 && d >= h.deadline,
 		f&protocol.FlagNoTTL != 0 && h.deadline == 0:
-		resp.TTL = s.remaining(h)
+		resp.TTL = s.remaining(h, now)
 		return nil
 	}
 	resp.N = 1
 	if f&protocol.FlagNoTTL == 0 && req.TTL <= 0 {
-		_, err := s.del(p, req.Key)
+		_, err := s.del(p, req.Key, now)
 		resp.TTL = 0
 		return err
 	}
 	e := p.entryAt(l)
-	v := s.nextVersion(p)
+	v := s.nextVersion(p, now)
 	setDeadline(e, d)
 	setVersion(e, v)
 	h.deadline = d
-	resp.Version, resp.TTL = v, s.remaining(h)
+	resp.Version, resp.TTL = v, s.remaining(h, now)
 	return nil
 }
 
 // del replaces key's live entry with a tombstone; it reports 1 if there was
 // a live entry.
-func (s *Store) del(p *partition, key string) (int, error) {
-	l, h, ok := s.live(p, key)
+func (s *Store) del(p *partition, key string, now int64) (int, error) {
+	l, h, ok := s.live(p, key, now)
 	if !ok {
 		return 0, nil
 	}
-	now := s.now()
 	d := max(h.deadline, now) + s.cfg.TombstoneTTL.Milliseconds()
-	th := header{flags: flagTombstone, deadline: d, version: s.nextVersion(p)}
+	th := header{flags: flagTombstone, deadline: d, version: s.nextVersion(p, now)}
 	if err := p.write(key, l, true, th, nil); err != nil {
 		return 0, err // in place always fits; kept for safety
 	}
