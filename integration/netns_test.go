@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/cloakroom/cloakroom/client"
 )
@@ -105,29 +106,30 @@ func TestPartition_isolatedNodeAcksNothing_healLosesAndResurrectsNothing(t *test
 		if err != nil {
 			t.Fatal(err)
 		}
-		vs = append(vs, w.check(ctx, nd.name, c, false))
-		splitBad = append(splitBad, led.verify(ctx, nd.name, c)...)
+		v := w.check(ctx, nd.name, c, false)
+		for _, b := range led.verify(ctx, nd.name, c) {
+			splitBad = append(splitBad, b)
+			switch b.kind {
+			case "lost":
+				v.lost++
+			case "resurrected":
+				v.resurrected++
+			default:
+				v.failed++
+			}
+		}
+		vs = append(vs, v)
 		c.Close()
 	}
-	lost, resurrected, unreadable := 0, 0, 0
+	lost, resurrected, unreadable := 0, 0, 0 // keys, on the worst read path
 	for _, v := range vs {
-		lost, resurrected, unreadable = lost+v.lost, resurrected+v.resurrected, unreadable+v.failed
-	}
-	for _, v := range splitBad {
-		switch v.kind {
-		case "lost":
-			lost++
-		case "resurrected":
-			resurrected++
-		default:
-			unreadable++
-		}
+		lost, resurrected, unreadable = max(lost, v.lost), max(resurrected, v.resurrected), max(unreadable, v.failed)
 	}
 
 	p := probe.snapshot()
 	t.Logf("figures: 5 nodes, --replicas 2, --gossip-preset local; n5 cut for %v", healAt.Sub(cutAt).Round(time.Millisecond))
-	t.Logf("  lost %d, resurrected %d, unreadable %d (summed over 6 read paths: the routed client and each node directly; workload keys and %d split keys)",
-		lost, resurrected, unreadable, len(led.keys))
+	t.Logf("  lost %d, resurrected %d, unreadable %d keys on the worst of 6 read paths (the routed client, each node directly); %d workload and %d split keys",
+		lost, resurrected, unreadable, vs[0].keys, len(led.keys))
 	t.Logf("  n5 (isolated): %d sets and %d deletes sent, acknowledged %d and %d; refused with ErrUnavailable %d (\"no quorum\" %d), other errors %d",
 		p.sets, p.dels, p.setAcked, p.delAcked, p.unavailable, p.noQuorum, p.otherErr)
 	t.Logf("  n5 (isolated): %d reads of sessions the majority had deleted, after n5 noticed the cut: %d served a value", p.staleReads, p.staleServed)
@@ -141,6 +143,7 @@ func TestPartition_isolatedNodeAcksNothing_healLosesAndResurrectsNothing(t *test
 	for _, v := range vs {
 		t.Logf("  final check %v", v)
 	}
+	t.Logf("  n5's answers while cut off (samples): %s", strings.Join(p.samples, " | "))
 
 	if n := p.setAcked + p.delAcked; n > 0 {
 		t.Errorf("isolated n5 acknowledged %d writes and deletes (%d before it said \"no quorum\"); want 0: %s",
@@ -289,7 +292,8 @@ type probeCounts struct {
 	unavailable, noQuorum, otherErr int // refusals of sets and deletes
 	ackedBeforeDetect               int
 	ackedKeys                       []string
-	staleReads, staleServed         int // reads of sessions deleted on the majority side, after detection
+	samples                         []string // one error of each kind n5's side got
+	staleReads, staleServed         int      // reads of sessions deleted on the majority side, after detection
 	detectedAt                      time.Time
 	cutAt                           time.Time
 }
@@ -323,6 +327,7 @@ func (p *isoProbe) snapshot() probeCounts {
 	defer p.mu.Unlock()
 	s := p.counts
 	s.ackedKeys = append([]string(nil), s.ackedKeys...)
+	s.samples = append([]string(nil), s.samples...)
 	return s
 }
 
@@ -391,6 +396,13 @@ func (p *isoProbe) tally(start time.Time, key string, o splitOutcome, read bool,
 	p.opTimes = append(p.opTimes, start)
 	if err != nil && errors.Is(err, client.ErrUnavailable) && strings.Contains(err.Error(), "quorum") && s.detectedAt.IsZero() {
 		s.detectedAt = time.Now()
+	}
+	if err != nil && len(s.samples) < 8 {
+		msg := strings.NewReplacer("cloakroom: ", "", "unavailable: ", "").Replace(err.Error())
+		head := msg[:strings.IndexFunc(msg+"0", unicode.IsDigit)] // "forward: set n", "no quorum: node n"
+		if !slices.ContainsFunc(s.samples, func(x string) bool { return strings.Contains(x, "] "+head) }) {
+			s.samples = append(s.samples, fmt.Sprintf("[+%v] %s", start.Sub(s.cutAt).Round(time.Millisecond), msg))
+		}
 	}
 	if read {
 		if delAt, ok := p.deleted[key]; ok && delAt.Before(start) && !s.detectedAt.IsZero() && s.detectedAt.Before(start) {
