@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -254,6 +255,8 @@ func (n *Node) waitHandedOff(ctx context.Context) error {
 	for {
 		v := n.view()
 		switch {
+		case n.members.othersLeaving(n.cfg.Name):
+			return errors.New("every other member is leaving too: nobody to hand over to")
 		case slices.Contains(v.table.Members, n.cfg.Name):
 			why = "the table still includes this node"
 		case len(v.table.Members) == 0:

@@ -179,6 +179,20 @@ func (m *membership) track(node *memberlist.Node, alive bool) {
 	m.changed()
 }
 
+// othersLeaving reports whether every live member but self gossips that it
+// is leaving (or there is none).
+func (m *membership) othersLeaving(self string) bool {
+	for name, raw := range m.members() {
+		if name == self {
+			continue
+		}
+		if meta, err := decodeMeta(raw); err == nil && !meta.Leaving {
+			return false
+		}
+	}
+	return true
+}
+
 // markLeft records that name is leaving gracefully.
 func (m *membership) markLeft(name string) {
 	m.mu.Lock()

@@ -23,7 +23,7 @@ func (n *Node) Do(ctx context.Context, req *protocol.Request, resp *protocol.Res
 	v := n.view()
 	switch {
 	case req.Op == protocol.OpPing:
-	case !n.serving() && req.Flags&protocol.FlagForwarded == 0 && req.Op != protocol.OpTable && req.Op != protocol.OpStatus:
+	case !n.serving() && req.Flags&protocol.FlagForwarded == 0 && !nodeToNode(req.Op):
 		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "node %s is %s", n.cfg.Name, n.state()))
 	case req.Op == protocol.OpFlush && !n.cfg.AllowFlush:
 		resp.SetErr(protocol.Errorf(protocol.CodeDisabled, "flush is disabled; start the node with --allow-flush"))
@@ -84,6 +84,16 @@ func (n *Node) route(ctx context.Context, v *view, req *protocol.Request, resp *
 		}
 		n.onPartition(ctx, v, ring.Partition(req.Key, n.cfg.Partitions), req, resp)
 	}
+}
+
+// nodeToNode reports whether op is one nodes send each other (or tools
+// ask of one node), served even while the node is joining or leaving.
+func nodeToNode(op protocol.Op) bool {
+	switch op {
+	case protocol.OpTable, protocol.OpStatus, protocol.OpFetch, protocol.OpReplicate, protocol.OpDigest:
+		return true
+	}
+	return false
 }
 
 // keyed reports whether op reads or writes sessions, which a node without
