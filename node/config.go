@@ -54,6 +54,11 @@ type Config struct {
 	// with its backups and repairs differences. Zero means 30s; negative
 	// disables it.
 	AntiEntropyInterval time.Duration
+	// TransferRate bounds partition transfers (pulls and pushes together)
+	// in bytes of keys and values per second, so that moving partitions
+	// leaves room for foreground requests. Zero means 64 MiB/s (about
+	// 250,000 sessions of 200 bytes a second); negative means no limit.
+	TransferRate int64
 	// PeerTimeout bounds each node-to-node call. Zero means 2s.
 	PeerTimeout time.Duration
 	// Replicas is how many copies of each session the cluster keeps,
@@ -112,6 +117,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConns == 0 {
 		c.MaxConns = 10000
+	}
+	if c.TransferRate == 0 {
+		c.TransferRate = 64 << 20
 	}
 	if c.AntiEntropyInterval == 0 {
 		c.AntiEntropyInterval = 30 * time.Second

@@ -41,6 +41,9 @@ type transfers struct {
 	total, done int
 	movedAt     int64 // moved when transfers last started
 
+	paceMu   sync.Mutex // guards paceNext
+	paceNext time.Time  // when the transfer budget is next free
+
 	kick    chan struct{} // capacity 1: work was queued
 	moved   atomic.Int64  // entries applied by transfers
 	pulled  atomic.Int64  // partitions completed
@@ -224,6 +227,13 @@ func (t *transfers) pushTo(ctx context.Context, v *view, j pushJob) error {
 	cursor := uint64(0)
 	for {
 		entries, next := t.n.store.Fetch(j.p, cursor, fetchBatchBytes)
+		size := 0
+		for i := range entries {
+			size += len(entries[i].Key) + len(entries[i].Value)
+		}
+		if err := t.throttle(ctx, size); err != nil {
+			return err
+		}
 		if len(entries) > 0 {
 			req := &protocol.Request{Op: protocol.OpReplicate, Key: t.n.cfg.Name, Partition: int32(j.p),
 				Table: v.table.Version, TableHash: v.hash, Entries: entries}
@@ -299,7 +309,9 @@ func (t *transfers) pullFrom(ctx context.Context, v *view, p int, src string) er
 		if err := r.Err(); err != nil {
 			return err
 		}
+		size := 0
 		for i := range r.Entries {
+			size += len(r.Entries[i].Key) + len(r.Entries[i].Value)
 			ok, err := t.n.store.Apply(&r.Entries[i])
 			if err != nil {
 				return err
@@ -312,6 +324,36 @@ func (t *transfers) pullFrom(ctx context.Context, v *view, p int, src string) er
 			return nil
 		}
 		cursor = r.Cursor
+		if err := t.throttle(ctx, size); err != nil {
+			return err
+		}
+	}
+}
+
+// throttle paces transfers to Config.TransferRate bytes per second, shared
+// by every transfer of the node, so that moving partitions leaves room for
+// foreground requests.
+func (t *transfers) throttle(ctx context.Context, bytes int) error {
+	rate := t.n.cfg.TransferRate
+	if rate <= 0 || bytes == 0 {
+		return nil
+	}
+	t.paceMu.Lock()
+	now := time.Now()
+	if t.paceNext.Before(now) {
+		t.paceNext = now
+	}
+	t.paceNext = t.paceNext.Add(time.Duration(float64(bytes) / float64(rate) * float64(time.Second)))
+	wait := t.paceNext.Sub(now)
+	t.paceMu.Unlock()
+	if wait <= 0 {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(wait):
+		return nil
 	}
 }
 

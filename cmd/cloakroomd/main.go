@@ -48,7 +48,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	c := &o.cfg
 	fs := flag.NewFlagSet("cloakroomd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var join, maxMemory, maxValue, gossipKey string
+	var join, maxMemory, maxValue, gossipKey, transferRate string
 	fs.StringVar(&c.Name, "name", c.Name, "node name, unique in the cluster (default: hostname)")
 	fs.StringVar(&c.Addr, "addr", c.Addr, "native protocol listener")
 	fs.StringVar(&c.RESPAddr, "resp-addr", c.RESPAddr, "Redis protocol listener (empty disables)")
@@ -65,6 +65,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partition count; must match across the cluster")
 	fs.StringVar(&maxMemory, "max-memory", "0", "memory limit such as 512MiB; 0 means no limit")
 	fs.IntVar(&c.MaxConns, "max-conns", 10000, "most open native connections; more are closed at once")
+	fs.StringVar(&transferRate, "transfer-rate", "64MiB", "bytes per second partition transfers may use; -1 means no limit")
 	fs.IntVar(&c.Limits.MaxKey, "max-key-size", c.Limits.MaxKey, "longest key in bytes")
 	fs.StringVar(&maxValue, "max-value-size", fmt.Sprint(c.Limits.MaxValue), "largest value, such as 1MiB")
 	fs.BoolVar(&c.AllowFlush, "allow-flush", c.AllowFlush, "allow FLUSHALL and flush requests")
@@ -95,6 +96,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 			errs = append(errs, fmt.Errorf("gossip-key: not base64: %w", err))
 		}
 		c.GossipKey = k
+	}
+	if transferRate == "-1" {
+		c.TransferRate = -1
+	} else if v, err := node.ParseBytes(transferRate); err != nil || v == 0 {
+		errs = append(errs, fmt.Errorf("transfer-rate: %q: want a positive size per second such as 64MiB, or -1", transferRate))
+	} else {
+		c.TransferRate = v
 	}
 	var err error
 	if c.MaxMemory, err = node.ParseBytes(maxMemory); err != nil {
