@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -22,19 +20,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m, nodetest.LeakOptions()...
 // startNode starts a single node on kernel-chosen loopback ports.
 func startNode(t testing.TB, mutate ...func(*node.Config)) *node.Node {
 	t.Helper()
-	cfg := node.DefaultConfig()
-	cfg.Name = "test"
-	cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "", "", "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
+	return nodetest.StartNode(t, mutate...)
 }
 
 func newClient(t testing.TB, addrs ...string) *client.Client {

@@ -3,7 +3,6 @@ package scsstore_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -12,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloakroom/cloakroom/node/nodetest"
+
 	"github.com/alexedwards/scs/v2"
 	"github.com/cloakroom/cloakroom/client"
 	"github.com/cloakroom/cloakroom/client/scsstore"
-	"github.com/cloakroom/cloakroom/node"
 	"github.com/cloakroom/cloakroom/protocol"
 	"go.uber.org/goleak"
 )
@@ -28,15 +28,7 @@ func TestMain(m *testing.M) {
 
 func newStore(t *testing.T) (*scsstore.Store, *client.Client) {
 	t.Helper()
-	cfg := node.DefaultConfig()
-	cfg.Name = "test"
-	cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "", "", "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
+	n := nodetest.StartNode(t)
 	cl, err := client.New(client.Config{Addrs: []string{n.Addr()}})
 	if err != nil {
 		t.Fatal(err)

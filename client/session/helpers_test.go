@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloakroom/cloakroom/node/nodetest"
+
 	"github.com/cloakroom/cloakroom/client"
 	"github.com/cloakroom/cloakroom/client/session"
 	"github.com/cloakroom/cloakroom/node"
@@ -47,19 +49,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // startNode starts a real single node on kernel-chosen loopback ports.
 func startNode(t testing.TB, mutate ...func(*node.Config)) *node.Node {
 	t.Helper()
-	cfg := node.DefaultConfig()
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	cfg.Name = "test"
-	cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "", "", "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
+	return nodetest.StartNode(t, mutate...)
 }
 
 // env is a real node, a client, a manager on a fake clock and a test app.

@@ -3,13 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cloakroom/cloakroom/node"
 	"github.com/cloakroom/cloakroom/node/nodetest"
 	"go.uber.org/goleak"
 )
@@ -20,16 +17,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m, nodetest.LeakOptions()...
 // and returns its native address.
 func startNode(t *testing.T) string {
 	t.Helper()
-	cfg := node.DefaultConfig()
-	cfg.Name = "cloakctl-test"
-	cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "", "", "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n.Addr()
+	return nodetest.StartNode(t).Addr()
 }
 
 // result is what one cloakctl invocation produced.

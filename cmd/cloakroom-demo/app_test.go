@@ -11,9 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloakroom/cloakroom/node/nodetest"
+
 	"github.com/cloakroom/cloakroom/client"
 	"github.com/cloakroom/cloakroom/client/session"
-	"github.com/cloakroom/cloakroom/node"
 	"go.uber.org/goleak"
 )
 
@@ -21,16 +22,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func startDemo(t *testing.T) *httptest.Server {
 	t.Helper()
-	cfg := node.DefaultConfig()
-	cfg.Name = "test"
-	cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "", "", "127.0.0.1:0"
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg.Logger = quiet
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
+	n := nodetest.StartNode(t)
 	cl, err := client.New(client.Config{Addrs: []string{n.Addr()}})
 	if err != nil {
 		t.Fatal(err)

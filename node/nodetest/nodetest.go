@@ -200,3 +200,23 @@ func (c *Cluster) closeAll() {
 func LeakOptions() []goleak.Option {
 	return []goleak.Option{goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode")}
 }
+
+// StartNode starts one node, not clustered, with every listener on a
+// kernel-chosen loopback port except RESP and HTTP (off), after mutate has
+// adjusted its configuration. It is closed when the test ends.
+func StartNode(t testing.TB, mutate ...func(*node.Config)) *node.Node {
+	t.Helper()
+	cfg := node.DefaultConfig()
+	cfg.Name = "test"
+	cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "", "", "127.0.0.1:0"
+	cfg.Logger = testLogger()
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
