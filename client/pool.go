@@ -10,10 +10,11 @@ import (
 
 // nodePool is a fixed set of connections to one node, redialled on failure.
 type nodePool struct {
-	addr  string
-	cfg   Config
-	next  atomic.Uint32
-	slots []poolSlot
+	addr   string
+	cfg    Config
+	next   atomic.Uint32
+	slots  []poolSlot
+	closed atomic.Bool // set by close; a closed pool dials nothing
 }
 
 type poolSlot struct {
@@ -47,6 +48,9 @@ func (c *Client) pool(addr string) *nodePool {
 	p := c.pools[addr]
 	if p == nil {
 		p = newNodePool(addr, c.cfg)
+		if c.closed.Load() {
+			p.closed.Store(true) // a late background refresh dials nothing
+		}
 		c.pools[addr] = p
 	}
 	return p
@@ -60,6 +64,9 @@ func (p *nodePool) get(ctx context.Context) (*conn, error) {
 	}
 	s.dial.Lock()
 	defer s.dial.Unlock()
+	if p.closed.Load() {
+		return nil, errClientClosed
+	}
 	if cn := s.conn.Load(); cn != nil && !cn.broken() {
 		return cn, nil // another caller dialled it
 	}
@@ -72,6 +79,7 @@ func (p *nodePool) get(ctx context.Context) (*conn, error) {
 }
 
 func (p *nodePool) close() {
+	p.closed.Store(true)
 	for i := range p.slots {
 		s := &p.slots[i]
 		s.dial.Lock()
