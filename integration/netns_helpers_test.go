@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -49,18 +50,18 @@ type nsNode struct {
 }
 
 const (
-	labPrefix    = "crkpt-" // every namespace and root link of the lab starts with it
-	labSwitch    = labPrefix + "sw"
-	labHostLeg   = labPrefix + "h"
-	labSubnet    = "10.213.41." // bridge: host .1, node i .10+i
-	labClientNet = "10.213.%d." // client link of node i: 50+i; root .1, node .2
-	labCutChain  = "CLOAKROOM-CUT"
-	nativePort   = "7400"
-	httpPort     = "7480"
-	gossipPort   = "7946"
+	labPrefix     = "crkpt-" // every namespace and root link of the lab starts with it
+	labSwitch     = labPrefix + "sw"
+	labHostLeg    = labPrefix + "h"
+	labSubnet     = "10.213.41." // bridge: host .1, node i .10+i
+	labClientNet  = "10.213.%d." // client link of node n<k>: 50+k; root .1, node .2
+	labCutChain   = "CLOAKROOM-CUT"
+	labNativePort = "7400"
+	labHTTPPort   = "7480"
+	labGossipPort = "7946"
 )
 
-func (n *nsNode) native() string { return net.JoinHostPort(n.ip, nativePort) }
+func (n *nsNode) native() string { return net.JoinHostPort(n.ip, labNativePort) }
 
 // reach is the host the test process uses for status and probes: the client
 // link when the node has one (it survives a cut), else the bridge address.
@@ -149,13 +150,13 @@ func (l *netLab) start(bin string, extra ...string) {
 	for i, nd := range l.nodes {
 		args := []string{"netns", "exec", nd.ns, bin,
 			"--name", nd.name,
-			"--addr", "0.0.0.0:" + nativePort, // bridge and client link
+			"--addr", "0.0.0.0:" + labNativePort, // bridge and client link
 			"--resp-addr", "",
-			"--http-addr", "0.0.0.0:" + httpPort,
-			"--gossip-addr", net.JoinHostPort(nd.ip, gossipPort),
+			"--http-addr", "0.0.0.0:" + labHTTPPort,
+			"--gossip-addr", net.JoinHostPort(nd.ip, labGossipPort),
 			"--advertise", nd.ip}
 		if i > 0 {
-			args = append(args, "--join", net.JoinHostPort(l.nodes[0].ip, gossipPort))
+			args = append(args, "--join", net.JoinHostPort(l.nodes[0].ip, labGossipPort))
 		}
 		nd.out = &syncBuffer{}
 		cmd := exec.Command("ip", append(args, extra...)...) // ip netns exec execs bin in place
@@ -169,12 +170,12 @@ func (l *netLab) start(bin string, extra ...string) {
 			_ = cmd.Wait()
 			close(exited)
 		}(nd.exited)
-		for _, port := range []string{nativePort, httpPort} {
+		for _, port := range []string{labNativePort, labHTTPPort} {
 			if err := waitForListener(net.JoinHostPort(nd.reach(), port), nd.exited, startupTimeout); err != nil {
 				l.t.Fatalf("%s on port %s: %v\n%s", nd.name, port, err, nd.out.String())
 			}
 		}
-		c, err := client.New(client.Config{Addrs: []string{net.JoinHostPort(nd.reach(), nativePort)}, Direct: true, DialTimeout: time.Second})
+		c, err := client.New(client.Config{Addrs: []string{net.JoinHostPort(nd.reach(), labNativePort)}, Direct: true, DialTimeout: time.Second})
 		if err != nil {
 			l.t.Fatal(err)
 		}
@@ -235,7 +236,7 @@ func labAgree(ctx context.Context, set []*nsNode) error {
 			return fmt.Errorf("%s has table %d; %s has %d", nd.name, s.TableVersion, set[0].name, version)
 		}
 		version = s.TableVersion
-		resp, err := hc.Get("http://" + net.JoinHostPort(nd.reach(), httpPort) + "/readyz")
+		resp, err := hc.Get("http://" + net.JoinHostPort(nd.reach(), labHTTPPort) + "/readyz")
 		if err != nil {
 			return fmt.Errorf("%s: /readyz: %v", nd.name, err)
 		}
@@ -248,9 +249,12 @@ func labAgree(ctx context.Context, set []*nsNode) error {
 }
 
 // labWait polls cond until it returns nil and returns how long that took;
-// it fails the test when timeout passes first.
-func labWait(t *testing.T, what string, timeout time.Duration, cond func() error) time.Duration {
+// it fails the test when timeout passes first, or ctx's deadline.
+func labWait(ctx context.Context, t *testing.T, what string, timeout time.Duration, cond func() error) time.Duration {
 	t.Helper()
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(min(timeout, time.Until(d)), time.Millisecond)
+	}
 	start := time.Now()
 	eventuallyWithin(t, timeout, func() error {
 		if err := cond(); err != nil {
@@ -347,8 +351,8 @@ func lockLab(t *testing.T) {
 	})
 }
 
-// more returns a condition that holds once count has grown by n from now.
-func more(count func() int64, n int64) func() error {
+// ackedMore returns a condition that holds once count has grown by n from now.
+func ackedMore(count func() int64, n int64) func() error {
 	from := count()
 	return func() error {
 		if got := count() - from; got < n {
@@ -358,8 +362,8 @@ func more(count func() int64, n int64) func() error {
 	}
 }
 
-// membersAre reports nil when every node of set counts n members.
-func membersAre(ctx context.Context, set []*nsNode, n int) error {
+// labMembersAre reports nil when every node of set counts n members.
+func labMembersAre(ctx context.Context, set []*nsNode, n int) error {
 	for _, nd := range set {
 		s, err := nd.status(ctx)
 		if err != nil {
@@ -372,9 +376,9 @@ func membersAre(ctx context.Context, set []*nsNode, n int) error {
 	return nil
 }
 
-// ackWithin retries op, which leaves o behind, until it is acknowledged or
+// splitAckWithin retries op, which leaves o behind, until it is acknowledged or
 // timeout passes, recording every attempt in the ledger.
-func ackWithin(ctx context.Context, l *splitLedger, key string, o splitOutcome, timeout time.Duration, op func(context.Context) error) error {
+func splitAckWithin(ctx context.Context, l *splitLedger, key string, o splitOutcome, timeout time.Duration, op func(context.Context) error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		octx, cancel := context.WithTimeout(ctx, splitOpTimeout)
@@ -384,5 +388,27 @@ func ackWithin(ctx context.Context, l *splitLedger, key string, o splitOutcome, 
 		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
 			return err
 		}
+		select { // a call that fails at once is not retried in a busy loop
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
+}
+
+// logClientStacks logs, when the test has failed, the goroutines of this
+// process that are inside the client package: a call that hangs shows
+// where it waits.
+func logClientStacks(t *testing.T) {
+	if !t.Failed() {
+		return
+	}
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var stacks []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "cloakroom/client.(*Client)") && len(stacks) < 12 {
+			stacks = append(stacks, g)
+		}
+	}
+	t.Logf("goroutines in the client package (up to 12):\n%s", strings.Join(stacks, "\n\n"))
 }

@@ -33,9 +33,15 @@ func TestPartition_isolatedNodeAcksNothing_healLosesAndResurrectsNothing(t *test
 	lab.addClientLink(isolated)
 	lab.start(buildCloakroomd(t), "--replicas", "2", "--gossip-preset", "local")
 	all, majority, iso := lab.nodes, lab.nodes[:isolated], lab.nodes[isolated]
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	// One deadline for the whole test, well inside go test's -timeout, so
+	// that a hung phase fails with its evidence and the cleanups run.
+	deadline := time.Now().Add(6 * time.Minute)
+	if d, ok := t.Deadline(); ok && d.Add(-time.Minute).Before(deadline) {
+		deadline = d.Add(-time.Minute)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	t.Cleanup(cancel)
-	labWait(t, "five nodes agree", 90*time.Second, func() error { return labAgree(ctx, all) })
+	labWait(ctx, t, "five nodes agree", 90*time.Second, func() error { return labAgree(ctx, all) })
 
 	var seeds []string
 	for _, nd := range majority {
@@ -57,7 +63,7 @@ func TestPartition_isolatedNodeAcksNothing_healLosesAndResurrectsNothing(t *test
 		}
 	})
 	writes := func() int64 { return w.sets.Load() + w.deletes.Load() }
-	labWait(t, "writes before the cut", time.Minute, more(writes, 300))
+	labWait(ctx, t, "writes before the cut", time.Minute, ackedMore(writes, 300))
 	atCut := w.summary()
 
 	lab.isolate(isolated)
@@ -67,13 +73,26 @@ func TestPartition_isolatedNodeAcksNothing_healLosesAndResurrectsNothing(t *test
 	go func() { defer close(probeDone); probe.run(ctx, iso.direct, isoDel, doomed, stopProbe) }()
 	var stopOnce sync.Once
 	endProbe := func() { stopOnce.Do(func() { close(stopProbe) }); <-probeDone }
-	t.Cleanup(endProbe)
+	t.Cleanup(func() {
+		endProbe()
+		if p := probe.snapshot(); t.Failed() {
+			t.Logf("at the end: n5 acknowledged %d sets and %d deletes of %d and %d; no quorum after %s; errors: %s; workload: %s",
+				p.setAcked, p.delAcked, p.sets, p.dels, p.detect(), strings.Join(p.samples, " | "), w.summary())
+		}
+	})
 
-	detect := labWait(t, "the majority drops n5", time.Minute, func() error { return membersAre(ctx, majority, 4) })
-	rereplicate := labWait(t, "the majority is fully replicated", 2*time.Minute, func() error { return labAgree(ctx, majority) })
+	t.Cleanup(func() { logClientStacks(t) }) // runs first: calls still in flight
+
+	detect := labWait(ctx, t, "the majority drops n5", time.Minute, func() error { return labMembersAre(ctx, majority, 4) })
+	rereplicate := labWait(ctx, t, "the majority is fully replicated", 2*time.Minute, func() error { return labAgree(ctx, majority) })
 	var doomedFailed []string
+	phaseEnd := time.Now().Add(time.Minute) // for all the deletes
 	for _, k := range doomed {
-		err := ackWithin(ctx, led, k, splitOutcome{deleted: true}, 20*time.Second, func(ctx context.Context) error {
+		if time.Now().After(phaseEnd) {
+			doomedFailed = append(doomedFailed, k+": not tried, the minute for these deletes had passed")
+			continue
+		}
+		err := splitAckWithin(ctx, led, k, splitOutcome{deleted: true}, min(20*time.Second, time.Until(phaseEnd)), func(ctx context.Context) error {
 			_, err := routed.Delete(ctx, k)
 			return err
 		})
@@ -83,17 +102,17 @@ func TestPartition_isolatedNodeAcksNothing_healLosesAndResurrectsNothing(t *test
 		}
 		probe.markDeleted(k)
 	}
-	labWait(t, "majority writes during the cut", time.Minute, more(writes, 300))
+	labWait(ctx, t, "majority writes during the cut", time.Minute, ackedMore(writes, 300))
 	// Let n5's side call it for a while after n5 noticed the cut (or after
 	// generous detection time, if it never says so).
-	labWait(t, "calls to the isolated node", 90*time.Second, func() error { return probe.settled(30, 15*time.Second) })
+	labWait(ctx, t, "calls to the isolated node", 90*time.Second, func() error { return probe.settled(30, 15*time.Second) })
 	endProbe() // its figures are for the cut only
 	atHeal := w.summary()
 
 	lab.heal(isolated)
 	healAt := time.Now()
-	heal := labWait(t, "five nodes agree after healing", 2*time.Minute, func() error { return labAgree(ctx, all) })
-	labWait(t, "writes after healing", time.Minute, more(writes, 300))
+	heal := labWait(ctx, t, "five nodes agree after healing", 2*time.Minute, func() error { return labAgree(ctx, all) })
+	labWait(ctx, t, "writes after healing", time.Minute, ackedMore(writes, 300))
 	w.stopAndWait()
 
 	// Every acknowledged write readable with its latest value and every
@@ -228,7 +247,7 @@ func (l *splitLedger) seed(ctx context.Context, t *testing.T, c *client.Client, 
 	for i := range keys {
 		keys[i] = fmt.Sprintf("%s-%03d", prefix, i)
 		v := keys[i] + "#seed"
-		err := ackWithin(ctx, l, keys[i], splitOutcome{value: v}, 30*time.Second, func(ctx context.Context) error {
+		err := splitAckWithin(ctx, l, keys[i], splitOutcome{value: v}, 30*time.Second, func(ctx context.Context) error {
 			return c.Set(ctx, keys[i], []byte(v), splitTTL)
 		})
 		if err != nil {
