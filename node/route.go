@@ -198,43 +198,67 @@ func (n *Node) execPrimary(ctx context.Context, v *view, p int, req *protocol.Re
 }
 
 // replicate sends entries of partition p to every backup at once and waits
-// for all of them. A backup that cannot be reached is skipped (the
-// partition is under-replicated until it is back or the table changes); a
-// backup whose newer table says this node is no longer primary fails the
-// write with ErrNotOwner.
+// for all of them. The write is acknowledged only if at least one backup
+// applied it, so an acknowledged session is always on two nodes: a backup
+// that cannot be reached is skipped (the partition is under-replicated
+// until it is back or the table changes), but a primary that reaches none
+// of its backups (it may be the one cut off) fails the write with
+// ErrUnavailable. A backup whose table differs refuses with ErrNotOwner.
 func (n *Node) replicate(ctx context.Context, v *view, p int, backups []string, entries []protocol.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	req := &protocol.Request{Op: protocol.OpReplicate, Key: n.cfg.Name, Partition: int32(p), Table: v.table.Version, TableHash: v.hash, Entries: entries}
-	one := func(b string) error {
+	// one returns whether b applied the entries, and an error that must
+	// fail the write whatever the other backups did.
+	one := func(b string) (bool, error) {
 		r, err := n.call(ctx, v, b, req)
 		switch {
 		case err != nil:
 			n.metrics.replicaFailures.Inc()
 			n.log.Debug("replicate: backup unreachable", "peer", b, "partition", p, "err", err)
-			if ctx.Err() != nil {
-				return protocol.Errorf(protocol.CodeUnavailable, "replicate to %s: %v", b, ctx.Err())
-			}
+			return false, nil
 		case r.Code != protocol.CodeOK:
-			return r.Err()
+			return false, r.Err()
 		}
-		return nil
+		return true, nil
 	}
-	if len(backups) == 1 {
-		return one(backups[0]) // the common case needs no goroutine
+	var applied int
+	var errs []error
+	if len(backups) == 1 { // the common case needs no goroutine
+		ok, err := one(backups[0])
+		if ok {
+			applied++
+		}
+		errs = append(errs, err)
+	} else {
+		oks := make([]bool, len(backups))
+		errs = make([]error, len(backups))
+		var wg sync.WaitGroup
+		for i, b := range backups {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				oks[i], errs[i] = one(b)
+			}()
+		}
+		wg.Wait()
+		for _, ok := range oks {
+			if ok {
+				applied++
+			}
+		}
 	}
-	errs := make([]error, len(backups))
-	var wg sync.WaitGroup
-	for i, b := range backups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = one(b)
-		}()
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	if applied == 0 {
+		if ctx.Err() != nil {
+			return protocol.Errorf(protocol.CodeUnavailable, "replicate partition %d: %v", p, ctx.Err())
+		}
+		return protocol.Errorf(protocol.CodeUnavailable, "no backup of partition %d could be reached (%v); the write is not acknowledged", p, backups)
+	}
+	return nil
 }
 
 // applyReplica applies a primary's entries if both nodes computed their

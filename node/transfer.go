@@ -203,6 +203,9 @@ func (t *transfers) next(ctx context.Context) (func(), bool) {
 // push sends partition j.p to j.to in batches, retrying while both still
 // hold it (the receiver refuses until its table agrees with this node's).
 func (t *transfers) push(ctx context.Context, j pushJob) {
+	if !t.n.waitSettled(ctx) {
+		return
+	}
 	backoff := 50 * time.Millisecond
 	for {
 		v := t.n.view()
@@ -257,6 +260,12 @@ func (t *transfers) pushTo(ctx context.Context, v *view, j pushJob) error {
 // fails is retried while it stays a member; p is complete once every source
 // was read to the end or left the cluster.
 func (t *transfers) pull(ctx context.Context, p int) {
+	// Pull only once every member has the new table: until then a holder
+	// on the old one may still acknowledge writes that a pull started
+	// earlier would miss. Requests meanwhile fetch their keys (ensureKeys).
+	if !t.n.waitSettled(ctx) {
+		return
+	}
 	backoff := 50 * time.Millisecond
 	for {
 		srcs := t.sources(p)
@@ -401,20 +410,26 @@ func (n *Node) ensureKeys(ctx context.Context, v *view, p int, keys []string) {
 	if len(srcs) == 0 {
 		return
 	}
-	for _, k := range keys {
-		if _, ok := n.store.Entry(k); ok {
-			continue
-		}
-		for _, src := range srcs {
-			r, err := n.call(ctx, v, src, &protocol.Request{Op: protocol.OpFetch, Partition: int32(p), Key: k})
-			if err != nil || r.Code != protocol.CodeOK {
-				continue
+	// Every key is fetched, present or not: a copy here may be older than
+	// one a node still on the previous table acknowledged. The sources are
+	// asked at once; entries apply by version, so arrival order is moot.
+	var wg sync.WaitGroup
+	for _, src := range srcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, k := range keys {
+				r, err := n.call(ctx, v, src, &protocol.Request{Op: protocol.OpFetch, Partition: int32(p), Key: k})
+				if err != nil || r.Code != protocol.CodeOK {
+					continue
+				}
+				for i := range r.Entries {
+					_, _ = n.store.Apply(&r.Entries[i])
+				}
 			}
-			for i := range r.Entries {
-				_, _ = n.store.Apply(&r.Entries[i])
-			}
-		}
+		}()
 	}
+	wg.Wait()
 }
 
 // startLocked resets the progress counters if no transfer is under way.
@@ -433,4 +448,19 @@ func (t *transfers) progress() (done, total int, entries int64, elapsed time.Dur
 		return 0, 0, 0, 0
 	}
 	return t.done, t.total, t.moved.Load() - t.movedAt, time.Since(t.started)
+}
+
+// waitSettled waits until every member has the same table as this node, or
+// ctx ends; it reports whether they do.
+func (n *Node) waitSettled(ctx context.Context) bool {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !n.settled.Load() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
 }
