@@ -396,8 +396,8 @@ func splitAckWithin(ctx context.Context, l *splitLedger, key string, o splitOutc
 }
 
 // logClientStacks logs, when the test has failed, the goroutines of this
-// process that are inside the client package: a call that hangs shows
-// where it waits.
+// process that are inside the client package (those waiting on a mutex
+// only counted): a call that hangs shows where it waits.
 func logClientStacks(t *testing.T) {
 	if !t.Failed() {
 		return
@@ -405,10 +405,15 @@ func logClientStacks(t *testing.T) {
 	buf := make([]byte, 8<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	var stacks []string
+	waiting := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "cloakroom/client.(*Client)") && len(stacks) < 12 {
+		switch {
+		case !strings.Contains(g, "cloakroom/client.(*Client)"):
+		case strings.Contains(g, "[sync.Mutex.Lock"):
+			waiting++
+		case len(stacks) < 12:
 			stacks = append(stacks, g)
 		}
 	}
-	t.Logf("goroutines in the client package (up to 12):\n%s", strings.Join(stacks, "\n\n"))
+	t.Logf("goroutines in the client package: %d waiting on a mutex, and (up to 12):\n%s", waiting, strings.Join(stacks, "\n\n"))
 }
