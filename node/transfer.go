@@ -263,9 +263,6 @@ func (t *transfers) pull(ctx context.Context, p int) {
 	// Pull only once every member has the new table: until then a holder
 	// on the old one may still acknowledge writes that a pull started
 	// earlier would miss. Requests meanwhile fetch their keys (ensureKeys).
-	if !t.n.waitSettled(ctx) {
-		return
-	}
 	backoff := 50 * time.Millisecond
 	for {
 		srcs := t.sources(p)
