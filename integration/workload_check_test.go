@@ -56,7 +56,7 @@ func (w *workload) check(ctx context.Context, via string, cl *client.Client, ttl
 					seq = seqOf(k.key, it.Value)
 				}
 				k.mu.Lock()
-				acked, del, unknown, touched := k.acked, k.del, len(k.unknown), k.touched
+				acked, del, unknown, touched, at := k.acked, k.del, len(k.unknown), k.touched, k.ackedAt
 				k.mu.Unlock()
 				where := ""
 				if parts > 0 {
@@ -70,11 +70,11 @@ func (w *workload) check(ctx context.Context, via string, cl *client.Client, ttl
 					}
 				case del == delAcked:
 					revived.Add(1)
-					w.notes.add("resurrected", "via %s: %s%s deleted (acknowledged) but reads seq %d", via, k.key, where, seq)
+					w.notes.add("resurrected", "via %s: %s%s deleted (acknowledged at %s) but reads seq %d", via, k.key, where, stamp(at), seq)
 				default:
 					lost.Add(1)
-					w.notes.add("lost", "via %s: %s%s reads seq %d; acknowledged seq %d, %d failed sets, delete state %d",
-						via, k.key, where, seq, acked, unknown, del)
+					w.notes.add("lost", "via %s: %s%s reads seq %d; seq %d acknowledged at %s, %d failed sets, delete state %d",
+						via, k.key, where, seq, acked, stamp(at), unknown, del)
 				}
 			}
 		}()

@@ -50,6 +50,7 @@ type keyState struct {
 	unknown []int64    // sequence numbers of Sets whose call failed
 	touched bool       // a Touch to touchTTL was acknowledged after the acked Set
 	del     delState
+	ackedAt time.Time // when the latest acknowledged Set, or the Delete, returned
 }
 
 // valueFor is the value of the seq'th Set of key, about 200 bytes.
@@ -236,7 +237,7 @@ func (w *workload) set(k *keyState) {
 		w.notes.add("failed set", "%s seq %d: %v", k.key, seq, err)
 		return
 	}
-	k.acked, k.touched = seq, false
+	k.acked, k.touched, k.ackedAt = seq, false, time.Now()
 	w.sets.Add(1)
 }
 
@@ -256,7 +257,7 @@ func (w *workload) delete(k *keyState) {
 		w.notes.add("failed delete", "%s: %v", k.key, err)
 		return
 	}
-	k.del = delAcked
+	k.del, k.ackedAt = delAcked, time.Now()
 	w.deletes.Add(1)
 	if n == 0 && acked > 0 && clean {
 		w.falseNotFound.Add(1)
@@ -311,7 +312,7 @@ func (w *workload) reader() {
 // told before the read started and after it ended.
 func (w *workload) read(k *keyState) {
 	k.mu.Lock()
-	acked, del := k.acked, k.del
+	acked, del, at := k.acked, k.del, k.ackedAt
 	k.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), callWait)
 	defer cancel()
@@ -332,7 +333,7 @@ func (w *workload) read(k *keyState) {
 		w.reads.Add(1)
 		if acked > 0 && del == delNone && delAfter == delNone {
 			w.falseNotFound.Add(1)
-			w.notes.add("false not found", "%s of %s (partition %d, acked seq %d)", op, k.key, w.part(k), acked)
+			w.notes.add("false not found", "%s of %s (partition %d, seq %d acknowledged at %s)", op, k.key, w.part(k), acked, stamp(at))
 		}
 	case err != nil:
 		w.failedReads.Add(1)
@@ -343,13 +344,15 @@ func (w *workload) read(k *keyState) {
 		switch {
 		case del == delAcked:
 			w.revive.Add(1)
-			w.notes.add("resurrected read", "%s of %s (partition %d) deleted before the read: seq %d", op, k.key, w.part(k), seq)
+			w.notes.add("resurrected read", "%s of %s (partition %d) deleted at %s: seq %d", op, k.key, w.part(k), stamp(at), seq)
 		case seq < acked:
 			w.staleReads.Add(1)
-			w.notes.add("stale read", "%s of %s (partition %d): seq %d; acked %d before the read", op, k.key, w.part(k), seq, acked)
+			w.notes.add("stale read", "%s of %s (partition %d): seq %d; seq %d acknowledged at %s", op, k.key, w.part(k), seq, acked, stamp(at))
 		}
 	}
 }
+
+func stamp(t time.Time) string { return t.UTC().Format("15:04:05.000") }
 
 func (w *workload) part(k *keyState) int { return ring.Partition(k.key, w.parts) }
 
