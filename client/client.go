@@ -29,6 +29,10 @@ type Config struct {
 	// changes (a primary down until a backup is promoted, a table being
 	// refreshed). Zero means 15s, longer than failure detection takes.
 	RetryTimeout time.Duration
+	// AttemptTimeout bounds one attempt of a routed call; a call whose
+	// attempt times out is retried (if it is safe to repeat) or, for a
+	// read, sent to a backup. Zero means 2s.
+	AttemptTimeout time.Duration
 	// Limits are checked before a request is sent, so that an oversized
 	// value fails fast. They should match the nodes'. Zero fields mean the
 	// protocol defaults.
@@ -45,6 +49,9 @@ func (c Config) withDefaults() Config {
 	if c.RetryTimeout <= 0 {
 		c.RetryTimeout = 15 * time.Second
 	}
+	if c.AttemptTimeout <= 0 {
+		c.AttemptTimeout = 2 * time.Second
+	}
 	c.Limits = c.Limits.WithDefaults()
 	return c
 }
@@ -59,6 +66,7 @@ type Client struct {
 	routes atomic.Pointer[routes] // nil until first learnt (routed mode)
 	// refreshing is held by the one goroutine refreshing routes.
 	refreshing sync.Mutex
+	bgRefresh  atomic.Bool // a background refresh is running
 
 	closed atomic.Bool
 }

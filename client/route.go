@@ -21,6 +21,9 @@ import (
 // and writes are retried, refreshing the table, until the cluster has
 // promoted a backup or the retry budget runs out.
 
+// tableTimeout bounds asking one node for the table.
+const tableTimeout = time.Second
+
 // routes is an immutable snapshot of the table as the client uses it.
 type routes struct {
 	version    uint64
@@ -87,10 +90,18 @@ func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, 
 			p = r.partitionOf(req)
 		}
 		var cl *call
+		// Each attempt has a deadline of its own, so that a node that stops
+		// answering (cut off, not yet noticed) costs one attempt, not the
+		// whole call.
+		actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
 		if p < 0 || r == nil {
-			cl, err = c.sendAny(ctx, r, req)
+			cl, err = c.sendAny(actx, r, req)
 		} else {
-			cl, err = c.sendPartition(ctx, r, p, req)
+			cl, err = c.sendPartition(actx, r, p, req)
+		}
+		cancel()
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w: attempt timed out after %v", ErrUnavailable, c.cfg.AttemptTimeout)
 		}
 		switch {
 		case err == nil && (cl.resp.Code == protocol.CodeNotOwner ||
@@ -101,8 +112,14 @@ func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, 
 			lastErr = cl.resp.Err()
 			releaseCall(cl)
 		case err == nil:
-			if r != nil && cl.resp.Table > r.version {
-				go c.refresh(context.Background(), r.version)
+			if r != nil && cl.resp.Table > r.version && c.bgRefresh.CompareAndSwap(false, true) {
+				// One background refresh at a time, bounded in time.
+				go func() {
+					defer c.bgRefresh.Store(false)
+					ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
+					defer cancel()
+					c.refresh(ctx, r.version)
+				}()
 			}
 			return cl, nil
 		case ctx.Err() != nil:
@@ -130,7 +147,14 @@ func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, 
 // and req only reads, it asks p's backups at once.
 func (c *Client) sendPartition(ctx context.Context, r *routes, p int, req *protocol.Request) (*call, error) {
 	holders := r.holders(p)
-	cl, err := c.pool(holders[0]).do(ctx, req)
+	pctx := ctx
+	if readOnly(req.Op) && len(holders) > 1 {
+		// Leave half the attempt for a backup if the primary is silent.
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(ctx, c.cfg.AttemptTimeout/2)
+		defer cancel()
+	}
+	cl, err := c.pool(holders[0]).do(pctx, req)
 	if err == nil || !readOnly(req.Op) || ctx.Err() != nil {
 		return cl, err
 	}
@@ -235,9 +259,18 @@ func (c *Client) sendGroup(ctx context.Context, sub *protocol.Request) (*call, e
 		req := &protocol.Request{Op: sub.Op, Keys: sub.Keys}
 		cl, err := c.pool(addr).do(ctx, req)
 		if err == nil {
-			return cl, nil
-		}
-		if ctx.Err() != nil {
+			code := cl.resp.Code
+			if code != protocol.CodeNotOwner && code != protocol.CodeUnavailable {
+				return cl, nil
+			}
+			// The cluster is changing; deletes and existence checks are
+			// safe to repeat.
+			if time.Now().Add(backoff).After(deadline) {
+				return cl, nil
+			}
+			err = cl.resp.Err()
+			releaseCall(cl)
+		} else if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		if time.Now().Add(backoff).After(deadline) {
@@ -279,7 +312,11 @@ func (c *Client) refresh(ctx context.Context, seen uint64) error {
 	}
 	var lastErr error = protocol.Errorf(protocol.CodeUnavailable, "no node to ask for the cluster table")
 	for _, a := range c.candidates(c.routes.Load()) {
-		cl, err := c.pool(a).do(ctx, &protocol.Request{Op: protocol.OpTable})
+		// A node cut off from the network must not hold the refresh up:
+		// each ask gets a short deadline of its own.
+		actx, cancel := context.WithTimeout(ctx, tableTimeout)
+		cl, err := c.pool(a).do(actx, &protocol.Request{Op: protocol.OpTable})
+		cancel()
 		if err != nil {
 			lastErr = err
 			continue
