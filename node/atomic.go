@@ -47,19 +47,27 @@ func (n *Node) doAtomic(ctx context.Context, reqs []*protocol.Request, resps []*
 	if n.unsure(p) {
 		n.ensureKeys(ctx, v, p, keys)
 	}
+	backups := v.others(p)
+	var prev []priorEntry
+	if len(backups) > 0 {
+		prev = n.priorEntries(keys)
+	}
 	if err := n.store.ExecAtomic(reqs, resps); err != nil {
 		return err
 	}
-	if backups := v.others(p); len(backups) > 0 {
-		var entries []protocol.Entry
-		for i, r := range reqs {
-			if mutates(r.Op) && resps[i].Code == protocol.CodeOK {
-				if e, ok := n.store.Entry(keys[i]); ok {
-					entries = append(entries, e)
-				}
-			}
+	if len(backups) == 0 {
+		return nil
+	}
+	var changed []string
+	for i, r := range reqs {
+		if mutates(r.Op) && resps[i].Code == protocol.CodeOK {
+			changed = append(changed, keys[i])
 		}
-		return n.replicate(ctx, v, p, backups, entries)
+	}
+	entries := n.currentEntries(changed)
+	if err := n.replicate(ctx, v, p, backups, entries); err != nil {
+		n.revert(prev, entries)
+		return err
 	}
 	return nil
 }

@@ -261,6 +261,8 @@ func (n *Node) waitHandedOff(ctx context.Context) error {
 			why = "the table still includes this node"
 		case len(v.table.Members) == 0:
 			return nil
+		case n.transfers.pushCnt.Load() > 0:
+			why = fmt.Sprintf("%d partitions still being handed over", n.transfers.pushCnt.Load())
 		default:
 			why = n.peersSettled(ctx, v)
 			if why == "" {

@@ -173,27 +173,69 @@ func (n *Node) execPrimary(ctx context.Context, v *view, p int, req *protocol.Re
 	if n.unsure(p) && req.Op != protocol.OpScan && req.Op != protocol.OpDeleteMatch {
 		n.ensureKeys(ctx, v, p, requestKeys(req))
 	}
+	replicated := mutates(req.Op) && len(v.table.Owners[p]) > 1
+	var prev []priorEntry
+	if replicated && req.Op != protocol.OpDeleteMatch {
+		prev = n.priorEntries(requestKeys(req))
+	}
 	if singleKey(req.Op) {
 		n.store.ExecOn(p, req, resp)
 	} else {
 		n.store.Exec(req, resp)
 	}
-	if resp.Code != protocol.CodeOK || !mutates(req.Op) || len(v.table.Owners[p]) == 1 {
+	if resp.Code != protocol.CodeOK || !replicated {
 		return
 	}
-	backups := v.others(p)
 	keys := requestKeys(req)
 	if req.Op == protocol.OpDeleteMatch {
 		keys = resp.Keys
 	}
+	entries := n.currentEntries(keys)
+	if err := n.replicate(ctx, v, p, v.others(p), entries); err != nil {
+		n.revert(prev, entries)
+		resp.SetErr(err)
+	}
+}
+
+// priorEntry is a key's entry before a write, kept to undo the write if
+// the cluster does not acknowledge it.
+type priorEntry struct {
+	key   string
+	entry protocol.Entry
+	had   bool
+}
+
+func (n *Node) priorEntries(keys []string) []priorEntry {
+	out := make([]priorEntry, len(keys))
+	for i, k := range keys {
+		out[i].key = k
+		out[i].entry, out[i].had = n.store.Entry(k)
+	}
+	return out
+}
+
+func (n *Node) currentEntries(keys []string) []protocol.Entry {
 	entries := make([]protocol.Entry, 0, len(keys))
 	for _, k := range keys {
 		if e, ok := n.store.Entry(k); ok {
 			entries = append(entries, e)
 		}
 	}
-	if err := n.replicate(ctx, v, p, backups, entries); err != nil {
-		resp.SetErr(err)
+	return entries
+}
+
+// revert undoes writes whose replication failed, so that a primary that
+// could not reach its backups (cut off, or on a stale table) keeps no copy
+// that would later win over what the cluster did acknowledge.
+func (n *Node) revert(prev []priorEntry, written []protocol.Entry) {
+	version := make(map[string]uint64, len(written))
+	for _, e := range written {
+		version[e.Key] = e.Version
+	}
+	for _, pe := range prev {
+		if v, ok := version[pe.key]; ok && (!pe.had || pe.entry.Version != v) {
+			n.store.Revert(pe.key, v, pe.entry, pe.had)
+		}
 	}
 }
 

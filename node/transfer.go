@@ -86,8 +86,17 @@ func (t *transfers) onViewChange(old, cur *view) {
 	for p := range t.n.cfg.Partitions {
 		holds, _ := cur.holds(p)
 		if !holds {
-			if held, _ := old.holds(p); held {
+			if held, _ := old.holds(p); held && !old.provisional {
 				t.dropAt[p] = time.Now().Add(dropDelay)
+				// Hand the partition over: what this node acknowledged as
+				// a holder reaches the new holders even if their pulls
+				// passed it by, or they never knew to pull from here.
+				for _, m := range cur.table.Holders(p) {
+					t.pushes = append(t.pushes, pushJob{p, m})
+					t.pushCnt.Add(1)
+					t.startLocked()
+					t.total++
+				}
 			}
 			delete(t.pending, p)
 			continue
@@ -200,8 +209,9 @@ func (t *transfers) next(ctx context.Context) (func(), bool) {
 	return nil, false
 }
 
-// push sends partition j.p to j.to in batches, retrying while both still
-// hold it (the receiver refuses until its table agrees with this node's).
+// push sends partition j.p to j.to in batches, retrying while j.to still
+// holds it (the receiver refuses until its table agrees with this node's).
+// The sender may be a holder, or a former holder handing the partition over.
 func (t *transfers) push(ctx context.Context, j pushJob) {
 	if !t.n.waitSettled(ctx) {
 		return
@@ -209,7 +219,7 @@ func (t *transfers) push(ctx context.Context, j pushJob) {
 	backoff := 50 * time.Millisecond
 	for {
 		v := t.n.view()
-		if held, _ := v.holds(j.p); !held || !slices.Contains(v.others(j.p), j.to) {
+		if !slices.Contains(v.table.Holders(j.p), j.to) || j.to == v.self {
 			return
 		}
 		err := t.pushTo(ctx, v, j)

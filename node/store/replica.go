@@ -181,3 +181,40 @@ func (s *Store) Digest(pi int) (sum uint64, n int) {
 	})
 	return sum, n
 }
+
+// Revert undoes a write the cluster did not acknowledge: if key's entry
+// still has version (nothing newer came since), it is put back to prev, or
+// removed if there was none (had false). It reports whether it reverted.
+func (s *Store) Revert(key string, version uint64, prev protocol.Entry, had bool) bool {
+	p := s.partition(key)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l, ok := p.lookup(key)
+	if !ok || readHeader(p.entryAt(l)).version != version {
+		return false
+	}
+	if !had {
+		p.unlink(key, l)
+		s.maybeCompact(p)
+		return true
+	}
+	now := s.now()
+	h := header{version: prev.Version}
+	if prev.TTL > 0 {
+		h.deadline = now + prev.TTL
+	}
+	var value []byte
+	if prev.Tombstone {
+		h.flags = flagTombstone
+		if h.deadline == 0 {
+			h.deadline = now + s.cfg.TombstoneTTL.Milliseconds()
+		}
+	} else {
+		value = prev.Value
+	}
+	if err := p.write(key, l, true, h, value); err != nil {
+		p.unlink(key, l) // no room to put it back: better absent than unacknowledged
+	}
+	s.maybeCompact(p)
+	return true
+}

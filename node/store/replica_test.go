@@ -86,3 +86,27 @@ func TestStore_Fetch_movesAPartitionWithTombstones(t *testing.T) {
 	wantMissing(t, dst, "k0") // 1s TTL moved as remaining time
 	wantValue(t, dst, "k3", "v3")
 }
+
+func TestStore_Revert_undoesOnlyTheUnacknowledgedWrite(t *testing.T) {
+	s, _ := newTestStore(t, Config{})
+	set(s, "k", "old", time.Minute)
+	prev, had := s.Entry("k")
+	w := set(s, "k", "new", time.Minute)
+	if !s.Revert("k", w.Version, prev, had) {
+		t.Fatal("revert refused")
+	}
+	if g := wantValue(t, s, "k", "old"); g.Version != prev.Version {
+		t.Fatalf("version after revert %d; want %d", g.Version, prev.Version)
+	}
+	// A write that came after is not undone.
+	w2 := set(s, "k", "newer", time.Minute)
+	if s.Revert("k", w2.Version-1, prev, had) {
+		t.Fatal("reverted a newer write")
+	}
+	wantValue(t, s, "k", "newer")
+	// A key that did not exist is removed again.
+	_, had = s.Entry("fresh")
+	w3 := set(s, "fresh", "x", time.Minute)
+	s.Revert("fresh", w3.Version, protocol.Entry{}, had)
+	wantMissing(t, s, "fresh")
+}
