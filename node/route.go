@@ -331,8 +331,14 @@ func (n *Node) applyReplica(v *view, req *protocol.Request, resp *protocol.Respo
 	}
 }
 
-// fetchBatchBytes bounds one OpFetch reply.
-const fetchBatchBytes = 256 << 10
+// fetchBatchBytes bounds one OpFetch reply or transfer batch: large, so a
+// partition moves in few batches, and never more than fits in a frame.
+const fetchBatchBytes = 768 << 10
+
+// batchBytes is the transfer batch size under this node's limits: a batch
+// of at most a value's size plus the frame's room for everything else
+// always fits in a peer's frame.
+func (n *Node) batchBytes() int { return min(fetchBatchBytes, n.cfg.Limits.MaxValue) }
 
 func (n *Node) serveFetch(req *protocol.Request, resp *protocol.Response) {
 	if req.Partition < 0 || int(req.Partition) >= n.cfg.Partitions {
@@ -345,9 +351,9 @@ func (n *Node) serveFetch(req *protocol.Request, resp *protocol.Response) {
 		}
 		return
 	}
-	limit := fetchBatchBytes
+	limit := n.batchBytes()
 	if req.Count > 0 {
-		limit = min(int(req.Count), fetchBatchBytes)
+		limit = min(int(req.Count), limit)
 	}
 	resp.Entries, resp.Cursor = n.store.Fetch(int(req.Partition), req.Cursor, limit)
 }

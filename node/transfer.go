@@ -239,7 +239,7 @@ func (t *transfers) push(ctx context.Context, j pushJob) {
 func (t *transfers) pushTo(ctx context.Context, v *view, j pushJob) error {
 	cursor := uint64(0)
 	for {
-		entries, next := t.n.store.Fetch(j.p, cursor, fetchBatchBytes)
+		entries, next := t.n.store.Fetch(j.p, cursor, t.n.batchBytes())
 		size := 0
 		for i := range entries {
 			size += len(entries[i].Key) + len(entries[i].Value)

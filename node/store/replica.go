@@ -98,7 +98,8 @@ func (s *Store) Apply(x *protocol.Entry) (bool, error) {
 }
 
 // Fetch returns entries of partition pi, tombstones included, in scan order
-// after cursor, stopping after about maxBytes of keys and values. The
+// after cursor, at most maxBytes of keys and values (but at least one
+// entry). The
 // second result is the cursor to continue from, 0 when the partition is done.
 func (s *Store) Fetch(pi int, cursor uint64, maxBytes int) ([]protocol.Entry, uint64) {
 	type item struct {
@@ -131,13 +132,16 @@ func (s *Store) Fetch(pi int, cursor uint64, maxBytes int) ([]protocol.Entry, ui
 	var out []protocol.Entry
 	size := 0
 	for i, it := range items {
-		if size >= maxBytes && it.pos != items[i-1].pos {
+		e := p.entryAt(it.l)
+		h := readHeader(e)
+		sz := h.keyLen + h.valLen + 32
+		// Stop before an entry that would pass maxBytes (a batch has at
+		// least one entry; keys sharing a position stay together).
+		if len(out) > 0 && size+sz > maxBytes && it.pos != items[i-1].pos {
 			return out, items[i-1].pos
 		}
-		e := p.entryAt(it.l)
-		x := s.toEntry(it.key, e, readHeader(e), now)
-		size += len(x.Key) + len(x.Value) + 32
-		out = append(out, x)
+		size += sz
+		out = append(out, s.toEntry(it.key, e, h, now))
 	}
 	return out, 0
 }

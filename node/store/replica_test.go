@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,4 +110,31 @@ func TestStore_Revert_undoesOnlyTheUnacknowledgedWrite(t *testing.T) {
 	w3 := set(s, "fresh", "x", time.Minute)
 	s.Revert("fresh", w3.Version, protocol.Entry{}, had)
 	wantMissing(t, s, "fresh")
+}
+
+func TestStore_Fetch_batchesNeverPassTheirBudget(t *testing.T) {
+	s, _ := newTestStore(t, Config{Partitions: 1})
+	big := strings.Repeat("v", 600)
+	for i := range 10 {
+		set(s, fmt.Sprint("k", i), big, time.Minute)
+	}
+	seen, cursor := 0, uint64(0)
+	for {
+		es, next := s.Fetch(0, cursor, 1000)
+		size := 0
+		for _, e := range es {
+			size += len(e.Key) + len(e.Value) + 32
+		}
+		if len(es) == 0 || (len(es) > 1 && size > 1000) {
+			t.Fatalf("batch of %d entries, %d bytes; want 1 or more within 1000 bytes", len(es), size)
+		}
+		seen += len(es)
+		if next == 0 {
+			break
+		}
+		cursor = next
+	}
+	if seen != 10 {
+		t.Fatalf("fetched %d entries; want 10", seen)
+	}
 }
