@@ -46,9 +46,9 @@ type Config struct {
 	Cluster string
 	// GossipKey encrypts gossip (AES; 16, 24 or 32 bytes). Nil: plain text.
 	GossipKey []byte
-	// GossipPreset tunes failure detection: "lan" (memberlist's LAN
-	// defaults: a crash is noticed in about 5 s) or "local" (one machine or
-	// a fast network: about 1 s). Empty means "lan".
+	// GossipPreset selects memberlist's timing: "lan" (a crash is noticed
+	// in about 5 s) or "local" (memberlist's local-network timeouts; on
+	// three nodes no faster in practice). Empty means "lan".
 	GossipPreset string
 	// AntiEntropyInterval is how often a primary compares each partition
 	// with its backups and repairs differences. Zero means 30s; negative

@@ -60,7 +60,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&join, "join", "", "comma-separated gossip addresses of any cluster members")
 	fs.StringVar(&c.Cluster, "cluster-name", "cloakroom", "cluster name; nodes refuse members with another name")
 	fs.StringVar(&gossipKey, "gossip-key", "", "base64 AES key (16, 24 or 32 bytes) encrypting gossip; empty: plain text")
-	fs.StringVar(&c.GossipPreset, "gossip-preset", "lan", "failure detection: lan (crash noticed in ~5s) or local (~1s, one machine)")
+	fs.StringVar(&c.GossipPreset, "gossip-preset", "lan", "memberlist timing preset: lan (a crash is noticed in about 5s) or local (shorter timeouts, one machine)")
 	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "copies of each session, counting the primary")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partition count; must match across the cluster")
 	fs.StringVar(&maxMemory, "max-memory", "0", "memory limit such as 512MiB; 0 means no limit")
