@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 
 	"github.com/cloakroom/cloakroom/protocol"
@@ -158,6 +159,8 @@ func (nc *nativeConn) flushLoop(done <-chan struct{}, flushed chan<- struct{}) {
 	for {
 		select {
 		case <-nc.kick:
+			// Let other replies about to be written join this write.
+			runtime.Gosched()
 			flush()
 		case <-done:
 			flush()
