@@ -90,6 +90,10 @@ func (n *Node) runCluster() {
 	n.joined.Store(true)
 	t := time.NewTimer(0)
 	<-t.C
+	// Recompute now and then even without events: cheap, and it catches up
+	// with anything an event missed.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -97,6 +101,8 @@ func (n *Node) runCluster() {
 		case <-m.kick:
 			t.Reset(settle)
 		case <-t.C:
+			n.recompute()
+		case <-tick.C:
 			n.recompute()
 		}
 	}

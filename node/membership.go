@@ -62,6 +62,9 @@ func (n *Node) startMembership() (*membership, error) {
 	if n.cfg.GossipPreset == "local" {
 		mc = memberlist.DefaultLocalConfig()
 	}
+	// A full state exchange every few seconds, so that a metadata update
+	// (a table version) whose broadcast was missed still arrives soon.
+	mc.PushPullInterval = 5 * time.Second
 	mc.Name = n.cfg.Name
 	mc.BindAddr, mc.BindPort = host, port
 	mc.AdvertisePort = port

@@ -155,13 +155,16 @@ func (c *Cluster) WaitAgreed(t testing.TB, members int) {
 }
 
 // WaitReady waits until every running node is ready (holds all its
-// partitions).
+// partitions) and sees nothing under-replicated (transfers done).
 func (c *Cluster) WaitReady(t testing.TB) {
 	t.Helper()
 	WaitFor(t, 30*time.Second, func() error {
 		for _, n := range c.Running() {
 			if ok, why := n.Ready(); !ok {
 				return fmt.Errorf("%s not ready: %s", n.Name(), why)
+			}
+			if u := n.Status().UnderReplicated; u > 0 {
+				return fmt.Errorf("%s sees %d partitions under-replicated", n.Name(), u)
 			}
 		}
 		return nil
