@@ -4,8 +4,6 @@ import (
 	"context"
 	"os"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -63,22 +61,8 @@ func TestMeasure_restoreReplication1M(t *testing.T) {
 	waitTablesAgree(ctx, t, c, 3)
 	cl := newRouted(t, c.nativeAddrs()...)
 	start := time.Now()
-	var next, failed atomic.Int64
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				if err := cl.Set(ctx, sessionKey(i), []byte(sessionValue(i)), time.Hour); err != nil {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if failed.Load() > 0 {
-		t.Fatalf("%d of %d sets failed", failed.Load(), n)
+	if failed := loadSessions(ctx, cl, n, 64); failed > 0 {
+		t.Fatalf("%d of %d sets failed", failed, n)
 	}
 	load := time.Since(start)
 	t.Logf("loaded %d sessions in %v (%.0f/s)", n, load.Round(time.Millisecond), float64(n)/load.Seconds())

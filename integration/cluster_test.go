@@ -65,6 +65,26 @@ func readAll(ctx context.Context, c *client.Client, n int, deleted func(i int) b
 	return errs
 }
 
+// loadSessions writes sessions 0..n-1 through c from workers goroutines
+// and returns how many Sets failed.
+func loadSessions(ctx context.Context, c *client.Client, n, workers int) int64 {
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				if err := c.Set(ctx, sessionKey(i), []byte(sessionValue(i)), time.Hour); err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return failed.Load()
+}
+
 func sessionKey(i int) string   { return fmt.Sprintf("session:%08d", i) }
 func sessionValue(i int) string { return fmt.Sprintf("coat-%d-%0180d", i, i) }
 
@@ -132,24 +152,8 @@ func TestCluster_processes_killOneLosesNothing(t *testing.T) {
 	waitTablesAgree(ctx, t, c, 3)
 	cl := newRouted(t, c.procs[0].native)
 	const n = 20_000
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	var next atomic.Int64
-	for range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				if err := cl.Set(ctx, sessionKey(i), []byte(sessionValue(i)), time.Hour); err != nil {
-					failed.Add(1)
-					t.Errorf("set %s: %v", sessionKey(i), err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if failed.Load() > 0 {
-		t.FailNow()
+	if failed := loadSessions(ctx, cl, n, 50); failed > 0 {
+		t.Fatalf("%d of %d sets failed", failed, n)
 	}
 	none := func(int) bool { return false }
 	for _, p := range c.procs {
