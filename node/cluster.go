@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/cloakroom/cloakroom/protocol"
@@ -303,8 +302,6 @@ func (n *Node) peersSettled(ctx context.Context, v *view) string {
 	}
 	return ""
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 // underReplicated counts partitions with fewer holders than the configured
 // replicas, or still arriving somewhere on this node.

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/cloakroom/cloakroom/protocol"
@@ -383,7 +384,7 @@ func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, res
 	for p, keys := range byPart {
 		if _, primary := v.holds(p); !primary {
 			if req.Flags&protocol.FlagForwarded != 0 {
-				add(&protocol.Response{Code: protocol.CodeNotOwner, Msg: "not the primary of partition " + itoa(p)})
+				add(&protocol.Response{Code: protocol.CodeNotOwner, Msg: fmt.Sprintf("%s is not the primary of partition %d", n.cfg.Name, p)})
 				continue
 			}
 			owner := v.primary(p)
