@@ -27,20 +27,17 @@ type membership struct {
 	meta atomic.Pointer[[]byte] // encoded nodeMeta served to memberlist
 	kick chan struct{}          // capacity 1: membership changed
 
-	mu      sync.Mutex // guards refused and peers
+	mu      sync.Mutex // guards refused, peers and q
 	refused map[string]string
 	// peers mirrors memberlist's live members as its events report them:
 	// name → gossiped metadata. memberlist's own Node values change under
 	// its lock, so the node reads this copy instead.
 	peers map[string][]byte
 
-	// Quorum: base is the membership this node last belonged to. A member
-	// joins it when it enters the table and leaves it only by leaving
-	// gracefully (left); a crashed member stays, so a node cut off from
-	// the others cannot count itself a majority.
-	base   map[string]bool
-	left   map[string]bool
-	quorum atomic.Pointer[string] // "" when the node sees a majority of base, else why not
+	q quorumState // see liveness.go; guarded by mu
+
+	qmu    sync.Mutex             // serialises quorum decisions (evalQuorum)
+	quorum atomic.Pointer[string] // "" when the node sees a majority of q.base, else why not
 }
 
 func randomID() uint64 {
@@ -49,13 +46,19 @@ func randomID() uint64 {
 	return binary.LittleEndian.Uint64(b[:])
 }
 
+func newMembership(n *Node) *membership {
+	m := &membership{n: n, kick: make(chan struct{}, 1), refused: map[string]string{}, peers: map[string][]byte{},
+		q: quorumState{base: map[string]bool{n.cfg.Name: true}, left: map[string]bool{},
+			heard: map[string]time.Time{}, pinging: map[string]bool{}}}
+	ok := ""
+	m.quorum.Store(&ok)
+	return m
+}
+
 // startMembership creates the memberlist on cfg.GossipAddr. Joining the
 // seeds happens in the cluster loop, with retries.
 func (n *Node) startMembership() (*membership, error) {
-	m := &membership{n: n, kick: make(chan struct{}, 1), refused: map[string]string{}, peers: map[string][]byte{},
-		base: map[string]bool{n.cfg.Name: true}, left: map[string]bool{}}
-	ok := ""
-	m.quorum.Store(&ok)
+	m := newMembership(n)
 	host, portStr, _ := net.SplitHostPort(n.cfg.GossipAddr)
 	port, _ := strconv.Atoi(portStr)
 	mc := memberlist.DefaultLANConfig()
@@ -171,11 +174,11 @@ func (m *membership) track(node *memberlist.Node, alive bool) {
 	m.mu.Lock()
 	if alive {
 		m.peers[node.Name] = bytes.Clone(node.Meta)
-		delete(m.left, node.Name)
+		delete(m.q.left, node.Name)
 	} else {
 		delete(m.peers, node.Name)
 		if node.State == memberlist.StateLeft {
-			m.left[node.Name] = true
+			m.q.left[node.Name] = true
 		}
 	}
 	m.mu.Unlock()
@@ -199,46 +202,9 @@ func (m *membership) othersLeaving(self string) bool {
 // markLeft records that name is leaving gracefully.
 func (m *membership) markLeft(name string) {
 	m.mu.Lock()
-	m.left[name] = true
+	m.q.left[name] = true
 	m.mu.Unlock()
 }
-
-// updateQuorum folds the members of a new table into the base membership
-// and decides whether this node still sees a majority of it.
-func (m *membership) updateQuorum(members []string, leaving bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, name := range members {
-		m.base[name] = true
-	}
-	for name := range m.left {
-		delete(m.base, name)
-	}
-	if leaving {
-		delete(m.base, m.n.cfg.Name)
-	}
-	seen := 0
-	for _, name := range members {
-		if m.base[name] {
-			seen++
-		}
-	}
-	why := ""
-	if len(m.base) > 0 && seen*2 <= len(m.base) {
-		why = fmt.Sprintf("node %s sees %d of the %d members it last belonged to, not a majority", m.n.cfg.Name, seen, len(m.base))
-	}
-	if prev := *m.quorum.Load(); prev != why {
-		if why != "" {
-			m.n.log.Warn("lost quorum: refusing reads and writes", "seen", seen, "base", len(m.base))
-		} else {
-			m.n.log.Info("quorum regained", "seen", seen, "base", len(m.base))
-		}
-	}
-	m.quorum.Store(&why)
-}
-
-// noQuorum returns why this node may not serve keys, or "".
-func (m *membership) noQuorum() string { return *m.quorum.Load() }
 
 // memberlist.Delegate
 

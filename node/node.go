@@ -104,6 +104,7 @@ func New(cfg Config) (*Node, error) {
 			return nil, err
 		}
 		n.goRun(n.runCluster)
+		n.goRun(n.runHeartbeats)
 		n.goRun(func() { n.transfers.run(n.ctx) })
 		n.goRun(n.runAntiEntropy)
 	}

@@ -80,7 +80,10 @@ func (t *transfers) sources(p int) []string {
 }
 
 // onViewChange queues pulls and drops for the change from old to cur.
-func (t *transfers) onViewChange(old, cur *view) {
+// Every partition this node holds in cur is also pulled from each member
+// in extra (see resync). Sources still pending from an earlier change are
+// kept: a later change does not make them redundant.
+func (t *transfers) onViewChange(old, cur *view, extra []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for p := range t.n.cfg.Partitions {
@@ -105,7 +108,7 @@ func (t *transfers) onViewChange(old, cur *view) {
 		oldHolders := old.table.Holders(p)
 		heldBefore := slices.Contains(oldHolders, cur.self) && !old.provisional
 		var srcs []string
-		for _, m := range append(cur.others(p), oldHolders...) {
+		for _, m := range slices.Concat(cur.others(p), oldHolders, extra) {
 			if m == cur.self || slices.Contains(srcs, m) {
 				continue
 			}
@@ -114,7 +117,7 @@ func (t *transfers) onViewChange(old, cur *view) {
 			}
 			// Pull from a holder unless it held p alongside this node
 			// before: then it has nothing this node lacks.
-			if heldBefore && slices.Contains(oldHolders, m) {
+			if heldBefore && slices.Contains(oldHolders, m) && !slices.Contains(extra, m) {
 				continue
 			}
 			srcs = append(srcs, m)
@@ -132,10 +135,16 @@ func (t *transfers) onViewChange(old, cur *view) {
 		if len(srcs) == 0 {
 			continue
 		}
-		if _, queued := t.pending[p]; !queued {
+		prev, queued := t.pending[p]
+		if !queued {
 			t.queued = append(t.queued, p)
 			t.startLocked()
 			t.total++
+		}
+		for _, m := range prev {
+			if !slices.Contains(srcs, m) {
+				srcs = append(srcs, m)
+			}
 		}
 		t.pending[p] = srcs
 	}

@@ -1,0 +1,96 @@
+package node
+
+import (
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
+)
+
+// quorumNode is a node "a" of a three-member table {a, b, c}, with just
+// enough state for the quorum decision and the resync it triggers.
+func quorumNode(t *testing.T) (*Node, *membership) {
+	t.Helper()
+	n := &Node{cfg: Config{Name: "a", Partitions: 32, Replicas: 2}, log: slog.New(slog.DiscardHandler)}
+	n.transfers = newTransfers(n)
+	members := []string{"a", "b", "c"}
+	tbl, err := ring.Compute(members, 32, 2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos := map[string]protocol.MemberInfo{}
+	for _, m := range members {
+		infos[m] = protocol.MemberInfo{Name: m, Addr: m + ":1"}
+	}
+	v, err := newView(tbl, "a", infos, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.cview.Store(v)
+	n.members = newMembership(n)
+	n.members.updateQuorum(members, false)
+	return n, n.members
+}
+
+func TestQuorumCountsOnlyMembersHeardFromRecently(t *testing.T) {
+	n, m := quorumNode(t)
+	t0 := time.Now()
+	m.evalQuorum(t0)
+	if why := m.noQuorum(); why != "" {
+		t.Fatalf("members count for one window after entering the table; got %q", why)
+	}
+	// b answers, c does not: two of three is still a majority.
+	later := t0.Add(quorumWindow + time.Second)
+	m.heardFrom("b", later)
+	m.evalQuorum(later)
+	if why := m.noQuorum(); why != "" {
+		t.Fatalf("a and b are a majority of three; got %q", why)
+	}
+	// Neither answers for a window: a alone is a minority, even though
+	// both are still in its table.
+	cut := later.Add(quorumWindow + time.Second)
+	m.evalQuorum(cut)
+	if why := m.noQuorum(); why == "" {
+		t.Fatal("a node that heard from no one for a window kept quorum")
+	}
+	if n.transfers.syncCnt.Load() != 0 {
+		t.Fatal("losing quorum queued transfers")
+	}
+	// c answers again: quorum is back, and every held partition is pulled
+	// again from both others before anything is served.
+	m.heardFrom("c", cut)
+	m.evalQuorum(cut)
+	if why := m.noQuorum(); why != "" {
+		t.Fatalf("a and c are a majority; got %q", why)
+	}
+	v := n.view()
+	for p := range n.cfg.Partitions {
+		held, _ := v.holds(p)
+		srcs := n.transfers.sources(p)
+		slices.Sort(srcs)
+		switch {
+		case held && !slices.Equal(srcs, []string{"b", "c"}):
+			t.Errorf("partition %d: resync pulls from %v, want [b c]", p, srcs)
+		case !held && len(srcs) > 0:
+			t.Errorf("partition %d is not held but is pulled from %v", p, srcs)
+		}
+	}
+}
+
+func TestQuorumIgnoresAnswersFromNonMembers(t *testing.T) {
+	_, m := quorumNode(t)
+	t0 := time.Now().Add(2 * quorumWindow)
+	// An answer from a member no longer in the table is not recorded: it
+	// counts again only from when it re-enters the table.
+	m.updateQuorum([]string{"a", "c"}, false)
+	m.heardFrom("b", t0)
+	m.mu.Lock()
+	_, recorded := m.q.heard["b"]
+	m.mu.Unlock()
+	if recorded {
+		t.Fatal("heard from b while it was out of the table")
+	}
+}
