@@ -29,6 +29,9 @@ type partition struct {
 	keys   int            // live (non-tombstone) entries, including expired ones not yet dropped
 	tombs  int            // tombstones
 	maxVer uint64         // highest version written or applied
+
+	snap    *fetchSnap // newest transfer snapshot (fetch.go), nil if none
+	snapSeq uint64     // snapshots taken
 }
 
 // hash returns key's index hash. Tests narrow hashMask to force collisions.
@@ -284,6 +287,6 @@ func (p *partition) reset() {
 		}
 	}
 	p.entries.Add(-int64(p.keys + p.tombs))
-	p.index, p.spill, p.chunks = make(map[uint64]loc), nil, nil
+	p.index, p.spill, p.chunks, p.snap = make(map[uint64]loc), nil, nil, nil
 	p.cur, p.off, p.used, p.dead, p.keys, p.tombs = -1, 0, 0, 0, 0, 0
 }

@@ -97,55 +97,6 @@ func (s *Store) Apply(x *protocol.Entry) (bool, error) {
 	return true, nil
 }
 
-// Fetch returns entries of partition pi, tombstones included, in scan order
-// after cursor, at most maxBytes of keys and values (but at least one
-// entry). The
-// second result is the cursor to continue from, 0 when the partition is done.
-func (s *Store) Fetch(pi int, cursor uint64, maxBytes int) ([]protocol.Entry, uint64) {
-	type item struct {
-		pos uint64
-		key string
-		l   loc
-	}
-	p := s.parts[pi]
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := s.now()
-	var items []item
-	p.forEach(func(key string, l loc, h header) bool {
-		if !h.expired(now) {
-			if pos := scanPos(key); pos > cursor {
-				items = append(items, item{pos, key, l})
-			}
-		}
-		return true
-	})
-	slices.SortFunc(items, func(a, b item) int {
-		switch {
-		case a.pos < b.pos:
-			return -1
-		case a.pos > b.pos:
-			return 1
-		}
-		return 0
-	})
-	var out []protocol.Entry
-	size := 0
-	for i, it := range items {
-		e := p.entryAt(it.l)
-		h := readHeader(e)
-		sz := h.keyLen + h.valLen + 32
-		// Stop before an entry that would pass maxBytes (a batch has at
-		// least one entry; keys sharing a position stay together).
-		if len(out) > 0 && size+sz > maxBytes && it.pos != items[i-1].pos {
-			return out, items[i-1].pos
-		}
-		size += sz
-		out = append(out, s.toEntry(it.key, e, h, now))
-	}
-	return out, 0
-}
-
 // PartitionKeys counts the live keys of partition pi.
 func (s *Store) PartitionKeys(pi int) int {
 	p := s.parts[pi]

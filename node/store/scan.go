@@ -1,7 +1,6 @@
 package store
 
 import (
-	"hash/fnv"
 	"slices"
 
 	"github.com/cloakroom/cloakroom/protocol"
@@ -16,10 +15,27 @@ const DefaultScanCount = 10
 // start of a partition. Positions fit in ScanPosBits bits, so a cluster-wide
 // cursor can carry the partition in the bits above.
 func scanPos(key string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(key))
-	return h.Sum64()>>(64-ScanPosBits+1) + 1
+	h := uint64(fnvOffset64)
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint64(key[i])) * fnvPrime64
+	}
+	return h>>(64-ScanPosBits+1) + 1
 }
+
+// scanPosBytes is scanPos of a key held as bytes.
+func scanPosBytes(key []byte) uint64 {
+	h := uint64(fnvOffset64)
+	for _, c := range key {
+		h = (h ^ uint64(c)) * fnvPrime64
+	}
+	return h>>(64-ScanPosBits+1) + 1
+}
+
+// FNV-1a, 64 bits (as hash/fnv's New64a, without its allocation).
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
 
 // ScanPosBits is the width of a scan position; positions are in
 // [1, 1<<(ScanPosBits-1)].

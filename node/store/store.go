@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"hash/maphash"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,9 @@ type Store struct {
 	baseWall uint64    // base as wall-clock µs, for versions
 	alloc    allocator
 	parts    []*partition
+
+	snapMu    sync.Mutex // guards snapParts
+	snapParts []int      // partitions holding a transfer snapshot, least recently used first
 
 	entries     atomic.Int64 // indexed entries (keys and tombstones)
 	evictions   atomic.Int64

@@ -1,0 +1,222 @@
+package store
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloakroom/cloakroom/protocol"
+)
+
+// fetchAll reads partition pi to the end in batches of maxBytes, calling
+// between (if not nil) after every batch, and counts each key returned.
+func fetchAll(s *Store, pi, maxBytes int, between func(batch int)) map[string]int {
+	seen := map[string]int{}
+	cursor := uint64(0)
+	for batch := 0; ; batch++ {
+		es, next := s.Fetch(pi, cursor, maxBytes)
+		for _, e := range es {
+			seen[e.Key]++
+		}
+		if next == 0 {
+			return seen
+		}
+		if next <= cursor {
+			seen["cursor went back"]++
+			return seen
+		}
+		cursor = next
+		if between != nil {
+			between(batch)
+		}
+	}
+}
+
+func wantOnce(t *testing.T, seen map[string]int, keys []string) {
+	t.Helper()
+	for _, k := range keys {
+		if n := seen[k]; n != 1 {
+			t.Errorf("key %s returned %d times; want once", k, n)
+		}
+	}
+	for k, n := range seen {
+		if n > 1 {
+			t.Errorf("key %s returned %d times; want at most once", k, n)
+		}
+	}
+}
+
+func TestStore_Fetch_returnsEveryLastingKeyOnceWhileThePartitionChurns(t *testing.T) {
+	s, clk := newTestStore(t, Config{Partitions: 1})
+	var keep []string
+	for i := range 2000 {
+		k := fmt.Sprint("keep", i)
+		keep = append(keep, k)
+		set(s, k, "v", time.Hour)
+	}
+	big := strings.Repeat("x", 2000)
+	compactions := s.Stats().Compactions
+	seen := fetchAll(s, 0, 2000, func(batch int) {
+		// New keys, short-lived keys, deletes of new keys, and large values
+		// shrunk so that their room is dead and the arena compacts.
+		for i := range 40 {
+			k := fmt.Sprint("tmp", batch, "-", i)
+			set(s, k, big, time.Second)
+			if i%2 == 0 {
+				set(s, k, "y", time.Second)
+			} else {
+				exec(s, protocol.Request{Op: protocol.OpDelete, Keys: []string{k}})
+			}
+		}
+		// Lasting keys change too: overwritten, grown, TTL set, deleted.
+		for i := batch; i < len(keep); i += 97 {
+			switch batch % 3 {
+			case 0:
+				set(s, keep[i], big, time.Hour)
+			case 1:
+				set(s, keep[i], "w", time.Hour)
+			case 2:
+				exec(s, protocol.Request{Op: protocol.OpDelete, Keys: []string{keep[i]}})
+			}
+		}
+		clk.Advance(700 * time.Millisecond)
+		s.ExpireCycle(0, time.Second)
+	})
+	if got := s.Stats().Compactions; got == compactions {
+		t.Fatal("the partition never compacted during the walk; the test does not test that")
+	}
+	wantOnce(t, seen, keep)
+}
+
+func TestStore_Fetch_aNewTransferSeesKeysAnEarlierOneMissed(t *testing.T) {
+	s, _ := newTestStore(t, Config{Partitions: 1})
+	for i := range 1000 {
+		set(s, fmt.Sprint("old", i), "v", time.Hour)
+	}
+	// A transfer reads its first batch and stops there (its puller died).
+	if _, next := s.Fetch(0, 0, 500); next == 0 {
+		t.Fatal("one batch held the whole partition; want several")
+	}
+	var late []string
+	for i := range 1000 {
+		k := fmt.Sprint("late", i)
+		late = append(late, k)
+		set(s, k, "v", time.Hour)
+	}
+	// A transfer that starts now must see the late keys.
+	seen := fetchAll(s, 0, 500, nil)
+	wantOnce(t, seen, late)
+}
+
+func TestStore_Fetch_transfersOverlappingOnOnePartition(t *testing.T) {
+	s, _ := newTestStore(t, Config{Partitions: 20})
+	var keep []string
+	for i := range 4000 {
+		k := fmt.Sprint("k", i)
+		if s.PartitionOf(k) == 0 {
+			keep = append(keep, k)
+		}
+		set(s, k, "v", time.Hour)
+	}
+	// Transfer A reads partition 0 slowly; between its batches transfer B
+	// reads partition 0 from the start (taking a newer snapshot and then
+	// dropping it at its end), and transfers of every other partition push
+	// partition 0's snapshot out of the most recently used.
+	seenB := map[string]int{}
+	cursorB, doneB := uint64(0), false
+	seenA := fetchAll(s, 0, 300, func(batch int) {
+		set(s, fmt.Sprint("new", batch), "v", time.Hour)
+		if !doneB {
+			es, next := s.Fetch(0, cursorB, 600)
+			for _, e := range es {
+				seenB[e.Key]++
+			}
+			cursorB, doneB = next, next == 0
+		}
+		if batch%5 == 4 {
+			for pi := 1; pi < s.Partitions(); pi++ {
+				s.Fetch(pi, 0, 100)
+			}
+		}
+	})
+	wantOnce(t, seenA, keep)
+	if !doneB {
+		t.Fatal("transfer B did not finish during A; the test does not test that")
+	}
+	wantOnce(t, seenB, keep)
+}
+
+func TestStore_Fetch_concurrentWritesNeverHideALastingKey(t *testing.T) {
+	s, _ := newTestStore(t, Config{Partitions: 2})
+	var keep []string
+	for i := range 3000 {
+		k := fmt.Sprint("keep", i)
+		if s.PartitionOf(k) == 0 {
+			keep = append(keep, k)
+		}
+		set(s, k, "v", time.Hour)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			big := strings.Repeat("x", 1000)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := fmt.Sprint("churn", w, "-", i%500)
+				set(s, k, big[:i%1000], time.Hour)
+				if i%3 == 0 {
+					exec(s, protocol.Request{Op: protocol.OpDelete, Keys: []string{k}})
+				}
+				set(s, keep[i%len(keep)], big[:i%100], time.Hour)
+			}
+		}()
+	}
+	for range 20 {
+		wantOnce(t, fetchAll(s, 0, 4000, nil), keep)
+	}
+	close(stop)
+	wg.Wait()
+}
+
+func TestPartition_installSnap_keepsTheNewer(t *testing.T) {
+	s, _ := newTestStore(t, Config{Partitions: 1})
+	set(s, "k", "v", time.Hour)
+	p := s.parts[0]
+	older := s.snapshot(p)
+	newer := s.snapshot(p)
+	if older.seq >= newer.seq {
+		t.Fatalf("snapshots numbered %d then %d; want increasing", older.seq, newer.seq)
+	}
+	// The older snapshot finishes sorting last.
+	p.mu.Lock()
+	p.installSnap(older)
+	got := p.snap
+	p.mu.Unlock()
+	if got != newer {
+		t.Fatalf("partition keeps snapshot %d; want the newer %d", got.seq, newer.seq)
+	}
+}
+
+func TestScanPos_isFNV1a(t *testing.T) {
+	for _, k := range []string{"", "a", "session:12345", strings.Repeat("z", 300)} {
+		h := fnv.New64a()
+		h.Write([]byte(k))
+		want := h.Sum64()>>(64-ScanPosBits+1) + 1
+		if got := scanPos(k); got != want {
+			t.Errorf("scanPos(%q) = %d; want %d", k, got, want)
+		}
+		if got := scanPosBytes([]byte(k)); got != want {
+			t.Errorf("scanPosBytes(%q) = %d; want %d", k, got, want)
+		}
+	}
+}
