@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cloakroom/cloakroom/node/resp"
+	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
 )
 
@@ -60,6 +61,40 @@ func (n *Node) Topology() *resp.Topology {
 		return nil
 	}
 	return n.resp.topo.Load()
+}
+
+// Local reports whether Do serves req on this node without waiting on the
+// network, so that the RESP server may run it on an event loop: a request
+// for a key whose partition this node is primary of, settled (no transfer
+// in progress that would make it fetch the key from a peer), and either
+// not a write or a write with no backup to replicate to. Keyed commands of
+// a node without quorum, and anything else, may wait. It mirrors route and
+// onPartition; when in doubt it answers false, which only costs a goroutine.
+func (n *Node) Local(req *protocol.Request) bool {
+	switch {
+	case req.Op == protocol.OpPing:
+		return true
+	case !singleKey(req.Op) && req.Op != protocol.OpDelete && req.Op != protocol.OpExists:
+		return false
+	case !n.serving() || n.noQuorum() != "":
+		return true // refused at once
+	}
+	v := n.view()
+	if req.Key != "" {
+		return n.localKey(v, req.Op, req.Key)
+	}
+	if len(req.Keys) != 1 { // multiKey runs groups on goroutines
+		return false
+	}
+	return n.localKey(v, req.Op, req.Keys[0])
+}
+
+func (n *Node) localKey(v *view, op protocol.Op, key string) bool {
+	p := ring.Partition(key, n.cfg.Partitions)
+	if _, primary := v.holds(p); !primary || n.unsure(p) {
+		return false
+	}
+	return !mutates(op) || len(v.table.Owners[p]) <= 1
 }
 
 // respAdvertise is the host:port Redis clients dial for a listener bound at

@@ -1,10 +1,12 @@
 package resp
 
 import (
-	"bufio"
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/panjf2000/gnet/v2"
 )
 
 func TestServer_ProtocolErrors_CloseOnlyThatConnection(t *testing.T) {
@@ -113,16 +115,44 @@ func TestServer_ValueOverLimit(t *testing.T) {
 	}
 }
 
-func TestReader_LargeBulkGrowsWithInput(t *testing.T) {
-	// A claimed 1 MiB argument that never arrives must not allocate 1 MiB.
-	in := "*1\r\n$1048576\r\n" + strings.Repeat("x", 100)
-	r := NewReader(bufio.NewReader(strings.NewReader(in)), DefaultLimits(1<<20))
-	_, err := r.ReadCommand()
-	if err == nil {
-		t.Fatal("got no error for a truncated command; want one")
+func TestReader_LargeBulkWaitsForInput(t *testing.T) {
+	// A claimed 1 MiB argument that has not arrived allocates nothing; the
+	// reader says how many bytes the command needs.
+	in := []byte("*1\r\n$1048576\r\n" + strings.Repeat("x", 100))
+	r := NewReader(DefaultLimits(1 << 20))
+	var args [][]byte
+	var n int
+	var err error
+	allocs := testing.AllocsPerRun(10, func() { args, n, err = r.Parse(in) })
+	if args != nil || n != 0 || err != nil {
+		t.Fatalf("got %d args, %d bytes, %v; want an incomplete command", len(args), n, err)
 	}
-	if c := cap(r.buf); c > 2*chunk {
-		t.Errorf("buffer grew to %d bytes for 100 bytes of input; want at most %d", c, 2*chunk)
+	if want := len("*1\r\n$1048576\r\n") + 1048576 + 2; r.Need() != want {
+		t.Errorf("Need: got %d; want %d", r.Need(), want)
+	}
+	if allocs > 0 || cap(r.buf) > 0 {
+		t.Errorf("%v allocations, buffer of %d bytes for a command still arriving; want none", allocs, cap(r.buf))
+	}
+}
+
+func TestReader_Incomplete(t *testing.T) {
+	cmd := "*3\r\n$3\r\nset\r\n$1\r\nk\r\n$5\r\nvalue\r\nPING\r\n"
+	r := NewReader(DefaultLimits(1 << 20))
+	for i := 0; i < len(cmd)-len("PING\r\n"); i++ {
+		if args, n, err := r.Parse([]byte(cmd[:i])); args != nil || n != 0 || err != nil {
+			t.Fatalf("%q: got %q, %d, %v; want incomplete", cmd[:i], args, n, err)
+		}
+		if r.Need() <= i {
+			t.Fatalf("%q: Need %d; want more than the %d bytes given", cmd[:i], r.Need(), i)
+		}
+	}
+	args, n, err := r.Parse([]byte(cmd))
+	if err != nil || n != len(cmd)-len("PING\r\n") || len(args) != 3 || string(args[2]) != "value" {
+		t.Fatalf("got %q, %d, %v; want SET k value", args, n, err)
+	}
+	args, n, err = r.Parse([]byte(cmd[n:]))
+	if err != nil || n != len("PING\r\n") || len(args) != 1 || string(args[0]) != "PING" {
+		t.Fatalf("got %q, %d, %v; want inline PING", args, n, err)
 	}
 }
 
@@ -168,11 +198,19 @@ func TestServer_LargeRepliesDoNotPinMemory(t *testing.T) {
 		conn = k
 	}
 	ts.srv.mu.Unlock()
-	// The connection is idle in ReadCommand now; its buffers are settled.
+	// The connection is idle now; its buffers are settled. Its event loop
+	// owns them: count them there.
 	kept := 0
-	for i := range conn.resps {
-		kept += cap(conn.resps[i].Value)
-	}
+	counted := make(chan struct{})
+	conn.gc.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		defer close(counted)
+		for i := range conn.resps {
+			kept += cap(conn.resps[i].Value)
+		}
+		kept += cap(conn.w.Bytes())
+		return nil
+	}))
+	<-counted
 	if kept > keepValue {
 		t.Errorf("connection keeps %d bytes of reply buffers after MGET; want at most %d", kept, keepValue)
 	}

@@ -1,11 +1,7 @@
 package resp
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"io"
-	"net"
 	"strings"
 	"testing"
 
@@ -13,21 +9,15 @@ import (
 	"github.com/cloakroom/cloakroom/protocol"
 )
 
-// benchConn is a connection whose input is a fixed batch of commands, read
-// again and again, and whose replies are discarded: it measures parsing,
-// dispatch and encoding without the network.
-func benchConn(b *testing.B, batch string) (*conn, *bytes.Reader) {
+// benchConn is a connection without a socket: it measures parsing,
+// dispatch and encoding of a fixed batch of commands, without the network.
+func benchConn(b *testing.B) *conn {
 	b.Helper()
 	be := &storeBackend{st: store.New(store.Config{Partitions: 271}), name: "bench", limits: protocol.DefaultLimits()}
 	s := NewServer(be, Config{})
 	b.Cleanup(func() { s.Close() })
-	cli, srv := net.Pipe()
-	b.Cleanup(func() { cli.Close(); srv.Close() })
-	c := s.newConn(srv)
-	in := bytes.NewReader([]byte(batch))
-	c.rd = NewReader(bufio.NewReaderSize(in, bufSize), s.cfg.Limits)
-	c.w = NewWriter(bufio.NewWriterSize(io.Discard, bufSize))
-	return c, in
+	c := &conn{s: s, id: 1, authed: true, onLoop: true, rd: NewReader(s.cfg.Limits), w: NewWriter()}
+	return c
 }
 
 func benchCommands(b *testing.B, cmd string) {
@@ -35,23 +25,24 @@ func benchCommands(b *testing.B, cmd string) {
 	for range 16 {
 		sb.WriteString(cmd)
 	}
-	c, in := benchConn(b, sb.String())
+	in := []byte(sb.String())
+	c := benchConn(b)
 	ctx := context.Background()
 	set := protocol.Request{Op: protocol.OpSet, Key: "key:000000000042", Value: []byte("v"), Flags: protocol.FlagNoTTL}
 	c.s.b.Do(ctx, &set, &protocol.Response{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i += 16 {
-		in.Seek(0, io.SeekStart)
-		c.rd.br.Reset(in)
+		off := 0
 		for range 16 {
-			args, err := c.rd.ReadCommand()
-			if err != nil {
-				b.Fatal(err)
+			args, n, err := c.rd.Parse(in[off:])
+			if err != nil || n == 0 {
+				b.Fatal(n, err)
 			}
+			off += n
 			c.dispatch(ctx, args)
 		}
-		c.w.Flush()
+		c.w.Reset()
 	}
 }
 

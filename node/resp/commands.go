@@ -16,6 +16,7 @@ const (
 	flagTxControl                      // MULTI/EXEC/...: runs at once even inside MULTI
 	flagAtomic                         // its requests run as one step when they share a partition
 	flagNoMulti                        // refused inside MULTI
+	flagLoop                           // a run command that never calls the backend: runs on the event loop
 )
 
 // command is one entry of the command table. A keyed command has build and
@@ -74,21 +75,21 @@ func commandTable() map[string]*command {
 	all := func(c *command) *command { c.first, c.last, c.step = 1, -1, 1; return c }
 	list := []*command{
 		// Connection.
-		{name: "ping", arity: -1, group: conn_, summary: "Returns the server's liveliness response.", run: cmdPing},
-		{name: "echo", arity: 2, group: conn_, summary: "Returns the given string.", run: cmdEcho},
-		{name: "quit", arity: -1, flags: flagNoAuth | flagTxControl, group: conn_, summary: "Closes the connection.", run: cmdQuit},
-		{name: "hello", arity: -1, flags: flagNoAuth | flagNoMulti, group: conn_, summary: "Handshakes with the server.", run: cmdHello},
-		{name: "auth", arity: -2, flags: flagNoAuth | flagNoMulti, group: conn_, summary: "Authenticates the connection.", run: cmdAuth},
-		{name: "select", arity: 2, group: conn_, summary: "Changes the selected database (only 0 exists).", run: cmdSelect},
-		{name: "client", arity: -2, group: conn_, summary: "Client connection commands.", run: cmdClient},
-		{name: "readonly", arity: 1, group: clu, summary: "Enables read-only queries to replicas.", run: cmdOK},
-		{name: "readwrite", arity: 1, group: clu, summary: "Disables read-only queries.", run: cmdOK},
+		{name: "ping", arity: -1, flags: flagLoop, group: conn_, summary: "Returns the server's liveliness response.", run: cmdPing},
+		{name: "echo", arity: 2, flags: flagLoop, group: conn_, summary: "Returns the given string.", run: cmdEcho},
+		{name: "quit", arity: -1, flags: flagLoop | flagNoAuth | flagTxControl, group: conn_, summary: "Closes the connection.", run: cmdQuit},
+		{name: "hello", arity: -1, flags: flagLoop | flagNoAuth | flagNoMulti, group: conn_, summary: "Handshakes with the server.", run: cmdHello},
+		{name: "auth", arity: -2, flags: flagLoop | flagNoAuth | flagNoMulti, group: conn_, summary: "Authenticates the connection.", run: cmdAuth},
+		{name: "select", arity: 2, flags: flagLoop, group: conn_, summary: "Changes the selected database (only 0 exists).", run: cmdSelect},
+		{name: "client", arity: -2, flags: flagLoop, group: conn_, summary: "Client connection commands.", run: cmdClient},
+		{name: "readonly", arity: 1, flags: flagLoop, group: clu, summary: "Enables read-only queries to replicas.", run: cmdOK},
+		{name: "readwrite", arity: 1, flags: flagLoop, group: clu, summary: "Disables read-only queries.", run: cmdOK},
 		// Server.
 		{name: "info", arity: -1, group: srv, summary: "Returns information and statistics about the server.", run: cmdInfo},
-		{name: "config", arity: -2, group: srv, summary: "Configuration commands (GET only).", run: cmdConfig},
-		{name: "command", arity: -1, group: srv, summary: "Returns detailed information about all commands.", run: cmdCommand},
+		{name: "config", arity: -2, flags: flagLoop, group: srv, summary: "Configuration commands (GET only).", run: cmdConfig},
+		{name: "command", arity: -1, flags: flagLoop, group: srv, summary: "Returns detailed information about all commands.", run: cmdCommand},
 		{name: "dbsize", arity: 1, flags: ro, group: srv, summary: "Returns the number of keys.", run: cmdDBSize},
-		{name: "time", arity: 1, group: srv, summary: "Returns the server time.", run: cmdTime},
+		{name: "time", arity: 1, flags: flagLoop, group: srv, summary: "Returns the server time.", run: cmdTime},
 		{name: "flushall", arity: -1, flags: wr, group: srv, summary: "Removes all keys (when the node allows it).", run: cmdFlushAll},
 		{name: "flushdb", arity: -1, flags: wr, group: srv, summary: "Removes all keys (when the node allows it).", run: cmdFlushAll},
 		// Strings.
@@ -117,13 +118,13 @@ func commandTable() map[string]*command {
 		{name: "keys", arity: 2, flags: ro, group: gen, summary: "Returns the keys matching a pattern.", run: cmdKeys},
 		{name: "scan", arity: -2, flags: ro, group: gen, summary: "Iterates over the keys.", run: cmdScan},
 		// Transactions.
-		{name: "multi", arity: 1, flags: flagTxControl, group: tx, summary: "Starts a transaction.", run: cmdMulti},
+		{name: "multi", arity: 1, flags: flagLoop | flagTxControl, group: tx, summary: "Starts a transaction.", run: cmdMulti},
 		{name: "exec", arity: 1, flags: flagTxControl, group: tx, summary: "Runs the queued commands.", run: cmdExec},
-		{name: "discard", arity: 1, flags: flagTxControl, group: tx, summary: "Discards a transaction.", run: cmdDiscard},
+		{name: "discard", arity: 1, flags: flagLoop | flagTxControl, group: tx, summary: "Discards a transaction.", run: cmdDiscard},
 		all(&command{name: "watch", arity: -2, flags: flagTxControl | ro, group: tx, summary: "Watches keys for changes before EXEC.", run: cmdWatch}),
-		{name: "unwatch", arity: 1, flags: flagTxControl, group: tx, summary: "Forgets watched keys.", run: cmdUnwatch},
+		{name: "unwatch", arity: 1, flags: flagLoop | flagTxControl, group: tx, summary: "Forgets watched keys.", run: cmdUnwatch},
 		// Cluster.
-		{name: "cluster", arity: -2, group: clu, summary: "Cluster topology commands.", run: cmdCluster},
+		{name: "cluster", arity: -2, flags: flagLoop, group: clu, summary: "Cluster topology commands.", run: cmdCluster},
 	}
 	t := make(map[string]*command, len(list))
 	for _, c := range list {

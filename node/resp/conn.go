@@ -2,24 +2,27 @@ package resp
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/panjf2000/gnet/v2"
 
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
 )
 
-// conn is one client connection. Only its own goroutine touches it, except
-// for the fields read by CLIENT LIST and INFO, which are informational.
+// conn is one client connection. Its event loop owns it, or, while busy,
+// the goroutine running its command; CLIENT LIST and INFO read a few
+// fields, which are informational.
 type conn struct {
 	s       *Server
-	nc      net.Conn
+	gc      gnet.Conn // set by OnOpen
 	rd      *Reader
 	w       *Writer
 	id      int64
 	addr    string
+	laddr   string
 	created time.Time
 	name    string
 	libName string
@@ -27,6 +30,12 @@ type conn struct {
 	authed  bool
 	quit    bool         // close after flushing the current replies
 	cmds    atomic.Int64 // commands run; written by the connection, read by INFO
+
+	onLoop   bool        // running on the event loop: commands that may wait are deferred
+	deferred bool        // the last command was not run: it may wait
+	busy     bool        // a goroutine runs a command; input waits (event loop's field)
+	done     atomic.Bool // that goroutine is done
+	gone     bool        // closed; guarded by s.mu
 
 	reqs    []protocol.Request  // the current command's requests
 	resps   []protocol.Response // their responses; Value buffers are reused
@@ -130,15 +139,25 @@ func (c *conn) queueError(e errReply) {
 	c.w.Error(string(e))
 }
 
-// run executes cmd outside a transaction.
+// run executes cmd outside a transaction. On the event loop, a command
+// that may wait is not run: it sets c.deferred, having written nothing,
+// and runs again from dispatch on a goroutine.
 func (c *conn) run(ctx context.Context, cmd *command, args [][]byte) {
 	if cmd.run != nil {
+		if c.onLoop && cmd.flags&flagLoop == 0 {
+			c.deferred = true
+			return
+		}
 		cmd.run(ctx, c, args)
 		return
 	}
 	c.reqs = c.reqs[:0]
 	if err := cmd.build(c, args, false); err != nil {
 		c.w.Error(err.Error())
+		return
+	}
+	if c.onLoop && !c.local() {
+		c.deferred = true
 		return
 	}
 	resps := c.respsFor(len(c.reqs))
@@ -201,6 +220,17 @@ func (c *conn) exec(ctx context.Context, cmd *command, resps []protocol.Response
 		c.s.b.Do(ctx, &reqs[i], &resps[i])
 	}
 	return nil
+}
+
+// local reports whether the backend serves every request of c.reqs here
+// without waiting.
+func (c *conn) local() bool {
+	for i := range c.reqs {
+		if !c.s.b.Local(&c.reqs[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func samePartition(reqs []protocol.Request, n int) bool {

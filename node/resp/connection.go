@@ -229,7 +229,7 @@ func cmdClient(_ context.Context, c *conn, args [][]byte) {
 // describe is the connection's CLIENT LIST line.
 func (c *conn) describe() string {
 	age := int64(c.s.cfg.Now().Sub(c.created).Seconds())
-	return "id=" + strconv.FormatInt(c.id, 10) + " addr=" + c.addr + " laddr=" + c.nc.LocalAddr().String() +
+	return "id=" + strconv.FormatInt(c.id, 10) + " addr=" + c.addr + " laddr=" + c.laddr +
 		" name=" + c.name + " age=" + strconv.FormatInt(age, 10) + " db=0 resp=" + strconv.Itoa(c.w.Proto()) +
 		" lib-name=" + c.libName + " lib-ver=" + c.libVer + "\n"
 }

@@ -26,9 +26,17 @@ type storeBackend struct {
 	topo       atomic.Pointer[Topology]
 	allowFlush bool
 	limits     protocol.Limits
+
+	// remote, when set, names the keys served "elsewhere": Local says no,
+	// and Do calls wait first, standing in for the network.
+	remote func(key string) bool
+	wait   func(ctx context.Context, req *protocol.Request)
 }
 
-func (b *storeBackend) Do(_ context.Context, req *protocol.Request, resp *protocol.Response) {
+func (b *storeBackend) Do(ctx context.Context, req *protocol.Request, resp *protocol.Response) {
+	if b.remote != nil && b.remote(req.Key) && b.wait != nil {
+		b.wait(ctx, req)
+	}
 	if req.Op == protocol.OpFlush && !b.allowFlush {
 		resp.SetErr(protocol.Errorf(protocol.CodeDisabled, "flush is disabled"))
 		return
@@ -48,6 +56,9 @@ func (b *storeBackend) DoAtomic(_ context.Context, reqs []*protocol.Request, res
 func (b *storeBackend) Partitions() int     { return b.st.Partitions() }
 func (b *storeBackend) Name() string        { return b.name }
 func (b *storeBackend) Topology() *Topology { return b.topo.Load() }
+func (b *storeBackend) Local(req *protocol.Request) bool {
+	return b.remote == nil || (req.Key != "" && !b.remote(req.Key))
+}
 
 var _ Backend = (*storeBackend)(nil)
 

@@ -1,10 +1,7 @@
 package resp
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
-	"io"
 	"strconv"
 )
 
@@ -17,9 +14,9 @@ func (e *ProtocolError) Error() string { return "Protocol error: " + e.Msg }
 
 func protoErr(msg string) error { return &ProtocolError{Msg: msg} }
 
-// Limits bound what one command may make the reader allocate. Every length a
-// client declares is checked against them before anything is allocated, and
-// large bulk strings grow with the bytes that actually arrive.
+// Limits bound what one command may make the server buffer. Every length a
+// client declares is checked against them before anything is allocated; the
+// bytes of a large bulk string are held only as they arrive.
 type Limits struct {
 	// MaxArgs is the most arguments one command may have.
 	MaxArgs int
@@ -34,161 +31,138 @@ type Limits struct {
 // unauthLimits apply before a client has authenticated, as in Redis.
 var unauthLimits = Limits{MaxArgs: 10, MaxBulk: 16 << 10, MaxCommand: 64 << 10, MaxInline: 16 << 10}
 
-// chunk is how much of a large bulk string is allocated ahead of the bytes
-// that arrive for it.
-const chunk = 64 << 10
-
-// Reader reads commands: RESP arrays of bulk strings, or inline commands
-// (a line of space-separated words, with Redis's quoting rules).
+// Reader parses commands, RESP arrays of bulk strings or inline commands (a
+// line of space-separated words, with Redis's quoting rules), from bytes
+// already received. It never blocks: given part of a command it says so
+// and how many bytes it needs before trying again is worthwhile.
 type Reader struct {
-	br   *bufio.Reader
 	lim  Limits
-	buf  []byte   // argument bytes of the current command
-	args [][]byte // the current command's arguments, slices of buf
+	buf  []byte   // bytes of quoted inline words, which need unescaping
+	args [][]byte // the current command's arguments
+	need int      // bytes the pending command needs, counted from its start
 }
 
-// NewReader returns a Reader over br bounded by lim.
-func NewReader(br *bufio.Reader, lim Limits) *Reader {
-	return &Reader{br: br, lim: lim}
-}
+// NewReader returns a Reader bounded by lim.
+func NewReader(lim Limits) *Reader { return &Reader{lim: lim} }
 
 // SetLimits replaces the reader's limits (after authentication).
 func (r *Reader) SetLimits(lim Limits) { r.lim = lim }
 
-// Buffered reports how many input bytes are waiting, read but not parsed.
-func (r *Reader) Buffered() int { return r.br.Buffered() }
+// Need returns how many bytes, counted from the start of the command the
+// last Parse found incomplete, must be buffered before Parse can complete
+// it or find it wrong; 0 after a complete command.
+func (r *Reader) Need() int { return r.need }
 
-// ReadCommand reads the next command. The returned arguments are valid only
-// until the next call. An empty inline line yields no arguments and no
-// error. Framing problems are *ProtocolError; I/O errors pass through.
-func (r *Reader) ReadCommand() ([][]byte, error) {
-	r.buf, r.args = r.buf[:0], r.args[:0]
-	if cap(r.buf) > 4*chunk { // do not keep a huge buffer for ever
-		r.buf = nil
+// Parse parses the command at the start of in. It returns the command's
+// arguments and how many bytes of in it took. The arguments are slices of
+// in (or of the reader's buffer) and are valid until in changes or the
+// next call. n == 0 with a nil error means in holds only part of a
+// command: call again with more bytes (at least Need). An empty inline
+// line yields no arguments. Framing problems are *ProtocolError.
+func (r *Reader) Parse(in []byte) (args [][]byte, n int, err error) {
+	r.args = r.args[:0]
+	if cap(r.args) > keepReqs { // do not keep a huge slice for ever
+		r.args = nil
 	}
-	b, err := r.br.Peek(1)
-	if err != nil {
-		return nil, err
+	if len(in) == 0 {
+		r.need = 1
+		return nil, 0, nil
 	}
-	if b[0] != '*' {
-		return r.readInline()
+	if in[0] != '*' {
+		return r.parseInline(in)
 	}
-	line, err := r.line(r.lim.MaxInline)
-	if err != nil {
-		return nil, err
+	line, pos, err := r.line(in, 0)
+	if err != nil || pos < 0 {
+		return nil, 0, err
 	}
-	n, ok := parseInt(line[1:])
-	if len(line) == 0 {
-		ok = false
-	}
-	if !ok || n > int64(r.lim.MaxArgs) {
+	count, ok := parseInt(line[1:])
+	if !ok || count > int64(r.lim.MaxArgs) {
 		if ok && r.lim == unauthLimits {
-			return nil, protoErr("unauthenticated multibulk length")
+			return nil, 0, protoErr("unauthenticated multibulk length")
 		}
-		return nil, protoErr("invalid multibulk length")
+		return nil, 0, protoErr("invalid multibulk length")
 	}
-	if n <= 0 {
-		return r.args, nil // "*0" and "*-1" are empty commands
-	}
-	for i := int64(0); i < n; i++ {
-		if err := r.readBulk(); err != nil {
-			return nil, err
+	total := 0
+	for i := int64(0); i < count; i++ {
+		line, next, err := r.line(in, pos)
+		if err != nil || next < 0 {
+			return nil, 0, err
 		}
+		if len(line) == 0 || line[0] != '$' {
+			if len(line) == 0 {
+				return nil, 0, protoErr("expected '$', got end of line")
+			}
+			return nil, 0, protoErr("expected '$', got '" + string(line[0]) + "'")
+		}
+		size, ok := parseInt(line[1:])
+		if !ok || size < 0 || size > int64(r.lim.MaxBulk) {
+			if ok && size >= 0 && r.lim == unauthLimits {
+				return nil, 0, protoErr("unauthenticated bulk length")
+			}
+			return nil, 0, protoErr("invalid bulk length")
+		}
+		if total += int(size); total > r.lim.MaxCommand {
+			return nil, 0, protoErr("command too large")
+		}
+		end := next + int(size)
+		if end+2 > len(in) {
+			r.need = end + 2
+			return nil, 0, nil
+		}
+		if in[end] != '\r' || in[end+1] != '\n' {
+			return nil, 0, protoErr("bulk string not terminated by CRLF")
+		}
+		r.args = append(r.args, in[next:end:end])
+		pos = end + 2
 	}
-	return r.args, nil
+	r.need = 0
+	return r.args, pos, nil // "*0" and "*-1" are empty commands
 }
 
-// readBulk reads one "$<len>\r\n<bytes>\r\n" argument.
-func (r *Reader) readBulk() error {
-	line, err := r.line(r.lim.MaxInline)
-	if err != nil {
-		return err
+// line finds the line starting at in[from:], of at most MaxInline bytes
+// before its "\r\n", and returns it without its line ending and where the
+// next one starts; next < 0 means the line is not complete yet.
+func (r *Reader) line(in []byte, from int) (line []byte, next int, err error) {
+	max := r.lim.MaxInline + 2
+	window := in[from:]
+	if len(window) > max {
+		window = window[:max]
 	}
-	if len(line) == 0 || line[0] != '$' {
-		if len(line) == 0 {
-			return protoErr("expected '$', got end of line")
+	i := bytes.IndexByte(window, '\n')
+	if i < 0 {
+		if len(window) == max {
+			return nil, 0, protoErr("too big inline request")
 		}
-		return protoErr("expected '$', got '" + string(line[0]) + "'")
+		r.need = len(in) + 1
+		return nil, -1, nil
 	}
-	n, ok := parseInt(line[1:])
-	if !ok || n < 0 || n > int64(r.lim.MaxBulk) {
-		if ok && n >= 0 && r.lim == unauthLimits {
-			return protoErr("unauthenticated bulk length")
-		}
-		return protoErr("invalid bulk length")
-	}
-	if len(r.buf)+int(n) > r.lim.MaxCommand {
-		return protoErr("command too large")
-	}
-	start := len(r.buf)
-	for left := int(n); left > 0; {
-		step := min(left, chunk)
-		r.buf = grow(r.buf, step)
-		if _, err := io.ReadFull(r.br, r.buf[len(r.buf)-step:]); err != nil {
-			return unexpected(err)
-		}
-		left -= step
-	}
-	for _, want := range [2]byte{'\r', '\n'} {
-		b, err := r.br.ReadByte()
-		if err != nil {
-			return unexpected(err)
-		}
-		if b != want {
-			return protoErr("bulk string not terminated by CRLF")
-		}
-	}
-	r.args = append(r.args, r.buf[start:len(r.buf):len(r.buf)])
-	return nil
-}
-
-// grow extends b by n bytes, reallocating with doubling. Earlier slices of
-// b stay valid: they keep the old array alive.
-func grow(b []byte, n int) []byte {
-	if len(b)+n <= cap(b) {
-		return b[:len(b)+n]
-	}
-	nb := make([]byte, len(b)+n, max(2*cap(b), len(b)+n, 512))
-	copy(nb, b)
-	return nb
-}
-
-// line reads one line ending in "\n" (the "\r" before it is dropped) of at
-// most max bytes. The slice is valid until the next read.
-func (r *Reader) line(max int) ([]byte, error) {
-	line, err := r.br.ReadSlice('\n')
-	if err != nil {
-		if errors.Is(err, bufio.ErrBufferFull) || len(line) > max {
-			return nil, protoErr("too big inline request")
-		}
-		return nil, unexpected(err)
-	}
-	if len(line) > max+2 {
-		return nil, protoErr("too big inline request")
-	}
-	line = line[:len(line)-1]
+	line = window[:i]
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
-	return line, nil
+	return line, from + i + 1, nil
 }
 
-// readInline reads an inline command: words separated by spaces, with
+// parseInline parses an inline command: words separated by spaces, with
 // "double" (C escapes) and 'single' quoting as in redis-cli.
-func (r *Reader) readInline() ([][]byte, error) {
-	line, err := r.br.ReadSlice('\n')
-	if err != nil {
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return nil, protoErr("too big inline request")
+func (r *Reader) parseInline(in []byte) ([][]byte, int, error) {
+	window := in
+	if len(window) > r.lim.MaxInline {
+		window = window[:r.lim.MaxInline]
+	}
+	i := bytes.IndexByte(window, '\n')
+	if i < 0 {
+		if len(window) == r.lim.MaxInline {
+			return nil, 0, protoErr("too big inline request")
 		}
-		return nil, unexpected(err)
+		r.need = len(in) + 1
+		return nil, 0, nil
 	}
-	if len(line) > r.lim.MaxInline {
-		return nil, protoErr("too big inline request")
-	}
-	line = bytes.TrimRight(line, "\r\n")
+	r.need = 0
+	n := i + 1
+	line := bytes.TrimRight(in[:n], "\r\n")
 	if bytes.IndexByte(line, '"') < 0 && bytes.IndexByte(line, '\'') < 0 {
-		// No quoting: split on whitespace without allocating.
+		// No quoting: the words are slices of the input.
 		for len(line) > 0 {
 			i := 0
 			for i < len(line) && isSpace(line[i]) {
@@ -200,38 +174,47 @@ func (r *Reader) readInline() ([][]byte, error) {
 			}
 			if j > i {
 				if len(r.args) == r.lim.MaxArgs {
-					return nil, protoErr("invalid multibulk length")
+					return nil, 0, protoErr("invalid multibulk length")
 				}
-				start := len(r.buf)
-				r.buf = append(r.buf, line[i:j]...)
-				r.args = append(r.args, r.buf[start:len(r.buf):len(r.buf)])
+				r.args = append(r.args, line[i:j:j])
 			}
 			line = line[j:]
 		}
-		return r.args, nil
+		return r.args, n, nil
 	}
 	words, ok := SplitArgs(string(line))
 	if !ok {
-		return nil, protoErr("unbalanced quotes in request")
+		return nil, 0, protoErr("unbalanced quotes in request")
 	}
 	if len(words) > r.lim.MaxArgs {
-		return nil, protoErr("invalid multibulk length")
+		return nil, 0, protoErr("invalid multibulk length")
 	}
+	r.buf = r.buf[:0]
 	for _, w := range words {
-		start := len(r.buf)
 		r.buf = append(r.buf, w...)
-		r.args = append(r.args, r.buf[start:len(r.buf):len(r.buf)])
 	}
-	return r.args, nil
+	off := 0
+	for _, w := range words {
+		r.args = append(r.args, r.buf[off:off+len(w):off+len(w)])
+		off += len(w)
+	}
+	return r.args, n, nil
 }
 
-// unexpected turns a clean EOF in the middle of a command into
-// io.ErrUnexpectedEOF.
-func unexpected(err error) error {
-	if errors.Is(err, io.EOF) {
-		return io.ErrUnexpectedEOF
+// cloneArgs copies args into one new buffer, for a command that outlives
+// the input it was parsed from.
+func cloneArgs(args [][]byte) [][]byte {
+	size := 0
+	for _, a := range args {
+		size += len(a)
 	}
-	return err
+	buf := make([]byte, 0, size)
+	out := make([][]byte, len(args))
+	for i, a := range args {
+		buf = append(buf, a...)
+		out[i] = buf[len(buf)-len(a) : len(buf) : len(buf)]
+	}
+	return out
 }
 
 // parseInt parses a decimal integer (optional '-', no '+', no spaces),

@@ -40,10 +40,10 @@ func cmdInfo(ctx context.Context, c *conn, args [][]byte) {
 		mode, clusterEnabled = "cluster", "1"
 	}
 	port := ""
-	if _, p, ok := strings.Cut(c.nc.LocalAddr().String(), "]:"); ok {
+	if _, p, ok := strings.Cut(c.laddr, "]:"); ok {
 		port = p
-	} else if i := strings.LastIndexByte(c.nc.LocalAddr().String(), ':'); i >= 0 {
-		port = c.nc.LocalAddr().String()[i+1:]
+	} else if i := strings.LastIndexByte(c.laddr, ':'); i >= 0 {
+		port = c.laddr[i+1:]
 	}
 	section("Server",
 		"redis_version:"+s.cfg.Version,

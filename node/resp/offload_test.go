@@ -1,0 +1,134 @@
+package resp
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloakroom/cloakroom/protocol"
+)
+
+// slowRemote makes keys starting with "r:" remote: each of their calls
+// waits for delay (or the server's context).
+func slowRemote(delay time.Duration) func(*Config, *storeBackend) {
+	return func(_ *Config, b *storeBackend) {
+		b.remote = func(key string) bool { return strings.HasPrefix(key, "r:") }
+		b.wait = func(ctx context.Context, _ *protocol.Request) {
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+			}
+		}
+	}
+}
+
+func TestServer_RemoteCommands_KeepPipelineOrder(t *testing.T) {
+	ts := startServer(t, slowRemote(5*time.Millisecond))
+	c := ts.dial(t)
+	var in strings.Builder
+	var want []string
+	for i := range 20 {
+		k := "l:" + itoa(i%3)
+		if i%2 == 0 {
+			k = "r:" + itoa(i%3)
+		}
+		v := itoa(i)
+		in.WriteString("*3\r\n$3\r\nset\r\n$" + itoa(len(k)) + "\r\n" + k + "\r\n$" + itoa(len(v)) + "\r\n" + v + "\r\n")
+		in.WriteString("*2\r\n$3\r\nget\r\n$" + itoa(len(k)) + "\r\n" + k + "\r\n")
+		in.WriteString("PING\r\n")
+		want = append(want, "+OK\r\n", "$"+itoa(len(v))+"\r\n"+v+"\r\n", "+PONG\r\n")
+	}
+	c.send(in.String())
+	for i, w := range want {
+		if got := c.reply(); got != w {
+			t.Fatalf("reply %d: got %q; want %q", i, got, w)
+		}
+	}
+	c.expect("$2\r\n15\r\n", "get", "l:0")
+	c.expect("$2\r\n18\r\n", "get", "r:0")
+}
+
+func TestServer_RemoteCommand_OthersServedMeanwhile(t *testing.T) {
+	release := make(chan struct{})
+	ts := startServer(t, func(cfg *Config, b *storeBackend) {
+		b.remote = func(key string) bool { return strings.HasPrefix(key, "r:") }
+		b.wait = func(ctx context.Context, _ *protocol.Request) {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+	})
+	slow := ts.dial(t)
+	slow.send("*2\r\n$3\r\nget\r\n$3\r\nr:x\r\nPING\r\n")
+	other := ts.dial(t)
+	other.expect("+OK\r\n", "set", "k", "v")
+	other.expect("$1\r\nv\r\n", "get", "k")
+	close(release)
+	if got := slow.reply(); got != "$-1\r\n" {
+		t.Errorf("got %q; want a null", got)
+	}
+	if got := slow.reply(); got != "+PONG\r\n" {
+		t.Errorf("got %q; want PONG after the remote GET", got)
+	}
+}
+
+func TestServer_Close_WhileRemoteCommandWaits(t *testing.T) {
+	ts := startServer(t, slowRemote(time.Hour))
+	c := ts.dial(t)
+	c.send("*2\r\n$3\r\nget\r\n$3\r\nr:x\r\n")
+	time.Sleep(20 * time.Millisecond) // let it reach the backend
+	done := make(chan struct{})
+	go func() {
+		ts.srv.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return while a command waited on the backend")
+	}
+}
+
+func TestServer_PipelinedRemoteReads_RunTogether(t *testing.T) {
+	var running, most atomic.Int32
+	var mu sync.Mutex
+	ts := startServer(t, func(cfg *Config, b *storeBackend) {
+		b.remote = func(key string) bool { return strings.HasPrefix(key, "r:") }
+		b.wait = func(ctx context.Context, _ *protocol.Request) {
+			n := running.Add(1)
+			mu.Lock()
+			most.Store(max(most.Load(), n))
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+			running.Add(-1)
+		}
+	})
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "set", "r:a", "1")
+	var in strings.Builder
+	for i := range 8 {
+		k := "r:" + itoa(i)
+		in.WriteString("*2\r\n$3\r\nget\r\n$" + itoa(len(k)) + "\r\n" + k + "\r\n")
+	}
+	in.WriteString("*2\r\n$3\r\nget\r\n$3\r\nr:a\r\n*2\r\n$3\r\nget\r\n$3\r\nr:a\r\n")
+	// A write of a key read before it waits for that read.
+	in.WriteString("*3\r\n$3\r\nset\r\n$3\r\nr:a\r\n$1\r\n2\r\n*2\r\n$3\r\nget\r\n$3\r\nr:a\r\n")
+	c.send(in.String())
+	for i := range 8 {
+		if got := c.reply(); got != "$-1\r\n" {
+			t.Fatalf("GET r:%d: got %q; want null", i, got)
+		}
+	}
+	for _, want := range []string{"$1\r\n1\r\n", "$1\r\n1\r\n", "+OK\r\n", "$1\r\n2\r\n"} {
+		if got := c.reply(); got != want {
+			t.Fatalf("got %q; want %q", got, want)
+		}
+	}
+	if most.Load() < 2 {
+		t.Errorf("at most %d remote calls ran at once; want pipelined reads of different keys together", most.Load())
+	}
+}

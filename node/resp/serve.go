@@ -1,0 +1,394 @@
+package resp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/pool/goroutine"
+
+	"github.com/cloakroom/cloakroom/protocol"
+)
+
+func init() {
+	// gnet starts a worker pool (two goroutines that never end) when it is
+	// loaded. On Unix only its EventLoop.Enroll uses the pool; the server
+	// enrolls through Client.EnrollContext, so the pool is released.
+	goroutine.DefaultWorkerPool.Release()
+}
+
+// Server serves the Redis protocol for one Backend. Create it with
+// NewServer, run Serve on a listener, and stop it with Close.
+//
+// Connections are served by a few event loops, as in Redis: each loop
+// waits for input on many connections at once, parses every complete
+// command a connection has sent, runs it, and sends all the replies in one
+// write. A command whose backend call could wait (on the network, in a
+// cluster) runs on a goroutine instead; its connection's further input
+// waits, buffered, until it is done, so replies keep their order.
+type Server struct {
+	b     Backend
+	cfg   Config
+	log   *slog.Logger
+	start time.Time
+	cmds  map[string]*command
+	topo  atomic.Pointer[slotTable]
+
+	nextID    atomic.Int64
+	totalConn atomic.Int64
+	doneCmds  atomic.Int64 // commands of closed connections; open ones count their own
+
+	ctx    context.Context // cancelled by Close; passed to every Backend call
+	cancel context.CancelFunc
+
+	mu     sync.Mutex // guards the fields below
+	loops  *gnet.Client
+	wg     sync.WaitGroup // enrolments and goroutines running commands; Add under mu while !closed
+	lns    map[net.Listener]struct{}
+	conns  map[*conn]struct{}
+	closed bool
+}
+
+// NewServer returns a Server for b.
+func NewServer(b Backend, cfg Config) *Server {
+	if cfg.Version == "" {
+		cfg.Version = "7.2.0"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.EventLoops <= 0 {
+		cfg.EventLoops = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	def := DefaultLimits(protocol.DefaultMaxValue)
+	if cfg.Limits.MaxArgs == 0 {
+		cfg.Limits.MaxArgs = def.MaxArgs
+	}
+	if cfg.Limits.MaxBulk == 0 {
+		cfg.Limits.MaxBulk = def.MaxBulk
+	}
+	if cfg.Limits.MaxCommand == 0 {
+		cfg.Limits.MaxCommand = def.MaxCommand
+	}
+	if cfg.Limits.MaxInline == 0 {
+		cfg.Limits.MaxInline = def.MaxInline
+	}
+	s := &Server{
+		b: b, cfg: cfg, log: cfg.Logger, start: cfg.Now(),
+		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
+	}
+	s.cmds = commandTable()
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// ErrServerClosed is returned by Serve after Close.
+var ErrServerClosed = errors.New("resp: server closed")
+
+// Serve accepts connections on ln and hands each to an event loop until
+// Close. It always returns a non-nil error; after Close, ErrServerClosed.
+// Serve closes ln.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	if s.loops == nil {
+		loops, err := s.startLoops()
+		if err != nil {
+			s.mu.Unlock()
+			ln.Close()
+			return err
+		}
+		s.loops = loops
+	}
+	s.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	defer ln.Close()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of file descriptors and the like: wait and retry, as
+			// net/http does, rather than stop serving.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("resp: accept", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if !s.enroll(nc) {
+			return ErrServerClosed
+		}
+	}
+}
+
+func (s *Server) startLoops() (*gnet.Client, error) {
+	loops, err := gnet.NewClient(&handler{s: s},
+		gnet.WithNumEventLoop(s.cfg.EventLoops),
+		gnet.WithLogger(gnetLogger{s.log}),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay))
+	if err != nil {
+		return nil, fmt.Errorf("resp: event loops: %w", err)
+	}
+	if err := loops.Start(); err != nil {
+		return nil, fmt.Errorf("resp: event loops: %w", err)
+	}
+	return loops, nil
+}
+
+// enroll hands nc to an event loop; it reports false once the server is
+// closed.
+func (s *Server) enroll(nc net.Conn) bool {
+	c := s.newConn(nc)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return false
+	}
+	s.wg.Add(1)
+	loops := s.loops
+	s.mu.Unlock()
+	defer s.wg.Done()
+	// The loop owns a duplicate of the socket from here; nc is closed.
+	if _, err := loops.EnrollContext(nc, c); err != nil {
+		s.log.Debug("resp: enroll", "peer", c.addr, "err", err)
+		return true
+	}
+	s.totalConn.Add(1)
+	s.mu.Lock()
+	if !c.gone { // the loop may have seen it close already
+		s.conns[c] = struct{}{}
+	}
+	s.mu.Unlock()
+	return true
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.gone = true
+	delete(s.conns, c)
+	s.doneCmds.Add(c.cmds.Load())
+}
+
+// commandsProcessed counts the commands every connection has run.
+func (s *Server) commandsProcessed() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.doneCmds.Load()
+	for c := range s.conns {
+		n += c.cmds.Load()
+	}
+	return n
+}
+
+// Clients returns the number of open connections.
+func (s *Server) Clients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Close stops every listener, event loop and connection and waits for
+// their goroutines.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	var errs []error
+	for ln := range s.lns {
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	loops := s.loops
+	s.mu.Unlock()
+	s.cancel()
+	// Commands running on goroutines end (their context is cancelled) and
+	// wake their loops before the loops stop.
+	s.wg.Wait()
+	if loops != nil {
+		if err := loops.Stop(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// handler receives the event loops' events.
+type handler struct {
+	gnet.BuiltinEventEngine
+	s *Server
+}
+
+func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	gc.Context().(*conn).gc = gc
+	return nil, gnet.None
+}
+
+func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
+	h.s.untrack(gc.Context().(*conn))
+	return gnet.None
+}
+
+func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
+	return gc.Context().(*conn).traffic()
+}
+
+// gnetLogger sends the event loops' logs to the server's logger.
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(format string, args ...any) {
+	g.l.Debug("resp: " + fmt.Sprintf(format, args...))
+}
+func (g gnetLogger) Infof(format string, args ...any) {
+	g.l.Debug("resp: " + fmt.Sprintf(format, args...))
+}
+func (g gnetLogger) Warnf(format string, args ...any) {
+	g.l.Warn("resp: " + fmt.Sprintf(format, args...))
+}
+func (g gnetLogger) Errorf(format string, args ...any) {
+	g.l.Error("resp: " + fmt.Sprintf(format, args...))
+}
+func (g gnetLogger) Fatalf(format string, args ...any) {
+	g.l.Error("resp: " + fmt.Sprintf(format, args...))
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	c := &conn{s: s, id: s.nextID.Add(1), addr: nc.RemoteAddr().String(), laddr: nc.LocalAddr().String()}
+	lim := s.cfg.Limits
+	if s.cfg.Password == "" {
+		c.authed = true
+	} else {
+		lim = unauthLimits
+	}
+	c.rd = NewReader(lim)
+	c.w = NewWriter()
+	c.created = s.cfg.Now()
+	c.onLoop = true
+	return c
+}
+
+// traffic runs, on the connection's event loop, every complete command
+// its input holds, and sends their replies in one write. It stops at a
+// command that may wait and runs that one on a goroutine, which wakes the
+// loop to go on when it is done.
+func (c *conn) traffic() gnet.Action {
+	gc := c.gc
+	if c.busy {
+		if !c.done.Load() {
+			return gnet.None // input waits for the running command
+		}
+		c.busy = false
+		c.done.Store(false)
+		if c.quit {
+			c.flush()
+			return gnet.Close
+		}
+	}
+	if n := gc.InboundBuffered(); n > 0 && n >= c.rd.Need() {
+		in, _ := gc.Peek(n)
+		off := 0
+		for off < len(in) {
+			args, m, err := c.rd.Parse(in[off:])
+			if err != nil {
+				var pe *ProtocolError
+				if errors.As(err, &pe) {
+					c.w.Error("ERR " + pe.Error())
+				}
+				c.flush()
+				return gnet.Close
+			}
+			if m == 0 {
+				break
+			}
+			off += m
+			if len(args) == 0 {
+				continue
+			}
+			c.cmds.Add(1)
+			c.dispatch(c.s.ctx, args)
+			if c.deferred {
+				c.deferred = false
+				batch, more := c.batch(args, in[off:])
+				gc.Discard(off + more)
+				if act := c.flush(); act != gnet.None {
+					return act
+				}
+				return c.offload(batch)
+			}
+			if c.quit {
+				c.flush()
+				return gnet.Close
+			}
+		}
+		if off > 0 { // Discard(0) would discard everything
+			gc.Discard(off)
+		}
+	}
+	return c.flush()
+}
+
+// flush sends the buffered replies; the loop keeps what the socket does
+// not take at once and sends it as the client reads.
+func (c *conn) flush() gnet.Action {
+	if c.w.Buffered() == 0 {
+		return gnet.None
+	}
+	_, err := c.gc.Write(c.w.Bytes())
+	c.w.Reset()
+	if err != nil {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// offload runs a batch of commands on a goroutine (see batch); the
+// connection reads no further command until it is done.
+func (c *conn) offload(batch [][][]byte) gnet.Action {
+	s := c.s
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return gnet.Close
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	c.busy = true
+	go func() {
+		defer s.wg.Done()
+		c.runBatch(s.ctx, batch)
+		c.done.Store(true)
+		c.gc.Wake(nil) // fails only if the connection is gone
+	}()
+	return gnet.None
+}
