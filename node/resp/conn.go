@@ -36,6 +36,7 @@ type conn struct {
 	busy     bool        // a goroutine runs a command; input waits (event loop's field)
 	done     atomic.Bool // that goroutine is done
 	gone     bool        // closed; guarded by s.mu
+	closing  bool        // refused for a protocol error: input is discarded
 
 	reqs    []protocol.Request  // the current command's requests
 	resps   []protocol.Response // their responses; Value buffers are reused

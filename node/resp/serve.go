@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -304,6 +305,10 @@ func (s *Server) newConn(nc net.Conn) *conn {
 // loop to go on when it is done.
 func (c *conn) traffic() gnet.Action {
 	gc := c.gc
+	if c.closing {
+		gc.Discard(-1) // everything
+		return gnet.None
+	}
 	if c.busy {
 		if !c.done.Load() {
 			return gnet.None // input waits for the running command
@@ -326,7 +331,7 @@ func (c *conn) traffic() gnet.Action {
 					c.w.Error("ERR " + pe.Error())
 				}
 				c.flush()
-				return gnet.Close
+				return c.lingerClose()
 			}
 			if m == 0 {
 				break
@@ -356,6 +361,35 @@ func (c *conn) traffic() gnet.Action {
 		}
 	}
 	return c.flush()
+}
+
+// lingerTime is how long a connection refused for a protocol error keeps
+// reading (and discarding) what its client still sends.
+const lingerTime = 2 * time.Second
+
+// lingerClose closes the connection after a protocol error as HTTP servers
+// do: it ends the output, so the client reads the error and then EOF, and
+// discards input until the client closes too or lingerTime passes. Closing
+// at once with unread input would reset the connection, and a client still
+// sending (a value over the limit) would see only the reset.
+func (c *conn) lingerClose() gnet.Action {
+	if c.gc.OutboundBuffered() > 0 {
+		return gnet.Close
+	}
+	if err := syscall.Shutdown(c.gc.Fd(), syscall.SHUT_WR); err != nil {
+		return gnet.Close
+	}
+	c.closing = true
+	c.gc.Discard(-1)
+	gc, s := c.gc, c.s
+	time.AfterFunc(lingerTime, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !s.closed { // else the loops close it
+			gc.Close()
+		}
+	})
+	return gnet.None
 }
 
 // flush sends the buffered replies; the loop keeps what the socket does
