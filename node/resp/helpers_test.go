@@ -49,7 +49,10 @@ func (b *storeBackend) Do(ctx context.Context, req *protocol.Request, resp *prot
 	b.st.Exec(req, resp)
 }
 
-func (b *storeBackend) DoAtomic(_ context.Context, reqs []*protocol.Request, resps []*protocol.Response) error {
+func (b *storeBackend) DoAtomic(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) error {
+	if b.remote != nil && len(reqs) > 0 && b.remote(reqs[0].Key) && b.wait != nil {
+		b.wait(ctx, reqs[0])
+	}
 	return b.st.ExecAtomic(reqs, resps)
 }
 
