@@ -220,3 +220,50 @@ func TestScanPos_isFNV1a(t *testing.T) {
 		}
 	}
 }
+
+func TestStore_ApplyBatch_sameAsApplyingOneByOne(t *testing.T) {
+	one, _ := newTestStore(t, Config{Partitions: 7})
+	batch, _ := newTestStore(t, Config{Partitions: 7})
+	var es []protocol.Entry
+	// Long runs of one partition (past a lock run), interleaved ones,
+	// stale versions, tombstones and expired entries.
+	for i := range 600 {
+		es = append(es, protocol.Entry{Key: fmt.Sprintf("{a}%d", i), Value: []byte(fmt.Sprint("v", i)), TTL: 60000, Version: uint64(10 + i)})
+	}
+	for i := range 900 {
+		k := fmt.Sprint("k", i%300)
+		x := protocol.Entry{Key: k, Value: []byte(fmt.Sprint("w", i)), TTL: 60000, Version: uint64(1000 - i)}
+		switch i % 7 {
+		case 3:
+			x.Tombstone, x.Value = true, nil
+		case 5:
+			x.TTL = 0
+		}
+		es = append(es, x)
+	}
+	want := 0
+	for i := range es {
+		x := es[i]
+		ok, err := one.Apply(&x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			want++
+		}
+	}
+	got, err := batch.ApplyBatch(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("ApplyBatch applied %d; want %d", got, want)
+	}
+	for i := range es {
+		a, aok := one.Entry(es[i].Key)
+		b, bok := batch.Entry(es[i].Key)
+		if aok != bok || a.Version != b.Version || a.Tombstone != b.Tombstone || string(a.Value) != string(b.Value) {
+			t.Fatalf("key %s: one by one %+v (%v); batch %+v (%v)", es[i].Key, a, aok, b, bok)
+		}
+	}
+}

@@ -51,18 +51,68 @@ func (s *Store) toEntry(key string, e []byte, h header, now int64) protocol.Entr
 // least as new. It reports whether x was applied. An entry whose TTL has
 // run out is not stored.
 func (s *Store) Apply(x *protocol.Entry) (bool, error) {
-	if x.TTL == 0 {
-		return false, nil
-	}
-	if !x.Tombstone {
-		if err := s.reserve(&protocol.Request{Key: x.Key, Value: x.Value}); err != nil {
-			return false, err
-		}
+	if err := s.reserveBytes(applyNeed(x)); err != nil {
+		return false, err
 	}
 	p := s.partition(x.Key)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := s.now()
+	return s.applyLocked(p, x, s.now())
+}
+
+// ApplyBatch applies entries in order as Apply does, taking a partition's
+// lock once for each run of up to fetchLockRun consecutive entries of that
+// partition. It returns how many entries were applied, and stops at the
+// first error.
+func (s *Store) ApplyBatch(entries []protocol.Entry) (int, error) {
+	applied, pi := 0, -1
+	for i := 0; i < len(entries); {
+		if pi < 0 {
+			pi = s.PartitionOf(entries[i].Key)
+		}
+		j, next, need := i+1, -1, applyNeed(&entries[i])
+		for ; j < len(entries) && j-i < fetchLockRun; j++ {
+			if q := s.PartitionOf(entries[j].Key); q != pi {
+				next = q
+				break
+			}
+			need += applyNeed(&entries[j])
+		}
+		if err := s.reserveBytes(need); err != nil {
+			return applied, err
+		}
+		p := s.parts[pi]
+		p.mu.Lock()
+		now := s.now()
+		for k := i; k < j; k++ {
+			ok, err := s.applyLocked(p, &entries[k], now)
+			if err != nil {
+				p.mu.Unlock()
+				return applied, err
+			}
+			if ok {
+				applied++
+			}
+		}
+		p.mu.Unlock()
+		i, pi = j, next
+	}
+	return applied, nil
+}
+
+// applyNeed is the memory an Apply of x may take.
+func applyNeed(x *protocol.Entry) int64 {
+	if x.TTL == 0 || x.Tombstone {
+		return 0 // not stored, or written in place of the entry it deletes
+	}
+	return int64(hdrSize + len(x.Key) + len(x.Value))
+}
+
+// applyLocked is Apply under p's lock, p being x's partition.
+func (s *Store) applyLocked(p *partition, x *protocol.Entry, now int64) (bool, error) {
+	if x.TTL == 0 {
+		return false, nil
+	}
 	if x.Version > p.maxVer {
 		p.maxVer = x.Version
 	}

@@ -457,10 +457,14 @@ func (s *Store) maybeCompact(p *partition) {
 // reserve makes room for a write of req under MaxMemory, evicting the
 // entries nearest expiry. It runs before any partition lock is taken.
 func (s *Store) reserve(req *protocol.Request) error {
-	if s.cfg.MaxMemory <= 0 {
+	return s.reserveBytes(int64(hdrSize + len(req.Key) + len(req.Value)))
+}
+
+// reserveBytes makes room for need more bytes under MaxMemory, as reserve.
+func (s *Store) reserveBytes(need int64) error {
+	if s.cfg.MaxMemory <= 0 || need == 0 {
 		return nil
 	}
-	need := int64(hdrSize + len(req.Key) + len(req.Value))
 	if s.usedMemory()+need <= s.cfg.MaxMemory {
 		return nil
 	}
