@@ -231,6 +231,9 @@ func (t *transfers) push(ctx context.Context, j pushJob) {
 		if !slices.Contains(v.table.Holders(j.p), j.to) || j.to == v.self {
 			return
 		}
+		if t.inStep(ctx, v, j) {
+			return
+		}
 		err := t.pushTo(ctx, v, j)
 		if err == nil || ctx.Err() != nil {
 			return
@@ -243,6 +246,19 @@ func (t *transfers) push(ctx context.Context, j pushJob) {
 		}
 		backoff = min(backoff*2, 2*time.Second)
 	}
+}
+
+// inStep reports whether j.to already holds what this node holds of j.p
+// (equal digests), so that a push would carry nothing, as when j.to has
+// just pulled the partition from here. It is asked once every member has
+// the table, so from then on j.to receives every write itself.
+func (t *transfers) inStep(ctx context.Context, v *view, j pushJob) bool {
+	r, err := t.n.call(ctx, v, j.to, &protocol.Request{Op: protocol.OpDigest, Partition: int32(j.p)})
+	if err != nil || r.Code != protocol.CodeOK {
+		return false
+	}
+	sum, n := t.n.store.Digest(j.p)
+	return r.Version == sum && r.N == int64(n)
 }
 
 func (t *transfers) pushTo(ctx context.Context, v *view, j pushJob) error {
@@ -337,13 +353,11 @@ func (t *transfers) pullFrom(ctx context.Context, v *view, p int, src string) er
 		size := 0
 		for i := range r.Entries {
 			size += len(r.Entries[i].Key) + len(r.Entries[i].Value)
-			ok, err := t.n.store.Apply(&r.Entries[i])
-			if err != nil {
-				return err
-			}
-			if ok {
-				t.moved.Add(1)
-			}
+		}
+		applied, err := t.n.store.ApplyBatch(r.Entries)
+		t.moved.Add(int64(applied))
+		if err != nil {
+			return err
 		}
 		if r.Cursor == 0 {
 			return nil
@@ -355,6 +369,10 @@ func (t *transfers) pullFrom(ctx context.Context, v *view, p int, src string) er
 	}
 }
 
+// paceBurst is how far behind its pace the transfer throttle lets
+// transfers catch up at full speed.
+const paceBurst = 50 * time.Millisecond
+
 // throttle paces transfers to Config.TransferRate bytes per second, shared
 // by every transfer of the node, so that moving partitions leaves room for
 // foreground requests.
@@ -365,8 +383,10 @@ func (t *transfers) throttle(ctx context.Context, bytes int) error {
 	}
 	t.paceMu.Lock()
 	now := time.Now()
-	if t.paceNext.Before(now) {
-		t.paceNext = now
+	// Time left unused (a worker busy applying, a slow peer) may be made
+	// up, but no more than paceBurst of it.
+	if floor := now.Add(-paceBurst); t.paceNext.Before(floor) {
+		t.paceNext = floor
 	}
 	t.paceNext = t.paceNext.Add(time.Duration(float64(bytes) / float64(rate) * float64(time.Second)))
 	wait := t.paceNext.Sub(now)
