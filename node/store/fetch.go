@@ -115,18 +115,20 @@ func (s *Store) snapshot(p *partition) *fetchSnap {
 	}
 	p.mu.Lock()
 	now := s.now()
-	items := make([]item, 0, p.keys+p.tombs)
-	var buf []byte
-	p.forEach(func(_ string, l loc, h header) bool {
+	locs := p.locsInArenaOrder(make([]loc, 0, p.keys+p.tombs))
+	items := make([]item, 0, len(locs))
+	buf := make([]byte, 0, 24*len(locs))
+	for _, l := range locs {
+		e := p.entryAt(l)
+		h := readHeader(e)
 		if h.expired(now) {
-			return true
+			continue
 		}
-		key := keyOf(p.entryAt(l), h)
+		key := keyOf(e, h)
 		off := len(buf)
 		buf = append(buf, key...)
 		items = append(items, item{scanPosBytes(key), off, len(buf)})
-		return true
-	})
+	}
 	p.snapSeq++
 	snap := &fetchSnap{seq: p.snapSeq}
 	p.mu.Unlock()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -277,6 +278,20 @@ func (p *partition) forEach(fn func(key string, l loc, h header) bool) {
 			return
 		}
 	}
+}
+
+// locsInArenaOrder returns the location of every indexed entry, appended
+// to buf, in arena order: reading the entries in that order touches memory
+// sequentially rather than at random, as iterating the index does.
+func (p *partition) locsInArenaOrder(buf []loc) []loc {
+	for _, l := range p.index {
+		buf = append(buf, l)
+	}
+	for _, l := range p.spill {
+		buf = append(buf, l)
+	}
+	slices.Sort(buf)
+	return buf
 }
 
 // reset releases every chunk and forgets every entry.

@@ -173,17 +173,18 @@ func (s *Store) Digest(pi int) (sum uint64, n int) {
 	defer p.mu.Unlock()
 	now := s.now()
 	var buf []byte
-	p.forEach(func(key string, _ loc, h header) bool {
+	for _, l := range p.locsInArenaOrder(make([]loc, 0, p.keys+p.tombs)) {
+		e := p.entryAt(l)
+		h := readHeader(e)
 		if h.expired(now) {
-			return true
+			continue
 		}
-		buf = append(buf[:0], key...)
+		buf = append(buf[:0], keyOf(e, h)...)
 		buf = binary.LittleEndian.AppendUint64(buf, h.version)
 		buf = append(buf, h.flags&flagTombstone)
 		sum ^= xxhash.Sum64(buf)
 		n++
-		return true
-	})
+	}
 	return sum, n
 }
 
