@@ -10,11 +10,15 @@
 # both nodes' cloakroom_transfer_entries_total every 0.2 s and reports
 # sessions moved per second from the join until the new node answers
 # /readyz 200 and neither node reports an under-replicated partition.
-# FG=0 moves with no foreground load at all.
+# FG=0 moves with no foreground load at all. PROFILE=DIR saves 3 s CPU
+# profiles of both nodes, from 0.3 s after the join, as DIR/{a,b}-ROUND.pprof,
+# and the polled series as DIR/series-ROUND. TRANSFER_RATE, if set, is
+# both nodes' --transfer-rate.
 #
 # Usage: scripts/bench-migration.sh
 # Environment: N (1000000 sessions), VALUE_SIZE (200), FG (1), FG_WORKERS
-# (8), FG_DURATION (10s), FG_KEYS (100000), ROUNDS (1).
+# (8), FG_DURATION (10s), FG_KEYS (100000), ROUNDS (1), PROFILE (none),
+# TRANSFER_RATE (the node's default).
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
@@ -25,6 +29,10 @@ FG_DURATION=${FG_DURATION:-10s}
 FG=${FG:-1}
 FG_KEYS=${FG_KEYS:-100000}
 ROUNDS=${ROUNDS:-1}
+PROFILE=${PROFILE:-}
+TRANSFER_RATE=${TRANSFER_RATE:-}
+rate_flag=()
+[ -n "$TRANSFER_RATE" ] && rate_flag=(--transfer-rate "$TRANSFER_RATE")
 
 build_bins
 bin=$BENCH_TMP/bin
@@ -42,7 +50,7 @@ start_node() {
 	a=$(free_port) g=$(free_port) h=$(free_port)
 	start_bg "$bin/cloakroomd" --name "$name" --addr "127.0.0.1:$a" --resp-addr "" \
 		--http-addr "127.0.0.1:$h" --gossip-addr "127.0.0.1:$g" --replicas 2 \
-		--gossip-preset local --log-level warn "$@"
+		--gossip-preset local --log-level warn ${rate_flag[@]+"${rate_flag[@]}"} "$@"
 	wait_port "$a"
 	NATIVE=127.0.0.1:$a HTTP=127.0.0.1:$h GOSSIP=127.0.0.1:$g
 }
@@ -55,7 +63,7 @@ fg() {
 }
 
 machine
-echo "N=$N sessions of $VALUE_SIZE bytes; foreground (FG=$FG): $FG_WORKERS workers, 50:50 get:set over $FG_KEYS keys; baseline $FG_DURATION, then during the move"
+echo "N=$N sessions of $VALUE_SIZE bytes; foreground (FG=$FG): $FG_WORKERS workers, 50:50 get:set over $FG_KEYS keys; baseline $FG_DURATION, then during the move; transfer rate ${TRANSFER_RATE:-default}"
 for round in $(seq "$ROUNDS"); do
 	start_node "mig-a-$round"
 	a_native=$NATIVE a_http=$HTTP a_gossip=$GOSSIP a_pid=$BENCH_PID
@@ -77,6 +85,16 @@ for round in $(seq "$ROUNDS"); do
 	start_node "mig-b-$round" --join "$a_gossip"
 	b_http=$HTTP b_pid=$BENCH_PID
 	join=$(date +%s.%N)
+	if [ -n "$PROFILE" ]; then
+		mkdir -p "$PROFILE"
+		prof_pids=()
+		for n in a b; do
+			h=$a_http
+			[ "$n" = b ] && h=$b_http
+			sh -c 'sleep 0.3; exec curl -sf -o "$1" "$2"' - "$PROFILE/$n-$round.pprof" "http://$h/debug/pprof/profile?seconds=3" &
+			prof_pids+=($!)
+		done
+	fi
 	: >"$BENCH_TMP/series"
 	while :; do
 		now=$(date +%s.%N)
@@ -96,6 +114,10 @@ for round in $(seq "$ROUNDS"); do
 	if [ "$FG" = 1 ]; then
 		kill -INT "$fg_pid"
 		wait "$fg_pid" || true
+	fi
+	if [ -n "$PROFILE" ]; then
+		wait "${prof_pids[@]}" || true
+		cp "$BENCH_TMP/series" "$PROFILE/series-$round"
 	fi
 	echo "round $round: node B rss $(($(rss_kib "$b_pid") / 1024)) MiB"
 	held=$N
