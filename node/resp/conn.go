@@ -69,6 +69,14 @@ func errExpire(name string) errReply {
 
 // lookup finds the command named by args[0], case-insensitively.
 func (c *conn) lookup(name []byte) *command {
+	if len(name) == 3 && name[1]|0x20 == 'e' && name[2]|0x20 == 't' {
+		switch name[0] | 0x20 { // GET and SET, the most common, skip the map
+		case 'g':
+			return c.s.get
+		case 's':
+			return c.s.set
+		}
+	}
 	if len(name) > len(c.lower) {
 		return nil
 	}

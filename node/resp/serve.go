@@ -40,6 +40,8 @@ type Server struct {
 	log   *slog.Logger
 	start time.Time
 	cmds  map[string]*command
+	get   *command // cmds["get"]
+	set   *command // cmds["set"]
 	topo  atomic.Pointer[slotTable]
 
 	nextID    atomic.Int64
@@ -89,6 +91,7 @@ func NewServer(b Backend, cfg Config) *Server {
 		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
 	}
 	s.cmds = commandTable()
+	s.get, s.set = s.cmds["get"], s.cmds["set"]
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }
