@@ -42,7 +42,8 @@ type conn struct {
 	nextID  uint64
 	err     error // set once the conn is broken
 
-	dead atomic.Bool // mirrors err != nil, read without the lock
+	dead     atomic.Bool  // mirrors err != nil, read without the lock
+	lastRead atomic.Int64 // when a response last arrived, unix ns
 
 	closed chan struct{} // closed when the reader exits
 }
@@ -94,6 +95,7 @@ func (c *conn) do(ctx context.Context, req *protocol.Request) (*call, error) {
 	req.ID = c.nextID
 	c.pending[req.ID] = cl
 	c.mu.Unlock()
+	sent := time.Now()
 
 	c.wmu.Lock()
 	wasEmpty := c.out.Len() == 0
@@ -120,8 +122,30 @@ func (c *conn) do(ctx context.Context, req *protocol.Request) (*call, error) {
 	case <-ctx.Done():
 		// The reader may still deliver into cl; it is not reused.
 		c.forget(req.ID)
+		if time.Since(sent) >= abandonAfter && c.lastRead.Load() < sent.UnixNano() {
+			c.abort(fmt.Errorf("%w: %s silent for %v", ErrUnavailable, c.addr, time.Since(sent).Round(time.Millisecond)))
+		}
 		return nil, ctx.Err()
 	}
+}
+
+// abandonAfter is how long a request may go unanswered, on a connection
+// that answered nothing else meanwhile, before giving it up also drops the
+// connection (abort).
+const abandonAfter = 500 * time.Millisecond
+
+// abort drops a connection that has gone silent, discarding whatever it
+// has not yet delivered: a request given up on must never reach the node
+// later. Across a network partition TCP keeps retransmitting it, and once
+// the network heals the node would execute it long after the caller retried
+// elsewhere and went on (a stale SET landing after a newer one, or after a
+// DELETE). Closing with SO_LINGER 0 resets the connection and throws away
+// its send queue instead of delivering it.
+func (c *conn) abort(err error) {
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.close(err)
 }
 
 func releaseCall(cl *call) {
@@ -175,6 +199,7 @@ func (c *conn) readLoop(br *bufio.Reader, maxFrame int) {
 			c.close(fmt.Errorf("%w: read from %s: %v", ErrUnavailable, c.addr, err))
 			return
 		}
+		c.lastRead.Store(time.Now().UnixNano())
 		var resp protocol.Response
 		if err := dec.DecodeResponse(frame, &resp); err != nil {
 			c.close(fmt.Errorf("%w: bad response from %s: %v", ErrUnavailable, c.addr, err))

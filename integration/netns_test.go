@@ -146,6 +146,13 @@ func TestPartition_isolatedNodeAcksNothing_healLosesAndResurrectsNothing(t *test
 		lost, resurrected, unreadable = max(lost, v.lost), max(resurrected, v.resurrected), max(unreadable, v.failed)
 	}
 
+	if lost+resurrected > 0 {
+		nodes := map[string]string{}
+		for _, nd := range all {
+			nodes[nd.name] = nd.native()
+		}
+		w.explain(ctx, nodes)
+	}
 	p := probe.snapshot()
 	t.Logf("figures: 5 nodes, --replicas 2, --gossip-preset local; n5 cut for %v", healAt.Sub(cutAt).Round(time.Millisecond))
 	t.Logf("  lost %d, resurrected %d, unreadable %d keys on the worst of 6 read paths (the routed client, each node directly); %d workload and %d split keys",

@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cloakroom/cloakroom/client"
+	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
 )
 
@@ -70,9 +75,11 @@ func (w *workload) check(ctx context.Context, via string, cl *client.Client, ttl
 					}
 				case del == delAcked:
 					revived.Add(1)
+					w.suspect(k.key)
 					w.notes.add("resurrected", "via %s: %s%s deleted (acknowledged at %s) but reads seq %d", via, k.key, where, stamp(at), seq)
 				default:
 					lost.Add(1)
+					w.suspect(k.key)
 					w.notes.add("lost", "via %s: %s%s reads seq %d; seq %d acknowledged at %s, %d failed sets, delete state %d",
 						via, k.key, where, seq, acked, stamp(at), unknown, del)
 				}
@@ -118,6 +125,11 @@ func (w *workload) verify(ctx context.Context, c *procCluster, e expect) {
 	}
 	w.notes.log(t)
 	if failed || w.falseNotFound.Load()+w.staleReads.Load() > 0 {
+		nodes := map[string]string{}
+		for _, p := range c.running() {
+			nodes[p.name] = p.native
+		}
+		w.explain(ctx, nodes)
 		c.logOutputs()
 	}
 	if failed {
@@ -128,3 +140,55 @@ func (w *workload) verify(ctx context.Context, c *procCluster, e expect) {
 // logAnomalies logs the first reports of each kind; for tests that fail
 // before verify.
 func (w *workload) logAnomalies(t *testing.T) { w.notes.log(t) }
+
+// suspect records key as found lost or resurrected, for explain.
+func (w *workload) suspect(key string) {
+	w.badMu.Lock()
+	defer w.badMu.Unlock()
+	if len(w.badKeys) < 5 && !slices.Contains(w.badKeys, key) {
+		w.badKeys = append(w.badKeys, key)
+	}
+}
+
+// explain logs what each node holds locally of the first keys a final
+// check found lost or resurrected (nodes: name → native address), so that
+// a failure shows where a value or a tombstone went.
+func (w *workload) explain(ctx context.Context, nodes map[string]string) {
+	w.badMu.Lock()
+	keys := slices.Clone(w.badKeys)
+	w.badMu.Unlock()
+	names := slices.Sorted(maps.Keys(nodes))
+	for _, key := range keys {
+		var sb strings.Builder
+		for _, name := range names {
+			fmt.Fprintf(&sb, " | %s: %s", name, localEntry(ctx, nodes[name], key, w.parts))
+		}
+		w.t.Logf("held of %s (partition %d):%s", key, ring.Partition(key, w.parts), sb.String())
+	}
+}
+
+// localEntry describes what the node at addr holds of key, without routing.
+func localEntry(ctx context.Context, addr, key string, parts int) string {
+	c, err := client.New(client.Config{Addrs: []string{addr}, Direct: true, DialTimeout: time.Second})
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	r, err := c.Exchange(ctx, &protocol.Request{Op: protocol.OpFetch, Partition: int32(ring.Partition(key, parts)), Key: key})
+	switch {
+	case err != nil:
+		return err.Error()
+	case r.Err() != nil:
+		return r.Err().Error()
+	case len(r.Entries) == 0:
+		return "nothing"
+	}
+	e := r.Entries[0]
+	what := fmt.Sprintf("seq %d", seqOf(key, e.Value))
+	if e.Tombstone {
+		what = "tombstone"
+	}
+	return fmt.Sprintf("%s v%d ttl %v", what, e.Version, time.Duration(e.TTL)*time.Millisecond)
+}

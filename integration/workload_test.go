@@ -121,6 +121,9 @@ type workload struct {
 	failedSets, failedDeletes, failedTouches       atomic.Int64
 	failedReads, falseNotFound, staleReads, revive atomic.Int64
 	notes                                          anomalies
+
+	badMu   sync.Mutex // guards badKeys
+	badKeys []string   // keys a final check found lost or resurrected, first few
 }
 
 // anomalies keeps the first few reports of each kind, for the test log.

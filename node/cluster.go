@@ -193,7 +193,7 @@ func (n *Node) recompute() {
 	if hash != cur.hash {
 		// Queue transfers before the view is visible, so that no request
 		// sees a partition as held and complete before it has arrived.
-		n.transfers.onViewChange(cur, v, nil)
+		n.transfers.onViewChange(cur, v)
 	}
 	n.cview.Store(v)
 	n.peers.retain(members)

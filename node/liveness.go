@@ -17,7 +17,12 @@ import (
 // of its cluster must stop serving sessions within seconds, or it goes on
 // answering reads of sessions the majority has deleted. So every node pings
 // the other members of its table over the native protocol, and counts as
-// seen only those that answered within quorumWindow.
+// seen only those that answered within quorumWindow from a table of the
+// same members as its own. The last part matters when a network partition
+// heals: the cut-off node may never have dropped anyone from its table,
+// while the majority still runs on a table without it for a few seconds
+// more; answering its pings does not make them agree, and until they do it
+// must not serve what it kept from before the cut.
 //
 // A node that regains quorum has missed what the majority did meanwhile:
 // before it serves again it pulls every partition it holds from every
@@ -151,7 +156,8 @@ func (n *Node) runHeartbeats() {
 					ctx, cancel := context.WithTimeout(n.ctx, heartbeatTimeout)
 					defer cancel()
 					sent := time.Now()
-					if r, err := n.call(ctx, v, name, &protocol.Request{Op: protocol.OpPing}); err == nil && r.Code == protocol.CodeOK {
+					r, err := n.call(ctx, v, name, &protocol.Request{Op: protocol.OpPing})
+					if err == nil && r.Code == protocol.CodeOK && r.Version == n.view().hash {
 						m.heardFrom(name, sent)
 					}
 				}()
@@ -188,5 +194,5 @@ func (n *Node) resync() {
 	cur := n.view()
 	old := *cur
 	old.provisional = true // as if nothing held had ever been held
-	n.transfers.onViewChange(&old, cur, cur.table.Members)
+	n.transfers.onViewChange(&old, cur)
 }

@@ -24,6 +24,7 @@ func (n *Node) Do(ctx context.Context, req *protocol.Request, resp *protocol.Res
 	v := n.view()
 	switch {
 	case req.Op == protocol.OpPing:
+		resp.Version = v.hash // whose table this node is on; see runHeartbeats
 	case !n.serving() && req.Flags&protocol.FlagForwarded == 0 && !nodeToNode(req.Op):
 		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "node %s is %s", n.cfg.Name, n.state()))
 	case req.Op == protocol.OpFlush && !n.cfg.AllowFlush:

@@ -11,14 +11,17 @@ import (
 )
 
 // Partition transfer: when the table changes, a node pulls each partition
-// it now holds from the other holders (old and new) that might have data it
-// lacks, applying entries by version so that nothing it already has newer
-// is overwritten and tombstones travel with the data. A node that held a
-// partition before and still does also pushes it to holders that are new,
-// so writes it acknowledged while they were joining reach them too. Until a partition has
-// arrived, a request on one of its keys first fetches that key from those
-// holders (ensureKeys), so the move never causes a false "not found". A
-// partition the node no longer holds is dropped after dropDelay.
+// it now holds from the members that might have data it lacks (every other
+// member, for a partition new to it; see pullSources), once every member
+// has the new table, so that no holder on an older one can still
+// acknowledge a write the pull would miss. Entries apply by version, so
+// nothing the node already has newer is overwritten, and tombstones travel
+// with the data. A node that held a partition before and still does also
+// pushes it to holders that are new, and one that no longer holds it hands
+// it to the new holders. Until a partition has arrived, a request on one of
+// its keys first fetches that key from the members still to be pulled from
+// (ensureKeys), so the move never causes a false "not found". A partition
+// the node no longer holds is dropped after dropDelay.
 
 // dropDelay is how long a node keeps a partition it no longer holds, so
 // that its new holders can still pull it.
@@ -80,10 +83,9 @@ func (t *transfers) sources(p int) []string {
 }
 
 // onViewChange queues pulls and drops for the change from old to cur.
-// Every partition this node holds in cur is also pulled from each member
-// in extra (see resync). Sources still pending from an earlier change are
-// kept: a later change does not make them redundant.
-func (t *transfers) onViewChange(old, cur *view, extra []string) {
+// Sources still pending from an earlier change are kept: a later change
+// does not make them redundant.
+func (t *transfers) onViewChange(old, cur *view) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for p := range t.n.cfg.Partitions {
@@ -107,21 +109,7 @@ func (t *transfers) onViewChange(old, cur *view, extra []string) {
 		delete(t.dropAt, p)
 		oldHolders := old.table.Holders(p)
 		heldBefore := slices.Contains(oldHolders, cur.self) && !old.provisional
-		var srcs []string
-		for _, m := range slices.Concat(cur.others(p), oldHolders, extra) {
-			if m == cur.self || slices.Contains(srcs, m) {
-				continue
-			}
-			if _, alive := cur.members[m]; !alive {
-				continue
-			}
-			// Pull from a holder unless it held p alongside this node
-			// before: then it has nothing this node lacks.
-			if heldBefore && slices.Contains(oldHolders, m) && !slices.Contains(extra, m) {
-				continue
-			}
-			srcs = append(srcs, m)
-		}
+		srcs := pullSources(old, cur, p, heldBefore)
 		if heldBefore {
 			for _, m := range cur.others(p) {
 				if !slices.Contains(oldHolders, m) {
@@ -153,6 +141,35 @@ func (t *transfers) onViewChange(old, cur *view, extra []string) {
 	case t.kick <- struct{}{}:
 	default:
 	}
+}
+
+// pullSources returns the members partition p is pulled from after the
+// change from old to cur, this node holding p in cur. A partition new to
+// this node is pulled from every other live member, leaving ones included:
+// its current holders may themselves still be filling it (moves chain when
+// members join or leave in quick succession), and any former holder may
+// have acknowledged writes they lack. One it held before is pulled only from
+// holders new to it and from members that entered the table (a node back
+// from a network partition, say): the holders it shared p with, and members
+// that held none of it, have nothing it lacks.
+func pullSources(old, cur *view, p int, heldBefore bool) []string {
+	oldHolders := old.table.Holders(p)
+	var srcs []string
+	for m := range cur.members {
+		if m == cur.self {
+			continue
+		}
+		if heldBefore {
+			_, wasMember := old.members[m]
+			newHolder := slices.Contains(cur.table.Holders(p), m) && !slices.Contains(oldHolders, m)
+			if wasMember && !newHolder {
+				continue
+			}
+		}
+		srcs = append(srcs, m)
+	}
+	slices.Sort(srcs)
+	return srcs
 }
 
 // run pulls queued partitions with a few workers and drops stale ones,
@@ -300,6 +317,9 @@ func (t *transfers) pull(ctx context.Context, p int) {
 	// earlier would miss. Requests meanwhile fetch their keys (ensureKeys).
 	backoff := 50 * time.Millisecond
 	for {
+		if !t.n.waitSettled(ctx) {
+			return
+		}
 		srcs := t.sources(p)
 		if len(srcs) == 0 {
 			return
@@ -421,17 +441,20 @@ func (t *transfers) dropExpired() {
 }
 
 // keySources returns the nodes that may hold entries of partition p this
-// node lacks: the holders p is being pulled from, or, while the members'
-// tables disagree, every other member (one of them may still act on an
-// older table and have acknowledged a write here unseen).
+// node lacks: the members p is still to be pulled from, and, while the
+// members' tables disagree, every other member (one of them may still act
+// on an older table and have acknowledged a write here unseen).
 func (n *Node) keySources(v *view, p int) []string {
-	if srcs := n.transfers.sources(p); len(srcs) > 0 {
+	srcs := n.transfers.sources(p)
+	if n.settled.Load() {
 		return srcs
 	}
-	if n.settled.Load() {
-		return nil
+	for _, m := range v.table.Members {
+		if m != v.self && !slices.Contains(srcs, m) {
+			srcs = append(srcs, m)
+		}
 	}
-	return slices.DeleteFunc(slices.Clone(v.table.Members), func(m string) bool { return m == v.self })
+	return srcs
 }
 
 // unsure reports whether requests on partition p must first fetch missing

@@ -14,7 +14,8 @@ const (
 	// OpHello opens a connection: Request.Version is the client's protocol
 	// version; the reply's Version is the node's, Value its node name.
 	OpHello Op = iota + 1
-	// OpPing answers CodeOK.
+	// OpPing answers CodeOK; Response.Version is the hash of the member set
+	// of the node's partition table (nodes compare it for quorum).
 	OpPing
 	// OpGet reads Key: reply Value, Version and TTL (remaining ms, -1 none).
 	OpGet
