@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 )
@@ -19,20 +18,6 @@ import (
 // 200 calls/s each, about 3,200 calls/s in all, so that the two shared CPUs
 // keep some room for the nodes' own work.
 var churnLoad = workloadOpts{writers: 8, readers: 8, perSecond: 200}
-
-// requireMovingTests skips a test of issue 4 that does not pass reliably
-// yet unless CLOAKROOM_CHURN=1: scaling and partitions still show, in some
-// runs, reads of moving partitions that miss or resurrect a session for a
-// moment, and now and then a delete undone for good (see the issue's
-// notes). They run by hand until they pass every time:
-//
-//	CLOAKROOM_CHURN=1 go test ./integration -run 'TestChurn|TestPartition' -v
-func requireMovingTests(t *testing.T) {
-	t.Helper()
-	if os.Getenv("CLOAKROOM_CHURN") == "" {
-		t.Skip("issue 4 acceptance test not yet reliable; run with CLOAKROOM_CHURN=1")
-	}
-}
 
 // startChurn starts three nodes and the workload against them.
 func startChurn(t *testing.T, opts workloadOpts) (context.Context, *procCluster, *workload) {
@@ -115,7 +100,6 @@ func TestChurn_rollingRestart_losesNothingAndFindsEverything(t *testing.T) {
 // the two new nodes one at a time (as a StatefulSet scales down), waiting
 // for each to exit and for full replication.
 func TestChurn_scaleOutAndIn_losesNothing(t *testing.T) {
-	requireMovingTests(t)
 	ctx, c, w := startChurn(t, churnLoad)
 	start := time.Now()
 	c.add()
@@ -140,7 +124,6 @@ func TestChurn_scaleOutAndIn_losesNothing(t *testing.T) {
 // its touch, no deleted session is back, and no live session was ever
 // reported missing.
 func TestChurn_touchAndDeleteWhilePartitionsMove_keepValuesAndDeletes(t *testing.T) {
-	requireMovingTests(t)
 	opts := churnLoad
 	opts.touches = true
 	ctx, c, w := startChurn(t, opts)

@@ -25,7 +25,6 @@ import (
 // write is readable with its latest value and every acknowledged delete
 // stays deleted, read through every node.
 func TestPartition_isolatedNodeAcksNothing_healLosesAndResurrectsNothing(t *testing.T) {
-	requireMovingTests(t)
 	if testing.Short() {
 		t.Skip("five cloakroomd processes in network namespaces")
 	}
