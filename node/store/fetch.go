@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"slices"
 	"sort"
 
@@ -109,14 +110,11 @@ func (s *Store) Fetch(pi int, cursor uint64, maxBytes int) ([]protocol.Entry, ui
 // a newer one was taken meanwhile. It walks p under its lock and sorts
 // outside it.
 func (s *Store) snapshot(p *partition) *fetchSnap {
-	type item struct {
-		pos      uint64
-		off, end int
-	}
 	p.mu.Lock()
 	now := s.now()
-	locs := p.locsInArenaOrder(make([]loc, 0, p.keys+p.tombs))
-	items := make([]item, 0, len(locs))
+	locs := p.locsByChunk()
+	pos := make([]uint64, 0, len(locs))
+	ends := make([]int, 0, len(locs)) // key i is buf[ends[i-1]:ends[i]]
 	buf := make([]byte, 0, 24*len(locs))
 	for _, l := range locs {
 		e := p.entryAt(l)
@@ -125,28 +123,42 @@ func (s *Store) snapshot(p *partition) *fetchSnap {
 			continue
 		}
 		key := keyOf(e, h)
-		off := len(buf)
 		buf = append(buf, key...)
-		items = append(items, item{scanPosBytes(key), off, len(buf)})
+		pos = append(pos, scanPosBytes(key))
+		ends = append(ends, len(buf))
 	}
 	p.snapSeq++
 	snap := &fetchSnap{seq: p.snapSeq}
 	p.mu.Unlock()
 
-	slices.SortFunc(items, func(a, b item) int {
-		switch {
-		case a.pos < b.pos:
-			return -1
-		case a.pos > b.pos:
-			return 1
+	// Sort the keys' indexes by position: packed below the position in one
+	// word when they fit (a plain integer sort), else with a comparison.
+	n := len(pos)
+	order := make([]uint64, n)
+	const idxBits = 64 - (ScanPosBits - 1)
+	if n <= 1<<idxBits {
+		for i, x := range pos {
+			order[i] = x<<idxBits | uint64(i)
 		}
-		return 0
-	})
+		slices.Sort(order)
+		for i := range order {
+			order[i] &= 1<<idxBits - 1
+		}
+	} else {
+		for i := range order {
+			order[i] = uint64(i)
+		}
+		slices.SortFunc(order, func(a, b uint64) int { return cmp.Compare(pos[a], pos[b]) })
+	}
 	all := string(buf)
-	snap.pos = make([]uint64, len(items))
-	snap.keys = make([]string, len(items))
-	for i, it := range items {
-		snap.pos[i], snap.keys[i] = it.pos, all[it.off:it.end]
+	snap.pos = make([]uint64, n)
+	snap.keys = make([]string, n)
+	for j, i := range order {
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		snap.pos[j], snap.keys[j] = pos[i], all[start:ends[i]]
 	}
 
 	p.mu.Lock()

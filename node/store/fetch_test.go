@@ -1,12 +1,15 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/cloakroom/cloakroom/protocol"
 )
@@ -265,5 +268,49 @@ func TestStore_ApplyBatch_sameAsApplyingOneByOne(t *testing.T) {
 		if aok != bok || a.Version != b.Version || a.Tombstone != b.Tombstone || string(a.Value) != string(b.Value) {
 			t.Fatalf("key %s: one by one %+v (%v); batch %+v (%v)", es[i].Key, a, aok, b, bok)
 		}
+	}
+}
+
+func TestStore_Digest_dependsOnEntriesNotLayout(t *testing.T) {
+	a, _ := newTestStore(t, Config{Partitions: 1})
+	b, _ := newTestStore(t, Config{Partitions: 1})
+	var es []protocol.Entry
+	for i := range 3000 {
+		es = append(es, protocol.Entry{Key: fmt.Sprint("k", i), Value: []byte(strings.Repeat("v", i%300)), TTL: 60000, Version: uint64(i + 1)})
+	}
+	if _, err := a.ApplyBatch(es); err != nil {
+		t.Fatal(err)
+	}
+	// b gets the same entries in reverse, many of them after an older
+	// version of themselves that compaction then sheds.
+	for i := len(es) - 1; i >= 0; i-- {
+		old := es[i]
+		old.Version, old.Value = 0, []byte(strings.Repeat("o", 900))
+		if i%2 == 0 {
+			b.Apply(&old)
+		}
+		b.Apply(&es[i])
+	}
+	sa, na := a.Digest(0)
+	sb, nb := b.Digest(0)
+	if sa != sb || na != nb || na != len(es) {
+		t.Fatalf("digests %x/%d and %x/%d; want equal, of %d entries", sa, na, sb, nb, len(es))
+	}
+	// The same as hashing every entry the index holds, in index order.
+	var want uint64
+	p := a.parts[0]
+	p.mu.Lock()
+	p.forEach(func(key string, _ loc, h header) bool {
+		buf := binary.LittleEndian.AppendUint64([]byte(key), h.version)
+		want ^= xxhash.Sum64(append(buf, h.flags&flagTombstone))
+		return true
+	})
+	p.mu.Unlock()
+	if sa != want {
+		t.Fatalf("digest %x; want %x", sa, want)
+	}
+	b.Apply(&protocol.Entry{Key: "k7", Value: []byte("new"), TTL: 60000, Version: 1 << 40})
+	if sb2, _ := b.Digest(0); sb2 == sa {
+		t.Fatal("a newer version left the digest unchanged")
 	}
 }
