@@ -248,7 +248,7 @@ func (t *transfers) push(ctx context.Context, j pushJob) {
 		if !slices.Contains(v.table.Holders(j.p), j.to) || j.to == v.self {
 			return
 		}
-		if t.inStep(ctx, v, j) {
+		if t.inStep(ctx, v, j.p, j.to) {
 			return
 		}
 		err := t.pushTo(ctx, v, j)
@@ -265,16 +265,16 @@ func (t *transfers) push(ctx context.Context, j pushJob) {
 	}
 }
 
-// inStep reports whether j.to already holds what this node holds of j.p
-// (equal digests), so that a push would carry nothing, as when j.to has
-// just pulled the partition from here. It is asked once every member has
-// the table, so from then on j.to receives every write itself.
-func (t *transfers) inStep(ctx context.Context, v *view, j pushJob) bool {
-	r, err := t.n.call(ctx, v, j.to, &protocol.Request{Op: protocol.OpDigest, Partition: int32(j.p)})
+// inStep reports whether peer holds exactly what this node holds of
+// partition p (equal digests), so that a push to it or a pull from it would
+// carry nothing, as when one of them has just pulled p from the other.
+// Equal digests are as good as a transfer that took no time.
+func (t *transfers) inStep(ctx context.Context, v *view, p int, peer string) bool {
+	r, err := t.n.call(ctx, v, peer, &protocol.Request{Op: protocol.OpDigest, Partition: int32(p)})
 	if err != nil || r.Code != protocol.CodeOK {
 		return false
 	}
-	sum, n := t.n.store.Digest(j.p)
+	sum, n := t.n.store.Digest(p)
 	return r.Version == sum && r.N == int64(n)
 }
 
@@ -326,7 +326,10 @@ func (t *transfers) pull(ctx context.Context, p int) {
 		}
 		src := srcs[0]
 		v := t.n.view()
-		err := t.pullFrom(ctx, v, p, src)
+		var err error
+		if !t.inStep(ctx, v, p, src) {
+			err = t.pullFrom(ctx, v, p, src)
+		}
 		if ctx.Err() != nil {
 			return
 		}
