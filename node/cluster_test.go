@@ -271,3 +271,84 @@ func TestCluster_antiEntropyRepairsALostCopy(t *testing.T) {
 		t.Fatalf("deleted s0 has %d live copies after repair; want 0", k)
 	}
 }
+
+// Moving a session keeps its deadline: a copy re-replicated after a crash
+// or pulled by a restarted node expires when the original would have,
+// never later and never earlier.
+func TestCluster_movedSessionsKeepTheirDeadlines(t *testing.T) {
+	c := nodetest.Start(t, 3)
+	ctx := ctxFor(t)
+	cl := direct(t, c.Node(0).Addr())
+	// tol covers the time an entry spends between the node that reads its
+	// remaining TTL and the one that applies it, in this one process.
+	const n, tol = 600, 200 * time.Millisecond
+	type bounds struct{ lo, hi time.Time } // when the session must expire
+	want := make([]bounds, n)
+	key := func(i int) string { return fmt.Sprint("ttl", i) }
+	for i := range n {
+		// Every fourth session expires during the moves; the others
+		// outlive the test with TTLs spread over a few seconds.
+		ttl := 40*time.Second + time.Duration(i)*10*time.Millisecond
+		if i%4 == 0 {
+			ttl = 2*time.Second + time.Duration(i)*time.Millisecond
+		}
+		before := time.Now()
+		if err := cl.Set(ctx, key(i), []byte("v"), ttl); err != nil {
+			t.Fatal(err)
+		}
+		want[i] = bounds{before.Add(ttl), time.Now().Add(ttl)}
+	}
+	c.Crash(2) // the survivors re-replicate what node-3 held
+	c.WaitAgreed(t, 2)
+	c.WaitReady(t)
+	c.Restart(2) // node-3 comes back empty and pulls its partitions
+	c.WaitAgreed(t, 3)
+	c.WaitReady(t)
+	checked := 0
+	for _, nd := range c.Running() {
+		for i := range n {
+			a := time.Now()
+			e, ok := nd.Store().Entry(key(i))
+			b := time.Now()
+			if !ok || e.Tombstone {
+				continue
+			}
+			checked++
+			// The copy's deadline lies between a+TTL and b+TTL+1ms (the
+			// TTL is whole milliseconds, rounded down).
+			lo, hi := a.Add(time.Duration(e.TTL)*time.Millisecond), b.Add(time.Duration(e.TTL+1)*time.Millisecond)
+			switch {
+			case lo.After(want[i].hi.Add(tol)):
+				t.Errorf("%s on %s expires %v late", key(i), nd.Name(), lo.Sub(want[i].hi).Round(time.Millisecond))
+			case hi.Before(want[i].lo.Add(-tol)):
+				t.Errorf("%s on %s expires %v early", key(i), nd.Name(), want[i].lo.Sub(hi).Round(time.Millisecond))
+			}
+		}
+	}
+	if checked < n {
+		t.Fatalf("checked %d live copies; the moves left too few to judge", checked)
+	}
+	// Every session still due is on both its holders; none past due is
+	// anywhere.
+	for i := range n {
+		live, now := copiesHeld(c, key(i)), time.Now()
+		switch {
+		case now.Before(want[i].lo.Add(-tol)) && live < 2:
+			t.Errorf("%s, due in %v, has %d live copies; want 2", key(i), want[i].lo.Sub(now).Round(time.Millisecond), live)
+		case now.After(want[i].hi.Add(tol)) && live > 0:
+			t.Errorf("%s, due %v ago, has %d live copies", key(i), now.Sub(want[i].hi).Round(time.Millisecond), live)
+		}
+	}
+}
+
+// copiesHeld counts the running nodes whose store has a live copy of key,
+// holders or not.
+func copiesHeld(c *nodetest.Cluster, key string) int {
+	k := 0
+	for _, nd := range c.Running() {
+		if e, ok := nd.Store().Entry(key); ok && !e.Tombstone {
+			k++
+		}
+	}
+	return k
+}

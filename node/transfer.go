@@ -281,6 +281,7 @@ func (t *transfers) inStep(ctx context.Context, v *view, p int, peer string) boo
 func (t *transfers) pushTo(ctx context.Context, v *view, j pushJob) error {
 	cursor := uint64(0)
 	for {
+		fetched := time.Now()
 		entries, next := t.n.store.Fetch(j.p, cursor, t.n.batchBytes())
 		size := 0
 		for i := range entries {
@@ -289,6 +290,9 @@ func (t *transfers) pushTo(ctx context.Context, v *view, j pushJob) error {
 		if err := t.throttle(ctx, size); err != nil {
 			return err
 		}
+		// The TTLs were read at fetched: take off the time spent waiting
+		// for the throttle, so that a pushed copy expires with the original.
+		ageTTLs(entries, time.Since(fetched))
 		if len(entries) > 0 {
 			req := &protocol.Request{Op: protocol.OpReplicate, Key: t.n.cfg.Name, Partition: int32(j.p),
 				Table: v.table.Version, TableHash: v.hash, Entries: entries}
@@ -305,6 +309,20 @@ func (t *transfers) pushTo(ctx context.Context, v *view, j pushJob) error {
 			return nil
 		}
 		cursor = next
+	}
+}
+
+// ageTTLs shortens the remaining TTLs of entries read d ago. An entry that
+// ran out meanwhile keeps 1 ms: it expires on arrival, as it should.
+func ageTTLs(entries []protocol.Entry, d time.Duration) {
+	ms := d.Milliseconds()
+	if ms <= 0 {
+		return
+	}
+	for i := range entries {
+		if entries[i].TTL > 0 {
+			entries[i].TTL = max(entries[i].TTL-ms, 1)
+		}
 	}
 }
 
