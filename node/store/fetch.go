@@ -112,7 +112,7 @@ func (s *Store) Fetch(pi int, cursor uint64, maxBytes int) ([]protocol.Entry, ui
 func (s *Store) snapshot(p *partition) *fetchSnap {
 	p.mu.Lock()
 	now := s.now()
-	locs := p.locsByChunk()
+	locs := p.locsInArenaOrder()
 	pos := make([]uint64, 0, len(locs))
 	ends := make([]int, 0, len(locs)) // key i is buf[ends[i-1]:ends[i]]
 	buf := make([]byte, 0, 24*len(locs))

@@ -49,3 +49,20 @@ func BenchmarkStore_snapshot(b *testing.B) {
 		s.snapshot(s.parts[0])
 	}
 }
+
+// BenchmarkStore_Digest_cold digests the partitions of a million-session
+// store in turn, so that (as on a node) the entries are not in the cache.
+func BenchmarkStore_Digest_cold(b *testing.B) {
+	s := New(Config{})
+	b.Cleanup(s.Flush)
+	v := strings.Repeat("v", 200)
+	for i := range 1_000_000 {
+		set(s, fmt.Sprintf("session:%08d", i), v, time.Hour)
+	}
+	b.ReportAllocs()
+	pi := 0
+	for b.Loop() {
+		s.Digest(pi)
+		pi = (pi + 1) % s.Partitions()
+	}
+}

@@ -314,3 +314,35 @@ func TestStore_Digest_dependsOnEntriesNotLayout(t *testing.T) {
 		t.Fatal("a newer version left the digest unchanged")
 	}
 }
+
+func TestPartition_locsInArenaOrder_sortsEveryIndexedEntry(t *testing.T) {
+	s, _ := newTestStore(t, Config{Partitions: 1})
+	// Many chunks, values of every size, rewrites that move entries, and
+	// a value larger than a chunk.
+	for i := range 5000 {
+		set(s, fmt.Sprint("k", i%3000), strings.Repeat("v", i%700), time.Hour)
+	}
+	set(s, "big", strings.Repeat("b", chunkSize+1), time.Hour)
+	p := s.parts[0]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	got := p.locsInArenaOrder()
+	want := map[loc]bool{}
+	for _, l := range p.index {
+		want[l] = true
+	}
+	for _, l := range p.spill {
+		want[l] = true
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d locations; want %d", len(got), len(want))
+	}
+	for i, l := range got {
+		if !want[l] {
+			t.Fatalf("location %x is not indexed", l)
+		}
+		if i > 0 && got[i-1] >= l {
+			t.Fatalf("locations %x then %x; want ascending", got[i-1], l)
+		}
+	}
+}

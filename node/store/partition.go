@@ -2,6 +2,7 @@ package store
 
 import (
 	"hash/maphash"
+	stdbits "math/bits"
 	"sync"
 	"sync/atomic"
 
@@ -279,36 +280,44 @@ func (p *partition) forEach(fn func(key string, l loc, h header) bool) {
 	}
 }
 
-// locsByChunk returns the location of every indexed entry grouped by arena
-// chunk, in chunk order: reading the entries in that order touches one
-// chunk's memory at a time rather than the whole arena at random, as
-// iterating the index does. It is a counting sort, linear in the entries.
-func (p *partition) locsByChunk() []loc {
-	n := len(p.index) + len(p.spill)
-	start := make([]int, len(p.chunks)+1) // start[c+1]: entries in chunk c, then offsets
-	count := func(l loc) { start[l.chunk()+1]++ }
+// locsInArenaOrder returns the location of every indexed entry in arena
+// order: reading the entries in that order touches memory sequentially
+// rather than at random, as iterating the index does. It radix-sorts on
+// chunk and offset (8 bits a pass), linear in the entries.
+func (p *partition) locsInArenaOrder() []loc {
+	a := make([]loc, 0, len(p.index)+len(p.spill))
 	for _, l := range p.index {
-		count(l)
+		a = append(a, l)
 	}
 	for _, l := range p.spill {
-		count(l)
+		a = append(a, l)
 	}
-	for c := 1; c < len(start); c++ {
-		start[c] += start[c-1]
+	key := func(l loc) uint64 { return uint64(l.chunk())<<offBits | uint64(l.off()) }
+	bits := offBits + stdbits.Len(uint(len(p.chunks)))
+	b := make([]loc, len(a))
+	for shift := 0; shift < bits; shift += 8 {
+		var at [257]int
+		for _, l := range a {
+			at[key(l)>>shift&0xff+1]++
+		}
+		for d := 1; d < len(at); d++ {
+			at[d] += at[d-1]
+		}
+		for _, l := range a {
+			d := key(l) >> shift & 0xff
+			b[at[d]] = l
+			at[d]++
+		}
+		a, b = b, a
 	}
-	out := make([]loc, n)
-	place := func(l loc) {
-		out[start[l.chunk()]] = l
-		start[l.chunk()]++
-	}
-	for _, l := range p.index {
-		place(l)
-	}
-	for _, l := range p.spill {
-		place(l)
-	}
-	return out
+	return a
 }
+
+// offBits holds any entry's offset in its chunk: a standard chunk's, or 0
+// in a chunk of its own.
+const offBits = 16
+
+const _ = uint(1<<offBits - chunkSize) // chunkSize must fit in offBits
 
 // reset releases every chunk and forgets every entry.
 func (p *partition) reset() {

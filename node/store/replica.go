@@ -173,7 +173,7 @@ func (s *Store) Digest(pi int) (sum uint64, n int) {
 	defer p.mu.Unlock()
 	now := s.now()
 	var buf []byte
-	for _, l := range p.locsByChunk() {
+	for _, l := range p.locsInArenaOrder() {
 		e := p.entryAt(l)
 		h := readHeader(e)
 		if h.expired(now) {
