@@ -94,3 +94,15 @@ func TestQuorumIgnoresAnswersFromNonMembers(t *testing.T) {
 		t.Fatal("heard from b while it was out of the table")
 	}
 }
+
+// A node that never joins anyone (one node on a laptop) is its own
+// majority for good, even though no table ever replaces its first one.
+func TestQuorumOfALoneNodeNeverLapses(t *testing.T) {
+	n := &Node{cfg: Config{Name: "solo", Partitions: 32, Replicas: 2}, log: slog.New(slog.DiscardHandler)}
+	n.transfers = newTransfers(n)
+	m := newMembership(n)
+	m.evalQuorum(time.Now().Add(time.Hour))
+	if why := m.noQuorum(); why != "" {
+		t.Fatalf("a lone node lost quorum: %q", why)
+	}
+}

@@ -48,8 +48,10 @@ func randomID() uint64 {
 
 func newMembership(n *Node) *membership {
 	m := &membership{n: n, kick: make(chan struct{}, 1), refused: map[string]string{}, peers: map[string][]byte{},
+		// Until the first table, the node's table is itself alone (as its
+		// first view is); a node that never joins anyone keeps that one.
 		q: quorumState{base: map[string]bool{n.cfg.Name: true}, left: map[string]bool{},
-			heard: map[string]time.Time{}, pinging: map[string]bool{}}}
+			table: []string{n.cfg.Name}, heard: map[string]time.Time{}, pinging: map[string]bool{}}}
 	ok := ""
 	m.quorum.Store(&ok)
 	return m
