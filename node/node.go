@@ -110,6 +110,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.goRun(func() { n.store.RunExpiry(n.ctx, cfg.ExpiryInterval) })
 	n.goRun(func() { n.acceptLoop(n.native, n.serveNative) })
+	n.serveRESP()
 	n.log.Info("node started", "addr", n.native.Addr().String(), "http", n.HTTPAddr(), "resp", n.RESPAddr(), "gossip", n.GossipAddr(),
 		"partitions", cfg.Partitions, "max_memory", cfg.MaxMemory, "limits", cfg.Limits.String())
 	return n, nil

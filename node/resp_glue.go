@@ -21,7 +21,8 @@ type respListener struct {
 	topo atomic.Pointer[resp.Topology] // current slot ownership, as Redis clients see it
 }
 
-// startRESP binds addr and serves the Redis protocol on it.
+// startRESP binds addr and creates the Redis protocol server for it;
+// serveRESP starts it.
 func (n *Node) startRESP(addr string) (*respListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -35,15 +36,29 @@ func (n *Node) startRESP(addr string) (*respListener, error) {
 		Limits:      resp.DefaultLimits(n.cfg.Limits.MaxValue),
 		Logger:      n.log,
 	})
-	n.goRun(func() {
-		if err := r.srv.Serve(ln); err != nil && !errors.Is(err, resp.ErrServerClosed) {
-			n.log.Error("resp serve", "err", err)
-		}
-	})
 	return r, nil
 }
 
-func (r *respListener) close() error { return r.srv.Close() }
+// serveRESP starts serving the Redis protocol listener, if there is one. New
+// calls it last, once every field the server's goroutines read is set.
+func (n *Node) serveRESP() {
+	if n.resp == nil {
+		return
+	}
+	n.goRun(func() {
+		if err := n.resp.srv.Serve(n.resp.ln); err != nil && !errors.Is(err, resp.ErrServerClosed) {
+			n.log.Error("resp serve", "err", err)
+		}
+	})
+}
+
+func (r *respListener) close() error {
+	err := r.srv.Close()
+	if cerr := r.ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+		err = cerr // Serve never ran (New failed after binding)
+	}
+	return err
+}
 
 // RESPAddr returns the Redis protocol listener's address, or "" if it is
 // disabled.
