@@ -187,6 +187,14 @@ func (m *membership) track(node *memberlist.Node, alive bool) {
 	m.changed()
 }
 
+// live reports whether name is a live member as memberlist last said.
+func (m *membership) live(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.peers[name]
+	return ok
+}
+
 // othersLeaving reports whether every live member but self gossips that it
 // is leaving (or there is none).
 func (m *membership) othersLeaving(self string) bool {

@@ -357,7 +357,9 @@ func (t *transfers) pull(ctx context.Context, p int) {
 			t.mu.Unlock()
 			return // no longer held
 		}
-		if _, member := t.n.view().members[src]; err == nil || !member {
+		// A source that left the gossip is done with: a leaving node's
+		// view entry outlives it while the member set stays the same.
+		if err == nil || !t.n.members.live(src) {
 			cur = slices.DeleteFunc(cur, func(m string) bool { return m == src })
 			if len(cur) == 0 {
 				delete(t.pending, p)
