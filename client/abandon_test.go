@@ -60,15 +60,22 @@ func silentNode(t *testing.T) (addr string, ends <-chan error) {
 	return ln.Addr().String(), ch
 }
 
-// A request given up on after the connection stayed silent must never reach
-// the node later: the client resets the connection rather than leave the
-// request queued in it (across a partition TCP would deliver it on healing).
-func TestClient_silentConnectionIsResetWhenAbandoned(t *testing.T) {
+// silentClient returns a client of a fresh silentNode, and its ends.
+func silentClient(t *testing.T) (*client.Client, <-chan error) {
+	t.Helper()
 	addr, ends := silentNode(t)
 	c, err := client.New(client.Config{Addrs: []string{addr}, Direct: true, DialTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, ends
+}
+
+// A request given up on after the connection stayed silent must never reach
+// the node later: the client resets the connection rather than leave the
+// request queued in it (across a partition TCP would deliver it on healing).
+func TestClient_silentConnectionIsResetWhenAbandoned(t *testing.T) {
+	c, ends := silentClient(t)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
@@ -88,11 +95,7 @@ func TestClient_silentConnectionIsResetWhenAbandoned(t *testing.T) {
 // A request abandoned quickly (a caller's short deadline) on a healthy
 // connection leaves the connection alone.
 func TestClient_quickAbandonKeepsConnection(t *testing.T) {
-	addr, ends := silentNode(t)
-	c, err := client.New(client.Config{Addrs: []string{addr}, Direct: true, DialTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ends := silentClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if err := c.Set(ctx, "k", []byte("v"), time.Minute); !errors.Is(err, context.DeadlineExceeded) {

@@ -82,7 +82,7 @@ func (m *membership) updateQuorum(members []string, leaving bool) {
 	m.evalQuorum(now)
 }
 
-// heard records that name answered a heartbeat.
+// heardFrom records that name answered a heartbeat sent at at.
 func (m *membership) heardFrom(name string, at time.Time) {
 	m.mu.Lock()
 	if _, ok := m.q.heard[name]; ok && at.After(m.q.heard[name]) {
