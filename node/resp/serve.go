@@ -333,7 +333,9 @@ func (c *conn) traffic() gnet.Action {
 				if errors.As(err, &pe) {
 					c.w.Error("ERR " + pe.Error())
 				}
-				c.flush()
+				if act := c.flush(); act != gnet.None {
+					return act // closed: its descriptor may be another's now
+				}
 				return c.lingerClose()
 			}
 			if m == 0 {
