@@ -35,4 +35,12 @@
 // Input is bounded: declared lengths are checked against Limits before
 // anything is allocated, and a framing error closes only the offending
 // connection.
+//
+// Connections are served from event loops (gnet), as redis-server serves
+// them from one: a loop runs every complete command a connection has sent
+// and answers them in one write. Serve therefore needs a TCP or Unix
+// listener. A command whose backend call may wait (Backend.Local says so:
+// in a cluster, keys another node owns and replicated writes) runs on a
+// goroutine, with the keyed commands pipelined behind it batched per
+// partition; the connection's further input waits until it is answered.
 package resp
