@@ -175,7 +175,7 @@ func (s *Server) enroll(nc net.Conn) bool {
 	defer s.wg.Done()
 	// The loop owns a duplicate of the socket from here; nc is closed.
 	if _, err := loops.EnrollContext(nc, c); err != nil {
-		s.log.Debug("resp: enroll", "peer", c.addr, "err", err)
+		s.log.Warn("resp: enroll", "peer", c.addr, "err", err)
 		return true
 	}
 	s.totalConn.Add(1)
