@@ -77,10 +77,17 @@ func TestServer_RemoteCommand_OthersServedMeanwhile(t *testing.T) {
 }
 
 func TestServer_Close_WhileRemoteCommandWaits(t *testing.T) {
-	ts := startServer(t, slowRemote(time.Hour))
+	waiting := make(chan struct{})
+	ts := startServer(t, func(cfg *Config, b *storeBackend) {
+		b.remote = func(key string) bool { return strings.HasPrefix(key, "r:") }
+		b.wait = func(ctx context.Context, _ *protocol.Request) {
+			close(waiting)
+			<-ctx.Done()
+		}
+	})
 	c := ts.dial(t)
 	c.send("*2\r\n$3\r\nget\r\n$3\r\nr:x\r\n")
-	time.Sleep(20 * time.Millisecond) // let it reach the backend
+	<-waiting
 	done := make(chan struct{})
 	go func() {
 		ts.srv.Close()
@@ -130,5 +137,44 @@ func TestServer_PipelinedRemoteReads_RunTogether(t *testing.T) {
 	}
 	if most.Load() < 2 {
 		t.Errorf("at most %d remote calls ran at once; want pipelined reads of different keys together", most.Load())
+	}
+}
+
+func TestServer_Quit_RepliesThenClosesWithoutRunningTheRest(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	c.send("*3\r\n$3\r\nset\r\n$1\r\na\r\n$1\r\n1\r\nQUIT\r\n*3\r\n$3\r\nset\r\n$1\r\nb\r\n$1\r\n2\r\n")
+	for _, want := range []string{"+OK\r\n", "+OK\r\n"} {
+		if got := c.reply(); got != want {
+			t.Fatalf("got %q; want %q", got, want)
+		}
+	}
+	if !c.closed() {
+		t.Fatal("connection open after QUIT")
+	}
+	d := ts.dial(t)
+	d.expect("$1\r\n1\r\n", "get", "a")
+	d.expect("$-1\r\n", "get", "b")
+}
+
+func TestServer_Clients_CountsOpenConnections(t *testing.T) {
+	ts := startServer(t)
+	a, b := ts.dial(t), ts.dial(t)
+	a.expect("+PONG\r\n", "ping")
+	b.expect("+PONG\r\n", "ping")
+	if n := ts.srv.Clients(); n != 2 {
+		t.Fatalf("Clients: got %d; want 2", n)
+	}
+	b.nc.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for ts.srv.Clients() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Clients: got %d after a client left; want 1", ts.srv.Clients())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	a.cmd("client", "list")
+	if got := a.reply(); strings.Count(got, "id=") != 1 {
+		t.Errorf("CLIENT LIST: got %q; want one connection", got)
 	}
 }
