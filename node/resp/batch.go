@@ -96,6 +96,10 @@ func (c *conn) runBatch(ctx context.Context, batch [][][]byte) {
 	}
 	var wg sync.WaitGroup
 	for _, g := range groups {
+		if len(groups) == 1 {
+			c.runGroup(ctx, batch, forks, g)
+			break
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
