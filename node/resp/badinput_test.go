@@ -2,6 +2,8 @@ package resp
 
 import (
 	"context"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -214,4 +216,38 @@ func TestServer_LargeRepliesDoNotPinMemory(t *testing.T) {
 	if kept > keepValue {
 		t.Errorf("connection keeps %d bytes of reply buffers after MGET; want at most %d", kept, keepValue)
 	}
+}
+
+// A client that pipelines commands with large replies and never reads them
+// is disconnected once maxUnread bytes wait for it; other clients go on.
+func TestServer_ClientThatNeverReadsIsClosed(t *testing.T) {
+	ts := startServer(t)
+	big := strings.Repeat("v", 1<<20)
+	ts.dial(t).expect("+OK\r\n", "set", "big", big)
+	hog := ts.dial(t)
+	// Enough GETs for four times the limit; the server must not buffer
+	// them all. Written from a goroutine: the writes block once the
+	// server stops reading.
+	sent := make(chan error, 1)
+	go func() {
+		cmd := "*2\r\n$3\r\nget\r\n$3\r\nbig\r\n"
+		var err error
+		for i := 0; i < 4*maxUnread>>20 && err == nil; i++ {
+			_, err = hog.nc.Write([]byte(cmd))
+		}
+		sent <- err
+	}()
+	// Read nothing until the server gives up on the connection: it then
+	// closes it, so reading what it had sent ends at its close (a reset or
+	// EOF) well short of every reply.
+	<-sent
+	hog.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := io.Copy(io.Discard, hog.nc)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("connection still open after %d bytes read", n)
+	}
+	if n >= 4*maxUnread {
+		t.Fatalf("read %d bytes: every reply was buffered", n)
+	}
+	ts.dial(t).expect("$-1\r\n", "get", "nothing")
 }

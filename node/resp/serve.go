@@ -314,7 +314,14 @@ func (c *conn) traffic() gnet.Action {
 	}
 	if c.busy {
 		if !c.done.Load() {
-			return gnet.None // input waits for the running command
+			// Input waits for the running command, within bounds: a
+			// client may pipeline, not flood.
+			if n := gc.InboundBuffered(); n > c.rd.lim.MaxCommand+maxUnread {
+				c.s.log.Warn("resp: closing a client that sent too much while a command ran",
+					"peer", c.addr, "buffered_bytes", n)
+				return gnet.Close
+			}
+			return gnet.None
 		}
 		c.busy = false
 		c.done.Store(false)
@@ -322,6 +329,9 @@ func (c *conn) traffic() gnet.Action {
 			c.flush()
 			return gnet.Close
 		}
+	}
+	if gc.OutboundBuffered() > maxUnread {
+		return c.tooMuchUnread()
 	}
 	if n := gc.InboundBuffered(); n > 0 && n >= c.rd.Need() {
 		in, _ := gc.Peek(n)
@@ -360,12 +370,34 @@ func (c *conn) traffic() gnet.Action {
 				c.flush()
 				return gnet.Close
 			}
+			if c.w.Buffered() > maxUnread/4 { // a long pipeline of large replies
+				if act := c.flush(); act != gnet.None {
+					return act
+				}
+				if gc.OutboundBuffered() > maxUnread {
+					return c.tooMuchUnread()
+				}
+			}
 		}
 		if off > 0 { // Discard(0) would discard everything
 			gc.Discard(off)
 		}
 	}
 	return c.flush()
+}
+
+// maxUnread bounds the replies one connection may leave unread. A client
+// that goes on sending commands without reading their replies would have
+// the node hold them all; past this it is disconnected instead, as Redis
+// does with its client output buffer limit. One reply larger than this is
+// still sent whole.
+const maxUnread = 64 << 20
+
+// tooMuchUnread closes a connection whose client does not read its replies.
+func (c *conn) tooMuchUnread() gnet.Action {
+	c.s.log.Warn("resp: closing a client that does not read its replies",
+		"peer", c.addr, "unread_bytes", c.gc.OutboundBuffered(), "limit", maxUnread)
+	return gnet.Close
 }
 
 // lingerTime is how long a connection refused for a protocol error keeps
