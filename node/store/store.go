@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"hash/maphash"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,8 @@ type Config struct {
 	TombstoneTTL time.Duration
 	// Now is the clock. Nil means time.Now. Deadlines are kept on this
 	// clock's monotonic reading, so wall-clock jumps do not move them.
+	// With time.Now the store reads only the monotonic clock per request
+	// (the wall clock is read once, in New).
 	Now func() time.Time
 }
 
@@ -43,6 +46,7 @@ type Store struct {
 	cfg      Config
 	base     time.Time // clock origin; deadlines are ms since base
 	baseWall uint64    // base as wall-clock µs, for versions
+	sysClock bool      // cfg.Now is time.Now: now reads only the monotonic clock
 	alloc    allocator
 	parts    []*partition
 
@@ -63,10 +67,11 @@ func New(cfg Config) *Store {
 	if cfg.TombstoneTTL <= 0 {
 		cfg.TombstoneTTL = DefaultTombstoneTTL
 	}
+	sys := cfg.Now == nil || reflect.ValueOf(cfg.Now).Pointer() == reflect.ValueOf(time.Now).Pointer()
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Store{cfg: cfg}
+	s := &Store{cfg: cfg, sysClock: sys}
 	// Start the clock an hour back so that every deadline is positive.
 	s.base = cfg.Now().Add(-time.Hour)
 	s.baseWall = uint64(s.base.UnixMicro())
@@ -81,8 +86,16 @@ func New(cfg Config) *Store {
 // Partitions returns the partition count.
 func (s *Store) Partitions() int { return len(s.parts) }
 
-// now returns the store clock in milliseconds.
-func (s *Store) now() int64 { return s.cfg.Now().Sub(s.base).Milliseconds() }
+// now returns the store clock in milliseconds. On the system clock it is
+// time.Since(base), which reads only the monotonic clock; time.Now would
+// read the wall clock too, and Sub would ignore it (base has a monotonic
+// reading), so the result is the same at about half the cost.
+func (s *Store) now() int64 {
+	if s.sysClock {
+		return time.Since(s.base).Milliseconds()
+	}
+	return s.cfg.Now().Sub(s.base).Milliseconds()
+}
 
 // nextVersion returns a version above every version p has seen. Versions
 // follow the wall clock (in µs, at the store clock's ms resolution) where

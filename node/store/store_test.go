@@ -487,3 +487,24 @@ func expireAll(s *Store) {
 		start = s.ExpireCycle(start, time.Second)
 	}
 }
+
+func TestStore_now_systemClock(t *testing.T) {
+	sys := New(Config{Partitions: 1, Now: time.Now})
+	if !sys.sysClock {
+		t.Fatalf("Now: time.Now: sysClock false; want true")
+	}
+	if def := New(Config{Partitions: 1}); !def.sysClock {
+		t.Fatalf("Now: nil: sysClock false; want true")
+	}
+	fake := New(Config{Partitions: 1, Now: func() time.Time { return time.Unix(0, 0) }})
+	if fake.sysClock {
+		t.Fatalf("fake Now: sysClock true; want false")
+	}
+	// Both readings measure time since base on the monotonic clock.
+	before := sys.cfg.Now().Sub(sys.base).Milliseconds()
+	got := sys.now()
+	after := sys.cfg.Now().Sub(sys.base).Milliseconds()
+	if got < before || got > after {
+		t.Fatalf("now() = %d; want within [%d, %d]", got, before, after)
+	}
+}
