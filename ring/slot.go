@@ -53,17 +53,29 @@ func indexByte(s string, c byte) int {
 	return -1
 }
 
-// crc16 is CRC16-XMODEM (polynomial 0x1021, initial value 0), table-driven.
+// crc16 is CRC16-XMODEM (polynomial 0x1021, initial value 0), eight bytes
+// a step ("slicing by 8"): crcTables[k][x] is the CRC register after byte
+// x then k zero bytes, so by linearity the register after eight bytes is
+// the XOR of one lookup per byte, with the register folded into the first
+// two. The bytes of a step are independent lookups instead of a chain of
+// eight dependent ones, which makes a session ID's slot several times
+// cheaper. The tail goes a byte at a time.
 func crc16(s string) uint16 {
 	var crc uint16
+	t := &crcTables
+	for len(s) >= 8 {
+		crc = t[7][s[0]^byte(crc>>8)] ^ t[6][s[1]^byte(crc)] ^ t[5][s[2]] ^ t[4][s[3]] ^
+			t[3][s[4]] ^ t[2][s[5]] ^ t[1][s[6]] ^ t[0][s[7]]
+		s = s[8:]
+	}
 	for i := 0; i < len(s); i++ {
-		crc = crc<<8 ^ crcTable[byte(crc>>8)^s[i]]
+		crc = crc<<8 ^ t[0][byte(crc>>8)^s[i]]
 	}
 	return crc
 }
 
-var crcTable = func() (t [256]uint16) {
-	for i := range t {
+var crcTables = func() (t [8][256]uint16) {
+	for i := range t[0] {
 		c := uint16(i) << 8
 		for range 8 {
 			if c&0x8000 != 0 {
@@ -72,7 +84,13 @@ var crcTable = func() (t [256]uint16) {
 				c <<= 1
 			}
 		}
-		t[i] = c
+		t[0][i] = c
+	}
+	for k := 1; k < len(t); k++ {
+		for i := range t[k] {
+			c := t[k-1][i]
+			t[k][i] = c<<8 ^ t[0][byte(c>>8)]
+		}
 	}
 	return t
 }()

@@ -1,6 +1,9 @@
 package ring
 
-import "testing"
+import (
+	"math/rand/v2"
+	"testing"
+)
 
 func TestSlot_matchesRedisCluster(t *testing.T) {
 	// Values from Redis's CLUSTER KEYSLOT.
@@ -22,6 +25,21 @@ func TestSlot_matchesRedisCluster(t *testing.T) {
 	for _, c := range cases {
 		if got := Slot(c.key); got != c.want {
 			t.Errorf("Slot(%q) = %d; want %d", c.key, got, c.want)
+		}
+	}
+}
+
+func TestCRC16_matchesBytewise(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := range 100 {
+		b := make([]byte, n)
+		for range 20 {
+			for i := range b {
+				b[i] = byte(rng.Uint32())
+			}
+			if got, want := crc16(string(b)), crc16Bytewise(string(b)); got != want {
+				t.Fatalf("crc16(%x) = %#04x; want %#04x", b, got, want)
+			}
 		}
 	}
 }
@@ -52,4 +70,21 @@ func BenchmarkPartition(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		_ = Partition("session:0123456789abcdef0123456789abcdef", DefaultPartitions)
 	}
+}
+
+func BenchmarkPartition_short(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = Partition("key:000000000042", DefaultPartitions) // redis-benchmark's key shape
+	}
+}
+
+// crc16Bytewise is crc16 a byte at a time, the reference the tests check
+// crc16 against.
+func crc16Bytewise(s string) uint16 {
+	var crc uint16
+	for i := 0; i < len(s); i++ {
+		crc = crc<<8 ^ crcTables[0][byte(crc>>8)^s[i]]
+	}
+	return crc
 }
