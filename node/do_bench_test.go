@@ -2,7 +2,9 @@ package node_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cloakroom/cloakroom/node/nodetest"
@@ -36,4 +38,24 @@ func BenchmarkNode_Do_get(b *testing.B) {
 
 func BenchmarkNode_Do_set(b *testing.B) {
 	benchDo(b, protocol.Request{Op: protocol.OpSet, Key: "key:000000000042", Value: []byte(strings.Repeat("v", 200)), Flags: protocol.FlagNoTTL})
+}
+
+// BenchmarkNode_Do_getParallel runs GETs from every CPU at once, each
+// goroutine on its own key, as the RESP event loops do: it shows what the
+// request path's shared state costs across CPUs.
+func BenchmarkNode_Do_getParallel(b *testing.B) {
+	n := nodetest.StartNode(b)
+	ctx := context.Background()
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		key := fmt.Sprintf("key:%012d", next.Add(1))
+		var resp protocol.Response
+		n.Do(ctx, &protocol.Request{Op: protocol.OpSet, Key: key, Value: []byte(strings.Repeat("v", 200)), Flags: protocol.FlagNoTTL}, &resp)
+		req := protocol.Request{Op: protocol.OpGet, Key: key}
+		for pb.Next() {
+			n.Do(ctx, &req, &resp)
+		}
+	})
 }

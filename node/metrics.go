@@ -12,8 +12,9 @@ import (
 // that several nodes can live in one process.
 type metrics struct {
 	reg       *prometheus.Registry
-	requests  [32][32]atomic.Pointer[prometheus.Counter] // by op, code; resolved on first use
-	reqVec    *prometheus.CounterVec
+	requests  [reqShards]reqCounts   // by shard, then op and code; summed at scrape time
+	reqVec    *prometheus.CounterVec // ops and codes beyond reqCounts; collected by requestsCollector
+	reqDesc   *prometheus.Desc       // reqVec's
 	conns     prometheus.Gauge
 	badFrames prometheus.Counter
 
@@ -27,6 +28,7 @@ func newMetrics(n *Node) *metrics {
 	m.reqVec = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cloakroom_requests_total", Help: "Requests handled, by op and result code.",
 	}, []string{"op", "code"})
+	m.reqDesc = prometheus.NewDesc("cloakroom_requests_total", "Requests handled, by op and result code.", []string{"op", "code"}, nil)
 	m.conns = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "cloakroom_connections", Help: "Open client connections.",
 	})
@@ -49,7 +51,7 @@ func newMetrics(n *Node) *metrics {
 		}}
 	}
 	s := n.store
-	m.reg.MustRegister(m.reqVec, m.conns, m.badFrames, m.replicaFailures, m.repairs, m.refusedConns,
+	m.reg.MustRegister(requestsCollector{m}, m.conns, m.badFrames, m.replicaFailures, m.repairs, m.refusedConns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		stat("cloakroom_keys", "Live keys, including expired ones not yet collected.", prometheus.GaugeValue, func() int64 { return s.Stats().Keys }),
 		stat("cloakroom_tombstones", "Tombstones kept so that deletes stay final.", prometheus.GaugeValue, func() int64 { return s.Stats().Tombstones }),
@@ -67,21 +69,46 @@ func newMetrics(n *Node) *metrics {
 	return m
 }
 
-// observe counts one request.
-func (m *metrics) observe(op protocol.Op, code protocol.Code) {
-	if int(op) >= len(m.requests) || int(code) >= len(m.requests[0]) {
+// reqShards is how many copies of the request counters there are. Every
+// request adds one to a counter; with one copy, event loops on different
+// CPUs would pass that counter's cache line back and forth on every
+// request. A request counts in the copy of its partition, whose lock it
+// takes anyway.
+const reqShards = 8
+
+// reqCounts counts requests by op and code.
+type reqCounts [32][32]atomic.Uint64
+
+// observe counts one request. shard picks the copy of the counters: the
+// request's partition, or any number for a request without one.
+func (m *metrics) observe(shard int, op protocol.Op, code protocol.Code) {
+	if uint(op) >= uint(len(m.requests[0])) || uint(code) >= uint(len(m.requests[0][0])) {
 		m.reqVec.WithLabelValues(op.String(), code.String()).Inc()
 		return
 	}
-	slot := &m.requests[op][code]
-	c := slot.Load()
-	if c == nil {
-		// Racing goroutines may both resolve it; they get the same child.
-		child := m.reqVec.WithLabelValues(op.String(), code.String())
-		slot.Store(&child)
-		c = &child
+	m.requests[uint(shard)%reqShards][op][code].Add(1)
+}
+
+// requestsCollector exports cloakroom_requests_total: the sum of the
+// shards for each op and code seen, and reqVec's rare others.
+type requestsCollector struct{ m *metrics }
+
+func (c requestsCollector) Describe(ch chan<- *prometheus.Desc) { c.m.reqVec.Describe(ch) }
+
+func (c requestsCollector) Collect(ch chan<- prometheus.Metric) {
+	for op := range len(c.m.requests[0]) {
+		for code := range len(c.m.requests[0][0]) {
+			var sum uint64
+			for sh := range c.m.requests {
+				sum += c.m.requests[sh][op][code].Load()
+			}
+			if sum > 0 {
+				ch <- prometheus.MustNewConstMetric(c.m.reqDesc, prometheus.CounterValue, float64(sum),
+					protocol.Op(op).String(), protocol.Code(code).String())
+			}
+		}
 	}
-	(*c).Inc()
+	c.m.reqVec.Collect(ch)
 }
 
 // collectorFunc is a Collector of one metric computed at scrape time.

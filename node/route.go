@@ -22,6 +22,7 @@ import (
 func (n *Node) Do(ctx context.Context, req *protocol.Request, resp *protocol.Response) {
 	resetResponse(resp)
 	v := n.view()
+	part := -1 // the partition req ran on, if any: the metrics' shard
 	switch {
 	case req.Op == protocol.OpPing:
 		resp.Version = v.hash // whose table this node is on; see runHeartbeats
@@ -38,13 +39,14 @@ func (n *Node) Do(ctx context.Context, req *protocol.Request, resp *protocol.Res
 			resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "no quorum: %s", why))
 			break
 		}
-		n.route(ctx, v, req, resp)
+		part = n.route(ctx, v, req, resp)
 	}
 	resp.Table = v.table.Version
-	n.metrics.observe(req.Op, resp.Code)
+	n.metrics.observe(part, req.Op, resp.Code)
 }
 
-func (n *Node) route(ctx context.Context, v *view, req *protocol.Request, resp *protocol.Response) {
+// route runs req and returns the partition it named, or -1 if none.
+func (n *Node) route(ctx context.Context, v *view, req *protocol.Request, resp *protocol.Response) int {
 	switch req.Op {
 	case protocol.OpTable:
 		resp.Value = append(resp.Value[:0], v.info...)
@@ -57,7 +59,7 @@ func (n *Node) route(ctx context.Context, v *view, req *protocol.Request, resp *
 	case protocol.OpDigest:
 		if req.Partition < 0 || int(req.Partition) >= n.cfg.Partitions {
 			resp.SetErr(protocol.Errorf(protocol.CodeBadRequest, "partition %d out of range", req.Partition))
-			return
+			return -1
 		}
 		sum, k := n.store.Digest(int(req.Partition))
 		resp.Version, resp.N = sum, int64(k)
@@ -76,16 +78,20 @@ func (n *Node) route(ctx context.Context, v *view, req *protocol.Request, resp *
 	case protocol.OpScan, protocol.OpDeleteMatch:
 		if req.Partition < 0 || int(req.Partition) >= n.cfg.Partitions {
 			resp.SetErr(protocol.Errorf(protocol.CodeBadRequest, "partition %d out of range [0,%d)", req.Partition, n.cfg.Partitions))
-			return
+			return -1
 		}
 		n.onPartition(ctx, v, int(req.Partition), req, resp)
+		return int(req.Partition)
 	default:
 		if !singleKey(req.Op) {
 			resp.SetErr(protocol.Errorf(protocol.CodeUnknownOp, "op %s", req.Op))
-			return
+			return -1
 		}
-		n.onPartition(ctx, v, ring.Partition(req.Key, n.cfg.Partitions), req, resp)
+		p := ring.Partition(req.Key, n.cfg.Partitions)
+		n.onPartition(ctx, v, p, req, resp)
+		return p
 	}
+	return -1
 }
 
 // nodeToNode reports whether op is one nodes send each other (or tools

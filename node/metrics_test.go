@@ -1,0 +1,49 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/cloakroom/cloakroom/protocol"
+)
+
+func TestMetrics_requestsTotal_sumsShards(t *testing.T) {
+	n := startTestNode(t)
+	ctx := context.Background()
+	var resp protocol.Response
+	for i := range 20 { // keys in several partitions, so several shards
+		n.Do(ctx, &protocol.Request{Op: protocol.OpSet, Key: fmt.Sprintf("k%d", i), Value: []byte("v"), Flags: protocol.FlagNoTTL}, &resp)
+		n.Do(ctx, &protocol.Request{Op: protocol.OpGet, Key: fmt.Sprintf("k%d", i)}, &resp)
+		n.Do(ctx, &protocol.Request{Op: protocol.OpGet, Key: fmt.Sprintf("missing%d", i)}, &resp)
+	}
+	n.metrics.observe(0, protocol.Op(200), protocol.CodeOK) // beyond the shards' table
+	families, err := n.metrics.reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "cloakroom_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			got[labels["op"]+" "+labels["code"]] += m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{
+		protocol.OpSet.String() + " " + protocol.CodeOK.String():       20,
+		protocol.OpGet.String() + " " + protocol.CodeOK.String():       20,
+		protocol.OpGet.String() + " " + protocol.CodeNotFound.String(): 20,
+		protocol.Op(200).String() + " " + protocol.CodeOK.String():     1,
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("cloakroom_requests_total{%s} = %v; want %v (all: %v)", k, got[k], w, got)
+		}
+	}
+}
