@@ -321,7 +321,9 @@ func (s *Store) partition(key string) *partition {
 }
 
 // live returns key's entry if it exists, is not a tombstone and has not
-// expired. An expired entry is dropped on the way.
+// expired. An expired entry is dropped on the way. For a tombstone it
+// returns the tombstone's location and header (and false); with no entry,
+// a zero header.
 func (s *Store) live(p *partition, key string, now int64) (loc, header, bool) {
 	l, ok := p.lookup(key)
 	if !ok {
@@ -375,7 +377,10 @@ func (s *Store) deadline(req *protocol.Request, cur int64, exists bool, now int6
 }
 
 func (s *Store) set(p *partition, req *protocol.Request, resp *protocol.Response, now int64) error {
+	// One lookup serves both the checks (on a live entry) and the write,
+	// which goes in place over a live entry or a tombstone.
 	l, h, exists := s.live(p, req.Key, now)
+	had := exists || h.tombstone()
 	switch {
 	case req.Flags&protocol.FlagIfAbsent != 0 && exists:
 		return protocol.ErrExists
@@ -392,8 +397,6 @@ func (s *Store) set(p *partition, req *protocol.Request, resp *protocol.Response
 		resp.Value = append(resp.Value, valueOf(p.entryAt(l), h)...)
 		resp.N = 1
 	}
-	// A tombstone or expired entry under the key is replaced in place too.
-	l, had := p.lookup(req.Key)
 	nh := header{deadline: d, version: s.nextVersion(p, now)}
 	if err := p.write(req.Key, l, had, nh, req.Value); err != nil {
 		if protocol.CodeOf(err) == protocol.CodeTooLarge {

@@ -262,6 +262,25 @@ func TestStore_Delete_countsExisting(t *testing.T) {
 	}
 }
 
+func TestStore_Set_overTombstoneAndExpired_replacesEntry(t *testing.T) {
+	s, clk := newTestStore(t, Config{})
+	set(s, "a", "1", time.Minute)
+	exec(s, protocol.Request{Op: protocol.OpDelete, Keys: []string{"a"}})
+	set(s, "a", "2", time.Minute) // over the tombstone
+	wantValue(t, s, "a", "2")
+	set(s, "b", "1", time.Second)
+	clk.Advance(2 * time.Second)
+	set(s, "b", "2", time.Minute) // over the expired entry
+	wantValue(t, s, "b", "2")
+	st := s.Stats()
+	if st.Keys != 2 || st.Tombstones != 0 {
+		t.Errorf("keys=%d tombstones=%d; want 2 and 0", st.Keys, st.Tombstones)
+	}
+	if used := s.usedMemory(); used != st.UsedMemory() {
+		t.Errorf("usedMemory %d; want %d", used, st.UsedMemory())
+	}
+}
+
 func TestStore_Delete_tombstoneOutlivesEntry(t *testing.T) {
 	s, clk := newTestStore(t, Config{TombstoneTTL: time.Minute})
 	set(s, "a", "1", 10*time.Second)
