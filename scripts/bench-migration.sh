@@ -139,10 +139,16 @@ print(f"peak rate over one poll interval: {peak:,.0f}/s")
 for name in ("fg-alone", "fg-move"):
     if not os.path.exists(os.path.join(d, name + ".json")):
         continue
-    r = json.load(open(os.path.join(d, name + ".json")))
+    try:
+        r = json.load(open(os.path.join(d, name + ".json")))
+    except ValueError:
+        err = os.path.join(d, name + ".json.err")
+        tail = open(err).read().strip().splitlines()[-3:] if os.path.exists(err) else []
+        print(f"foreground {name:8s}: no report; its last output: {tail}")
+        continue
     print(f"foreground {name:8s}: {r['ops_per_sec']:,.0f} ops/s, p50 {r['p50_us']} µs, p99 {r['p99_us']} µs, p99.9 {r['p999_us']} µs, errors {r['errors']}, misses {r['misses']}")
 PY
-	rm -f "$BENCH_TMP"/fg-*.json
+	rm -f "$BENCH_TMP"/fg-*.json "$BENCH_TMP"/fg-*.json.err
 	kill "$b_pid" "$a_pid" 2>/dev/null || true
 	wait "$b_pid" "$a_pid" 2>/dev/null || true
 done
