@@ -101,11 +101,8 @@ func TestClient_quickAbandonKeepsConnection(t *testing.T) {
 	if err := c.Set(ctx, "k", []byte("v"), time.Minute); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("set = %v; want the deadline", err)
 	}
-	select {
-	case err := <-ends:
-		t.Fatalf("connection ended (%v) after a 20 ms abandon", err)
-	case <-time.After(300 * time.Millisecond):
-	}
+	// Had the abandon reset the connection, its end would be a reset; a
+	// connection left alone ends with the client's orderly close.
 	c.Close()
 	if err := <-ends; !errors.Is(err, io.EOF) {
 		t.Fatalf("closing the client ended the connection with %v; want EOF", err)

@@ -42,8 +42,8 @@ type conn struct {
 	nextID  uint64
 	err     error // set once the conn is broken
 
-	dead     atomic.Bool  // mirrors err != nil, read without the lock
-	lastRead atomic.Int64 // when a response last arrived, unix ns
+	dead  atomic.Bool   // mirrors err != nil, read without the lock
+	reads atomic.Uint64 // responses read so far
 
 	closed chan struct{} // closed when the reader exits
 }
@@ -95,7 +95,7 @@ func (c *conn) do(ctx context.Context, req *protocol.Request) (*call, error) {
 	req.ID = c.nextID
 	c.pending[req.ID] = cl
 	c.mu.Unlock()
-	sent := time.Now()
+	sent, readsAtSend := time.Now(), c.reads.Load()
 
 	c.wmu.Lock()
 	wasEmpty := c.out.Len() == 0
@@ -122,7 +122,7 @@ func (c *conn) do(ctx context.Context, req *protocol.Request) (*call, error) {
 	case <-ctx.Done():
 		// The reader may still deliver into cl; it is not reused.
 		c.forget(req.ID)
-		if time.Since(sent) >= abandonAfter && c.lastRead.Load() < sent.UnixNano() {
+		if time.Since(sent) >= abandonAfter && c.reads.Load() == readsAtSend {
 			c.abort(fmt.Errorf("%w: %s silent for %v", ErrUnavailable, c.addr, time.Since(sent).Round(time.Millisecond)))
 		}
 		return nil, ctx.Err()
@@ -199,7 +199,7 @@ func (c *conn) readLoop(br *bufio.Reader, maxFrame int) {
 			c.close(fmt.Errorf("%w: read from %s: %v", ErrUnavailable, c.addr, err))
 			return
 		}
-		c.lastRead.Store(time.Now().UnixNano())
+		c.reads.Add(1)
 		var resp protocol.Response
 		if err := dec.DecodeResponse(frame, &resp); err != nil {
 			c.close(fmt.Errorf("%w: bad response from %s: %v", ErrUnavailable, c.addr, err))

@@ -109,7 +109,7 @@ func (t *transfers) onViewChange(old, cur *view) {
 		delete(t.dropAt, p)
 		oldHolders := old.table.Holders(p)
 		heldBefore := slices.Contains(oldHolders, cur.self) && !old.provisional
-		srcs := pullSources(old, cur, p, heldBefore)
+		srcs := pullSources(old, cur, p, oldHolders, heldBefore)
 		if heldBefore {
 			for _, m := range cur.others(p) {
 				if !slices.Contains(oldHolders, m) {
@@ -152,8 +152,8 @@ func (t *transfers) onViewChange(old, cur *view) {
 // holders new to it and from members that entered the table (a node back
 // from a network partition, say): the holders it shared p with, and members
 // that held none of it, have nothing it lacks.
-func pullSources(old, cur *view, p int, heldBefore bool) []string {
-	oldHolders := old.table.Holders(p)
+func pullSources(old, cur *view, p int, oldHolders []string, heldBefore bool) []string {
+	holders := cur.table.Holders(p)
 	var srcs []string
 	for m := range cur.members {
 		if m == cur.self {
@@ -161,7 +161,7 @@ func pullSources(old, cur *view, p int, heldBefore bool) []string {
 		}
 		if heldBefore {
 			_, wasMember := old.members[m]
-			newHolder := slices.Contains(cur.table.Holders(p), m) && !slices.Contains(oldHolders, m)
+			newHolder := slices.Contains(holders, m) && !slices.Contains(oldHolders, m)
 			if wasMember && !newHolder {
 				continue
 			}
