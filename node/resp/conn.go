@@ -35,7 +35,6 @@ type conn struct {
 	deferred bool        // the last command was not run: it may wait
 	busy     bool        // a goroutine runs a command; input waits (event loop's field)
 	done     atomic.Bool // that goroutine is done
-	gone     bool        // closed; guarded by s.mu
 	closing  bool        // refused for a protocol error: input is discarded
 
 	reqs    []protocol.Request  // the current command's requests

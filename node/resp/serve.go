@@ -179,11 +179,6 @@ func (s *Server) enroll(nc net.Conn) bool {
 		return true
 	}
 	s.totalConn.Add(1)
-	s.mu.Lock()
-	if !c.gone { // the loop may have seen it close already
-		s.conns[c] = struct{}{}
-	}
-	s.mu.Unlock()
 	return true
 }
 
@@ -196,7 +191,6 @@ func (s *Server) isClosed() bool {
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c.gone = true
 	delete(s.conns, c)
 	s.doneCmds.Add(c.cmds.Load())
 }
@@ -254,8 +248,15 @@ type handler struct {
 	s *Server
 }
 
+// OnOpen tracks the connection on its loop, before the loop serves any of
+// its commands, so that Clients and CLIENT LIST never lag a connection that
+// was answered; OnClose untracks it.
 func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
-	gc.Context().(*conn).gc = gc
+	c := gc.Context().(*conn)
+	h.s.mu.Lock()
+	c.gc = gc
+	h.s.conns[c] = struct{}{}
+	h.s.mu.Unlock()
 	return nil, gnet.None
 }
 
