@@ -146,8 +146,14 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 func (s *Server) startLoops() (*gnet.Client, error) {
+	// Each loop keeps its own thread. A loop that finds no input yields
+	// before it blocks in epoll_wait, and a yielded goroutine resumes on
+	// whichever thread the scheduler woke for it: unlocked, one loop's work
+	// was spread over three threads in turn, and redis-benchmark -P 16
+	// measured 0.76x redis-server instead of 1.0x (docs/benchmarks.md).
 	loops, err := gnet.NewClient(&handler{s: s},
 		gnet.WithNumEventLoop(s.cfg.EventLoops),
+		gnet.WithLockOSThread(true),
 		gnet.WithLogger(gnetLogger{s.log}),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay))
 	if err != nil {
