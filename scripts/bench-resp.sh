@@ -12,12 +12,19 @@
 # through its first node, which forwards what it does not own; that target
 # is reported as a ratio to redis-server too.
 #
+# With BENCH_ALT=PATH it also benchmarks a second cloakroomd binary (say,
+# one built from another commit) in the same run, for an A/B comparison
+# on a noisy machine; that target is reported as a ratio to redis-server.
+# BENCH_REQUESTS (default 200000) sets -n; BENCH_PIPELINES (default "1 16")
+# the -P values.
+#
 # Usage: scripts/bench-resp.sh [rounds]   (default 1; targets alternate)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rounds=${1:-1}
 requests=${BENCH_REQUESTS:-200000}
+pipelines=${BENCH_PIPELINES:-1 16}
 tmp=$(mktemp -d)
 pids=()
 https=()
@@ -53,8 +60,16 @@ wait_port "$rport"
 wait_port "$cport"
 
 targets="redis cloak"
+if [[ -n ${BENCH_ALT:-} ]]; then
+	targets="$targets alt"
+	aport=$(free_port)
+	"$BENCH_ALT" --name bench-alt --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$aport" \
+		--http-addr "" --gossip-addr "127.0.0.1:$(free_port)" --log-level warn >"$tmp/alt.log" 2>&1 &
+	pids+=($!)
+	wait_port "$aport"
+fi
 if [[ ${BENCH_CLUSTER:-} == 1 ]]; then
-	targets="redis cloak cluster"
+	targets="$targets cluster"
 	seed="127.0.0.1:$(free_port)"
 	for i in 1 2 3; do
 		resp=$(free_port) http=$(free_port)
@@ -89,7 +104,7 @@ bench() {
 
 declare -A rps p99
 for round in $(seq "$rounds"); do
-	for P in 1 16; do
+	for P in $pipelines; do
 		order=$targets
 		if (( round % 2 == 0 )); then order=$(echo "$targets" | tr ' ' '\n' | tac | tr '\n' ' '); fi
 		for target in $order; do
@@ -97,6 +112,7 @@ for round in $(seq "$rounds"); do
 			redis) port=$rport ;;
 			cloak) port=$cport ;;
 			cluster) port=$kport ;;
+			alt) port=$aport ;;
 			esac
 			while read -r test r p; do
 				key="$target/$P/$test"
@@ -110,28 +126,28 @@ done
 # median of a space-separated list
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-printf '%-6s %-4s %14s %10s %14s %10s %9s %9s\n' test P "redis rps" "p99 ms" "cloak rps" "p99 ms" "rps ratio" "p99 ratio"
-for P in 1 16; do
-	for test in SET GET; do
-		rr=$(echo "${rps[redis/$P/$test]}" | median)
-		rp=$(echo "${p99[redis/$P/$test]}" | median)
-		cr=$(echo "${rps[cloak/$P/$test]}" | median)
-		cp=$(echo "${p99[cloak/$P/$test]}" | median)
-		printf '%-6s %-4s %14.0f %10.3f %14.0f %10.3f %9.2f %9.2f\n' "$test" "$P" "$rr" "$rp" "$cr" "$cp" \
-			"$(echo "$cr / $rr" | bc -l)" "$(echo "$cp / $rp" | bc -l)"
-	done
-done
-if [[ $targets == *cluster* ]]; then
-	echo
-	printf '%-6s %-4s %14s %10s %14s %10s %9s %9s\n' test P "redis rps" "p99 ms" "3-node rps" "p99 ms" "rps ratio" "p99 ratio"
-	for P in 1 16; do
+# table prints one target's medians against redis-server's.
+table() {
+	local target=$1 label=$2
+	printf '%-6s %-4s %14s %10s %14s %10s %9s %9s\n' test P "redis rps" "p99 ms" "$label rps" "p99 ms" "rps ratio" "p99 ratio"
+	for P in $pipelines; do
 		for test in SET GET; do
 			rr=$(echo "${rps[redis/$P/$test]}" | median)
 			rp=$(echo "${p99[redis/$P/$test]}" | median)
-			cr=$(echo "${rps[cluster/$P/$test]}" | median)
-			cp=$(echo "${p99[cluster/$P/$test]}" | median)
+			cr=$(echo "${rps[$target/$P/$test]}" | median)
+			cp=$(echo "${p99[$target/$P/$test]}" | median)
 			printf '%-6s %-4s %14.0f %10.3f %14.0f %10.3f %9.2f %9.2f\n' "$test" "$P" "$rr" "$rp" "$cr" "$cp" \
 				"$(echo "$cr / $rr" | bc -l)" "$(echo "$cp / $rp" | bc -l)"
 		done
 	done
+}
+
+table cloak cloak
+if [[ $targets == *alt* ]]; then
+	echo
+	table alt alt
+fi
+if [[ $targets == *cluster* ]]; then
+	echo
+	table cluster 3-node
 fi
