@@ -2,7 +2,11 @@ package resp
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cloakroom/cloakroom/node/store"
@@ -56,4 +60,50 @@ func BenchmarkServer_Get(b *testing.B) {
 
 func BenchmarkServer_PingInline(b *testing.B) {
 	benchCommands(b, "PING\r\n")
+}
+
+// BenchmarkServer_Connect50 opens 50 connections at once, as a client
+// pool or redis-benchmark -c 50 does, and waits for a PING answered on
+// each: the time a pool takes to be ready.
+func BenchmarkServer_Connect50(b *testing.B) {
+	ts := startServer(b)
+	const n = 50
+	b.ResetTimer()
+	for range b.N {
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		conns := make([]net.Conn, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				nc, err := net.Dial("tcp", ts.addr)
+				if err != nil {
+					errs <- err
+					return
+				}
+				conns[i] = nc
+				buf := make([]byte, 7)
+				if _, err := nc.Write([]byte("PING\r\n")); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := io.ReadFull(nc, buf); err != nil || string(buf) != "+PONG\r\n" {
+					errs <- fmt.Errorf("reply %q: %v", buf, err)
+				}
+			}()
+		}
+		wg.Wait()
+		b.StopTimer()
+		for _, nc := range conns {
+			if nc != nil {
+				nc.Close()
+			}
+		}
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
 }

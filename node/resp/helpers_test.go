@@ -73,7 +73,7 @@ type testServer struct {
 }
 
 // startServer starts a server; opts adjust the config and backend.
-func startServer(t *testing.T, opts ...func(*Config, *storeBackend)) *testServer {
+func startServer(t testing.TB, opts ...func(*Config, *storeBackend)) *testServer {
 	t.Helper()
 	b := &storeBackend{st: store.New(store.Config{Partitions: 271}), name: "node-a", allowFlush: true, limits: protocol.DefaultLimits()}
 	cfg := Config{}

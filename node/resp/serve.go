@@ -166,7 +166,10 @@ func (s *Server) startLoops() (*gnet.Client, error) {
 }
 
 // enroll hands nc to an event loop; it reports false once the server is
-// closed.
+// closed. The hand-over runs on a goroutine of its own: it waits for the
+// loop to register the connection, and connections accepted meanwhile
+// (a pool of 50 opening at once) are then registered together in one of
+// the loop's wake-ups rather than one wake-up each.
 func (s *Server) enroll(nc net.Conn) bool {
 	c := s.newConn(nc)
 	s.mu.Lock()
@@ -178,13 +181,13 @@ func (s *Server) enroll(nc net.Conn) bool {
 	s.wg.Add(1)
 	loops := s.loops
 	s.mu.Unlock()
-	defer s.wg.Done()
-	// The loop owns a duplicate of the socket from here; nc is closed.
-	if _, err := loops.EnrollContext(nc, c); err != nil {
-		s.log.Warn("resp: enroll", "peer", c.addr, "err", err)
-		return true
-	}
-	s.totalConn.Add(1)
+	go func() {
+		defer s.wg.Done()
+		// The loop owns a duplicate of the socket from here; nc is closed.
+		if _, err := loops.EnrollContext(nc, c); err != nil {
+			s.log.Warn("resp: enroll", "peer", c.addr, "err", err)
+		}
+	}()
 	return true
 }
 
@@ -254,15 +257,16 @@ type handler struct {
 	s *Server
 }
 
-// OnOpen tracks the connection on its loop, before the loop serves any of
-// its commands, so that Clients and CLIENT LIST never lag a connection that
-// was answered; OnClose untracks it.
+// OnOpen tracks and counts the connection on its loop, before the loop
+// serves any of its commands, so that Clients, CLIENT LIST and INFO never
+// lag a connection that was answered; OnClose untracks it.
 func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c := gc.Context().(*conn)
 	h.s.mu.Lock()
 	c.gc = gc
 	h.s.conns[c] = struct{}{}
 	h.s.mu.Unlock()
+	h.s.totalConn.Add(1)
 	return nil, gnet.None
 }
 
