@@ -101,10 +101,13 @@ func (c *conn) runBatch(ctx context.Context, batch [][][]byte) {
 			break
 		}
 		wg.Add(1)
-		go func() {
+		if !c.s.goWork(func() {
 			defer wg.Done()
 			c.runGroup(ctx, batch, forks, g)
-		}()
+		}) {
+			c.runGroup(ctx, batch, forks, g) // the server is closing: run it here
+			wg.Done()
+		}
 	}
 	wg.Wait()
 	for i, f := range forks {

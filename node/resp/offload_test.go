@@ -178,3 +178,31 @@ func TestServer_Clients_CountsOpenConnections(t *testing.T) {
 		t.Errorf("CLIENT LIST: got %q; want one connection", got)
 	}
 }
+
+func TestServer_RemoteCommands_ReuseWorkers(t *testing.T) {
+	ts := startServer(t, slowRemote(0))
+	c := ts.dial(t)
+	most := int32(0)
+	for i := range 100 {
+		c.expect("+OK\r\n", "set", "r:"+itoa(i%7), "v")
+		most = max(most, ts.srv.workers.Load())
+	}
+	// A worker may not be back waiting when the next command comes.
+	if most > 2 {
+		t.Errorf("%d workers ran 100 commands one after another; want them reused", most)
+	}
+}
+
+func TestServer_Workers_EndWhenIdle(t *testing.T) {
+	ts := startServer(t, slowRemote(0), func(cfg *Config, _ *storeBackend) { cfg.workerIdle = 10 * time.Millisecond })
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "set", "r:a", "v")
+	deadline := time.Now().Add(5 * time.Second)
+	for ts.srv.workers.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers still running long after their idle time", ts.srv.workers.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.expect("$1\r\nv\r\n", "get", "r:a") // a new worker starts
+}

@@ -44,6 +44,9 @@ type Server struct {
 	set   *command // cmds["set"]
 	topo  atomic.Pointer[slotTable]
 
+	work    chan func()  // tasks for idle workers; see goWork
+	workers atomic.Int32 // worker goroutines running
+
 	nextID    atomic.Int64
 	totalConn atomic.Int64
 	doneCmds  atomic.Int64 // commands of closed connections; open ones count their own
@@ -70,6 +73,9 @@ func NewServer(b Backend, cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.workerIdle <= 0 {
+		cfg.workerIdle = workerIdle
+	}
 	if cfg.EventLoops <= 0 {
 		cfg.EventLoops = max(1, runtime.GOMAXPROCS(0)/2)
 	}
@@ -89,6 +95,7 @@ func NewServer(b Backend, cfg Config) *Server {
 	s := &Server{
 		b: b, cfg: cfg, log: cfg.Logger, start: cfg.Now(),
 		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
+		work: make(chan func()),
 	}
 	s.cmds = commandTable()
 	s.get, s.set = s.cmds["get"], s.cmds["set"]
@@ -458,19 +465,59 @@ func (c *conn) flush() gnet.Action {
 // connection reads no further command until it is done.
 func (c *conn) offload(batch [][][]byte) gnet.Action {
 	s := c.s
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return gnet.Close
-	}
-	s.wg.Add(1)
-	s.mu.Unlock()
 	c.busy = true
-	go func() {
-		defer s.wg.Done()
+	if !s.goWork(func() {
 		c.runBatch(s.ctx, batch)
 		c.done.Store(true)
 		c.gc.Wake(nil) // fails only if the connection is gone
-	}()
+	}) {
+		return gnet.Close
+	}
 	return gnet.None
+}
+
+// workerIdle is how long a worker goroutine waits for another task before
+// it ends.
+const workerIdle = 5 * time.Second
+
+// goWork runs f on a worker goroutine: an idle one if there is one, else a
+// new one. It reports false, without running f, once the server is
+// closed. Workers outlive their task by workerIdle because a forwarded
+// command's call path is deep: a fresh goroutine grew (copied) its stack
+// several times on every such command, 15% of an entry node's CPU when it
+// forwarded unpipelined GETs.
+func (s *Server) goWork(f func()) bool {
+	select {
+	case s.work <- f: // a worker waiting in worker's select took it
+		return true
+	default:
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.workers.Add(1)
+	go s.worker(f)
+	return true
+}
+
+func (s *Server) worker(f func()) {
+	defer s.wg.Done()
+	defer s.workers.Add(-1)
+	idle := time.NewTimer(s.cfg.workerIdle)
+	defer idle.Stop()
+	for {
+		f()
+		idle.Reset(s.cfg.workerIdle)
+		select {
+		case f = <-s.work:
+		case <-idle.C:
+			return
+		case <-s.ctx.Done():
+			return
+		}
+	}
 }

@@ -79,6 +79,8 @@ type Config struct {
 	// EventLoops is how many event loops serve the connections. Zero means
 	// one per two CPUs, at least one.
 	EventLoops int
+
+	workerIdle time.Duration // how long an idle worker waits; zero means workerIdle (tests shorten it)
 }
 
 // DefaultLimits returns the limits for values up to maxValue bytes.
