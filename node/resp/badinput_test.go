@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,4 +251,46 @@ func TestServer_ClientThatNeverReadsIsClosed(t *testing.T) {
 		t.Fatalf("read %d bytes: every reply was buffered", n)
 	}
 	ts.dial(t).expect("$-1\r\n", "get", "nothing")
+}
+
+// Connections still being handed to the loops when the server closes are
+// closed with it: Close returns, and no goroutine is left (TestMain).
+func TestServer_CloseWhileConnectionsArrive(t *testing.T) {
+	ts := startServer(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				nc, err := net.Dial("tcp", ts.addr)
+				if err != nil {
+					continue // refused once the listener is closed
+				}
+				nc.Write([]byte("PING\r\n"))
+				nc.Close()
+			}
+		}()
+	}
+	for ts.srv.totalConn.Load() < 50 { // connections are arriving
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan struct{})
+	go func() {
+		ts.srv.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return while connections arrived")
+	}
+	close(stop)
+	wg.Wait()
 }
