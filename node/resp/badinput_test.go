@@ -75,16 +75,7 @@ func TestServer_CloseWithStalledClient(t *testing.T) {
 	staller.send("*2\r\n$3\r\nget\r\n$10\r\nab")
 	other := ts.dial(t)
 	other.expect("+PONG\r\n", "ping")
-	done := make(chan struct{})
-	go func() {
-		ts.srv.Close()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not return with a stalled client")
-	}
+	ts.mustClose(t, "with a stalled client")
 }
 
 func TestServer_Pipelining(t *testing.T) {
@@ -281,16 +272,7 @@ func TestServer_CloseWhileConnectionsArrive(t *testing.T) {
 	for ts.srv.totalConn.Load() < 50 { // connections are arriving
 		time.Sleep(time.Millisecond)
 	}
-	done := make(chan struct{})
-	go func() {
-		ts.srv.Close()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not return while connections arrived")
-	}
+	ts.mustClose(t, "while connections arrived")
 	close(stop)
 	wg.Wait()
 }

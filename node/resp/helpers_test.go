@@ -101,6 +101,22 @@ func startServer(t testing.TB, opts ...func(*Config, *storeBackend)) *testServer
 	return &testServer{srv: srv, b: b, addr: ln.Addr().String()}
 }
 
+// mustClose closes the server and fails the test if Close does not return
+// within 5 s; while names the situation, for the message.
+func (ts *testServer) mustClose(t *testing.T, while string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		ts.srv.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return " + while)
+	}
+}
+
 // rawConn speaks bytes to the server, for exact-reply tests.
 type rawConn struct {
 	t  *testing.T

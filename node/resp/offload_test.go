@@ -88,16 +88,7 @@ func TestServer_Close_WhileRemoteCommandWaits(t *testing.T) {
 	c := ts.dial(t)
 	c.send("*2\r\n$3\r\nget\r\n$3\r\nr:x\r\n")
 	<-waiting
-	done := make(chan struct{})
-	go func() {
-		ts.srv.Close()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not return while a command waited on the backend")
-	}
+	ts.mustClose(t, "while a command waited on the backend")
 }
 
 func TestServer_PipelinedRemoteReads_RunTogether(t *testing.T) {

@@ -116,14 +116,7 @@ func TestStore_Fetch_aNewTransferSeesKeysAnEarlierOneMissed(t *testing.T) {
 
 func TestStore_Fetch_transfersOverlappingOnOnePartition(t *testing.T) {
 	s, _ := newTestStore(t, Config{Partitions: 20})
-	var keep []string
-	for i := range 4000 {
-		k := fmt.Sprint("k", i)
-		if s.PartitionOf(k) == 0 {
-			keep = append(keep, k)
-		}
-		set(s, k, "v", time.Hour)
-	}
+	keep := fillKeeping(s, "k", 4000)
 	// Transfer A reads partition 0 slowly; between its batches transfer B
 	// reads partition 0 from the start (taking a newer snapshot and then
 	// dropping it at its end), and transfers of every other partition push
@@ -154,14 +147,7 @@ func TestStore_Fetch_transfersOverlappingOnOnePartition(t *testing.T) {
 
 func TestStore_Fetch_concurrentWritesNeverHideALastingKey(t *testing.T) {
 	s, _ := newTestStore(t, Config{Partitions: 2})
-	var keep []string
-	for i := range 3000 {
-		k := fmt.Sprint("keep", i)
-		if s.PartitionOf(k) == 0 {
-			keep = append(keep, k)
-		}
-		set(s, k, "v", time.Hour)
-	}
+	keep := fillKeeping(s, "keep", 3000)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range 2 {
@@ -345,4 +331,18 @@ func TestPartition_locsInArenaOrder_sortsEveryIndexedEntry(t *testing.T) {
 			t.Fatalf("locations %x then %x; want ascending", got[i-1], l)
 		}
 	}
+}
+
+// fillKeeping sets n keys named prefix0, prefix1, ... for an hour and
+// returns those of partition 0.
+func fillKeeping(s *Store, prefix string, n int) []string {
+	var keep []string
+	for i := range n {
+		k := fmt.Sprint(prefix, i)
+		if s.PartitionOf(k) == 0 {
+			keep = append(keep, k)
+		}
+		set(s, k, "v", time.Hour)
+	}
+	return keep
 }
