@@ -126,18 +126,34 @@ done
 # median of a space-separated list
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-# table prints one target's medians against redis-server's.
+# paired prints, for two lists of one value per round, the median of the
+# per-round ratios b/a and in how many rounds b was at least as good as a
+# (higher with "more", lower with "less"). Each round runs the targets back
+# to back, so its ratio is less moved by the machine's drifting load than
+# the ratio of two medians.
+paired() {
+	local a=$1 b=$2 better=$3
+	paste <(echo "$a" | tr ' ' '\n' | grep -v '^$') <(echo "$b" | tr ' ' '\n' | grep -v '^$') |
+		awk -v better="$better" '{ r = $2 / $1; print r; if ((better == "more" && r >= 1) || (better == "less" && r <= 1)) won++ }
+			END { print "won", won + 0, NR > "/dev/stderr" }' 2>"$tmp/won" | median
+	read -r _ won n <"$tmp/won"
+	echo "$won/$n"
+}
+
+# table prints one target's medians against redis-server's, and the
+# per-round (paired) ratios with the rounds it matched or beat Redis in.
 table() {
 	local target=$1 label=$2
-	printf '%-6s %-4s %14s %10s %14s %10s %9s %9s\n' test P "redis rps" "p99 ms" "$label rps" "p99 ms" "rps ratio" "p99 ratio"
+	printf '%-6s %-4s %12s %8s %12s %8s %9s %9s %10s %10s\n' test P "redis rps" "p99 ms" "$label rps" "p99 ms" \
+		"rps ratio" "p99 ratio" "rps rounds" "p99 rounds"
 	for P in $pipelines; do
 		for test in SET GET; do
-			rr=$(echo "${rps[redis/$P/$test]}" | median)
-			rp=$(echo "${p99[redis/$P/$test]}" | median)
-			cr=$(echo "${rps[$target/$P/$test]}" | median)
-			cp=$(echo "${p99[$target/$P/$test]}" | median)
-			printf '%-6s %-4s %14.0f %10.3f %14.0f %10.3f %9.2f %9.2f\n' "$test" "$P" "$rr" "$rp" "$cr" "$cp" \
-				"$(echo "$cr / $rr" | bc -l)" "$(echo "$cp / $rp" | bc -l)"
+			local k=redis/$P/$test t=$target/$P/$test
+			read -r rr_ rw < <(paired "${rps[$k]}" "${rps[$t]}" more | paste -sd' ')
+			read -r pr_ pw < <(paired "${p99[$k]}" "${p99[$t]}" less | paste -sd' ')
+			printf '%-6s %-4s %12.0f %8.3f %12.0f %8.3f %9.2f %9.2f %10s %10s\n' "$test" "$P" \
+				"$(echo "${rps[$k]}" | median)" "$(echo "${p99[$k]}" | median)" \
+				"$(echo "${rps[$t]}" | median)" "$(echo "${p99[$t]}" | median)" "$rr_" "$pr_" "$rw" "$pw"
 		done
 	done
 }
