@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"slices"
 
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
@@ -40,10 +41,15 @@ func (n *Node) doAtomic(ctx context.Context, reqs []*protocol.Request, resps []*
 		}
 		return n.forwardAtomic(ctx, v, p, reqs, resps)
 	}
-	keys := make([]string, len(reqs))
-	for i, r := range reqs {
-		keys[i] = r.Key
+	// A batch often writes one key more than once (scs queues SET and
+	// PEXPIREAT on its session; a pipeline may SET one key many times):
+	// the rollback needs each key's entry from before the batch once, and
+	// the backups need each changed key's final entry once.
+	keys := make([]string, 0, len(reqs))
+	for _, r := range reqs {
+		keys = append(keys, r.Key)
 	}
+	keys = distinct(keys)
 	if n.unsure(p) {
 		n.ensureKeys(ctx, v, p, keys)
 	}
@@ -61,15 +67,25 @@ func (n *Node) doAtomic(ctx context.Context, reqs []*protocol.Request, resps []*
 	var changed []string
 	for i, r := range reqs {
 		if mutates(r.Op) && resps[i].Code == protocol.CodeOK {
-			changed = append(changed, keys[i])
+			changed = append(changed, r.Key)
 		}
 	}
-	entries := n.currentEntries(changed)
+	entries := n.currentEntries(distinct(changed))
 	if err := n.replicate(ctx, v, p, backups, entries); err != nil {
 		n.revert(prev, entries)
 		return err
 	}
 	return nil
+}
+
+// distinct returns keys without repeats, in no particular order. It
+// reorders keys in place.
+func distinct(keys []string) []string {
+	if len(keys) < 2 {
+		return keys
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
 }
 
 // forwardAtomic sends an atomic batch to partition p's primary as one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 	"github.com/cloakroom/cloakroom/node/nodetest"
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 func direct(t *testing.T, addr string) *client.Client {
@@ -181,6 +184,72 @@ func TestCluster_atomicBatchIsForwardedToItsPrimary(t *testing.T) {
 	if err := entry.DoAtomic(ctx, guard, []*protocol.Response{{}, {}}); !errors.Is(err, protocol.ErrConflict) {
 		t.Fatalf("stale guard through a forward: %v; want ErrConflict", err)
 	}
+}
+
+func TestCluster_atomicBatchReplicatesEachKeyOnce(t *testing.T) {
+	c := nodetest.Start(t, 3)
+	ctx := ctxFor(t)
+	// The primary of tag's partition runs the batch and replicates it.
+	tag := "{scs}"
+	ci := c.Node(0).ClusterInfo()
+	owners := ci.Owners[ring.Partition(tag, ci.Partitions)]
+	var primary, backup *node.Node
+	for _, nd := range c.Running() {
+		switch nd.Name() {
+		case ci.Members[owners[0]].Name:
+			primary = nd
+		case ci.Members[owners[1]].Name:
+			backup = nd
+		}
+	}
+	// scs's MULTI (SET, PEXPIREAT on one session) and a pipeline that sets
+	// one key over and over.
+	reqs := []*protocol.Request{
+		{Op: protocol.OpSet, Key: tag + "a", Value: []byte("1"), Flags: protocol.FlagNoTTL},
+		{Op: protocol.OpTouch, Key: tag + "a", TTL: time.Hour.Milliseconds()},
+	}
+	for i := range 14 {
+		reqs = append(reqs, &protocol.Request{Op: protocol.OpSet, Key: tag + "b", Value: []byte(fmt.Sprint(i)), TTL: 60000})
+	}
+	resps := make([]*protocol.Response, len(reqs))
+	for i := range resps {
+		resps[i] = &protocol.Response{}
+	}
+	before := counter(t, primary, "cloakroom_replicated_entries_total")
+	if err := primary.DoAtomic(ctx, reqs, resps); err != nil {
+		t.Fatalf("atomic batch: %v", err)
+	}
+	if got := counter(t, primary, "cloakroom_replicated_entries_total") - before; got != 2 {
+		t.Errorf("the batch sent %v entries to each backup; want 2, one per key", got)
+	}
+	// What the backup holds is each key's final state.
+	a, ok := backup.Store().Entry(tag + "a")
+	if !ok || string(a.Value) != "1" || a.TTL <= 0 {
+		t.Errorf("backup holds %s: %+v, %v; want value 1 with the TTL", tag+"a", a, ok)
+	}
+	if b, ok := backup.Store().Entry(tag + "b"); !ok || string(b.Value) != "13" {
+		t.Errorf("backup holds %s: %+v, %v; want the last value, 13", tag+"b", b, ok)
+	}
+}
+
+// counter reads a counter without labels from nd's /metrics.
+func counter(t *testing.T, nd *node.Node, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + nd.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", nd.Name(), err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", nd.Name(), err)
+	}
+	f, ok := families[name]
+	if !ok || len(f.GetMetric()) != 1 {
+		t.Fatalf("metrics of %s: no single %s", nd.Name(), name)
+	}
+	return f.GetMetric()[0].GetCounter().GetValue()
 }
 
 func TestCluster_gracefulStopHandsOffFirst(t *testing.T) {

@@ -19,6 +19,7 @@ type metrics struct {
 	badFrames prometheus.Counter
 
 	replicaFailures prometheus.Counter
+	replicated      prometheus.Counter
 	repairs         prometheus.Counter
 	refusedConns    prometheus.Counter
 }
@@ -38,6 +39,9 @@ func newMetrics(n *Node) *metrics {
 	m.replicaFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_replication_failures_total", Help: "Writes a backup could not be reached for (the partition was under-replicated).",
 	})
+	m.replicated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cloakroom_replicated_entries_total", Help: "Entries this node sent to its backups as their primary, once per write however many backups.",
+	})
 	m.refusedConns = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_refused_connections_total", Help: "Native connections closed at once because the node was at --max-conns.",
 	})
@@ -51,7 +55,7 @@ func newMetrics(n *Node) *metrics {
 		}}
 	}
 	s := n.store
-	m.reg.MustRegister(requestsCollector{m}, m.conns, m.badFrames, m.replicaFailures, m.repairs, m.refusedConns,
+	m.reg.MustRegister(requestsCollector{m}, m.conns, m.badFrames, m.replicaFailures, m.replicated, m.repairs, m.refusedConns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		stat("cloakroom_keys", "Live keys, including expired ones not yet collected.", prometheus.GaugeValue, func() int64 { return s.Stats().Keys }),
 		stat("cloakroom_tombstones", "Tombstones kept so that deletes stay final.", prometheus.GaugeValue, func() int64 { return s.Stats().Tombstones }),

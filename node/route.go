@@ -258,6 +258,7 @@ func (n *Node) replicate(ctx context.Context, v *view, p int, backups []string, 
 	if len(entries) == 0 {
 		return nil
 	}
+	n.metrics.replicated.Add(float64(len(entries)))
 	req := &protocol.Request{Op: protocol.OpReplicate, Key: n.cfg.Name, Partition: int32(p), Table: v.table.Version, TableHash: v.hash, Entries: entries}
 	// one returns whether b applied the entries, and an error that must
 	// fail the write whatever the other backups did.
