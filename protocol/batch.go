@@ -2,9 +2,11 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // An atomic batch (OpAtomic) travels in Request.Value as an array of
@@ -13,36 +15,44 @@ import (
 // maxBatch bounds the requests in one atomic batch.
 const maxBatch = 1024
 
-// EncodeBatch encodes requests or responses for an OpAtomic Value.
+// EncodeBatch encodes requests or responses for an OpAtomic Value. Each
+// item is a msgpack bin32 written in place: its length is filled in once
+// the item is encoded, so no item is copied.
 func EncodeBatch[M encoder](ms []M) ([]byte, error) {
-	var buf, one bytes.Buffer
+	var buf bytes.Buffer
+	buf.Grow(batchItemGuess * (len(ms) + 1))
 	e := msgpack.NewEncoder(&buf)
-	oe := msgpack.NewEncoder(&one)
 	if err := e.EncodeArrayLen(len(ms)); err != nil {
 		return nil, err
 	}
 	for _, m := range ms {
-		one.Reset()
-		if err := m.Encode(oe); err != nil {
+		at := buf.Len()
+		buf.Write([]byte{msgpcode.Bin32, 0, 0, 0, 0})
+		if err := m.Encode(e); err != nil {
 			return nil, err
 		}
-		if err := e.EncodeBytes(one.Bytes()); err != nil {
-			return nil, err
-		}
+		b := buf.Bytes()
+		binary.BigEndian.PutUint32(b[at+1:at+5], uint32(len(b)-at-5))
 	}
 	return buf.Bytes(), nil
 }
 
-// DecodeRequestBatch decodes an OpAtomic request Value.
+// batchItemGuess sizes EncodeBatch's buffer: an item's fields without
+// its value, plus a short value.
+const batchItemGuess = 96
+
+// DecodeRequestBatch decodes an OpAtomic request Value. The requests do
+// not share memory with b.
 func DecodeRequestBatch(b []byte) ([]*Request, error) {
-	blobs, err := decodeBlobs(b)
+	d := NewDecoder()
+	blobs, err := d.blobs(b)
 	if err != nil {
 		return nil, err
 	}
-	d := NewDecoder()
 	out := make([]*Request, len(blobs))
+	rs := make([]Request, len(blobs))
 	for i, blob := range blobs {
-		out[i] = new(Request)
+		out[i] = &rs[i]
 		if err := d.DecodeRequest(blob, out[i]); err != nil {
 			return nil, err
 		}
@@ -50,16 +60,18 @@ func DecodeRequestBatch(b []byte) ([]*Request, error) {
 	return out, nil
 }
 
-// DecodeResponseBatch decodes an OpAtomic reply Value.
+// DecodeResponseBatch decodes an OpAtomic reply Value. The responses do
+// not share memory with b.
 func DecodeResponseBatch(b []byte) ([]*Response, error) {
-	blobs, err := decodeBlobs(b)
+	d := NewDecoder()
+	blobs, err := d.blobs(b)
 	if err != nil {
 		return nil, err
 	}
-	d := NewDecoder()
 	out := make([]*Response, len(blobs))
+	rs := make([]Response, len(blobs))
 	for i, blob := range blobs {
-		out[i] = new(Response)
+		out[i] = &rs[i]
 		if err := d.DecodeResponse(blob, out[i]); err != nil {
 			return nil, err
 		}
@@ -67,8 +79,9 @@ func DecodeResponseBatch(b []byte) ([]*Response, error) {
 	return out, nil
 }
 
-func decodeBlobs(b []byte) ([][]byte, error) {
-	d := NewDecoder()
+// blobs splits a batch into its items, which are slices of b: decoding
+// an item copies what it keeps.
+func (d *Decoder) blobs(b []byte) ([][]byte, error) {
 	d.rd.Reset(b)
 	d.dec.Reset(&d.rd)
 	n, err := d.arrayLen(1)
@@ -80,7 +93,7 @@ func decodeBlobs(b []byte) ([][]byte, error) {
 	}
 	out := make([][]byte, n)
 	for i := range out {
-		if out[i], err = d.bytes(); err != nil {
+		if out[i], err = d.view(b); err != nil {
 			return nil, malformed(fmt.Errorf("batch item %d: %w", i, err))
 		}
 	}

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"fmt"
+	"io"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -310,6 +311,23 @@ func (d *Decoder) bytes() ([]byte, error) {
 	}
 	b := make([]byte, n)
 	return b, d.dec.ReadFull(b)
+}
+
+// view reads a bin or str as a slice of b, the input d was started on,
+// without copying it.
+func (d *Decoder) view(b []byte) ([]byte, error) {
+	n, err := d.dec.DecodeBytesLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	if n > d.rd.Len() {
+		return nil, fmt.Errorf("length %d exceeds the %d bytes left", n, d.rd.Len())
+	}
+	at := len(b) - d.rd.Len()
+	if _, err := d.rd.Seek(int64(n), io.SeekCurrent); err != nil {
+		return nil, err
+	}
+	return b[at : at+n : at+n], nil
 }
 
 func (d *Decoder) string() (string, error) {

@@ -1,0 +1,174 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+)
+
+func sampleBatch(n, valueLen int) ([]*Request, []*Response) {
+	reqs := make([]*Request, n)
+	resps := make([]*Response, n)
+	for i := range n {
+		reqs[i] = &Request{ID: uint64(i), Op: OpSet, Key: fmt.Sprintf("{s}k%d", i), Value: bytes.Repeat([]byte{byte('a' + i%26)}, valueLen), TTL: 60000, Flags: FlagIfAbsent}
+		resps[i] = &Response{ID: uint64(i), Code: CodeOK, Value: bytes.Repeat([]byte{byte('A' + i%26)}, valueLen), Version: uint64(i + 1), TTL: 59000, N: 1}
+	}
+	return reqs, resps
+}
+
+func TestBatch_roundTrip(t *testing.T) {
+	for _, n := range []int{0, 1, 16, 300} { // 300 items of 200 bytes outgrow the first buffer
+		reqs, resps := sampleBatch(n, 200)
+		b, err := EncodeBatch(reqs)
+		if err != nil {
+			t.Fatalf("EncodeBatch(%d requests): %v", n, err)
+		}
+		gotReqs, err := DecodeRequestBatch(b)
+		if err != nil {
+			t.Fatalf("DecodeRequestBatch(%d): %v", n, err)
+		}
+		if len(gotReqs) != n || (n > 0 && !reflect.DeepEqual(gotReqs, reqs)) {
+			t.Fatalf("%d requests came back as %d, different", n, len(gotReqs))
+		}
+		b, err = EncodeBatch(resps)
+		if err != nil {
+			t.Fatalf("EncodeBatch(%d responses): %v", n, err)
+		}
+		gotResps, err := DecodeResponseBatch(b)
+		if err != nil {
+			t.Fatalf("DecodeResponseBatch(%d): %v", n, err)
+		}
+		if len(gotResps) != n || (n > 0 && !reflect.DeepEqual(gotResps, resps)) {
+			t.Fatalf("%d responses came back as %d, different", n, len(gotResps))
+		}
+	}
+}
+
+// A batch encoded item by item with minimal-length bins (how EncodeBatch
+// wrote them before it wrote bin32 in place) still decodes.
+func TestBatch_decodesMinimalBins(t *testing.T) {
+	reqs, _ := sampleBatch(3, 10)
+	var buf, one bytes.Buffer
+	e, oe := msgpack.NewEncoder(&buf), msgpack.NewEncoder(&one)
+	if err := e.EncodeArrayLen(len(reqs)); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reqs {
+		one.Reset()
+		if err := r.Encode(oe); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.EncodeBytes(one.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := DecodeRequestBatch(buf.Bytes())
+	if err != nil || !reflect.DeepEqual(got, reqs) {
+		t.Fatalf("DecodeRequestBatch = %v, %v; want the requests back", got, err)
+	}
+}
+
+// Decoded items own their memory: the input buffer is reused once the
+// batch is decoded.
+func TestBatch_decodedItemsDoNotShareTheInput(t *testing.T) {
+	reqs, resps := sampleBatch(4, 50)
+	b, err := EncodeBatch(reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotReqs, err := DecodeRequestBatch(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := EncodeBatch(resps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotResps, err := DecodeResponseBatch(b2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(b)
+	clear(b2)
+	if !reflect.DeepEqual(gotReqs, reqs) || !reflect.DeepEqual(gotResps, resps) {
+		t.Fatal("decoded batch items changed when the input was overwritten")
+	}
+}
+
+func TestBatch_refusesBadInput(t *testing.T) {
+	reqs, _ := sampleBatch(2, 10)
+	good, err := EncodeBatch(reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tooMany := func() []byte {
+		var buf bytes.Buffer
+		e := msgpack.NewEncoder(&buf)
+		_ = e.EncodeArrayLen(maxBatch + 1)
+		for range maxBatch + 1 {
+			_ = e.EncodeBytes([]byte{0x90})
+		}
+		return buf.Bytes()
+	}()
+	for name, tc := range map[string]struct {
+		b    []byte
+		code Code
+	}{
+		"empty":                {nil, CodeBadRequest},
+		"not an array":         {[]byte{0xc0}, CodeBadRequest},
+		"truncated":            {good[:len(good)-3], CodeBadRequest},
+		"trailing bytes":       {append(append([]byte{}, good...), 0x01), CodeBadRequest},
+		"item longer than all": {[]byte{0x91, msgpcode.Bin32, 0x7f, 0xff, 0xff, 0xff, 0x90}, CodeBadRequest},
+		"item not a request":   {[]byte{0x91, 0xc4, 0x01, 0x07}, CodeBadRequest},
+		"over the limit":       {tooMany, CodeTooLarge},
+	} {
+		_, err := DecodeRequestBatch(tc.b)
+		var pe *Error
+		if !errors.As(err, &pe) || pe.Code != tc.code {
+			t.Errorf("%s: DecodeRequestBatch error = %v; want code %v", name, err, tc.code)
+		}
+	}
+}
+
+func BenchmarkEncodeBatch_responses16(b *testing.B) {
+	_, resps := sampleBatch(16, 200)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := EncodeBatch(resps); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeRequestBatch16(b *testing.B) {
+	reqs, _ := sampleBatch(16, 200)
+	enc, err := EncodeBatch(reqs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeRequestBatch(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeResponseBatch16(b *testing.B) {
+	_, resps := sampleBatch(16, 200)
+	enc, err := EncodeBatch(resps)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeResponseBatch(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
