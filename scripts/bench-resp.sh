@@ -16,7 +16,10 @@
 # one built from another commit) in the same run, for an A/B comparison
 # on a noisy machine; that target is reported as a ratio to redis-server.
 # BENCH_REQUESTS (default 200000) sets -n; BENCH_PIPELINES (default "1 16")
-# the -P values.
+# the -P values; BENCH_KEYSPACE=N passes -r N to every target, so that
+# requests spread over N keys instead of one (through one node of a cluster,
+# a third of them land on their primary and the rest are forwarded).
+# The issue's figures are without it.
 #
 # Usage: scripts/bench-resp.sh [rounds]   (default 1; targets alternate)
 set -euo pipefail
@@ -25,6 +28,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-1}
 requests=${BENCH_REQUESTS:-200000}
 pipelines=${BENCH_PIPELINES:-1 16}
+keyspace=${BENCH_KEYSPACE:-}
 tmp=$(mktemp -d)
 pids=()
 https=()
@@ -94,11 +98,12 @@ echo "date:    $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "load:    $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "go:      $(go env GOVERSION); redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2)"
+if [[ -n $keyspace ]]; then echo "keys:    -r $keyspace"; fi
 echo
 
 # bench prints "TEST rps p99" lines for one target and pipeline depth.
 bench() {
-	redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c 50 -d 200 -n "$requests" -P "$2" --csv 2>/dev/null |
+	redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c 50 -d 200 -n "$requests" -P "$2" ${keyspace:+-r "$keyspace"} --csv 2>/dev/null |
 		awk -F, 'NR > 1 { gsub(/"/, "", $1); gsub(/"/, "", $2); gsub(/"/, "", $7); print $1, $2, $7 }'
 }
 
