@@ -121,8 +121,15 @@ func (c *conn) runBatch(ctx context.Context, batch [][][]byte) {
 
 // runGroup runs the commands g of a batch, which share a partition, as one
 // atomic step. If that fails, nothing of it took effect, and each command
-// runs again on its own, in order, for its own reply.
+// runs again on its own, in order, for its own reply. A group of one
+// request (a pipeline of random keys is mostly such groups) runs as it
+// would outside a batch, without the atomic step's encoding.
 func (c *conn) runGroup(ctx context.Context, batch [][][]byte, forks []*conn, g []int) {
+	if len(g) == 1 && len(forks[g[0]].reqs) == 1 {
+		f, args := forks[g[0]], batch[g[0]]
+		f.runBuilt(ctx, f.lookup(args[0]), args)
+		return
+	}
 	var rq []*protocol.Request
 	var rs []*protocol.Response
 	for _, i := range g {

@@ -168,6 +168,11 @@ func (c *conn) run(ctx context.Context, cmd *command, args [][]byte) {
 		c.deferred = true
 		return
 	}
+	c.runBuilt(ctx, cmd, args)
+}
+
+// runBuilt runs the requests cmd built in c.reqs and replies.
+func (c *conn) runBuilt(ctx context.Context, cmd *command, args [][]byte) {
 	resps := c.respsFor(len(c.reqs))
 	if err := c.exec(ctx, cmd, resps); err != nil {
 		c.w.Error(string(backendError(protocol.CodeOf(err), errMsg(err))))

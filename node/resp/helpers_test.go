@@ -31,6 +31,8 @@ type storeBackend struct {
 	// and Do calls wait first, standing in for the network.
 	remote func(key string) bool
 	wait   func(ctx context.Context, req *protocol.Request)
+
+	atomics atomic.Int32 // DoAtomic calls
 }
 
 func (b *storeBackend) Do(ctx context.Context, req *protocol.Request, resp *protocol.Response) {
@@ -50,6 +52,7 @@ func (b *storeBackend) Do(ctx context.Context, req *protocol.Request, resp *prot
 }
 
 func (b *storeBackend) DoAtomic(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) error {
+	b.atomics.Add(1)
 	if b.remote != nil && len(reqs) > 0 && b.remote(reqs[0].Key) && b.wait != nil {
 		b.wait(ctx, reqs[0])
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
 )
 
 // slowRemote makes keys starting with "r:" remote: each of their calls
@@ -128,6 +129,46 @@ func TestServer_PipelinedRemoteReads_RunTogether(t *testing.T) {
 	}
 	if most.Load() < 2 {
 		t.Errorf("at most %d remote calls ran at once; want pipelined reads of different keys together", most.Load())
+	}
+}
+
+// A pipelined command alone in its partition runs as it would alone, not
+// as a one-request atomic step; commands sharing a partition still run as
+// one.
+func TestServer_PipelinedGroupsOfOne_SkipTheAtomicStep(t *testing.T) {
+	var b *storeBackend
+	ts := startServer(t, slowRemote(0), func(_ *Config, sb *storeBackend) { b = sb })
+	c := ts.dial(t)
+	n := b.Partitions()
+	var keys []string // remote keys in partitions of their own
+	seen := map[int]bool{ring.Partition("r:a", n): true}
+	for i := 0; len(keys) < 8; i++ {
+		k := "r:" + itoa(i)
+		if p := ring.Partition(k, n); !seen[p] {
+			seen[p] = true
+			keys = append(keys, k)
+		}
+	}
+	var in strings.Builder
+	var want []string
+	for i, k := range keys {
+		v := itoa(i)
+		in.WriteString("*3\r\n$3\r\nset\r\n$" + itoa(len(k)) + "\r\n" + k + "\r\n$" + itoa(len(v)) + "\r\n" + v + "\r\n")
+		want = append(want, "+OK\r\n")
+	}
+	in.WriteString("*3\r\n$3\r\nset\r\n$3\r\nr:a\r\n$1\r\n1\r\n*2\r\n$3\r\nget\r\n$3\r\nr:a\r\n")
+	want = append(want, "+OK\r\n", "$1\r\n1\r\n")
+	c.send(in.String())
+	for i, w := range want {
+		if got := c.reply(); got != w {
+			t.Fatalf("reply %d: got %q; want %q", i, got, w)
+		}
+	}
+	if got := b.atomics.Load(); got != 1 {
+		t.Errorf("%d atomic steps for 8 commands alone in their partitions and 2 sharing one; want 1", got)
+	}
+	for i, k := range keys {
+		c.expect("$1\r\n"+itoa(i)+"\r\n", "get", k)
 	}
 }
 
