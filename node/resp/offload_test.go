@@ -1,7 +1,9 @@
 package resp
 
 import (
+	"bufio"
 	"context"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -237,4 +239,64 @@ func TestServer_Workers_EndWhenIdle(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	c.expect("$1\r\nv\r\n", "get", "r:a") // a new worker starts
+}
+
+// Pipelined replies wait in their loop's flush queue until the loop has
+// read every connection with input. Clients that pipeline, mix in remote
+// commands (which run on workers) and hang up without reading must never
+// see another's reply, nor miss or reorder their own: a queued reply
+// written after its connection closed could reach a new connection that
+// got the same descriptor.
+func TestServer_QueuedReplies_ReachOnlyTheirClient(t *testing.T) {
+	ts := startServer(t, slowRemote(0))
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "set", "r:x", "remote")
+	const clients, rounds = 12, 40
+	var wg sync.WaitGroup
+	for id := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				nc, err := net.Dial("tcp", ts.addr)
+				if err != nil {
+					t.Errorf("dial: %v", err)
+					return
+				}
+				var in strings.Builder
+				var want []string
+				for j := range 1 + (id+r)%20 {
+					if (id+r+j)%5 == 0 {
+						in.WriteString("*2\r\n$3\r\nget\r\n$3\r\nr:x\r\n")
+						want = append(want, "$6\r\nremote\r\n")
+						continue
+					}
+					v := itoa(id) + "-" + itoa(r) + "-" + itoa(j)
+					in.WriteString("*2\r\n$4\r\necho\r\n$" + itoa(len(v)) + "\r\n" + v + "\r\n")
+					want = append(want, "$"+itoa(len(v))+"\r\n"+v+"\r\n")
+				}
+				if _, err := nc.Write([]byte(in.String())); err != nil {
+					t.Errorf("write: %v", err)
+					nc.Close()
+					return
+				}
+				if r%3 == 0 { // hang up with replies on their way
+					nc.Close()
+					continue
+				}
+				nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+				br := bufio.NewReader(nc)
+				for i, w := range want {
+					var sb strings.Builder
+					if err := readReply(br, &sb); err != nil || sb.String() != w {
+						t.Errorf("client %d round %d reply %d: got %q, %v; want %q", id, r, i, sb.String(), err, w)
+						break
+					}
+				}
+				nc.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	c.expect("+PONG\r\n", "ping")
 }

@@ -60,6 +60,7 @@ type Server struct {
 	lns    map[net.Listener]struct{}
 	conns  map[*conn]struct{}
 	closed bool
+	fqs    map[gnet.EventLoop]*flushQueue
 }
 
 // NewServer returns a Server for b.
@@ -272,13 +273,23 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	h.s.mu.Lock()
 	c.gc = gc
 	h.s.conns[c] = struct{}{}
+	c.fq = h.s.fqs[gc.EventLoop()]
+	if c.fq == nil {
+		c.fq = &flushQueue{loop: gc.EventLoop()}
+		if h.s.fqs == nil {
+			h.s.fqs = map[gnet.EventLoop]*flushQueue{}
+		}
+		h.s.fqs[gc.EventLoop()] = c.fq
+	}
 	h.s.mu.Unlock()
 	h.s.totalConn.Add(1)
 	return nil, gnet.None
 }
 
 func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
-	h.s.untrack(gc.Context().(*conn))
+	c := gc.Context().(*conn)
+	c.gone = true
+	h.s.untrack(c)
 	return gnet.None
 }
 
@@ -351,6 +362,7 @@ func (c *conn) traffic() gnet.Action {
 	if gc.OutboundBuffered() > maxUnread {
 		return c.tooMuchUnread()
 	}
+	ran := 0 // commands run in this pass
 	if n := gc.InboundBuffered(); n > 0 && n >= c.rd.Need() {
 		in, _ := gc.Peek(n)
 		off := 0
@@ -374,6 +386,7 @@ func (c *conn) traffic() gnet.Action {
 				continue
 			}
 			c.cmds.Add(1)
+			ran++
 			c.dispatch(c.s.ctx, args)
 			if c.deferred {
 				c.deferred = false
@@ -401,7 +414,57 @@ func (c *conn) traffic() gnet.Action {
 			gc.Discard(off)
 		}
 	}
+	if ran > 1 || c.fq.armed {
+		return c.flushLater()
+	}
 	return c.flush()
+}
+
+// flushLater queues the connection's replies to be sent once its loop
+// has read every connection that had input, as Redis sends its replies
+// before it sleeps: a client whose replies come in one burst reads them in
+// one wakeup and sends its next commands together, so both sides do less
+// per request. Queueing costs the loop a wakeup (an eventfd write), so
+// traffic queues only pipelines, and single commands when the queue is
+// already waiting; a lone command is answered at once.
+func (c *conn) flushLater() gnet.Action {
+	if c.w.Buffered() == 0 || c.queued {
+		return gnet.None
+	}
+	q := c.fq
+	if !q.armed {
+		if q.loop.Execute(c.s.ctx, q) != nil { // the loops are stopping
+			return c.flush()
+		}
+		q.armed = true
+	}
+	c.queued = true
+	q.conns = append(q.conns, c)
+	return gnet.None
+}
+
+// flushQueue holds the connections of one event loop whose replies wait
+// for the loop's next pass over its task queue, which comes after the
+// events of the current poll. Only the loop touches it.
+type flushQueue struct {
+	loop  gnet.EventLoop
+	conns []*conn
+	armed bool // Run is queued on the loop
+}
+
+// Run sends the queued replies, on the loop.
+func (q *flushQueue) Run(context.Context) error {
+	q.armed = false
+	for i, c := range q.conns {
+		q.conns[i] = nil
+		c.queued = false
+		if c.gone || c.busy || c.closing {
+			continue // closed, or a goroutine owns its buffer and flushes it
+		}
+		c.flush() // a failed write has closed it
+	}
+	q.conns = q.conns[:0]
+	return nil
 }
 
 // maxUnread bounds the replies one connection may leave unread. A client
