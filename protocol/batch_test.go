@@ -24,28 +24,24 @@ func sampleBatch(n, valueLen int) ([]*Request, []*Response) {
 func TestBatch_roundTrip(t *testing.T) {
 	for _, n := range []int{0, 1, 16, 300} { // 300 items of 200 bytes outgrow the first buffer
 		reqs, resps := sampleBatch(n, 200)
-		b, err := EncodeBatch(reqs)
-		if err != nil {
-			t.Fatalf("EncodeBatch(%d requests): %v", n, err)
-		}
-		gotReqs, err := DecodeRequestBatch(b)
-		if err != nil {
-			t.Fatalf("DecodeRequestBatch(%d): %v", n, err)
-		}
-		if len(gotReqs) != n || (n > 0 && !reflect.DeepEqual(gotReqs, reqs)) {
-			t.Fatalf("%d requests came back as %d, different", n, len(gotReqs))
-		}
-		b, err = EncodeBatch(resps)
-		if err != nil {
-			t.Fatalf("EncodeBatch(%d responses): %v", n, err)
-		}
-		gotResps, err := DecodeResponseBatch(b)
-		if err != nil {
-			t.Fatalf("DecodeResponseBatch(%d): %v", n, err)
-		}
-		if len(gotResps) != n || (n > 0 && !reflect.DeepEqual(gotResps, resps)) {
-			t.Fatalf("%d responses came back as %d, different", n, len(gotResps))
-		}
+		roundTrip(t, "requests", reqs, DecodeRequestBatch)
+		roundTrip(t, "responses", resps, DecodeResponseBatch)
+	}
+}
+
+// roundTrip encodes ms as a batch and checks that decode gives them back.
+func roundTrip[M encoder](t *testing.T, what string, ms []M, decode func([]byte) ([]M, error)) {
+	t.Helper()
+	b, err := EncodeBatch(ms)
+	if err != nil {
+		t.Fatalf("EncodeBatch(%d %s): %v", len(ms), what, err)
+	}
+	got, err := decode(b)
+	if err != nil {
+		t.Fatalf("decode %d %s: %v", len(ms), what, err)
+	}
+	if len(got) != len(ms) || (len(ms) > 0 && !reflect.DeepEqual(got, ms)) {
+		t.Fatalf("%d %s came back as %d, different", len(ms), what, len(got))
 	}
 }
 
@@ -77,25 +73,19 @@ func TestBatch_decodesMinimalBins(t *testing.T) {
 // batch is decoded.
 func TestBatch_decodedItemsDoNotShareTheInput(t *testing.T) {
 	reqs, resps := sampleBatch(4, 50)
-	b, err := EncodeBatch(reqs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gotReqs, err := DecodeRequestBatch(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b2, err := EncodeBatch(resps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gotResps, err := DecodeResponseBatch(b2)
+	notShared(t, reqs, DecodeRequestBatch)
+	notShared(t, resps, DecodeResponseBatch)
+}
+
+func notShared[M encoder](t *testing.T, ms []M, decode func([]byte) ([]M, error)) {
+	t.Helper()
+	b := mustEncodeBatch(t, ms)
+	got, err := decode(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	clear(b)
-	clear(b2)
-	if !reflect.DeepEqual(gotReqs, reqs) || !reflect.DeepEqual(gotResps, resps) {
+	if !reflect.DeepEqual(got, ms) {
 		t.Fatal("decoded batch items changed when the input was overwritten")
 	}
 }
@@ -137,37 +127,34 @@ func TestBatch_refusesBadInput(t *testing.T) {
 
 func BenchmarkEncodeBatch_responses16(b *testing.B) {
 	_, resps := sampleBatch(16, 200)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := EncodeBatch(resps); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchmarkBatch(b, func() error { _, err := EncodeBatch(resps); return err })
 }
 
 func BenchmarkDecodeRequestBatch16(b *testing.B) {
 	reqs, _ := sampleBatch(16, 200)
-	enc, err := EncodeBatch(reqs)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := DecodeRequestBatch(enc); err != nil {
-			b.Fatal(err)
-		}
-	}
+	enc := mustEncodeBatch(b, reqs)
+	benchmarkBatch(b, func() error { _, err := DecodeRequestBatch(enc); return err })
 }
 
 func BenchmarkDecodeResponseBatch16(b *testing.B) {
 	_, resps := sampleBatch(16, 200)
-	enc, err := EncodeBatch(resps)
+	enc := mustEncodeBatch(b, resps)
+	benchmarkBatch(b, func() error { _, err := DecodeResponseBatch(enc); return err })
+}
+
+func mustEncodeBatch[M encoder](tb testing.TB, ms []M) []byte {
+	tb.Helper()
+	enc, err := EncodeBatch(ms)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	return enc
+}
+
+func benchmarkBatch(b *testing.B, run func() error) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := DecodeResponseBatch(enc); err != nil {
+		if err := run(); err != nil {
 			b.Fatal(err)
 		}
 	}
