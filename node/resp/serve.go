@@ -444,8 +444,10 @@ func (c *conn) flushLater() gnet.Action {
 }
 
 // flushQueue holds the connections of one event loop whose replies wait
-// for the loop's next pass over its task queue, which comes after the
-// events of the current poll. Only the loop touches it.
+// for Run, a task on the loop's queue: the loop runs its tasks after the
+// events of its next poll (the one that reports the task's wakeup), so
+// every connection that was ready by then has been read. Only the loop
+// touches it.
 type flushQueue struct {
 	loop  gnet.EventLoop
 	conns []*conn
