@@ -159,3 +159,38 @@ func benchmarkBatch(b *testing.B, run func() error) {
 		}
 	}
 }
+
+// Batches come from other nodes and from clients (OpAtomic): whatever the
+// input, decoding returns a protocol error or requests that hold no more
+// bytes than the input and survive a round trip.
+func FuzzDecodeRequestBatch(f *testing.F) {
+	for _, n := range []int{0, 1, 3} {
+		reqs, _ := sampleBatch(n, 5)
+		f.Add(mustEncodeBatch(f, reqs))
+	}
+	f.Add([]byte{0x91, msgpcode.Bin32, 0x7f, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		reqs, err := DecodeRequestBatch(b)
+		if err != nil {
+			var pe *Error
+			if !errors.As(err, &pe) {
+				t.Fatalf("DecodeRequestBatch error %v; want a protocol error", err)
+			}
+			return
+		}
+		total := 0
+		for _, r := range reqs {
+			total += decodedBytes(r)
+		}
+		if total > len(b) {
+			t.Fatalf("decoded %d bytes of fields from %d bytes of input", total, len(b))
+		}
+		again, err := DecodeRequestBatch(mustEncodeBatch(t, reqs))
+		if err != nil {
+			t.Fatalf("decode re-encoded batch: %v", err)
+		}
+		if !reflect.DeepEqual(again, reqs) {
+			t.Fatal("round trip changed the batch")
+		}
+	})
+}
