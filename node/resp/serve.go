@@ -60,7 +60,7 @@ type Server struct {
 	lns    map[net.Listener]struct{}
 	conns  map[*conn]struct{}
 	closed bool
-	fqs    map[gnet.EventLoop]*flushQueue
+	fqs    map[gnet.EventLoop]*flushQueue // each loop's, made by the first OnOpen on it
 }
 
 // NewServer returns a Server for b.
@@ -96,6 +96,7 @@ func NewServer(b Backend, cfg Config) *Server {
 	s := &Server{
 		b: b, cfg: cfg, log: cfg.Logger, start: cfg.Now(),
 		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
+		fqs:  map[gnet.EventLoop]*flushQueue{},
 		work: make(chan func()),
 	}
 	s.cmds = commandTable()
@@ -273,14 +274,11 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	h.s.mu.Lock()
 	c.gc = gc
 	h.s.conns[c] = struct{}{}
-	c.fq = h.s.fqs[gc.EventLoop()]
-	if c.fq == nil {
-		c.fq = &flushQueue{loop: gc.EventLoop()}
-		if h.s.fqs == nil {
-			h.s.fqs = map[gnet.EventLoop]*flushQueue{}
-		}
-		h.s.fqs[gc.EventLoop()] = c.fq
+	loop := gc.EventLoop()
+	if h.s.fqs[loop] == nil {
+		h.s.fqs[loop] = &flushQueue{loop: loop}
 	}
+	c.fq = h.s.fqs[loop]
 	h.s.mu.Unlock()
 	h.s.totalConn.Add(1)
 	return nil, gnet.None
