@@ -3,13 +3,10 @@ package integration
 import (
 	"bufio"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -138,30 +135,6 @@ func (c *procCluster) names() []string {
 		out = append(out, p.name)
 	}
 	return slices.Clip(out)
-}
-
-// stableAddr returns a loopback address whose port is free for TCP and UDP
-// now and lies below the kernel's ephemeral range (32768-60999 on Linux),
-// so that a node restarted on it does not find it taken by some process's
-// outgoing connection, as a port from freeAddr can be once its node exits.
-func stableAddr(t *testing.T) string {
-	t.Helper()
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		pc, err := net.ListenPacket("udp", addr)
-		ln.Close()
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		return addr
-	}
-	t.Fatal("no free port below the ephemeral range")
-	return ""
 }
 
 // logOutputs logs the last lines each node wrote, as evidence for

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -84,16 +85,74 @@ const (
 	listenerGrace = 3 * time.Second
 )
 
+// handedOut remembers every port freeAddr and stableAddr returned in this
+// test binary: each probe releases its port, so without it two addresses of
+// one cluster (a node's native and RESP ports, say) could share a port, and
+// the second bind would fail with "address already in use".
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool // guarded by the mutex
+}
+
+// claimPort reports whether port was never handed out before, and marks it.
+func claimPort(port int) bool {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports[port] {
+		return false
+	}
+	if handedOut.ports == nil {
+		handedOut.ports = make(map[int]bool)
+	}
+	handedOut.ports[port] = true
+	return true
+}
+
 // freeAddr returns a loopback address with a port the kernel just handed out
-// and released, for a child process to bind.
+// and released, for a child process to bind; never one returned before.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("pick a free port: %v", err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("pick a free port: %v", err)
+		}
+		addr := ln.Addr().(*net.TCPAddr)
+		ln.Close()
+		if claimPort(addr.Port) {
+			return addr.String()
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("the kernel keeps handing out ports this test binary already used")
+	return ""
+}
+
+// stableAddr returns a loopback address whose port is free for TCP and UDP
+// now, was never returned before, and lies below the kernel's ephemeral
+// range (32768-60999 on Linux), so that a node restarted on it does not find
+// it taken by some process's outgoing connection, as a port from freeAddr
+// can be once its node exits.
+func stableAddr(t *testing.T) string {
+	t.Helper()
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		if claimPort(port) {
+			return addr
+		}
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // startRedisServer starts a reference redis-server with no persistence. When
@@ -257,5 +316,21 @@ func stopProcess(cmd *exec.Cmd, exited <-chan struct{}) bool {
 		_ = cmd.Process.Kill()
 		<-exited
 		return false
+	}
+}
+
+// TestAddrs_neverRepeat: a cluster takes a dozen addresses, each probed and
+// released before its node binds it; two alike make a node fail to start.
+func TestAddrs_neverRepeat(t *testing.T) {
+	seen := make(map[string]bool)
+	for i := range 600 {
+		addr := freeAddr(t)
+		if i%2 == 1 {
+			addr = stableAddr(t)
+		}
+		if seen[addr] {
+			t.Fatalf("address %s handed out twice (after %d)", addr, i)
+		}
+		seen[addr] = true
 	}
 }
