@@ -217,6 +217,8 @@ func TestServer_ClientThatNeverReadsIsClosed(t *testing.T) {
 	big := strings.Repeat("v", 1<<20)
 	ts.dial(t).expect("+OK\r\n", "set", "big", big)
 	hog := ts.dial(t)
+	hog.expect("+PONG\r\n", "ping") // counted among the clients
+	open := ts.srv.Clients()
 	// Enough GETs for four times the limit; the server must not buffer
 	// them all. Written from a goroutine: the writes block once the
 	// server stops reading.
@@ -229,10 +231,18 @@ func TestServer_ClientThatNeverReadsIsClosed(t *testing.T) {
 		}
 		sent <- err
 	}()
-	// Read nothing until the server gives up on the connection: it then
-	// closes it, so reading what it had sent ends at its close (a reset or
-	// EOF) well short of every reply.
-	<-sent
+	// Read nothing until the server gives up on the connection (reading
+	// earlier, on a slow machine, would drain the replies as fast as the
+	// server makes them): it then closes it, so reading what it had sent
+	// ends at its close (a reset or EOF) well short of every reply.
+	<-sent // an error: the server closed it while the GETs went out
+	deadline := time.Now().Add(10 * time.Second)
+	for ts.srv.Clients() >= open {
+		if time.Now().After(deadline) {
+			t.Fatalf("connection still open 10s after %d GETs of 1 MiB went unread", 4*maxUnread>>20)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	hog.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	n, err := io.Copy(io.Discard, hog.nc)
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {
