@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
@@ -16,6 +17,10 @@ import (
 // batch many small requests, small enough for thousands of connections.
 const connBufSize = 16 << 10
 
+// workerIdle is how long a worker goroutine waits for another request
+// before it ends.
+const workerIdle = 5 * time.Second
+
 // maxAsyncPerConn bounds the requests of one connection that wait on other
 // nodes at once; the reader stops reading while they are all busy.
 const maxAsyncPerConn = 256
@@ -23,7 +28,7 @@ const maxAsyncPerConn = 256
 // nativeConn is one native-protocol connection. A reader goroutine decodes
 // requests; those this node answers from memory alone run inline, and those
 // that wait on other nodes (forwarding, replication, transfers) run on
-// their own goroutines so that they do not hold up the rest of the
+// the node's workers so that they do not hold up the rest of the
 // connection. Replies share one buffered writer: inline ones are flushed
 // when no more input is waiting (pipelined requests share one write), and
 // asynchronous ones are flushed by a flusher goroutine that coalesces them.
@@ -101,15 +106,18 @@ func (nc *nativeConn) readLoop() {
 		if !n.inline(&req) {
 			nc.sem <- struct{}{}
 			nc.async.Add(1)
-			r := req // the goroutine owns its copy
-			go func() {
+			r := req // the task owns its copy
+			task := func() {
 				defer nc.async.Done()
 				var resp protocol.Response
 				n.Do(n.ctx, &r, &resp)
 				resp.ID = r.ID
 				nc.reply(&resp, false)
 				<-nc.sem
-			}()
+			}
+			if !n.work.Go(task) {
+				task() // the node is closing
+			}
 			continue
 		}
 		n.Do(n.ctx, &req, &resp)

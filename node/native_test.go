@@ -332,3 +332,23 @@ func TestNative_pipelinedRequests_repliesCarryTheirIDs(t *testing.T) {
 		seen[resp.ID] = true
 	}
 }
+
+// Requests that may wait on other nodes run on the node's workers, which
+// outlive them: one after another, they reuse a worker instead of starting
+// (and growing the stack of) a goroutine each.
+func TestNative_waitingRequests_reuseWorkers(t *testing.T) {
+	n := startTestNode(t)
+	rc := dialHello(t, n)
+	most := 0
+	for i := range 50 {
+		// A count of keys asks every partition, so it does not run inline.
+		if resp := rc.do(&protocol.Request{ID: uint64(10 + i), Op: protocol.OpCount}); resp.Code != protocol.CodeOK {
+			t.Fatalf("count: got %v; want ok", resp.Err())
+		}
+		most = max(most, n.work.Running())
+	}
+	// A worker may not be back waiting when the next request comes.
+	if most < 1 || most > 2 {
+		t.Errorf("%d workers ran 50 requests one after another; want 1 or 2, reused", most)
+	}
+}

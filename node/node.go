@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cloakroom/cloakroom/internal/workpool"
 	"github.com/cloakroom/cloakroom/node/store"
 )
 
@@ -23,6 +24,9 @@ type Node struct {
 	ctx    context.Context // cancelled by Close; background work stops on it
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the node starts
+	// work runs native-protocol requests that wait on other nodes (see
+	// package workpool), each connection's at once.
+	work *workpool.Pool
 
 	native    net.Listener
 	http      *httpServer
@@ -56,6 +60,7 @@ func New(cfg Config) (*Node, error) {
 		cfg:   cfg,
 		log:   cfg.Logger.With("node", cfg.Name),
 		conns: make(map[net.Conn]struct{}),
+		work:  workpool.New(workerIdle),
 	}
 	limit := cfg.MaxMemory
 	if limit == 0 {
@@ -265,6 +270,9 @@ func (n *Node) Close() error {
 		errs = append(errs, n.resp.close())
 	}
 	n.wg.Wait()
+	// Every connection has ended, and with it every task it started.
+	n.work.Close()
+	n.work.Wait()
 	if n.store != nil {
 		n.store.Flush() // give the arena back
 	}

@@ -101,7 +101,7 @@ func (c *conn) runBatch(ctx context.Context, batch [][][]byte) {
 			break
 		}
 		wg.Add(1)
-		if !c.s.goWork(func() {
+		if !c.s.work.Go(func() {
 			defer wg.Done()
 			c.runGroup(ctx, batch, forks, g)
 		}) {

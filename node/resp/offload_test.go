@@ -216,10 +216,10 @@ func TestServer_Clients_CountsOpenConnections(t *testing.T) {
 func TestServer_RemoteCommands_ReuseWorkers(t *testing.T) {
 	ts := startServer(t, slowRemote(0))
 	c := ts.dial(t)
-	most := int32(0)
+	most := 0
 	for i := range 100 {
 		c.expect("+OK\r\n", "set", "r:"+itoa(i%7), "v")
-		most = max(most, ts.srv.workers.Load())
+		most = max(most, ts.srv.work.Running())
 	}
 	// A worker may not be back waiting when the next command comes.
 	if most > 2 {
@@ -232,9 +232,9 @@ func TestServer_Workers_EndWhenIdle(t *testing.T) {
 	c := ts.dial(t)
 	c.expect("+OK\r\n", "set", "r:a", "v")
 	deadline := time.Now().Add(5 * time.Second)
-	for ts.srv.workers.Load() != 0 {
+	for ts.srv.work.Running() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d workers still running long after their idle time", ts.srv.workers.Load())
+			t.Fatalf("%d workers still running long after their idle time", ts.srv.work.Running())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/pool/goroutine"
 
+	"github.com/cloakroom/cloakroom/internal/workpool"
 	"github.com/cloakroom/cloakroom/protocol"
 )
 
@@ -44,8 +45,11 @@ type Server struct {
 	set   *command // cmds["set"]
 	topo  atomic.Pointer[slotTable]
 
-	work    chan func()  // tasks for idle workers; see goWork
-	workers atomic.Int32 // worker goroutines running
+	// work runs commands that may wait (forwarded, replicated) on worker
+	// goroutines that outlive them: a forwarded command's call path is
+	// deep, and a fresh goroutine for each grew its stack several times,
+	// 15% of an entry node's CPU when it forwarded unpipelined GETs.
+	work *workpool.Pool
 
 	nextID    atomic.Int64
 	totalConn atomic.Int64
@@ -97,7 +101,7 @@ func NewServer(b Backend, cfg Config) *Server {
 		b: b, cfg: cfg, log: cfg.Logger, start: cfg.Now(),
 		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
 		fqs:  map[gnet.EventLoop]*flushQueue{},
-		work: make(chan func()),
+		work: workpool.New(cfg.workerIdle),
 	}
 	s.cmds = commandTable()
 	s.get, s.set = s.cmds["get"], s.cmds["set"]
@@ -251,7 +255,9 @@ func (s *Server) Close() error {
 	s.cancel()
 	// Commands running on goroutines end (their context is cancelled) and
 	// wake their loops before the loops stop.
+	s.work.Close()
 	s.wg.Wait()
+	s.work.Wait()
 	if loops != nil {
 		if err := loops.Stop(); err != nil {
 			errs = append(errs, err)
@@ -529,7 +535,7 @@ func (c *conn) flush() gnet.Action {
 func (c *conn) offload(batch [][][]byte) gnet.Action {
 	s := c.s
 	c.busy = true
-	if !s.goWork(func() {
+	if !s.work.Go(func() {
 		c.runBatch(s.ctx, batch)
 		c.done.Store(true)
 		c.gc.Wake(nil) // fails only if the connection is gone
@@ -542,45 +548,3 @@ func (c *conn) offload(batch [][][]byte) gnet.Action {
 // workerIdle is how long a worker goroutine waits for another task before
 // it ends.
 const workerIdle = 5 * time.Second
-
-// goWork runs f on a worker goroutine: an idle one if there is one, else a
-// new one. It reports false, without running f, once the server is
-// closed. Workers outlive their task by workerIdle because a forwarded
-// command's call path is deep: a fresh goroutine grew (copied) its stack
-// several times on every such command, 15% of an entry node's CPU when it
-// forwarded unpipelined GETs.
-func (s *Server) goWork(f func()) bool {
-	select {
-	case s.work <- f: // a worker waiting in worker's select took it
-		return true
-	default:
-	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return false
-	}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	s.workers.Add(1)
-	go s.worker(f)
-	return true
-}
-
-func (s *Server) worker(f func()) {
-	defer s.wg.Done()
-	defer s.workers.Add(-1)
-	idle := time.NewTimer(s.cfg.workerIdle)
-	defer idle.Stop()
-	for {
-		f()
-		idle.Reset(s.cfg.workerIdle)
-		select {
-		case f = <-s.work:
-		case <-idle.C:
-			return
-		case <-s.ctx.Done():
-			return
-		}
-	}
-}
