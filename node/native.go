@@ -178,10 +178,16 @@ func (nc *nativeConn) flushLoop(done <-chan struct{}, flushed chan<- struct{}) {
 }
 
 // inline reports whether req can be answered from this node's memory alone,
-// without waiting on another node.
+// without waiting on another node. A backup applies a primary's entries
+// inline: in order, and without a goroutine and a flusher's wakeup for each
+// replicated write.
 func (n *Node) inline(req *protocol.Request) bool {
 	if !singleKey(req.Op) {
-		return req.Op == protocol.OpPing || req.Op == protocol.OpTable || req.Op == protocol.OpStatus
+		switch req.Op {
+		case protocol.OpPing, protocol.OpTable, protocol.OpStatus, protocol.OpReplicate:
+			return true
+		}
+		return false
 	}
 	v := n.view()
 	p := ring.Partition(req.Key, n.cfg.Partitions)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
 	"go.uber.org/goleak"
 )
 
@@ -350,5 +351,44 @@ func TestNative_waitingRequests_reuseWorkers(t *testing.T) {
 	// A worker may not be back waiting when the next request comes.
 	if most < 1 || most > 2 {
 		t.Errorf("%d workers ran 50 requests one after another; want 1 or 2, reused", most)
+	}
+}
+
+// A backup applies a primary's entries on the connection's reader, as
+// they come: replies in order and no worker for them (a goroutine and a
+// flusher's wakeup per replicated write cost the backups 4% of a cluster's
+// SET throughput).
+func TestNative_replicatedEntries_applyInOrderWithoutWorkers(t *testing.T) {
+	n := startTestNode(t)
+	rc := dialHello(t, n)
+	v := n.view()
+	var batch []byte
+	const writes = 50
+	for i := range writes {
+		key := "s:" + fmt.Sprint(i%5) // five keys, each written ten times
+		e := protocol.Entry{Key: key, Value: []byte(fmt.Sprint("v", i)), TTL: 60_000, Version: uint64(1000 + i)}
+		b, err := protocol.AppendFrame(batch, &protocol.Request{ID: uint64(100 + i), Op: protocol.OpReplicate, Key: "primary",
+			Partition: int32(ring.Partition(key, n.cfg.Partitions)), Table: v.table.Version, TableHash: v.hash, Entries: []protocol.Entry{e}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = b
+	}
+	rc.sendRaw(batch)
+	for i := range writes {
+		resp := rc.recv()
+		if resp.ID != uint64(100+i) || resp.Code != protocol.CodeOK || resp.N != 1 {
+			t.Fatalf("reply %d: got id %d, %v, applied %d; want id %d, ok, applied 1", i, resp.ID, resp.Err(), resp.N, 100+i)
+		}
+	}
+	for k := range 5 {
+		key := "s:" + fmt.Sprint(k)
+		e, ok := n.store.Entry(key)
+		if want := fmt.Sprint("v", writes-5+k); !ok || string(e.Value) != want {
+			t.Errorf("%s: got %q (present %v); want the last write, %q", key, e.Value, ok, want)
+		}
+	}
+	if w := n.work.Running(); w != 0 {
+		t.Errorf("%d workers started for replicated entries; want none", w)
 	}
 }
