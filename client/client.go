@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -257,6 +258,66 @@ func (c *Client) Exchange(ctx context.Context, req *protocol.Request) (*protocol
 	defer releaseCall(cl)
 	r := cl.resp
 	return &r, nil
+}
+
+// ExchangeAll sends raw protocol requests together, on one connection to
+// the first configured node that can be reached (in one write when they
+// are buffered at once), and returns each one's response in order,
+// whatever its code. The error is for requests that got no response; then
+// no response is returned. A node may run requests of one connection at
+// the same time: send together only requests that may run in any order.
+// It is for clients made with Config.Direct, as nodes make for each other.
+func (c *Client) ExchangeAll(ctx context.Context, reqs []*protocol.Request) ([]*protocol.Response, error) {
+	if c.closed.Load() {
+		return nil, errClientClosed
+	}
+	for _, r := range reqs {
+		if err := c.cfg.Limits.Check(r); err != nil {
+			return nil, err
+		}
+	}
+	if !c.cfg.Direct {
+		return nil, fmt.Errorf("%w: ExchangeAll needs a client with Config.Direct", ErrBadRequest)
+	}
+	var cn *conn
+	var err error
+	for _, p := range c.seeds {
+		if cn, err = p.get(ctx); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	if cn == nil {
+		return nil, err
+	}
+	sent := make([]sentCall, 0, len(reqs))
+	var first error
+	for _, r := range reqs {
+		req := *r // start assigns the request ID
+		sc, err := cn.start(&req)
+		if err != nil {
+			first = err // the calls already sent are waited for below
+			break
+		}
+		sent = append(sent, sc)
+	}
+	resps := make([]*protocol.Response, 0, len(reqs))
+	for _, sc := range sent {
+		cl, err := cn.wait(ctx, sc)
+		if err != nil {
+			first = cmp.Or(first, err)
+			continue
+		}
+		r := cl.resp
+		releaseCall(cl)
+		resps = append(resps, &r)
+	}
+	if first != nil {
+		return nil, first
+	}
+	return resps, nil
 }
 
 func checkTTL(ttl time.Duration) error {

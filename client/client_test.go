@@ -12,6 +12,7 @@ import (
 	"github.com/cloakroom/cloakroom/client"
 	"github.com/cloakroom/cloakroom/node"
 	"github.com/cloakroom/cloakroom/node/nodetest"
+	"github.com/cloakroom/cloakroom/protocol"
 	"go.uber.org/goleak"
 )
 
@@ -211,5 +212,69 @@ func TestClient_nodeDownIsUnavailable(t *testing.T) {
 	n.Close()
 	if _, err := c.Get(ctx, "k"); !errors.Is(err, client.ErrUnavailable) {
 		t.Fatalf("get from a stopped node = %v; want ErrUnavailable", err)
+	}
+}
+
+func TestClient_ExchangeAll(t *testing.T) {
+	n := startNode(t)
+	c, err := client.New(client.Config{Addrs: []string{n.Addr()}, Direct: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx := ctxT(t)
+	if err := c.Set(ctx, "a", []byte("1"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	reqs := []*protocol.Request{
+		{Op: protocol.OpGet, Key: "a"},
+		{Op: protocol.OpSet, Key: "b", Value: []byte("2"), TTL: 60_000},
+		{Op: protocol.OpGet, Key: "missing"},
+		{Op: protocol.OpPing},
+	}
+	resps, err := c.ExchangeAll(ctx, reqs)
+	if err != nil {
+		t.Fatalf("ExchangeAll: %v", err)
+	}
+	if len(resps) != len(reqs) {
+		t.Fatalf("got %d responses for %d requests", len(resps), len(reqs))
+	}
+	if resps[0].Code != protocol.CodeOK || string(resps[0].Value) != "1" {
+		t.Errorf("get a: %v %q; want ok, 1", resps[0].Err(), resps[0].Value)
+	}
+	if resps[1].Code != protocol.CodeOK {
+		t.Errorf("set b: %v; want ok", resps[1].Err())
+	}
+	if resps[2].Code != protocol.CodeNotFound {
+		t.Errorf("get missing: code %v; want not found", resps[2].Code)
+	}
+	if resps[3].Code != protocol.CodeOK {
+		t.Errorf("ping: %v; want ok", resps[3].Err())
+	}
+	if got, err := c.Get(ctx, "b"); err != nil || string(got) != "2" {
+		t.Errorf("b after ExchangeAll = %q, %v; want 2", got, err)
+	}
+	if reqs[0].ID != 0 {
+		t.Errorf("ExchangeAll changed the caller's request (ID %d)", reqs[0].ID)
+	}
+
+	// A request over the limits is refused before anything is sent.
+	big := make([]byte, protocol.DefaultMaxValue+1)
+	if _, err := c.ExchangeAll(ctx, []*protocol.Request{{Op: protocol.OpSet, Key: "c", Value: big, TTL: 60_000}, {Op: protocol.OpSet, Key: "d", Value: []byte("x"), TTL: 60_000}}); !errors.Is(err, client.ErrTooLarge) {
+		t.Errorf("oversized request: %v; want ErrTooLarge", err)
+	}
+	if _, err := c.Get(ctx, "d"); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("d after a refused ExchangeAll: %v; want not found (nothing sent)", err)
+	}
+
+	// A node that is gone: an error, no responses.
+	n.Close()
+	if resps, err := c.ExchangeAll(ctx, reqs); err == nil || resps != nil {
+		t.Errorf("ExchangeAll to a stopped node = %v, %v; want no responses and an error", resps, err)
+	}
+
+	routed := newClient(t, "127.0.0.1:1")
+	if _, err := routed.ExchangeAll(ctx, reqs); !errors.Is(err, client.ErrBadRequest) {
+		t.Errorf("ExchangeAll on a routed client: %v; want ErrBadRequest", err)
 	}
 }

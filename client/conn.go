@@ -83,19 +83,37 @@ func dial(ctx context.Context, addr string, timeout time.Duration, maxFrame int)
 // do sends req and waits for its response or ctx. The caller must release
 // the returned call's response with releaseCall once done with it.
 func (c *conn) do(ctx context.Context, req *protocol.Request) (*call, error) {
+	sc, err := c.start(req)
+	if err != nil {
+		return nil, err
+	}
+	return c.wait(ctx, sc)
+}
+
+// sentCall is a request on its way: what wait needs to wait for it.
+type sentCall struct {
+	cl    *call
+	id    uint64
+	sent  time.Time
+	reads uint64 // responses read when it was sent
+}
+
+// start sends req (it assigns req.ID); wait waits for its response.
+// Requests started one after another go out in one write.
+func (c *conn) start(req *protocol.Request) (sentCall, error) {
 	cl := callPool.Get().(*call)
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
 		callPool.Put(cl)
-		return nil, err
+		return sentCall{}, err
 	}
 	c.nextID++
 	req.ID = c.nextID
 	c.pending[req.ID] = cl
 	c.mu.Unlock()
-	sent, readsAtSend := time.Now(), c.reads.Load()
+	sc := sentCall{cl: cl, id: req.ID, sent: time.Now(), reads: c.reads.Load()}
 
 	c.wmu.Lock()
 	wasEmpty := c.out.Len() == 0
@@ -103,7 +121,7 @@ func (c *conn) do(ctx context.Context, req *protocol.Request) (*call, error) {
 	c.wmu.Unlock()
 	if err != nil {
 		c.forget(req.ID)
-		return nil, fmt.Errorf("encode request: %w", err)
+		return sentCall{}, fmt.Errorf("encode request: %w", err)
 	}
 	if wasEmpty {
 		select {
@@ -111,6 +129,13 @@ func (c *conn) do(ctx context.Context, req *protocol.Request) (*call, error) {
 		default:
 		}
 	}
+	return sc, nil
+}
+
+// wait waits for a started request's response or ctx. The caller must
+// release the returned call's response with releaseCall once done with it.
+func (c *conn) wait(ctx context.Context, sc sentCall) (*call, error) {
+	cl := sc.cl
 	select {
 	case <-cl.done:
 		if cl.err != nil {
@@ -121,9 +146,9 @@ func (c *conn) do(ctx context.Context, req *protocol.Request) (*call, error) {
 		return cl, nil
 	case <-ctx.Done():
 		// The reader may still deliver into cl; it is not reused.
-		c.forget(req.ID)
-		if time.Since(sent) >= abandonAfter && c.reads.Load() == readsAtSend {
-			c.abort(fmt.Errorf("%w: %s silent for %v", ErrUnavailable, c.addr, time.Since(sent).Round(time.Millisecond)))
+		c.forget(sc.id)
+		if time.Since(sc.sent) >= abandonAfter && c.reads.Load() == sc.reads {
+			c.abort(fmt.Errorf("%w: %s silent for %v", ErrUnavailable, c.addr, time.Since(sc.sent).Round(time.Millisecond)))
 		}
 		return nil, ctx.Err()
 	}
