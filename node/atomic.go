@@ -95,6 +95,7 @@ func (n *Node) forwardAtomic(ctx context.Context, v *view, p int, reqs []*protoc
 	if err != nil {
 		return err
 	}
+	n.metrics.forwarded.Inc()
 	r, err := n.call(ctx, v, v.primary(p), &protocol.Request{Op: protocol.OpAtomic, Value: batch, Flags: protocol.FlagForwarded})
 	if err != nil {
 		return protocol.Errorf(protocol.CodeUnavailable, "forward: %v", err)

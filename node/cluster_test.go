@@ -232,6 +232,77 @@ func TestCluster_atomicBatchReplicatesEachKeyOnce(t *testing.T) {
 	}
 }
 
+// DoAll runs a pipeline's independent requests as Do would run each: here
+// those this node is primary of, the rest forwarded, each primary's
+// together.
+func TestCluster_doAllRunsEachRequestWhereDoWould(t *testing.T) {
+	c := nodetest.Start(t, 3)
+	ctx := ctxFor(t)
+	entry := c.Node(0)
+	ci := entry.ClusterInfo()
+	var reqs []*protocol.Request
+	primaries := map[string]int{} // requests by their key's primary
+	for i := 0; len(reqs) < 24; i++ {
+		key := fmt.Sprint("all:", i)
+		primaries[ci.Members[ci.Owners[ring.Partition(key, ci.Partitions)][0]].Name]++
+		reqs = append(reqs, &protocol.Request{Op: protocol.OpSet, Key: key, Value: []byte(fmt.Sprint("v", i)), TTL: 60_000})
+	}
+	if len(primaries) < 3 {
+		t.Fatalf("24 keys fell on %d primaries; want all three", len(primaries))
+	}
+	// One over the limit: refused as Do refuses it, the rest still run.
+	reqs = append(reqs, &protocol.Request{Op: protocol.OpSet, Key: "all:big", Value: make([]byte, protocol.DefaultMaxValue+1), TTL: 60_000})
+	run := func(reqs []*protocol.Request) []*protocol.Response {
+		resps := make([]*protocol.Response, len(reqs))
+		for i := range resps {
+			resps[i] = &protocol.Response{Value: []byte("stale")}
+		}
+		entry.DoAll(ctx, reqs, resps)
+		return resps
+	}
+	before := counter(t, entry, "cloakroom_forwarded_requests_total")
+	resps := run(reqs)
+	for i, r := range resps[:24] {
+		if r.Code != protocol.CodeOK {
+			t.Errorf("SET %s: %v; want ok", reqs[i].Key, r.Err())
+		}
+	}
+	if r := resps[24]; r.Code != protocol.CodeTooLarge {
+		t.Errorf("oversized SET: code %v; want too large", r.Code)
+	}
+	forwarded := 24 - primaries[entry.Name()]
+	if got := counter(t, entry, "cloakroom_forwarded_requests_total") - before; got != float64(forwarded) {
+		t.Errorf("forwarded %v requests; want %d, those whose primary is another node", got, forwarded)
+	}
+	// Every write reached its primary and one backup; reads find them.
+	var gets []*protocol.Request
+	for _, r := range reqs[:24] {
+		if n := copies(c, r.Key); n != 2 {
+			t.Errorf("%s: %d copies; want 2", r.Key, n)
+		}
+		gets = append(gets, &protocol.Request{Op: protocol.OpGet, Key: r.Key})
+	}
+	for i, r := range run(gets) {
+		if want := fmt.Sprint("v", i); r.Code != protocol.CodeOK || string(r.Value) != want {
+			t.Errorf("GET %s: %v %q; want %q", gets[i].Key, r.Err(), r.Value, want)
+		}
+	}
+	// A primary that cannot be reached fails its requests alone (or, once
+	// the table has moved on, its backup answers them).
+	down := c.Node(2).Name()
+	c.Crash(2)
+	for i, r := range run(gets) {
+		owner := ci.Members[ci.Owners[ring.Partition(gets[i].Key, ci.Partitions)][0]].Name
+		ok := r.Code == protocol.CodeOK && string(r.Value) == fmt.Sprint("v", i)
+		switch {
+		case owner == down && !ok && r.Code != protocol.CodeUnavailable:
+			t.Errorf("GET %s from the crashed primary: %v; want unavailable, or v%d from the backup", gets[i].Key, r.Err(), i)
+		case owner != down && !ok:
+			t.Errorf("GET %s from a live primary: %v %q; want v%d", gets[i].Key, r.Err(), r.Value, i)
+		}
+	}
+}
+
 // counter reads a counter without labels from nd's /metrics.
 func counter(t *testing.T, nd *node.Node, name string) float64 {
 	t.Helper()

@@ -20,6 +20,7 @@ type metrics struct {
 
 	replicaFailures prometheus.Counter
 	replicated      prometheus.Counter
+	forwarded       prometheus.Counter
 	repairs         prometheus.Counter
 	refusedConns    prometheus.Counter
 }
@@ -42,6 +43,9 @@ func newMetrics(n *Node) *metrics {
 	m.replicated = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_replicated_entries_total", Help: "Entries this node sent to its backups as their primary, once per write however many backups.",
 	})
+	m.forwarded = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cloakroom_forwarded_requests_total", Help: "Requests this node relayed to their partition's primary (from clients that do not route by key); an atomic batch counts once.",
+	})
 	m.refusedConns = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_refused_connections_total", Help: "Native connections closed at once because the node was at --max-conns.",
 	})
@@ -55,7 +59,7 @@ func newMetrics(n *Node) *metrics {
 		}}
 	}
 	s := n.store
-	m.reg.MustRegister(requestsCollector{m}, m.conns, m.badFrames, m.replicaFailures, m.replicated, m.repairs, m.refusedConns,
+	m.reg.MustRegister(requestsCollector{m}, m.conns, m.badFrames, m.replicaFailures, m.replicated, m.forwarded, m.repairs, m.refusedConns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		stat("cloakroom_keys", "Live keys, including expired ones not yet collected.", prometheus.GaugeValue, func() int64 { return s.Stats().Keys }),
 		stat("cloakroom_tombstones", "Tombstones kept so that deletes stay final.", prometheus.GaugeValue, func() int64 { return s.Stats().Tombstones }),

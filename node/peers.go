@@ -83,11 +83,7 @@ func (ps *peers) close() {
 // call sends req to the member called name in view v, bounded by the peer
 // timeout as well as ctx.
 func (n *Node) call(ctx context.Context, v *view, name string, req *protocol.Request) (*protocol.Response, error) {
-	m, ok := v.members[name]
-	if !ok {
-		return nil, protocol.Errorf(protocol.CodeUnavailable, "no address for member %s", name)
-	}
-	c, err := n.peers.get(name, m.Addr)
+	c, err := n.peer(v, name)
 	if err != nil {
 		return nil, err
 	}
@@ -99,4 +95,29 @@ func (n *Node) call(ctx context.Context, v *view, name string, req *protocol.Req
 		return nil, fmt.Errorf("%s %s: %w", req.Op, name, err)
 	}
 	return resp, nil
+}
+
+// callAll sends reqs to the member called name together, as call sends
+// one, and returns their responses in order.
+func (n *Node) callAll(ctx context.Context, v *view, name string, reqs []*protocol.Request) ([]*protocol.Response, error) {
+	c, err := n.peer(v, name)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.peers.timeout)
+	defer cancel()
+	resps, err := c.ExchangeAll(ctx, reqs)
+	if err != nil {
+		return nil, fmt.Errorf("%d requests to %s: %w", len(reqs), name, err)
+	}
+	return resps, nil
+}
+
+// peer returns the client for the member called name in view v.
+func (n *Node) peer(v *view, name string) (*client.Client, error) {
+	m, ok := v.members[name]
+	if !ok {
+		return nil, protocol.Errorf(protocol.CodeUnavailable, "no address for member %s", name)
+	}
+	return n.peers.get(name, m.Addr)
 }

@@ -167,12 +167,96 @@ func requestKeys(req *protocol.Request) []string {
 func (n *Node) forward(ctx context.Context, v *view, to string, req *protocol.Request, resp *protocol.Response) {
 	fr := *req
 	fr.Flags |= protocol.FlagForwarded
+	n.metrics.forwarded.Inc()
 	r, err := n.call(ctx, v, to, &fr)
 	if err != nil {
 		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: %v", err))
 		return
 	}
 	*resp = *r
+}
+
+// DoAll runs independent requests, each as Do would, and fills resps.
+// Those that Do would forward go to their primary together, one batch per
+// node over one connection, where Do would take a goroutine, a write and
+// a wakeup for each: a pipeline of commands on keys spread over the
+// cluster. The others run here as Do runs them, at once, those that may
+// wait (replicated writes) on the node's workers. The requests must be
+// free to run in any order.
+func (n *Node) DoAll(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) {
+	v := n.view()
+	var away map[string][]int // by primary, the requests forwarded to it
+	var wg sync.WaitGroup
+	for i, req := range reqs {
+		if to := n.forwardsTo(v, req); to != "" {
+			if away == nil {
+				away = make(map[string][]int)
+			}
+			away[to] = append(away[to], i)
+			continue
+		}
+		if n.Local(req) {
+			n.Do(ctx, req, resps[i])
+			continue
+		}
+		wg.Add(1)
+		task := func() {
+			defer wg.Done()
+			n.Do(ctx, req, resps[i])
+		}
+		if !n.work.Go(task) {
+			task() // the node is closing
+		}
+	}
+	for to, idx := range away {
+		wg.Add(1)
+		task := func() {
+			defer wg.Done()
+			n.forwardAll(ctx, v, to, reqs, resps, idx)
+		}
+		if !n.work.Go(task) {
+			task()
+		}
+	}
+	wg.Wait()
+}
+
+// forwardsTo returns the member that Do would forward req to, or "" if Do
+// would run it, or refuse it, here.
+func (n *Node) forwardsTo(v *view, req *protocol.Request) string {
+	if !singleKey(req.Op) || req.Flags&protocol.FlagForwarded != 0 || !n.serving() || n.noQuorum() != "" || n.cfg.Limits.Check(req) != nil {
+		return ""
+	}
+	p := ring.Partition(req.Key, n.cfg.Partitions)
+	holds, primary := v.holds(p)
+	if primary || holds && req.Flags&protocol.FlagReplicaRead != 0 && !mutates(req.Op) {
+		return ""
+	}
+	return v.primary(p)
+}
+
+// forwardAll sends the requests idx of reqs to member to, which is their
+// primary, together, and fills their responses as Do would.
+func (n *Node) forwardAll(ctx context.Context, v *view, to string, reqs []*protocol.Request, resps []*protocol.Response, idx []int) {
+	frs := make([]*protocol.Request, len(idx))
+	for j, i := range idx {
+		fr := *reqs[i]
+		fr.Flags |= protocol.FlagForwarded
+		frs[j] = &fr
+	}
+	n.metrics.forwarded.Add(float64(len(frs)))
+	got, err := n.callAll(ctx, v, to, frs)
+	for j, i := range idx {
+		resp := resps[i]
+		if err != nil {
+			resetResponse(resp)
+			resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: %v", err))
+		} else {
+			*resp = *got[j]
+		}
+		resp.Table = v.table.Version
+		n.metrics.observe(ring.Partition(reqs[i].Key, n.cfg.Partitions), reqs[i].Op, resp.Code)
+	}
 }
 
 // execPrimary runs req on this node's store as p's primary and replicates

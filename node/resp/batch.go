@@ -95,7 +95,12 @@ func (c *conn) runBatch(ctx context.Context, batch [][][]byte) {
 		groups[p] = append(groups[p], i)
 	}
 	var wg sync.WaitGroup
+	var alone []int // commands of one request, alone in their partition
 	for _, g := range groups {
+		if len(g) == 1 && len(forks[g[0]].reqs) == 1 {
+			alone = append(alone, g[0])
+			continue
+		}
 		if len(groups) == 1 {
 			c.runGroup(ctx, batch, forks, g)
 			break
@@ -109,6 +114,7 @@ func (c *conn) runBatch(ctx context.Context, batch [][][]byte) {
 			wg.Done()
 		}
 	}
+	c.runAlone(ctx, batch, forks, alone)
 	wg.Wait()
 	for i, f := range forks {
 		if errs[i] != nil {
@@ -119,17 +125,36 @@ func (c *conn) runBatch(ctx context.Context, batch [][][]byte) {
 	}
 }
 
-// runGroup runs the commands g of a batch, which share a partition, as one
-// atomic step. If that fails, nothing of it took effect, and each command
-// runs again on its own, in order, for its own reply. A group of one
-// request (a pipeline of random keys is mostly such groups) runs as it
-// would outside a batch, without the atomic step's encoding.
-func (c *conn) runGroup(ctx context.Context, batch [][][]byte, forks []*conn, g []int) {
-	if len(g) == 1 && len(forks[g[0]].reqs) == 1 {
-		f, args := forks[g[0]], batch[g[0]]
+// runAlone runs the commands idx of a batch, each one request alone in its
+// partition (a pipeline of random keys is mostly such commands), as they
+// would run outside a batch, without an atomic step; the backend sends
+// those for each other node together (DoAll).
+func (c *conn) runAlone(ctx context.Context, batch [][][]byte, forks []*conn, idx []int) {
+	switch len(idx) {
+	case 0:
+		return
+	case 1:
+		f, args := forks[idx[0]], batch[idx[0]]
 		f.runBuilt(ctx, f.lookup(args[0]), args)
 		return
 	}
+	rq := make([]*protocol.Request, len(idx))
+	rs := make([]*protocol.Response, len(idx))
+	for j, i := range idx {
+		f := forks[i]
+		rq[j], rs[j] = &f.reqs[0], &f.respsFor(1)[0]
+	}
+	c.s.b.DoAll(ctx, rq, rs)
+	for _, i := range idx {
+		f := forks[i]
+		f.lookup(batch[i][0]).reply(f, batch[i], f.reqs, f.resps[:1])
+	}
+}
+
+// runGroup runs the commands g of a batch, which share a partition, as one
+// atomic step. If that fails, nothing of it took effect, and each command
+// runs again on its own, in order, for its own reply.
+func (c *conn) runGroup(ctx context.Context, batch [][][]byte, forks []*conn, g []int) {
 	var rq []*protocol.Request
 	var rs []*protocol.Response
 	for _, i := range g {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ type storeBackend struct {
 	wait   func(ctx context.Context, req *protocol.Request)
 
 	atomics atomic.Int32 // DoAtomic calls
+	alls    atomic.Int32 // DoAll calls
 }
 
 func (b *storeBackend) Do(ctx context.Context, req *protocol.Request, resp *protocol.Response) {
@@ -57,6 +59,15 @@ func (b *storeBackend) DoAtomic(ctx context.Context, reqs []*protocol.Request, r
 		b.wait(ctx, reqs[0])
 	}
 	return b.st.ExecAtomic(reqs, resps)
+}
+
+func (b *storeBackend) DoAll(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) {
+	b.alls.Add(1)
+	var wg sync.WaitGroup
+	for i := range reqs { // at once, as a node sends them to other nodes
+		wg.Go(func() { b.Do(ctx, reqs[i], resps[i]) })
+	}
+	wg.Wait()
 }
 
 func (b *storeBackend) Partitions() int     { return b.st.Partitions() }

@@ -169,6 +169,9 @@ func TestServer_PipelinedGroupsOfOne_SkipTheAtomicStep(t *testing.T) {
 	if got := b.atomics.Load(); got != 1 {
 		t.Errorf("%d atomic steps for 8 commands alone in their partitions and 2 sharing one; want 1", got)
 	}
+	if got := b.alls.Load(); got != 1 {
+		t.Errorf("the 8 commands alone in their partitions went to the backend in %d DoAll calls; want 1 (together)", got)
+	}
 	for i, k := range keys {
 		c.expect("$1\r\n"+itoa(i)+"\r\n", "get", k)
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 // Backend is what the RESP server needs from a node. *node.Node implements
-// it; every key operation goes through Do or DoAtomic, which route it to the
+// it; every key operation goes through Do, DoAtomic or DoAll, which route it to the
 // key's owner, so the RESP layer never touches a store.
 type Backend interface {
 	// Do runs one request and fills resp.
@@ -17,6 +17,10 @@ type Backend interface {
 	// DoAtomic runs single-key requests sharing one partition as one step;
 	// a failed guard (OpGet with FlagIfVersion) aborts it with ErrConflict.
 	DoAtomic(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) error
+	// DoAll runs independent requests (no two share a partition), each as
+	// Do would, and fills resps; it may run them at once, and send those
+	// for each other node together.
+	DoAll(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response)
 	// Partitions returns the cluster's partition count.
 	Partitions() int
 	// Name returns this node's name.
