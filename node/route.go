@@ -208,7 +208,12 @@ func (n *Node) DoAll(ctx context.Context, reqs []*protocol.Request, resps []*pro
 			task() // the node is closing
 		}
 	}
+	last := len(away) // the last primary's requests are sent from here
 	for to, idx := range away {
+		if last--; last == 0 {
+			n.forwardAll(ctx, v, to, reqs, resps, idx)
+			break
+		}
 		wg.Add(1)
 		task := func() {
 			defer wg.Done()
