@@ -1,7 +1,6 @@
 package client
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -263,21 +262,35 @@ func (c *Client) Exchange(ctx context.Context, req *protocol.Request) (*protocol
 // ExchangeAll sends raw protocol requests together, on one connection to
 // the first configured node that can be reached (in one write when they
 // are buffered at once), and returns each one's response in order,
-// whatever its code. The error is for requests that got no response; then
-// no response is returned. A node may run requests of one connection at
-// the same time: send together only requests that may run in any order.
-// It is for clients made with Config.Direct, as nodes make for each other.
-func (c *Client) ExchangeAll(ctx context.Context, reqs []*protocol.Request) ([]*protocol.Response, error) {
-	if c.closed.Load() {
-		return nil, errClientClosed
+// whatever its code. A request that got no response has a nil response
+// and its error in errs (which is nil when every request got one); one
+// that is slow to answer fails alone, when ctx is done. A node may run the
+// requests of one connection at the same time: send together only
+// requests that may run in any order. It is for clients made with
+// Config.Direct, as nodes make for each other.
+func (c *Client) ExchangeAll(ctx context.Context, reqs []*protocol.Request) (resps []*protocol.Response, errs []error) {
+	resps = make([]*protocol.Response, len(reqs))
+	all := func(err error) ([]*protocol.Response, []error) {
+		errs = make([]error, len(reqs))
+		for i := range errs {
+			errs[i] = err
+		}
+		return resps, errs
+	}
+	switch {
+	case len(reqs) == 0:
+		return resps, nil
+	case c.closed.Load():
+		return all(errClientClosed)
+	case !c.cfg.Direct:
+		return all(fmt.Errorf("%w: ExchangeAll needs a client with Config.Direct", ErrBadRequest))
+	case ctx.Err() != nil:
+		return all(ctx.Err())
 	}
 	for _, r := range reqs {
 		if err := c.cfg.Limits.Check(r); err != nil {
-			return nil, err
+			return all(err)
 		}
-	}
-	if !c.cfg.Direct {
-		return nil, fmt.Errorf("%w: ExchangeAll needs a client with Config.Direct", ErrBadRequest)
 	}
 	var cn *conn
 	var err error
@@ -286,38 +299,39 @@ func (c *Client) ExchangeAll(ctx context.Context, reqs []*protocol.Request) ([]*
 			break
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return all(ctx.Err())
 		}
 	}
 	if cn == nil {
-		return nil, err
+		return all(err)
 	}
 	sent := make([]sentCall, 0, len(reqs))
-	var first error
-	for _, r := range reqs {
+	for i, r := range reqs {
 		req := *r // start assigns the request ID
 		sc, err := cn.start(&req)
-		if err != nil {
-			first = err // the calls already sent are waited for below
+		if err != nil { // this one and the rest are not sent; those sent are waited for
+			errs = make([]error, len(reqs))
+			for j := i; j < len(reqs); j++ {
+				errs[j] = err
+			}
 			break
 		}
 		sent = append(sent, sc)
 	}
-	resps := make([]*protocol.Response, 0, len(reqs))
-	for _, sc := range sent {
+	for i, sc := range sent {
 		cl, err := cn.wait(ctx, sc)
 		if err != nil {
-			first = cmp.Or(first, err)
+			if errs == nil {
+				errs = make([]error, len(reqs))
+			}
+			errs[i] = err
 			continue
 		}
 		r := cl.resp
 		releaseCall(cl)
-		resps = append(resps, &r)
+		resps[i] = &r
 	}
-	if first != nil {
-		return nil, first
-	}
-	return resps, nil
+	return resps, errs
 }
 
 func checkTTL(ttl time.Duration) error {

@@ -1,10 +1,13 @@
 package client_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -217,11 +220,7 @@ func TestClient_nodeDownIsUnavailable(t *testing.T) {
 
 func TestClient_ExchangeAll(t *testing.T) {
 	n := startNode(t)
-	c, err := client.New(client.Config{Addrs: []string{n.Addr()}, Direct: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := newDirectClient(t, n.Addr())
 	ctx := ctxT(t)
 	if err := c.Set(ctx, "a", []byte("1"), time.Minute); err != nil {
 		t.Fatal(err)
@@ -232,9 +231,9 @@ func TestClient_ExchangeAll(t *testing.T) {
 		{Op: protocol.OpGet, Key: "missing"},
 		{Op: protocol.OpPing},
 	}
-	resps, err := c.ExchangeAll(ctx, reqs)
-	if err != nil {
-		t.Fatalf("ExchangeAll: %v", err)
+	resps, errs := c.ExchangeAll(ctx, reqs)
+	if errs != nil {
+		t.Fatalf("ExchangeAll: %v", errs)
 	}
 	if len(resps) != len(reqs) {
 		t.Fatalf("got %d responses for %d requests", len(resps), len(reqs))
@@ -260,21 +259,135 @@ func TestClient_ExchangeAll(t *testing.T) {
 
 	// A request over the limits is refused before anything is sent.
 	big := make([]byte, protocol.DefaultMaxValue+1)
-	if _, err := c.ExchangeAll(ctx, []*protocol.Request{{Op: protocol.OpSet, Key: "c", Value: big, TTL: 60_000}, {Op: protocol.OpSet, Key: "d", Value: []byte("x"), TTL: 60_000}}); !errors.Is(err, client.ErrTooLarge) {
-		t.Errorf("oversized request: %v; want ErrTooLarge", err)
+	_, errs = c.ExchangeAll(ctx, []*protocol.Request{{Op: protocol.OpSet, Key: "c", Value: big, TTL: 60_000}, {Op: protocol.OpSet, Key: "d", Value: []byte("x"), TTL: 60_000}})
+	if len(errs) != 2 || !errors.Is(errs[0], client.ErrTooLarge) || !errors.Is(errs[1], client.ErrTooLarge) {
+		t.Errorf("oversized request: %v; want ErrTooLarge for both", errs)
 	}
 	if _, err := c.Get(ctx, "d"); !errors.Is(err, client.ErrNotFound) {
 		t.Errorf("d after a refused ExchangeAll: %v; want not found (nothing sent)", err)
 	}
 
-	// A node that is gone: an error, no responses.
+	// A node that is gone: no responses, an error for each.
 	n.Close()
-	if resps, err := c.ExchangeAll(ctx, reqs); err == nil || resps != nil {
-		t.Errorf("ExchangeAll to a stopped node = %v, %v; want no responses and an error", resps, err)
+	resps, errs = c.ExchangeAll(ctx, reqs)
+	for i := range reqs {
+		if resps[i] != nil || errs == nil || errs[i] == nil {
+			t.Errorf("request %d to a stopped node: %v; want no response and an error", i, resps[i])
+		}
 	}
 
 	routed := newClient(t, "127.0.0.1:1")
-	if _, err := routed.ExchangeAll(ctx, reqs); !errors.Is(err, client.ErrBadRequest) {
-		t.Errorf("ExchangeAll on a routed client: %v; want ErrBadRequest", err)
+	if _, errs := routed.ExchangeAll(ctx, reqs); errs == nil || !errors.Is(errs[0], client.ErrBadRequest) {
+		t.Errorf("ExchangeAll on a routed client: %v; want ErrBadRequest", errs)
+	}
+}
+
+// One request that gets no answer fails alone: the others were answered
+// (and may have run), so they must report what the node said.
+func TestClient_ExchangeAll_slowRequestFailsAlone(t *testing.T) {
+	addr, seen := silentOn(t, "slow")
+	c := newDirectClient(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	reqs := []*protocol.Request{
+		{Op: protocol.OpGetAndDelete, Key: "a"},
+		{Op: protocol.OpSet, Key: "slow", Value: []byte("x"), TTL: 60_000},
+		{Op: protocol.OpGetAndDelete, Key: "b"},
+	}
+	resps, errs := c.ExchangeAll(ctx, reqs)
+	for _, i := range []int{0, 2} {
+		if resps[i] == nil || string(resps[i].Value) != "answer:"+reqs[i].Key || (errs != nil && errs[i] != nil) {
+			t.Errorf("request %d (%s): got %v, %v; want the node's answer", i, reqs[i].Key, resps[i], errs)
+		}
+	}
+	if resps[1] != nil || errs == nil || !errors.Is(errs[1], context.DeadlineExceeded) {
+		t.Errorf("the unanswered request: got %v, %v; want no response and the deadline", resps[1], errs)
+	}
+
+	// With ctx already done nothing is sent.
+	done, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	if _, errs := c.ExchangeAll(done, []*protocol.Request{{Op: protocol.OpSet, Key: "late", Value: []byte("x"), TTL: 60_000}}); errs == nil || !errors.Is(errs[0], context.Canceled) {
+		t.Errorf("ExchangeAll with a cancelled context: %v; want context.Canceled", errs)
+	}
+	if _, errs := c.ExchangeAll(context.Background(), []*protocol.Request{{Op: protocol.OpPing}}); errs != nil {
+		t.Fatalf("ping: %v", errs)
+	}
+	if got := seen(); slices.Contains(got, "late") {
+		t.Errorf("the node received %v; want nothing sent with a cancelled context", got)
+	}
+}
+
+func newDirectClient(t *testing.T, addr string) *client.Client {
+	t.Helper()
+	c, err := client.New(client.Config{Addrs: []string{addr}, Direct: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// silentOn starts a stand-in node that answers every request with
+// "answer:<key>", except those for key, which it never answers. seen
+// returns the keys it received so far.
+func silentOn(t *testing.T, key string) (addr string, seen func() []string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var keys []string
+	var wg sync.WaitGroup
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, nc)
+			mu.Unlock()
+			wg.Go(func() {
+				fr := protocol.NewFrameReader(bufio.NewReader(nc), 1<<20)
+				fw := protocol.NewFrameWriter(nc)
+				dec := protocol.NewDecoder()
+				for {
+					frame, err := fr.Next()
+					if err != nil {
+						return
+					}
+					var req protocol.Request
+					if err := dec.DecodeRequest(frame, &req); err != nil {
+						return
+					}
+					mu.Lock()
+					keys = append(keys, req.Key)
+					mu.Unlock()
+					if req.Key == key {
+						continue
+					}
+					if err := fw.Write(&protocol.Response{ID: req.ID, Version: protocol.Version, Value: []byte("answer:" + req.Key)}); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().String(), func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(keys)
 	}
 }

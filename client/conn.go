@@ -137,13 +137,13 @@ func (c *conn) start(req *protocol.Request) (sentCall, error) {
 func (c *conn) wait(ctx context.Context, sc sentCall) (*call, error) {
 	cl := sc.cl
 	select {
+	case <-cl.done: // delivered already: ctx does not matter
+		return cl.result()
+	default:
+	}
+	select {
 	case <-cl.done:
-		if cl.err != nil {
-			err := cl.err
-			releaseCall(cl)
-			return nil, err
-		}
-		return cl, nil
+		return cl.result()
 	case <-ctx.Done():
 		// The reader may still deliver into cl; it is not reused.
 		c.forget(sc.id)
@@ -171,6 +171,16 @@ func (c *conn) abort(err error) {
 		_ = tc.SetLinger(0)
 	}
 	c.close(err)
+}
+
+// result returns a delivered call, or its error (releasing it).
+func (cl *call) result() (*call, error) {
+	if cl.err != nil {
+		err := cl.err
+		releaseCall(cl)
+		return nil, err
+	}
+	return cl, nil
 }
 
 func releaseCall(cl *call) {

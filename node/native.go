@@ -21,6 +21,10 @@ const connBufSize = 16 << 10
 // before it ends.
 const workerIdle = 5 * time.Second
 
+// maxInlineEntries is the most entries of a replicated write a backup
+// applies on the connection's reader: an atomic batch's most keys.
+const maxInlineEntries = 64
+
 // maxAsyncPerConn bounds the requests of one connection that wait on other
 // nodes at once; the reader stops reading while they are all busy.
 const maxAsyncPerConn = 256
@@ -178,14 +182,17 @@ func (nc *nativeConn) flushLoop(done <-chan struct{}, flushed chan<- struct{}) {
 }
 
 // inline reports whether req can be answered from this node's memory alone,
-// without waiting on another node. A backup applies a primary's entries
+// without waiting on another node. A backup applies a primary's write
 // inline: in order, and without a goroutine and a flusher's wakeup for each
-// replicated write.
+// replicated write. A transfer's batch (up to 768 KiB) runs on a worker, so
+// that the requests behind it on the connection do not wait for it.
 func (n *Node) inline(req *protocol.Request) bool {
 	if !singleKey(req.Op) {
 		switch req.Op {
-		case protocol.OpPing, protocol.OpTable, protocol.OpStatus, protocol.OpReplicate:
+		case protocol.OpPing, protocol.OpTable, protocol.OpStatus:
 			return true
+		case protocol.OpReplicate:
+			return len(req.Entries) <= maxInlineEntries
 		}
 		return false
 	}

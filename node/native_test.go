@@ -391,4 +391,18 @@ func TestNative_replicatedEntries_applyInOrderWithoutWorkers(t *testing.T) {
 	if w := n.work.Running(); w != 0 {
 		t.Errorf("%d workers started for replicated entries; want none", w)
 	}
+	// A transfer's batch runs on a worker: what follows it on the
+	// connection does not wait for it.
+	var entries []protocol.Entry
+	for i := range maxInlineEntries + 1 {
+		entries = append(entries, protocol.Entry{Key: "t:" + fmt.Sprint(i), Value: []byte("v"), TTL: 60_000, Version: 1})
+	}
+	p := int32(ring.Partition(entries[0].Key, n.cfg.Partitions))
+	resp := rc.do(&protocol.Request{ID: 500, Op: protocol.OpReplicate, Key: "primary", Partition: p, Table: v.table.Version, TableHash: v.hash, Entries: entries})
+	if resp.Code != protocol.CodeOK || resp.N != int64(len(entries)) {
+		t.Fatalf("transfer batch: %v, applied %d; want ok, %d", resp.Err(), resp.N, len(entries))
+	}
+	if w := n.work.Running(); w != 1 {
+		t.Errorf("%d workers after a transfer's batch; want the one that ran it", w)
+	}
 }

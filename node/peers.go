@@ -98,19 +98,20 @@ func (n *Node) call(ctx context.Context, v *view, name string, req *protocol.Req
 }
 
 // callAll sends reqs to the member called name together, as call sends
-// one, and returns their responses in order.
-func (n *Node) callAll(ctx context.Context, v *view, name string, reqs []*protocol.Request) ([]*protocol.Response, error) {
+// one, and returns their responses in order; a request that got none has
+// a nil response and its error in errs.
+func (n *Node) callAll(ctx context.Context, v *view, name string, reqs []*protocol.Request) ([]*protocol.Response, []error) {
 	c, err := n.peer(v, name)
 	if err != nil {
-		return nil, err
+		errs := make([]error, len(reqs))
+		for i := range errs {
+			errs[i] = err
+		}
+		return make([]*protocol.Response, len(reqs)), errs
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.peers.timeout)
 	defer cancel()
-	resps, err := c.ExchangeAll(ctx, reqs)
-	if err != nil {
-		return nil, fmt.Errorf("%d requests to %s: %w", len(reqs), name, err)
-	}
-	return resps, nil
+	return c.ExchangeAll(ctx, reqs)
 }
 
 // peer returns the client for the member called name in view v.

@@ -250,12 +250,12 @@ func (n *Node) forwardAll(ctx context.Context, v *view, to string, reqs []*proto
 		frs[j] = &fr
 	}
 	n.metrics.forwarded.Add(float64(len(frs)))
-	got, err := n.callAll(ctx, v, to, frs)
+	got, errs := n.callAll(ctx, v, to, frs)
 	for j, i := range idx {
 		resp := resps[i]
-		if err != nil {
+		if got[j] == nil { // as forward words it
 			resetResponse(resp)
-			resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: %v", err))
+			resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: %s %s: %v", reqs[i].Op, to, errs[j]))
 		} else {
 			*resp = *got[j]
 		}

@@ -61,6 +61,7 @@ func (p *Pool) worker(f func()) {
 	defer idle.Stop()
 	for {
 		f()
+		f = nil // an idle worker must not keep its last task's memory
 		idle.Reset(p.idle)
 		select {
 		case f = <-p.work:
