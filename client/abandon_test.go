@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,50 +16,90 @@ import (
 	"github.com/cloakroom/cloakroom/protocol"
 )
 
-// silentNode answers the hello on each connection and then reads requests
-// without answering them, as a node cut off by a network partition would
-// look. Each connection's end (how its read failed) is sent on ends.
-func silentNode(t *testing.T) (addr string, ends <-chan error) {
+// stubNode stands in for a node: it answers the hello on each connection,
+// and each other request with what reply returns for it (nil: no answer).
+// Each connection's end (how its read failed) is sent on ends; seen
+// returns the keys of the requests received so far.
+func stubNode(t *testing.T, reply func(*protocol.Request) *protocol.Response) (addr string, ends <-chan error, seen func() []string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	ch := make(chan error, 8)
-	go func() {
+	ch := make(chan error, 64)
+	var mu sync.Mutex // guards keys and conns
+	var keys []string
+	var conns []net.Conn
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, nc := range conns {
+			nc.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	serve := func(nc net.Conn) error {
+		fr := protocol.NewFrameReader(bufio.NewReader(nc), 1<<20)
+		fw := protocol.NewFrameWriter(nc)
+		dec := protocol.NewDecoder()
+		for {
+			frame, err := fr.Next()
+			if err != nil {
+				return err
+			}
+			var req protocol.Request
+			if err := dec.DecodeRequest(frame, &req); err != nil {
+				return err
+			}
+			resp := &protocol.Response{Version: protocol.Version}
+			if req.Op != protocol.OpHello {
+				mu.Lock()
+				keys = append(keys, req.Key)
+				mu.Unlock()
+				resp = reply(&req)
+			}
+			if resp == nil {
+				continue
+			}
+			resp.ID = req.ID
+			if err := fw.Write(resp); err != nil {
+				return err
+			}
+		}
+	}
+	wg.Go(func() {
 		for {
 			nc, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
+			mu.Lock()
+			conns = append(conns, nc)
+			mu.Unlock()
+			wg.Go(func() {
 				defer nc.Close()
-				fr := protocol.NewFrameReader(bufio.NewReader(nc), 1<<20)
-				fw := protocol.NewFrameWriter(nc)
-				dec := protocol.NewDecoder()
-				for {
-					frame, err := fr.Next()
-					if err != nil {
-						ch <- err
-						return
-					}
-					var req protocol.Request
-					if err := dec.DecodeRequest(frame, &req); err != nil {
-						ch <- err
-						return
-					}
-					if req.Op == protocol.OpHello {
-						if err := fw.Write(&protocol.Response{ID: req.ID, Version: protocol.Version}); err != nil {
-							ch <- err
-							return
-						}
-					}
+				select {
+				case ch <- serve(nc):
+				default: // nobody is listening for so many ends
 				}
-			}()
+			})
 		}
-	}()
-	return ln.Addr().String(), ch
+	})
+	return ln.Addr().String(), ch, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(keys)
+	}
+}
+
+// silentNode answers the hello on each connection and then reads requests
+// without answering them, as a node cut off by a network partition would
+// look.
+func silentNode(t *testing.T) (addr string, ends <-chan error) {
+	addr, ends, _ = stubNode(t, func(*protocol.Request) *protocol.Response { return nil })
+	return addr, ends
 }
 
 // silentClient returns a client of a fresh silentNode, and its ends.

@@ -1,12 +1,10 @@
 package client_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -220,7 +218,7 @@ func TestClient_nodeDownIsUnavailable(t *testing.T) {
 
 func TestClient_ExchangeAll(t *testing.T) {
 	n := startNode(t)
-	c := newDirectClient(t, n.Addr())
+	c := nodetest.DirectClient(t, n.Addr())
 	ctx := ctxT(t)
 	if err := c.Set(ctx, "a", []byte("1"), time.Minute); err != nil {
 		t.Fatal(err)
@@ -285,8 +283,13 @@ func TestClient_ExchangeAll(t *testing.T) {
 // One request that gets no answer fails alone: the others were answered
 // (and may have run), so they must report what the node said.
 func TestClient_ExchangeAll_slowRequestFailsAlone(t *testing.T) {
-	addr, seen := silentOn(t, "slow")
-	c := newDirectClient(t, addr)
+	addr, _, seen := stubNode(t, func(req *protocol.Request) *protocol.Response {
+		if req.Key == "slow" {
+			return nil
+		}
+		return &protocol.Response{Value: []byte("answer:" + req.Key)}
+	})
+	c := nodetest.DirectClient(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	reqs := []*protocol.Request{
@@ -315,79 +318,5 @@ func TestClient_ExchangeAll_slowRequestFailsAlone(t *testing.T) {
 	}
 	if got := seen(); slices.Contains(got, "late") {
 		t.Errorf("the node received %v; want nothing sent with a cancelled context", got)
-	}
-}
-
-func newDirectClient(t *testing.T, addr string) *client.Client {
-	t.Helper()
-	c, err := client.New(client.Config{Addrs: []string{addr}, Direct: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// silentOn starts a stand-in node that answers every request with
-// "answer:<key>", except those for key, which it never answers. seen
-// returns the keys it received so far.
-func silentOn(t *testing.T, key string) (addr string, seen func() []string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var keys []string
-	var wg sync.WaitGroup
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			wg.Go(func() {
-				fr := protocol.NewFrameReader(bufio.NewReader(nc), 1<<20)
-				fw := protocol.NewFrameWriter(nc)
-				dec := protocol.NewDecoder()
-				for {
-					frame, err := fr.Next()
-					if err != nil {
-						return
-					}
-					var req protocol.Request
-					if err := dec.DecodeRequest(frame, &req); err != nil {
-						return
-					}
-					mu.Lock()
-					keys = append(keys, req.Key)
-					mu.Unlock()
-					if req.Key == key {
-						continue
-					}
-					if err := fw.Write(&protocol.Response{ID: req.ID, Version: protocol.Version, Value: []byte("answer:" + req.Key)}); err != nil {
-						return
-					}
-				}
-			})
-		}
-	})
-	return ln.Addr().String(), func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(keys)
 	}
 }

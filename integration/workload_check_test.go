@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cloakroom/cloakroom/client"
+	"github.com/cloakroom/cloakroom/node/nodetest"
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
 )
@@ -108,7 +109,7 @@ func (w *workload) verify(ctx context.Context, c *procCluster, e expect) {
 	t.Logf("workload: %s", w.summary())
 	vs := []verdict{w.check(ctx, "routed client", w.cl, e.touchedTTLs)}
 	for _, p := range c.running() {
-		vs = append(vs, w.check(ctx, p.name, newDirect(t, p.native), false))
+		vs = append(vs, w.check(ctx, p.name, nodetest.DirectClient(t, p.native), false))
 	}
 	failed := false
 	for _, v := range vs {

@@ -17,16 +17,6 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-func direct(t *testing.T, addr string) *client.Client {
-	t.Helper()
-	c, err := client.New(client.Config{Addrs: []string{addr}, Direct: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
@@ -55,7 +45,7 @@ func copies(c *nodetest.Cluster, key string) int {
 func TestCluster_forwardsAndReplicates(t *testing.T) {
 	c := nodetest.Start(t, 3)
 	ctx := ctxFor(t)
-	first := direct(t, c.Node(0).Addr())
+	first := nodetest.DirectClient(t, c.Node(0).Addr())
 	const n = 2000
 	for i := range n {
 		if err := first.Set(ctx, fmt.Sprint("s", i), []byte(fmt.Sprint("v", i)), time.Hour); err != nil {
@@ -63,7 +53,7 @@ func TestCluster_forwardsAndReplicates(t *testing.T) {
 		}
 	}
 	for j := range c.Len() {
-		cl := direct(t, c.Node(j).Addr())
+		cl := nodetest.DirectClient(t, c.Node(j).Addr())
 		for i := range n {
 			got, err := cl.Get(ctx, fmt.Sprint("s", i))
 			if err != nil || string(got) != fmt.Sprint("v", i) {
@@ -99,7 +89,7 @@ func TestCluster_forwardsAndReplicates(t *testing.T) {
 func TestCluster_crashLosesNothingAndDeletesStayDeleted(t *testing.T) {
 	c := nodetest.Start(t, 3)
 	ctx := ctxFor(t)
-	cl := direct(t, c.Node(0).Addr())
+	cl := nodetest.DirectClient(t, c.Node(0).Addr())
 	const n = 3000
 	for i := range n {
 		if err := cl.Set(ctx, fmt.Sprint("s", i), []byte(fmt.Sprint("v", i)), time.Hour); err != nil {
@@ -123,7 +113,7 @@ func TestCluster_crashLosesNothingAndDeletesStayDeleted(t *testing.T) {
 	c.WaitAgreed(t, 3)
 	c.WaitReady(t)
 	for j := range c.Len() {
-		cl := direct(t, c.Node(j).Addr())
+		cl := nodetest.DirectClient(t, c.Node(j).Addr())
 		for i := range n {
 			got, err := cl.Get(ctx, fmt.Sprint("s", i))
 			if i%3 == 0 {
@@ -357,7 +347,7 @@ func TestCluster_gracefulStopHandsOffFirst(t *testing.T) {
 func TestCluster_minorityRefusesReadsAndWrites(t *testing.T) {
 	c := nodetest.Start(t, 3)
 	ctx := ctxFor(t)
-	survivor := direct(t, c.Node(0).Addr())
+	survivor := nodetest.DirectClient(t, c.Node(0).Addr())
 	if err := survivor.Set(ctx, "k", []byte("v"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +373,7 @@ func TestCluster_minorityRefusesReadsAndWrites(t *testing.T) {
 func TestCluster_antiEntropyRepairsALostCopy(t *testing.T) {
 	c := nodetest.Start(t, 2, func(_ int, cfg *node.Config) { cfg.AntiEntropyInterval = 100 * time.Millisecond })
 	ctx := ctxFor(t)
-	cl := direct(t, c.Node(0).Addr())
+	cl := nodetest.DirectClient(t, c.Node(0).Addr())
 	const n = 500
 	for i := range n {
 		if err := cl.Set(ctx, fmt.Sprint("s", i), []byte("v"), time.Hour); err != nil {
@@ -418,7 +408,7 @@ func TestCluster_antiEntropyRepairsALostCopy(t *testing.T) {
 func TestCluster_movedSessionsKeepTheirDeadlines(t *testing.T) {
 	c := nodetest.Start(t, 3)
 	ctx := ctxFor(t)
-	cl := direct(t, c.Node(0).Addr())
+	cl := nodetest.DirectClient(t, c.Node(0).Addr())
 	// tol covers the time an entry spends between the node that reads its
 	// remaining TTL and the one that applies it, in this one process.
 	const n, tol = 600, 200 * time.Millisecond

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloakroom/cloakroom/client"
 	"github.com/cloakroom/cloakroom/node"
 	"go.uber.org/goleak"
 )
@@ -222,4 +223,17 @@ func StartNode(t testing.TB, mutate ...func(*node.Config)) *node.Node {
 	}
 	t.Cleanup(func() { n.Close() })
 	return n
+}
+
+// DirectClient returns a client that sends every call to the node at addr
+// (client.Config.Direct), as nodes call each other, closed when the test
+// ends.
+func DirectClient(t testing.TB, addr string) *client.Client {
+	t.Helper()
+	c, err := client.New(client.Config{Addrs: []string{addr}, Direct: true})
+	if err != nil {
+		t.Fatalf("direct client of %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
