@@ -7,7 +7,6 @@ import (
 	"net"
 	"runtime"
 	"sync"
-	"time"
 
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
@@ -16,10 +15,6 @@ import (
 // connBufSize is each connection's read and write buffer: large enough to
 // batch many small requests, small enough for thousands of connections.
 const connBufSize = 16 << 10
-
-// workerIdle is how long a worker goroutine waits for another request
-// before it ends.
-const workerIdle = 5 * time.Second
 
 // maxInlineEntries is the most entries of a replicated write a backup
 // applies on the connection's reader: an atomic batch's most keys.
@@ -109,19 +104,14 @@ func (nc *nativeConn) readLoop() {
 		}
 		if !n.inline(&req) {
 			nc.sem <- struct{}{}
-			nc.async.Add(1)
 			r := req // the task owns its copy
-			task := func() {
-				defer nc.async.Done()
+			n.work.Spawn(&nc.async, func() {
 				var resp protocol.Response
 				n.Do(n.ctx, &r, &resp)
 				resp.ID = r.ID
 				nc.reply(&resp, false)
 				<-nc.sem
-			}
-			if !n.work.Go(task) {
-				task() // the node is closing
-			}
+			})
 			continue
 		}
 		n.Do(n.ctx, &req, &resp)

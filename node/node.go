@@ -60,7 +60,7 @@ func New(cfg Config) (*Node, error) {
 		cfg:   cfg,
 		log:   cfg.Logger.With("node", cfg.Name),
 		conns: make(map[net.Conn]struct{}),
-		work:  workpool.New(workerIdle),
+		work:  workpool.New(workpool.DefaultIdle),
 	}
 	limit := cfg.MaxMemory
 	if limit == 0 {

@@ -199,14 +199,7 @@ func (n *Node) DoAll(ctx context.Context, reqs []*protocol.Request, resps []*pro
 			n.Do(ctx, req, resps[i])
 			continue
 		}
-		wg.Add(1)
-		task := func() {
-			defer wg.Done()
-			n.Do(ctx, req, resps[i])
-		}
-		if !n.work.Go(task) {
-			task() // the node is closing
-		}
+		n.work.Spawn(&wg, func() { n.Do(ctx, req, resps[i]) })
 	}
 	last := len(away) // the last primary's requests are sent from here
 	for to, idx := range away {
@@ -214,14 +207,7 @@ func (n *Node) DoAll(ctx context.Context, reqs []*protocol.Request, resps []*pro
 			n.forwardAll(ctx, v, to, reqs, resps, idx)
 			break
 		}
-		wg.Add(1)
-		task := func() {
-			defer wg.Done()
-			n.forwardAll(ctx, v, to, reqs, resps, idx)
-		}
-		if !n.work.Go(task) {
-			task()
-		}
+		n.work.Spawn(&wg, func() { n.forwardAll(ctx, v, to, reqs, resps, idx) })
 	}
 	wg.Wait()
 }

@@ -14,6 +14,9 @@ import (
 	"time"
 )
 
+// DefaultIdle is how long a worker waits for another task before it ends.
+const DefaultIdle = 5 * time.Second
+
 // Pool runs tasks on worker goroutines. Its zero value is not usable; see
 // New.
 type Pool struct {
@@ -52,6 +55,19 @@ func (p *Pool) Go(f func()) bool {
 	p.running.Add(1)
 	go p.worker(f)
 	return true
+}
+
+// Spawn runs f on a worker, counted in wg until it returns; once the pool
+// is closed it runs f on the caller instead, so that f always runs.
+func (p *Pool) Spawn(wg *sync.WaitGroup, f func()) {
+	wg.Add(1)
+	task := func() {
+		defer wg.Done()
+		f()
+	}
+	if !p.Go(task) {
+		task()
+	}
 }
 
 func (p *Pool) worker(f func()) {

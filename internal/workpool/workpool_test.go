@@ -95,3 +95,33 @@ func TestPool_closeRefusesNewTasksAndWaitsForRunningOnes(t *testing.T) {
 	}
 	p.Close() // a second Close is harmless
 }
+
+func TestPool_spawnCountsTheTaskAndRunsItEvenWhenClosed(t *testing.T) {
+	p := New(time.Minute)
+	var wg sync.WaitGroup
+	var ran atomic.Int32
+	release := make(chan struct{})
+	p.Spawn(&wg, func() {
+		<-release
+		ran.Add(1)
+	})
+	waited := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+		t.Fatal("the WaitGroup was done before the task ran")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(release)
+	<-waited
+	p.Close()
+	p.Spawn(&wg, func() { ran.Add(1) }) // on the caller: returns once it ran
+	if got := ran.Load(); got != 2 {
+		t.Errorf("%d tasks ran; want 2, the second on the caller after Close", got)
+	}
+	wg.Wait()
+	p.Wait()
+}

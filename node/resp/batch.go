@@ -105,14 +105,7 @@ func (c *conn) runBatch(ctx context.Context, batch [][][]byte) {
 			c.runGroup(ctx, batch, forks, g)
 			break
 		}
-		wg.Add(1)
-		if !c.s.work.Go(func() {
-			defer wg.Done()
-			c.runGroup(ctx, batch, forks, g)
-		}) {
-			c.runGroup(ctx, batch, forks, g) // the server is closing: run it here
-			wg.Done()
-		}
+		c.s.work.Spawn(&wg, func() { c.runGroup(ctx, batch, forks, g) })
 	}
 	c.runAlone(ctx, batch, forks, alone)
 	wg.Wait()

@@ -79,7 +79,7 @@ func NewServer(b Backend, cfg Config) *Server {
 		cfg.Now = time.Now
 	}
 	if cfg.workerIdle <= 0 {
-		cfg.workerIdle = workerIdle
+		cfg.workerIdle = workpool.DefaultIdle
 	}
 	if cfg.EventLoops <= 0 {
 		cfg.EventLoops = max(1, runtime.GOMAXPROCS(0)/2)
@@ -544,7 +544,3 @@ func (c *conn) offload(batch [][][]byte) gnet.Action {
 	}
 	return gnet.None
 }
-
-// workerIdle is how long a worker goroutine waits for another task before
-// it ends.
-const workerIdle = 5 * time.Second

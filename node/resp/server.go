@@ -84,7 +84,7 @@ type Config struct {
 	// one per two CPUs, at least one.
 	EventLoops int
 
-	workerIdle time.Duration // how long an idle worker waits; zero means workerIdle (tests shorten it)
+	workerIdle time.Duration // how long an idle worker waits; zero means workpool.DefaultIdle (tests shorten it)
 }
 
 // DefaultLimits returns the limits for values up to maxValue bytes.
