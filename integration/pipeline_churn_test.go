@@ -131,3 +131,184 @@ func isCommandError(cmds []*goredis.StatusCmd) bool {
 	}
 	return false
 }
+
+// TestChurn_RESPReadsThroughOneNode_killOne_noneFail: a Redis client that
+// does not route by key reads sessions through one node, one GET at a time,
+// in pipelines and with MGET, while the primary of a third of them is killed -9.
+// Until the cluster has noticed, the entry node asks a backup instead
+// (the primary refuses the connection), so no read fails and each sees the
+// value, or the delete, acknowledged before the crash.
+func TestChurn_RESPReadsThroughOneNode_killOne_noneFail(t *testing.T) {
+	readsThroughFault(t, "killed -9", func(c *procCluster) { c.kill(2) })
+}
+
+// TestChurn_RESPReadsThroughOneNode_pauseOne_noneFail: as above, but the
+// node is paused (SIGSTOP): its sockets stay open and nothing answers. A
+// read waits for the primary for half the peer timeout (1 s) before the
+// backup answers, within a Redis client's read timeout (go-redis: 3 s),
+// until the entry node finds the primary silent (three heartbeats missed);
+// from then on no read waits for it.
+func TestChurn_RESPReadsThroughOneNode_pauseOne_noneFail(t *testing.T) {
+	readsThroughFault(t, "paused", func(c *procCluster) { c.pause(2) })
+}
+
+// readsThroughFault runs the two tests above: fault takes node 3 of three
+// out while readers read written and deleted sessions through node 1.
+func readsThroughFault(t *testing.T, what string, fault func(c *procCluster)) {
+	if testing.Short() {
+		t.Skip("starts cloakroomd processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := startProcCluster(t, 3, "--replicas", "2", "--gossip-preset", "local")
+	waitTablesAgree(ctx, t, c, 3)
+	entry := c.procs[0].resp // never taken out
+
+	const (
+		sessions  = 3000
+		waitedFor = time.Second // half the peer timeout: what a read waits for a silent primary
+	)
+	want := func(i int) (string, error) { // every third session logged out
+		if i%3 == 0 {
+			return "", goredis.Nil
+		}
+		return fmt.Sprint("coat-", i), nil
+	}
+	rc := goredis.NewClient(&goredis.Options{Addr: entry})
+	defer rc.Close()
+	for i := range sessions {
+		key := fmt.Sprint("sess:", i)
+		if err := rc.Set(ctx, key, fmt.Sprint("coat-", i), time.Hour).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := want(i); err != nil {
+			if n, err := rc.Del(ctx, key).Result(); n != 1 || err != nil {
+				t.Fatalf("DEL %s = %d, %v", key, n, err)
+			}
+		}
+	}
+
+	var (
+		faulted, agreed atomic.Int64 // unix nanoseconds
+		silentAt        atomic.Int64 // when the entry node reported node 3 silent
+		inWindow        atomic.Int64 // reads answered between faulted and agreed
+		reads, bad      atomic.Int64
+		slowest         atomic.Int64 // nanoseconds, one read or pipeline
+		waited          atomic.Int64 // reads or pipelines started after silentAt that took waitedFor
+		stop            = make(chan struct{})
+		wg              sync.WaitGroup
+	)
+	check := func(i int, got string, err error) {
+		reads.Add(1)
+		if now, f, a := time.Now().UnixNano(), faulted.Load(), agreed.Load(); f != 0 && now > f && (a == 0 || now < a) {
+			inWindow.Add(1)
+		}
+		wantVal, wantErr := want(i)
+		if got != wantVal || err != wantErr {
+			if bad.Add(1) <= 5 {
+				t.Errorf("GET sess:%d = %q, %v; want %q, %v", i, got, err, wantVal, wantErr)
+			}
+		}
+	}
+	reader := func(r, depth int, mget bool) { // depth 1: GET; else a pipeline of GETs, or MGET
+		rc := goredis.NewClient(&goredis.Options{Addr: entry, MaxRetries: -1})
+		defer rc.Close()
+		for i := r * 100; ; i += depth {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			start := time.Now()
+			switch {
+			case depth == 1:
+				got, err := rc.Get(ctx, fmt.Sprint("sess:", i%sessions)).Result()
+				check(i%sessions, got, err)
+			case mget:
+				keys := make([]string, depth)
+				for j := range keys {
+					keys[j] = fmt.Sprint("sess:", (i+j)%sessions)
+				}
+				vals, err := rc.MGet(ctx, keys...).Result()
+				for j := range keys {
+					switch {
+					case err != nil:
+						check((i+j)%sessions, "", err)
+					case vals[j] == nil:
+						check((i+j)%sessions, "", goredis.Nil)
+					default:
+						check((i+j)%sessions, fmt.Sprint(vals[j]), nil)
+					}
+				}
+			default:
+				pipe := rc.Pipeline()
+				cmds := make([]*goredis.StringCmd, depth)
+				for j := range cmds {
+					cmds[j] = pipe.Get(ctx, fmt.Sprint("sess:", (i+j)%sessions))
+				}
+				_, _ = pipe.Exec(ctx) // each command reports its own error
+				for j, cmd := range cmds {
+					got, err := cmd.Result()
+					check((i+j)%sessions, got, err)
+				}
+			}
+			d := time.Since(start)
+			if int64(d) > slowest.Load() {
+				slowest.Store(int64(d)) // racy, but a near-max is enough
+			}
+			if s := silentAt.Load(); s != 0 && start.UnixNano() > s && d >= waitedFor {
+				if waited.Add(1) <= 5 {
+					t.Errorf("a read started %v after node 3 was reported silent took %v: it waited for node 3", time.Duration(start.UnixNano()-s), d)
+				}
+			}
+		}
+	}
+	// Enough readers that the paused case, a second per read of the
+	// paused node's keys, still reads many sessions in the window.
+	for r := range 16 {
+		wg.Go(func() { reader(r, 1, false) })
+	}
+	wg.Go(func() { reader(16, 16, false) })
+	wg.Go(func() { reader(17, 16, false) })
+	wg.Go(func() { reader(18, 16, true) })
+	eventuallyWithin(t, 30*time.Second, func() error {
+		if n := reads.Load(); n < 2000 {
+			return fmt.Errorf("%d reads answered", n)
+		}
+		return nil
+	})
+	faulted.Store(time.Now().UnixNano())
+	fault(c)
+	eventuallyWithin(t, 15*time.Second, func() error {
+		m, err := metricsOf(c.procs[0])
+		if err != nil {
+			return err
+		}
+		if m["cloakroom_silent_members"] != 1 {
+			return fmt.Errorf("node 1 reports %v silent members; want 1", m["cloakroom_silent_members"])
+		}
+		return nil
+	})
+	silentAt.Store(time.Now().UnixNano())
+	waitTablesAgree(ctx, t, c, 2)
+	agreed.Store(time.Now().UnixNano())
+	from := reads.Load()
+	eventuallyWithin(t, 30*time.Second, func() error {
+		if n := reads.Load() - from; n < 2000 {
+			return fmt.Errorf("%d reads answered since the tables agreed", n)
+		}
+		return nil
+	})
+	close(stop)
+	wg.Wait()
+	window := time.Duration(agreed.Load() - faulted.Load())
+	t.Logf("node 3 %s: %d reads, %d of them in the %v before the tables agreed, %d wrong or failed; slowest read or pipeline %v; silent after %v",
+		what, reads.Load(), inWindow.Load(), window.Round(time.Millisecond), bad.Load(), time.Duration(slowest.Load()).Round(time.Millisecond),
+		time.Duration(silentAt.Load()-faulted.Load()).Round(time.Millisecond))
+	if inWindow.Load() == 0 {
+		t.Fatal("no read was answered between the fault and the tables agreeing: the window was not tested")
+	}
+	if bad.Load() > 0 {
+		t.Errorf("%d of %d reads failed or saw the wrong value", bad.Load(), reads.Load())
+	}
+}

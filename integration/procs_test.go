@@ -19,6 +19,7 @@ type proc struct {
 	cmd                        *exec.Cmd
 	exited                     chan struct{}
 	out                        *syncBuffer
+	paused                     bool // by pause: alive, but answers nothing
 }
 
 // procCluster is a cluster of cloakroomd processes on loopback.
@@ -80,6 +81,26 @@ func (c *procCluster) kill(i int) {
 	<-p.exited
 }
 
+// pause sends SIGSTOP to node i: it keeps its sockets open and answers
+// nothing, as a node stuck in a long pause or cut off by a firewall that
+// drops packets. It counts as not running until resume, which the test's
+// end does if the test does not.
+func (c *procCluster) pause(i int) {
+	p := c.procs[i]
+	_ = p.cmd.Process.Signal(syscall.SIGSTOP)
+	p.paused = true
+	c.t.Cleanup(func() { c.resume(i) })
+}
+
+// resume sends SIGCONT to node i after pause.
+func (c *procCluster) resume(i int) {
+	p := c.procs[i]
+	if p.paused {
+		_ = p.cmd.Process.Signal(syscall.SIGCONT)
+		p.paused = false
+	}
+}
+
 // stop sends SIGTERM to node i and waits until it has exited, as an
 // operator's graceful shutdown would; it fails the test if the node is still
 // running after timeout (and kills it then).
@@ -102,14 +123,16 @@ func (c *procCluster) restart(i int) {
 	c.start(c.procs[i])
 }
 
-// running returns the nodes whose process is alive.
+// running returns the nodes whose process is alive and not paused.
 func (c *procCluster) running() []*proc {
 	var out []*proc
 	for _, p := range c.procs {
 		select {
 		case <-p.exited:
 		default:
-			out = append(out, p)
+			if !p.paused {
+				out = append(out, p)
+			}
 		}
 	}
 	return out

@@ -95,8 +95,16 @@ func (n *Node) forwardAtomic(ctx context.Context, v *view, p int, reqs []*protoc
 	if err != nil {
 		return err
 	}
+	to := v.primary(p)
+	if n.silent(to) && readsOnly(reqs) {
+		// Reads only, whose primary misses its heartbeats: run alone, each
+		// is read from a backup.
+		return protocol.Errorf(protocol.CodeUnavailable, "forward: %s misses its heartbeats", to)
+	}
 	n.metrics.forwarded.Inc()
-	r, err := n.call(ctx, v, v.primary(p), &protocol.Request{Op: protocol.OpAtomic, Value: batch, Flags: protocol.FlagForwarded})
+	pctx, cancel := n.primaryCtx(ctx, reqs...)
+	defer cancel()
+	r, err := n.call(pctx, v, to, &protocol.Request{Op: protocol.OpAtomic, Value: batch, Flags: protocol.FlagForwarded})
 	if err != nil {
 		return protocol.Errorf(protocol.CodeUnavailable, "forward: %v", err)
 	}

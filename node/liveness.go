@@ -35,6 +35,10 @@ const (
 	// towards quorum. A member that enters the table counts from then on
 	// for one window before it must have answered.
 	quorumWindow = 3 * time.Second
+	// silentAfter is how long a member may go without answering a
+	// heartbeat before reads stop waiting for it (Node.silent): three
+	// heartbeats missed, long before failure detection drops it.
+	silentAfter = 3 * heartbeatInterval
 )
 
 // quorumState is the input to the quorum decision, guarded by
@@ -47,9 +51,12 @@ type quorumState struct {
 	base map[string]bool
 	left map[string]bool
 	// table is the current table's member set; heard is when each other
-	// member last answered a heartbeat, or entered the table.
-	table []string
-	heard map[string]time.Time
+	// member last answered a heartbeat from a table of the same members,
+	// or entered the table; answered is when it last answered at all
+	// (alive, whatever its table), or entered the table.
+	table    []string
+	heard    map[string]time.Time
+	answered map[string]time.Time
 	// pinging marks members with a heartbeat in flight.
 	pinging map[string]bool
 }
@@ -63,7 +70,7 @@ func (m *membership) updateQuorum(members []string, leaving bool) {
 	for _, name := range members {
 		q.base[name] = true
 		if !slices.Contains(q.table, name) {
-			q.heard[name] = now
+			q.heard[name], q.answered[name] = now, now
 		}
 	}
 	for name := range q.left {
@@ -76,19 +83,24 @@ func (m *membership) updateQuorum(members []string, leaving bool) {
 	for name := range q.heard {
 		if !slices.Contains(members, name) {
 			delete(q.heard, name)
+			delete(q.answered, name)
 		}
 	}
 	m.mu.Unlock()
 	m.evalQuorum(now)
 }
 
-// heardFrom records that name answered a heartbeat sent at at.
-func (m *membership) heardFrom(name string, at time.Time) {
+// heardFrom records that name answered a heartbeat sent at at, from a
+// table of the same members as this node's if sameTable.
+func (m *membership) heardFrom(name string, at time.Time, sameTable bool) {
 	m.mu.Lock()
-	if _, ok := m.q.heard[name]; ok && at.After(m.q.heard[name]) {
+	defer m.mu.Unlock()
+	if _, ok := m.q.answered[name]; ok && at.After(m.q.answered[name]) {
+		m.q.answered[name] = at
+	}
+	if _, ok := m.q.heard[name]; ok && sameTable && at.After(m.q.heard[name]) {
 		m.q.heard[name] = at
 	}
-	m.mu.Unlock()
 }
 
 // evalQuorum decides whether this node sees a majority of its base
@@ -100,7 +112,11 @@ func (m *membership) evalQuorum(now time.Time) {
 	defer m.qmu.Unlock()
 	m.mu.Lock()
 	seen := 0
+	var silent []string
 	for _, name := range m.q.table {
+		if name != m.n.cfg.Name && now.Sub(m.q.answered[name]) > silentAfter {
+			silent = append(silent, name)
+		}
 		if !m.q.base[name] {
 			continue
 		}
@@ -110,6 +126,7 @@ func (m *membership) evalQuorum(now time.Time) {
 	}
 	base := len(m.q.base)
 	m.mu.Unlock()
+	m.silent.Store(&silent)
 	why := ""
 	if base > 0 && seen*2 <= base {
 		why = fmt.Sprintf("node %s sees %d of the %d members it last belonged to, not a majority", m.n.cfg.Name, seen, base)
@@ -130,6 +147,28 @@ func (m *membership) evalQuorum(now time.Time) {
 
 // noQuorum returns why this node may not serve keys, or "".
 func (m *membership) noQuorum() string { return *m.quorum.Load() }
+
+// silent reports whether member name of this node's table has not answered
+// a heartbeat for silentAfter: it is stopped, cut off or overloaded, and
+// failure detection may take seconds more to drop it from the table.
+func (n *Node) silent(name string) bool {
+	if n.members == nil {
+		return false
+	}
+	s := n.members.silent.Load()
+	return s != nil && slices.Contains(*s, name)
+}
+
+// silentMembers counts the members silent reports.
+func (n *Node) silentMembers() int {
+	if n.members == nil {
+		return 0
+	}
+	if s := n.members.silent.Load(); s != nil {
+		return len(*s)
+	}
+	return 0
+}
 
 // runHeartbeats pings the other members of the table every
 // heartbeatInterval and re-evaluates quorum, until the node closes.
@@ -157,8 +196,8 @@ func (n *Node) runHeartbeats() {
 					defer cancel()
 					sent := time.Now()
 					r, err := n.call(ctx, v, name, &protocol.Request{Op: protocol.OpPing})
-					if err == nil && r.Code == protocol.CodeOK && r.Version == n.view().hash {
-						m.heardFrom(name, sent)
+					if err == nil {
+						m.heardFrom(name, sent, r.Code == protocol.CodeOK && r.Version == n.view().hash)
 					}
 				}()
 			}

@@ -44,7 +44,7 @@ func TestQuorumCountsOnlyMembersHeardFromRecently(t *testing.T) {
 	}
 	// b answers, c does not: two of three is still a majority.
 	later := t0.Add(quorumWindow + time.Second)
-	m.heardFrom("b", later)
+	m.heardFrom("b", later, true)
 	m.evalQuorum(later)
 	if why := m.noQuorum(); why != "" {
 		t.Fatalf("a and b are a majority of three; got %q", why)
@@ -61,7 +61,7 @@ func TestQuorumCountsOnlyMembersHeardFromRecently(t *testing.T) {
 	}
 	// c answers again: quorum is back, and every held partition is pulled
 	// again from both others before anything is served.
-	m.heardFrom("c", cut)
+	m.heardFrom("c", cut, true)
 	m.evalQuorum(cut)
 	if why := m.noQuorum(); why != "" {
 		t.Fatalf("a and c are a majority; got %q", why)
@@ -86,7 +86,7 @@ func TestQuorumIgnoresAnswersFromNonMembers(t *testing.T) {
 	// An answer from a member no longer in the table is not recorded: it
 	// counts again only from when it re-enters the table.
 	m.updateQuorum([]string{"a", "c"}, false)
-	m.heardFrom("b", t0)
+	m.heardFrom("b", t0, true)
 	m.mu.Lock()
 	_, recorded := m.q.heard["b"]
 	m.mu.Unlock()
@@ -104,5 +104,33 @@ func TestQuorumOfALoneNodeNeverLapses(t *testing.T) {
 	m.evalQuorum(time.Now().Add(time.Hour))
 	if why := m.noQuorum(); why != "" {
 		t.Fatalf("a lone node lost quorum: %q", why)
+	}
+}
+
+// Reads stop waiting for a member that has missed three heartbeats, long
+// before failure detection (or quorum) gives up on it.
+func TestSilentMembersAreThoseThatMissedHeartbeats(t *testing.T) {
+	n, m := quorumNode(t)
+	t0 := time.Now()
+	m.evalQuorum(t0)
+	if got := n.silentMembers(); got != 0 {
+		t.Fatalf("%d members silent on entering the table; want 0", got)
+	}
+	// b answers, from a table of other members (it has not caught up with
+	// a change yet): alive, so not silent. c does not answer.
+	later := t0.Add(silentAfter + time.Millisecond)
+	m.heardFrom("b", later, false)
+	m.evalQuorum(later)
+	if !n.silent("c") || n.silent("b") || n.silent("a") || n.silentMembers() != 1 {
+		t.Fatalf("silent a/b/c = %v/%v/%v, %d in all; want only c", n.silent("a"), n.silent("b"), n.silent("c"), n.silentMembers())
+	}
+	if why := m.noQuorum(); why != "" {
+		t.Fatalf("a silent member still counts for quorum for its window; got %q", why)
+	}
+	// c answers again.
+	m.heardFrom("c", later, true)
+	m.evalQuorum(later)
+	if n.silent("c") || n.silentMembers() != 0 {
+		t.Fatalf("c answered and is still silent")
 	}
 }

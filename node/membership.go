@@ -38,6 +38,9 @@ type membership struct {
 
 	qmu    sync.Mutex             // serialises quorum decisions (evalQuorum)
 	quorum atomic.Pointer[string] // "" when the node sees a majority of q.base, else why not
+	// silent lists the table's members that have not answered a heartbeat
+	// for silentAfter, as evalQuorum last found them.
+	silent atomic.Pointer[[]string]
 }
 
 func randomID() uint64 {
@@ -51,7 +54,7 @@ func newMembership(n *Node) *membership {
 		// Until the first table, the node's table is itself alone (as its
 		// first view is); a node that never joins anyone keeps that one.
 		q: quorumState{base: map[string]bool{n.cfg.Name: true}, left: map[string]bool{},
-			table: []string{n.cfg.Name}, heard: map[string]time.Time{}, pinging: map[string]bool{}}}
+			table: []string{n.cfg.Name}, heard: map[string]time.Time{}, answered: map[string]time.Time{}, pinging: map[string]bool{}}}
 	ok := ""
 	m.quorum.Store(&ok)
 	return m

@@ -21,6 +21,7 @@ type metrics struct {
 	replicaFailures prometheus.Counter
 	replicated      prometheus.Counter
 	forwarded       prometheus.Counter
+	backupReads     prometheus.Counter
 	repairs         prometheus.Counter
 	refusedConns    prometheus.Counter
 }
@@ -46,6 +47,9 @@ func newMetrics(n *Node) *metrics {
 	m.forwarded = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_forwarded_requests_total", Help: "Requests this node relayed to their partition's primary (from clients that do not route by key); an atomic batch counts once.",
 	})
+	m.backupReads = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cloakroom_backup_reads_total", Help: "Forwarded reads a backup answered because their primary could not be reached.",
+	})
 	m.refusedConns = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_refused_connections_total", Help: "Native connections closed at once because the node was at --max-conns.",
 	})
@@ -59,7 +63,7 @@ func newMetrics(n *Node) *metrics {
 		}}
 	}
 	s := n.store
-	m.reg.MustRegister(requestsCollector{m}, m.conns, m.badFrames, m.replicaFailures, m.replicated, m.forwarded, m.repairs, m.refusedConns,
+	m.reg.MustRegister(requestsCollector{m}, m.conns, m.badFrames, m.replicaFailures, m.replicated, m.forwarded, m.backupReads, m.repairs, m.refusedConns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		stat("cloakroom_keys", "Live keys, including expired ones not yet collected.", prometheus.GaugeValue, func() int64 { return s.Stats().Keys }),
 		stat("cloakroom_tombstones", "Tombstones kept so that deletes stay final.", prometheus.GaugeValue, func() int64 { return s.Stats().Tombstones }),
@@ -70,6 +74,7 @@ func newMetrics(n *Node) *metrics {
 		stat("cloakroom_compactions_total", "Partition arena compactions.", prometheus.CounterValue, func() int64 { return s.Stats().Compactions }),
 		stat("cloakroom_table_version", "Version of the node's partition table.", prometheus.GaugeValue, func() int64 { return int64(n.view().table.Version) }),
 		stat("cloakroom_members", "Cluster members in the node's table.", prometheus.GaugeValue, func() int64 { return int64(len(n.view().table.Members)) }),
+		stat("cloakroom_silent_members", "Members of the node's table that have not answered its heartbeats for 1.5s (stopped, cut off or overloaded); reads do not wait for them.", prometheus.GaugeValue, func() int64 { return int64(n.silentMembers()) }),
 		stat("cloakroom_partitions_syncing", "Partitions this node holds that are still arriving.", prometheus.GaugeValue, func() int64 { return int64(n.transfers.syncCnt.Load()) }),
 		stat("cloakroom_transfer_entries_total", "Entries applied by partition transfers.", prometheus.CounterValue, func() int64 { return n.transfers.moved.Load() }),
 		stat("cloakroom_under_replicated_partitions", "Partitions with fewer holders than --replicas.", prometheus.GaugeValue, func() int64 { return int64(n.underReplicated()) }),

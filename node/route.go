@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/cloakroom/cloakroom/protocol"
@@ -152,7 +153,7 @@ func (n *Node) onPartition(ctx context.Context, v *view, p int, req *protocol.Re
 	case req.Flags&protocol.FlagForwarded != 0:
 		resp.SetErr(protocol.Errorf(protocol.CodeNotOwner, "node %s is not the primary of partition %d (table %d says %s)", n.cfg.Name, p, v.table.Version, v.primary(p)))
 	default:
-		n.forward(ctx, v, v.primary(p), req, resp)
+		n.forwardKeyed(ctx, v, p, req, resp)
 	}
 }
 
@@ -163,17 +164,82 @@ func requestKeys(req *protocol.Request) []string {
 	return req.Keys
 }
 
-// forward relays req to member to and copies its answer into resp.
-func (n *Node) forward(ctx context.Context, v *view, to string, req *protocol.Request, resp *protocol.Response) {
+// forward relays req to member to and copies its answer into resp. It
+// reports whether to answered.
+func (n *Node) forward(ctx context.Context, v *view, to string, req *protocol.Request, resp *protocol.Response) bool {
 	fr := *req
 	fr.Flags |= protocol.FlagForwarded
 	n.metrics.forwarded.Inc()
 	r, err := n.call(ctx, v, to, &fr)
 	if err != nil {
 		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: %v", err))
-		return
+		return false
 	}
 	*resp = *r
+	return true
+}
+
+// forwardKeyed forwards a single-key request on partition p to its primary;
+// a read the primary does not serve goes to a backup (readBackup).
+func (n *Node) forwardKeyed(ctx context.Context, v *view, p int, req *protocol.Request, resp *protocol.Response) {
+	if readOnly(req.Op) && n.silent(v.primary(p)) && n.readBackup(ctx, v, p, req, resp) {
+		return // the primary misses its heartbeats: do not wait for it
+	}
+	pctx, cancel := n.primaryCtx(ctx, req)
+	defer cancel()
+	if !n.forward(pctx, v, v.primary(p), req, resp) || resp.Code == protocol.CodeNotOwner {
+		n.readBackup(ctx, v, p, req, resp)
+	}
+}
+
+// primaryCtx bounds forwarding reqs to their primary. If they only read,
+// and the cluster keeps backups, the primary gets half the peer timeout:
+// the other half is left for readBackup if the primary is silent.
+func (n *Node) primaryCtx(ctx context.Context, reqs ...*protocol.Request) (context.Context, context.CancelFunc) {
+	if n.cfg.Replicas < 2 || !readsOnly(reqs) {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, n.peers.timeout/2)
+}
+
+// readOnly reports whether a backup may answer op when its partition's
+// primary cannot be reached.
+func readOnly(op protocol.Op) bool { return op == protocol.OpGet || op == protocol.OpTTL }
+
+// readsOnly reports whether a backup may answer each of reqs.
+func readsOnly(reqs []*protocol.Request) bool {
+	return !slices.ContainsFunc(reqs, func(r *protocol.Request) bool { return !readOnly(r.Op) })
+}
+
+// readBackup answers a read on partition p from a backup, when p's primary
+// could not be reached or said it is not the primary (for a moment after a
+// table change, the nodes' tables differ): this node if it is a backup,
+// else the others in table order. It reports whether one answered. Until
+// failure detection drops a crashed primary from the table (seconds), its
+// sessions stay readable this way, as they do for the Go client: every
+// write, deletes included, is on a backup before it is acknowledged. Writes
+// are not redirected: a backup that took them would be a second primary.
+func (n *Node) readBackup(ctx context.Context, v *view, p int, req *protocol.Request, resp *protocol.Response) bool {
+	if !readOnly(req.Op) || ctx.Err() != nil {
+		return false
+	}
+	if holds, _ := v.holds(p); holds {
+		n.ensureKeys(ctx, v, p, requestKeys(req))
+		n.store.ExecOn(p, req, resp)
+		n.metrics.backupReads.Inc()
+		return true
+	}
+	rr := *req
+	rr.Flags |= protocol.FlagForwarded | protocol.FlagReplicaRead
+	for _, b := range v.table.Holders(p)[1:] {
+		r, err := n.call(ctx, v, b, &rr)
+		if err == nil && (r.Code == protocol.CodeOK || r.Code == protocol.CodeNotFound) {
+			*resp = *r
+			n.metrics.backupReads.Inc()
+			return true
+		}
+	}
+	return false
 }
 
 // DoAll runs independent requests, each as Do would, and fills resps.
@@ -213,7 +279,7 @@ func (n *Node) DoAll(ctx context.Context, reqs []*protocol.Request, resps []*pro
 }
 
 // forwardsTo returns the member that Do would forward req to, or "" if Do
-// would run it, or refuse it, here.
+// would run it or refuse it here, or read it from a backup.
 func (n *Node) forwardsTo(v *view, req *protocol.Request) string {
 	if !singleKey(req.Op) || req.Flags&protocol.FlagForwarded != 0 || !n.serving() || n.noQuorum() != "" || n.cfg.Limits.Check(req) != nil {
 		return ""
@@ -223,7 +289,10 @@ func (n *Node) forwardsTo(v *view, req *protocol.Request) string {
 	if primary || holds && req.Flags&protocol.FlagReplicaRead != 0 && !mutates(req.Op) {
 		return ""
 	}
-	return v.primary(p)
+	if to := v.primary(p); !readOnly(req.Op) || !n.silent(to) {
+		return to
+	}
+	return "" // Do reads it from a backup
 }
 
 // forwardAll sends the requests idx of reqs to member to, which is their
@@ -236,17 +305,22 @@ func (n *Node) forwardAll(ctx context.Context, v *view, to string, reqs []*proto
 		frs[j] = &fr
 	}
 	n.metrics.forwarded.Add(float64(len(frs)))
-	got, errs := n.callAll(ctx, v, to, frs)
+	pctx, cancel := n.primaryCtx(ctx, frs...)
+	defer cancel()
+	got, errs := n.callAll(pctx, v, to, frs)
 	for j, i := range idx {
 		resp := resps[i]
-		if got[j] == nil { // as forward words it
+		p := ring.Partition(reqs[i].Key, n.cfg.Partitions)
+		switch r := got[j]; {
+		case (r == nil || r.Code == protocol.CodeNotOwner) && n.readBackup(ctx, v, p, reqs[i], resp):
+		case r != nil:
+			*resp = *r
+		default: // as forward words it
 			resetResponse(resp)
 			resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: %s %s: %v", reqs[i].Op, to, errs[j]))
-		} else {
-			*resp = *got[j]
 		}
 		resp.Table = v.table.Version
-		n.metrics.observe(ring.Partition(reqs[i].Key, n.cfg.Partitions), reqs[i].Op, resp.Code)
+		n.metrics.observe(p, reqs[i].Op, resp.Code)
 	}
 }
 

@@ -488,7 +488,10 @@ func (n *Node) unsure(p int) bool { return !n.settled.Load() || n.transfers.sync
 // nodes that may hold them (keySources), so that a request during a
 // transfer or a table change sees what they hold.
 func (n *Node) ensureKeys(ctx context.Context, v *view, p int, keys []string) {
-	srcs := n.keySources(v, p)
+	// A silent member (Node.silent) is not asked: the request would wait
+	// for it to time out, and whatever it acknowledged is on another
+	// holder too, which is asked (or is this node).
+	srcs := slices.DeleteFunc(n.keySources(v, p), n.silent)
 	if len(srcs) == 0 {
 		return
 	}
