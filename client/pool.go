@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cloakroom/cloakroom/protocol"
 )
@@ -15,6 +16,18 @@ type nodePool struct {
 	next   atomic.Uint32
 	slots  []poolSlot
 	closed atomic.Bool // set by close; a closed pool dials nothing
+	// quietUntil (unix nanoseconds): a read here went unanswered lately,
+	// so until then reads ask a backup first (see sendPartition).
+	quietUntil atomic.Int64
+}
+
+// quiet reports whether a read here went unanswered within the last
+// AttemptTimeout.
+func (p *nodePool) quiet() bool { return time.Now().UnixNano() < p.quietUntil.Load() }
+
+// markQuiet records that a read here went unanswered.
+func (p *nodePool) markQuiet() {
+	p.quietUntil.Store(time.Now().Add(p.cfg.AttemptTimeout).UnixNano())
 }
 
 type poolSlot struct {

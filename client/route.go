@@ -144,24 +144,47 @@ func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, 
 }
 
 // sendPartition sends req to p's primary; if the primary cannot be reached
-// and req only reads, it asks p's backups at once.
+// and req only reads, it asks p's backups at once. A primary that left a
+// read unanswered within the last AttemptTimeout (stopped, cut off: it may
+// take the cluster seconds to notice) is asked after the backups, not
+// before, so that reads do not each wait for it.
 func (c *Client) sendPartition(ctx context.Context, r *routes, p int, req *protocol.Request) (*call, error) {
 	holders := r.holders(p)
-	pctx := ctx
-	if readOnly(req.Op) && len(holders) > 1 {
-		// Leave half the attempt for a backup if the primary is silent.
-		var cancel context.CancelFunc
-		pctx, cancel = context.WithTimeout(ctx, c.cfg.AttemptTimeout/2)
-		defer cancel()
+	primary := c.pool(holders[0])
+	if !readOnly(req.Op) || len(holders) == 1 {
+		return primary.do(ctx, req)
 	}
-	cl, err := c.pool(holders[0]).do(pctx, req)
-	if err == nil || !readOnly(req.Op) || ctx.Err() != nil {
+	if primary.quiet() {
+		if cl, err := c.readBackup(ctx, holders[1:], req); err == nil || ctx.Err() != nil {
+			return cl, err
+		}
+		return primary.do(ctx, req)
+	}
+	// Leave half the attempt for a backup if the primary is silent.
+	pctx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout/2)
+	defer cancel()
+	cl, err := primary.do(pctx, req)
+	if err == nil || ctx.Err() != nil {
 		return cl, err
 	}
+	if pctx.Err() != nil {
+		primary.markQuiet()
+	}
+	if cl, berr := c.readBackup(ctx, holders[1:], req); berr == nil {
+		return cl, nil
+	}
+	return nil, err
+}
+
+// readBackup sends the read req to each of backups in turn, flagged as a
+// replica read, and returns the first answer.
+func (c *Client) readBackup(ctx context.Context, backups []string, req *protocol.Request) (*call, error) {
 	rr := *req
 	rr.Flags |= protocol.FlagReplicaRead
-	for _, b := range holders[1:] {
-		if cl, berr := c.pool(b).do(ctx, &rr); berr == nil {
+	var err error
+	for _, b := range backups {
+		var cl *call
+		if cl, err = c.pool(b).do(ctx, &rr); err == nil {
 			return cl, nil
 		}
 	}
