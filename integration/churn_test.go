@@ -19,8 +19,10 @@ import (
 // keep some room for the nodes' own work.
 var churnLoad = workloadOpts{writers: 8, readers: 8, perSecond: 200}
 
-// startChurn starts three nodes and the workload against them.
-func startChurn(t *testing.T, opts workloadOpts) (context.Context, *procCluster, *workload) {
+// threeNodes starts three cloakroomd processes with two copies of each
+// session and the local gossip preset, and waits until their tables
+// agree; the context bounds the test. Short runs skip the test.
+func threeNodes(t *testing.T) (context.Context, *procCluster) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts cloakroomd processes")
@@ -29,6 +31,13 @@ func startChurn(t *testing.T, opts workloadOpts) (context.Context, *procCluster,
 	t.Cleanup(cancel)
 	c := startProcCluster(t, 3, "--replicas", "2", "--gossip-preset", "local")
 	waitTablesAgree(ctx, t, c, 3)
+	return ctx, c
+}
+
+// startChurn starts three nodes and the workload against them.
+func startChurn(t *testing.T, opts workloadOpts) (context.Context, *procCluster, *workload) {
+	t.Helper()
+	ctx, c := threeNodes(t)
 	cl := newRouted(t, c.nativeAddrs()...)
 	w := startWorkload(t, cl, opts)
 	t.Cleanup(func() {

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"sync"
@@ -20,13 +19,7 @@ import (
 // failed (TRYAGAIN while the cluster noticed the crash) are the client's
 // to retry.
 func TestChurn_pipelinedRESPWritesThroughOneNode_killOne_losesNothing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts cloakroomd processes")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c := startProcCluster(t, 3, "--replicas", "2", "--gossip-preset", "local")
-	waitTablesAgree(ctx, t, c, 3)
+	ctx, c := threeNodes(t)
 
 	const writers, depth = 4, 16
 	var (
@@ -155,13 +148,7 @@ func TestChurn_RESPReadsThroughOneNode_pauseOne_noneFail(t *testing.T) {
 // readsThroughFault runs the two tests above: fault takes node 3 of three
 // out while readers read written and deleted sessions through node 1.
 func readsThroughFault(t *testing.T, what string, fault func(c *procCluster)) {
-	if testing.Short() {
-		t.Skip("starts cloakroomd processes")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c := startProcCluster(t, 3, "--replicas", "2", "--gossip-preset", "local")
-	waitTablesAgree(ctx, t, c, 3)
+	ctx, c := threeNodes(t)
 	entry := c.procs[0].resp // never taken out
 
 	const (
