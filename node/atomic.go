@@ -102,9 +102,7 @@ func (n *Node) forwardAtomic(ctx context.Context, v *view, p int, reqs []*protoc
 		return protocol.Errorf(protocol.CodeUnavailable, "forward: %s misses its heartbeats", to)
 	}
 	n.metrics.forwarded.Inc()
-	pctx, cancel := n.primaryCtx(ctx, reqs...)
-	defer cancel()
-	r, err := n.call(pctx, v, to, &protocol.Request{Op: protocol.OpAtomic, Value: batch, Flags: protocol.FlagForwarded})
+	r, err := n.callWithin(ctx, v, to, &protocol.Request{Op: protocol.OpAtomic, Value: batch, Flags: protocol.FlagForwarded}, n.primaryTimeout(reqs...))
 	if err != nil {
 		return protocol.Errorf(protocol.CodeUnavailable, "forward: %v", err)
 	}

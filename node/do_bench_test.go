@@ -3,12 +3,14 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/cloakroom/cloakroom/node/nodetest"
 	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
 )
 
 // benchDo measures Node.Do for one request on a lone node, the path a
@@ -58,4 +60,36 @@ func BenchmarkNode_Do_getParallel(b *testing.B) {
 			n.Do(ctx, &req, &resp)
 		}
 	})
+}
+
+// BenchmarkNode_Do_forwardedGet measures a GET that the entry node of an
+// in-process 3-node cluster forwards to the key's primary over loopback:
+// the path of every read a Redis client sends to a node that does not own
+// it.
+func BenchmarkNode_Do_forwardedGet(b *testing.B) {
+	c := nodetest.Start(b, 3)
+	entry := c.Node(0)
+	ci := entry.ClusterInfo()
+	key := ""
+	for i := 0; key == ""; i++ {
+		k := fmt.Sprintf("key:%012d", i)
+		if held := ci.Owners[ring.Partition(k, ci.Partitions)]; !slices.ContainsFunc(held, func(m uint16) bool { return ci.Members[m].Name == entry.Name() }) {
+			key = k
+		}
+	}
+	ctx := context.Background()
+	var resp protocol.Response
+	entry.Do(ctx, &protocol.Request{Op: protocol.OpSet, Key: key, Value: []byte(strings.Repeat("v", 200)), Flags: protocol.FlagNoTTL}, &resp)
+	if resp.Code != protocol.CodeOK {
+		b.Fatalf("set: %v", resp.Err())
+	}
+	req := protocol.Request{Op: protocol.OpGet, Key: key}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		entry.Do(ctx, &req, &resp)
+	}
+	if resp.Code != protocol.CodeOK {
+		b.Fatalf("get: %v", resp.Err())
+	}
 }

@@ -83,11 +83,16 @@ func (ps *peers) close() {
 // call sends req to the member called name in view v, bounded by the peer
 // timeout as well as ctx.
 func (n *Node) call(ctx context.Context, v *view, name string, req *protocol.Request) (*protocol.Response, error) {
+	return n.callWithin(ctx, v, name, req, n.peers.timeout)
+}
+
+// callWithin is call bounded by d instead of the peer timeout.
+func (n *Node) callWithin(ctx context.Context, v *view, name string, req *protocol.Request, d time.Duration) (*protocol.Response, error) {
 	c, err := n.peer(v, name)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.peers.timeout)
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	r := *req // the client assigns its own request ID
 	resp, err := c.Exchange(ctx, &r)
@@ -97,10 +102,10 @@ func (n *Node) call(ctx context.Context, v *view, name string, req *protocol.Req
 	return resp, nil
 }
 
-// callAll sends reqs to the member called name together, as call sends
-// one, and returns their responses in order; a request that got none has
-// a nil response and its error in errs.
-func (n *Node) callAll(ctx context.Context, v *view, name string, reqs []*protocol.Request) ([]*protocol.Response, []error) {
+// callAll sends reqs to the member called name together, as callWithin
+// sends one, and returns their responses in order; a request that got none
+// has a nil response and its error in errs.
+func (n *Node) callAll(ctx context.Context, v *view, name string, reqs []*protocol.Request, d time.Duration) ([]*protocol.Response, []error) {
 	c, err := n.peer(v, name)
 	if err != nil {
 		errs := make([]error, len(reqs))
@@ -109,7 +114,7 @@ func (n *Node) callAll(ctx context.Context, v *view, name string, reqs []*protoc
 		}
 		return make([]*protocol.Response, len(reqs)), errs
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.peers.timeout)
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	return c.ExchangeAll(ctx, reqs)
 }

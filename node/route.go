@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
@@ -170,7 +171,7 @@ func (n *Node) forward(ctx context.Context, v *view, to string, req *protocol.Re
 	fr := *req
 	fr.Flags |= protocol.FlagForwarded
 	n.metrics.forwarded.Inc()
-	r, err := n.call(ctx, v, to, &fr)
+	r, err := n.callWithin(ctx, v, to, &fr, n.primaryTimeout(req))
 	if err != nil {
 		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: %v", err))
 		return false
@@ -185,21 +186,19 @@ func (n *Node) forwardKeyed(ctx context.Context, v *view, p int, req *protocol.R
 	if readOnly(req.Op) && n.silent(v.primary(p)) && n.readBackup(ctx, v, p, req, resp) {
 		return // the primary misses its heartbeats: do not wait for it
 	}
-	pctx, cancel := n.primaryCtx(ctx, req)
-	defer cancel()
-	if !n.forward(pctx, v, v.primary(p), req, resp) || resp.Code == protocol.CodeNotOwner {
+	if !n.forward(ctx, v, v.primary(p), req, resp) || resp.Code == protocol.CodeNotOwner {
 		n.readBackup(ctx, v, p, req, resp)
 	}
 }
 
-// primaryCtx bounds forwarding reqs to their primary. If they only read,
-// and the cluster keeps backups, the primary gets half the peer timeout:
-// the other half is left for readBackup if the primary is silent.
-func (n *Node) primaryCtx(ctx context.Context, reqs ...*protocol.Request) (context.Context, context.CancelFunc) {
+// primaryTimeout bounds forwarding reqs to their primary: the peer
+// timeout, or half of it if they only read and the cluster keeps backups,
+// leaving the other half for readBackup if the primary is silent.
+func (n *Node) primaryTimeout(reqs ...*protocol.Request) time.Duration {
 	if n.cfg.Replicas < 2 || !readsOnly(reqs) {
-		return ctx, func() {}
+		return n.peers.timeout
 	}
-	return context.WithTimeout(ctx, n.peers.timeout/2)
+	return n.peers.timeout / 2
 }
 
 // readOnly reports whether a backup may answer op when its partition's
@@ -305,9 +304,7 @@ func (n *Node) forwardAll(ctx context.Context, v *view, to string, reqs []*proto
 		frs[j] = &fr
 	}
 	n.metrics.forwarded.Add(float64(len(frs)))
-	pctx, cancel := n.primaryCtx(ctx, frs...)
-	defer cancel()
-	got, errs := n.callAll(pctx, v, to, frs)
+	got, errs := n.callAll(ctx, v, to, frs, n.primaryTimeout(frs...))
 	for j, i := range idx {
 		resp := resps[i]
 		p := ring.Partition(reqs[i].Key, n.cfg.Partitions)
