@@ -52,7 +52,8 @@ func (r *routes) partitionOf(req *protocol.Request) int {
 	return -1
 }
 
-// readOnly reports whether a backup may serve req when the primary is down.
+// readOnly reports whether a backup may serve req when the primary is down
+// (see failsOver).
 func readOnly(op protocol.Op) bool {
 	switch op {
 	case protocol.OpGet, protocol.OpTTL, protocol.OpExists, protocol.OpScan:
@@ -143,24 +144,24 @@ func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, 
 	}
 }
 
-// sendPartition sends req to p's primary; if the primary cannot be reached
-// and req only reads, it asks p's backups at once. A primary that left a
-// read unanswered within the last AttemptTimeout (stopped, cut off: it may
-// take the cluster seconds to notice) is asked after the backups, not
-// before, so that reads do not each wait for it.
+// sendPartition sends req to p's primary. If the primary cannot be reached,
+// a read that its backup may answer (failsOver) goes to the backup at once.
+// A primary that left such a read unanswered within the last AttemptTimeout
+// (stopped, cut off: the cluster may take seconds to notice) is asked after
+// the backup, not before, so that reads do not each wait for it.
 func (c *Client) sendPartition(ctx context.Context, r *routes, p int, req *protocol.Request) (*call, error) {
 	holders := r.holders(p)
 	primary := c.pool(holders[0])
-	if !readOnly(req.Op) || len(holders) == 1 {
+	if !failsOver(req.Op, holders) {
 		return primary.do(ctx, req)
 	}
 	if primary.quiet() {
-		if cl, err := c.readBackup(ctx, holders[1:], req); err == nil || ctx.Err() != nil {
+		if cl, err := c.readBackup(ctx, holders[1], req); err == nil || ctx.Err() != nil {
 			return cl, err
 		}
 		return primary.do(ctx, req)
 	}
-	// Leave half the attempt for a backup if the primary is silent.
+	// Leave half the attempt for the backup if the primary is silent.
 	pctx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout/2)
 	defer cancel()
 	cl, err := primary.do(pctx, req)
@@ -170,25 +171,35 @@ func (c *Client) sendPartition(ctx context.Context, r *routes, p int, req *proto
 	if pctx.Err() != nil {
 		primary.markQuiet()
 	}
-	if cl, berr := c.readBackup(ctx, holders[1:], req); berr == nil {
+	if cl, berr := c.readBackup(ctx, holders[1], req); berr == nil {
 		return cl, nil
 	}
 	return nil, err
 }
 
-// readBackup sends the read req to each of backups in turn, flagged as a
-// replica read, and returns the first answer.
-func (c *Client) readBackup(ctx context.Context, backups []string, req *protocol.Request) (*call, error) {
+// failsOver reports whether a backup may answer op on a partition held by
+// holders when the primary cannot: a read, and exactly one backup, which
+// then has every write the primary acknowledged. (With more, a write is
+// acknowledged once one backup has it, and the one asked may not.)
+func failsOver(op protocol.Op, holders []string) bool {
+	return readOnly(op) && len(holders) == 2
+}
+
+// readBackup sends the read req to backup, flagged as a replica read, and
+// returns its answer if it served the read.
+func (c *Client) readBackup(ctx context.Context, backup string, req *protocol.Request) (*call, error) {
 	rr := *req
 	rr.Flags |= protocol.FlagReplicaRead
-	var err error
-	for _, b := range backups {
-		var cl *call
-		if cl, err = c.pool(b).do(ctx, &rr); err == nil {
-			return cl, nil
-		}
+	cl, err := c.pool(backup).do(ctx, &rr)
+	if err != nil {
+		return nil, err
 	}
-	return nil, err
+	if code := cl.resp.Code; code != protocol.CodeOK && code != protocol.CodeNotFound {
+		err = cl.resp.Err()
+		releaseCall(cl)
+		return nil, err
+	}
+	return cl, nil
 }
 
 // sendAny sends req to any reachable node: a member, else a seed.

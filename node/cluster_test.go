@@ -377,6 +377,40 @@ func TestCluster_readsFailOverWhileACrashIsNoticed(t *testing.T) {
 	}
 }
 
+// TestCluster_readsWithTwoBackupsDoNotFailOver: with three copies a write
+// is acknowledged once one backup has it, so the other backup may have
+// missed it (a logout among them): a read whose primary is down must not
+// be answered by a backup, here or elsewhere, but fail until the table
+// has moved on.
+func TestCluster_readsWithTwoBackupsDoNotFailOver(t *testing.T) {
+	c := nodetest.Start(t, 3, func(_ int, cfg *node.Config) { cfg.GossipPreset, cfg.Replicas = "lan", 3 })
+	ctx := ctxFor(t)
+	entry, down := c.Node(0), c.Node(2).Name()
+	ci := entry.ClusterInfo()
+	var key string
+	for i := 0; key == ""; i++ {
+		if k := fmt.Sprint("r3:", i); ci.Members[ci.Owners[ring.Partition(k, ci.Partitions)][0]].Name == down {
+			key = k
+		}
+	}
+	var resp protocol.Response
+	if entry.Do(ctx, &protocol.Request{Op: protocol.OpSet, Key: key, Value: []byte("v"), TTL: 60_000}, &resp); resp.Code != protocol.CodeOK {
+		t.Fatalf("SET %s: %v", key, resp.Err())
+	}
+	table := entry.TableVersion()
+	c.Crash(2)
+	entry.Do(ctx, &protocol.Request{Op: protocol.OpGet, Key: key}, &resp)
+	if resp.Code != protocol.CodeUnavailable {
+		t.Errorf("GET %s with its primary down and two backups: %v %q; want unavailable", key, resp.Err(), resp.Value)
+	}
+	if got := entry.TableVersion(); got != table {
+		t.Fatalf("the table moved on (%d → %d) before the read: it did not test the window", table, got)
+	}
+	if got := counter(t, entry, "cloakroom_backup_reads_total"); got != 0 {
+		t.Errorf("backup reads: %v; want 0", got)
+	}
+}
+
 // counter reads a counter without labels from nd's /metrics.
 func counter(t *testing.T, nd *node.Node, name string) float64 {
 	t.Helper()

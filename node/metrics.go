@@ -48,7 +48,7 @@ func newMetrics(n *Node) *metrics {
 		Name: "cloakroom_forwarded_requests_total", Help: "Requests this node relayed to their partition's primary (from clients that do not route by key); an atomic batch counts once.",
 	})
 	m.backupReads = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "cloakroom_backup_reads_total", Help: "Forwarded reads a backup answered because their primary could not be reached.",
+		Name: "cloakroom_backup_reads_total", Help: "Forwarded reads their partition's backup answered because the primary did not (unreachable, silent, or on an older table).",
 	})
 	m.refusedConns = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_refused_connections_total", Help: "Native connections closed at once because the node was at --max-conns.",

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -165,13 +164,13 @@ func requestKeys(req *protocol.Request) []string {
 	return req.Keys
 }
 
-// forward relays req to member to and copies its answer into resp. It
-// reports whether to answered.
-func (n *Node) forward(ctx context.Context, v *view, to string, req *protocol.Request, resp *protocol.Response) bool {
+// forward relays req to member to, waiting for it at most d, and copies
+// its answer into resp. It reports whether to answered.
+func (n *Node) forward(ctx context.Context, v *view, to string, req *protocol.Request, resp *protocol.Response, d time.Duration) bool {
 	fr := *req
 	fr.Flags |= protocol.FlagForwarded
 	n.metrics.forwarded.Inc()
-	r, err := n.callWithin(ctx, v, to, &fr, n.primaryTimeout(req))
+	r, err := n.callWithin(ctx, v, to, &fr, d)
 	if err != nil {
 		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: %v", err))
 		return false
@@ -180,65 +179,76 @@ func (n *Node) forward(ctx context.Context, v *view, to string, req *protocol.Re
 	return true
 }
 
-// forwardKeyed forwards a single-key request on partition p to its primary;
-// a read the primary does not serve goes to a backup (readBackup).
+// forwardKeyed forwards a single-key request on partition p to its primary.
+// A read its backup may answer (failsOver) gives the primary half the peer
+// timeout and goes to the backup if the primary does not serve it, or at
+// once if the primary misses its heartbeats (silent).
 func (n *Node) forwardKeyed(ctx context.Context, v *view, p int, req *protocol.Request, resp *protocol.Response) {
-	if readOnly(req.Op) && n.silent(v.primary(p)) && n.readBackup(ctx, v, p, req, resp) {
-		return // the primary misses its heartbeats: do not wait for it
-	}
-	if !n.forward(ctx, v, v.primary(p), req, resp) || resp.Code == protocol.CodeNotOwner {
-		n.readBackup(ctx, v, p, req, resp)
+	primary := v.primary(p)
+	switch {
+	case !failsOver(v, p, req):
+		n.forward(ctx, v, primary, req, resp, n.peers.timeout)
+	case n.silent(primary):
+		if err := n.readBackup(ctx, v, p, req, resp, n.peers.timeout); err != nil {
+			resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "%s, the primary of partition %d, misses its heartbeats, and its backup did not answer: %v", primary, p, err))
+		}
+	case !n.forward(ctx, v, primary, req, resp, n.peers.timeout/2) || behind(v, resp):
+		_ = n.readBackup(ctx, v, p, req, resp, n.peers.timeout/2) // resp keeps the primary's error if this fails
 	}
 }
 
-// primaryTimeout bounds forwarding reqs to their primary: the peer
-// timeout, or half of it if they only read and the cluster keeps backups,
-// leaving the other half for readBackup if the primary is silent.
-func (n *Node) primaryTimeout(reqs ...*protocol.Request) time.Duration {
-	if n.cfg.Replicas < 2 || !readsOnly(reqs) {
-		return n.peers.timeout
-	}
-	return n.peers.timeout / 2
+// failsOver reports whether req may be answered by partition p's backup
+// when the primary does not serve it: a read (GET, TTL), and p has exactly
+// one backup. That backup holds every write and delete the primary
+// acknowledged, since the primary acknowledges only once a backup has
+// applied it. With two or more backups a write is acknowledged once one of
+// them has it, so the one asked may have missed it: such reads wait for
+// the table to change instead. Writes never go to a backup: it would be a
+// second primary.
+func failsOver(v *view, p int, req *protocol.Request) bool {
+	return (req.Op == protocol.OpGet || req.Op == protocol.OpTTL) && len(v.table.Owners[p]) == 2
 }
 
-// readOnly reports whether a backup may answer op when its partition's
-// primary cannot be reached.
-func readOnly(op protocol.Op) bool { return op == protocol.OpGet || op == protocol.OpTTL }
-
-// readsOnly reports whether a backup may answer each of reqs.
-func readsOnly(reqs []*protocol.Request) bool {
-	return !slices.ContainsFunc(reqs, func(r *protocol.Request) bool { return !readOnly(r.Op) })
+// behind reports whether r is a primary's NotOwner from a table older than
+// v: for a moment after a membership change the nodes' tables differ, and
+// this node, on the newer one, may ask the backup it names. If the primary
+// is on the newer table, this node's backup may have missed writes made
+// under it: the client retries instead.
+func behind(v *view, r *protocol.Response) bool {
+	return r.Code == protocol.CodeNotOwner && r.Table < v.table.Version
 }
 
-// readBackup answers a read on partition p from a backup, when p's primary
-// could not be reached or said it is not the primary (for a moment after a
-// table change, the nodes' tables differ): this node if it is a backup,
-// else the others in table order. It reports whether one answered. Until
-// failure detection drops a crashed primary from the table (seconds), its
-// sessions stay readable this way, as they do for the Go client: every
-// write, deletes included, is on a backup before it is acknowledged. Writes
-// are not redirected: a backup that took them would be a second primary.
-func (n *Node) readBackup(ctx context.Context, v *view, p int, req *protocol.Request, resp *protocol.Response) bool {
-	if !readOnly(req.Op) || ctx.Err() != nil {
-		return false
-	}
-	if holds, _ := v.holds(p); holds {
+// readBackup answers a read that failsOver from partition p's backup,
+// which is this node or another (asked with FlagReplicaRead, waiting at
+// most d, unless it is silent too). It leaves resp alone and returns why
+// if the backup did not serve the read. Until failure detection drops a
+// crashed primary from the table (seconds), its sessions stay readable
+// this way.
+func (n *Node) readBackup(ctx context.Context, v *view, p int, req *protocol.Request, resp *protocol.Response, d time.Duration) error {
+	backup := v.table.Members[v.table.Owners[p][1]]
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case backup == v.self:
 		n.ensureKeys(ctx, v, p, requestKeys(req))
 		n.store.ExecOn(p, req, resp)
 		n.metrics.backupReads.Inc()
-		return true
+		return nil
+	case n.silent(backup):
+		return fmt.Errorf("%s misses its heartbeats too", backup)
 	}
 	rr := *req
 	rr.Flags |= protocol.FlagForwarded | protocol.FlagReplicaRead
-	for _, b := range v.table.Holders(p)[1:] {
-		r, err := n.call(ctx, v, b, &rr)
-		if err == nil && (r.Code == protocol.CodeOK || r.Code == protocol.CodeNotFound) {
-			*resp = *r
-			n.metrics.backupReads.Inc()
-			return true
-		}
+	r, err := n.callWithin(ctx, v, backup, &rr, d)
+	switch {
+	case err != nil:
+		return err
+	case r.Code != protocol.CodeOK && r.Code != protocol.CodeNotFound:
+		return r.Err()
 	}
-	return false
+	*resp = *r
+	n.metrics.backupReads.Inc()
+	return nil
 }
 
 // DoAll runs independent requests, each as Do would, and fills resps.
@@ -288,28 +298,46 @@ func (n *Node) forwardsTo(v *view, req *protocol.Request) string {
 	if primary || holds && req.Flags&protocol.FlagReplicaRead != 0 && !mutates(req.Op) {
 		return ""
 	}
-	if to := v.primary(p); !readOnly(req.Op) || !n.silent(to) {
+	if to := v.primary(p); !failsOver(v, p, req) || !n.silent(to) {
 		return to
 	}
-	return "" // Do reads it from a backup
+	return "" // Do reads it from the backup
 }
 
 // forwardAll sends the requests idx of reqs to member to, which is their
-// primary, together, and fills their responses as Do would.
+// primary, together, and fills their responses as Do would. If all of them
+// may fail over (failsOver) the primary gets half the peer timeout, and
+// those it does not serve are read from their backups, within the other
+// half.
 func (n *Node) forwardAll(ctx context.Context, v *view, to string, reqs []*protocol.Request, resps []*protocol.Response, idx []int) {
 	frs := make([]*protocol.Request, len(idx))
+	parts := make([]int, len(idx))
+	d := n.peers.timeout / 2
 	for j, i := range idx {
 		fr := *reqs[i]
 		fr.Flags |= protocol.FlagForwarded
 		frs[j] = &fr
+		if parts[j] = ring.Partition(fr.Key, n.cfg.Partitions); !failsOver(v, parts[j], &fr) {
+			d = n.peers.timeout
+		}
 	}
 	n.metrics.forwarded.Add(float64(len(frs)))
-	got, errs := n.callAll(ctx, v, to, frs, n.primaryTimeout(frs...))
+	got, errs := n.callAll(ctx, v, to, frs, d)
+	var bctx context.Context // the backups' time, from the first one asked
 	for j, i := range idx {
-		resp := resps[i]
-		p := ring.Partition(reqs[i].Key, n.cfg.Partitions)
-		switch r := got[j]; {
-		case (r == nil || r.Code == protocol.CodeNotOwner) && n.readBackup(ctx, v, p, reqs[i], resp):
+		resp, p, r := resps[i], parts[j], got[j]
+		if (r == nil || behind(v, r)) && failsOver(v, p, reqs[i]) {
+			if bctx == nil {
+				var cancel context.CancelFunc
+				bctx, cancel = context.WithTimeout(ctx, n.peers.timeout/2)
+				defer cancel()
+			}
+			if n.readBackup(bctx, v, p, reqs[i], resp, n.peers.timeout/2) == nil {
+				r = resp // filled by the backup
+			}
+		}
+		switch {
+		case r == resp:
 		case r != nil:
 			*resp = *r
 		default: // as forward words it
@@ -559,7 +587,7 @@ func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, res
 		go func() {
 			defer wg.Done()
 			var r protocol.Response
-			n.forward(ctx, v, owner, &protocol.Request{Op: req.Op, Keys: keys}, &r)
+			n.forward(ctx, v, owner, &protocol.Request{Op: req.Op, Keys: keys}, &r, n.peers.timeout)
 			add(&r)
 		}()
 	}
