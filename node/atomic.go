@@ -51,7 +51,7 @@ func (n *Node) doAtomic(ctx context.Context, reqs []*protocol.Request, resps []*
 	}
 	keys = distinct(keys)
 	if n.unsure(p) {
-		n.ensureKeys(ctx, v, p, keys)
+		_ = n.ensureKeys(ctx, v, p, keys) // as execPrimary
 	}
 	backups := v.others(p)
 	var prev []priorEntry

@@ -148,8 +148,9 @@ func (n *Node) onPartition(ctx context.Context, v *view, p int, req *protocol.Re
 	case primary:
 		n.execPrimary(ctx, v, p, req, resp)
 	case holds && req.Flags&protocol.FlagReplicaRead != 0 && !mutates(req.Op):
-		n.ensureKeys(ctx, v, p, requestKeys(req))
-		n.store.Exec(req, resp)
+		if err := n.readAsBackup(ctx, v, p, req, resp); err != nil {
+			resp.SetErr(err)
+		}
 	case req.Flags&protocol.FlagForwarded != 0:
 		resp.SetErr(protocol.Errorf(protocol.CodeNotOwner, "node %s is not the primary of partition %d (table %d says %s)", n.cfg.Name, p, v.table.Version, v.primary(p)))
 	default:
@@ -181,8 +182,10 @@ func (n *Node) forward(ctx context.Context, v *view, to string, req *protocol.Re
 
 // forwardKeyed forwards a single-key request on partition p to its primary.
 // A read its backup may answer (failsOver) gives the primary half the peer
-// timeout and goes to the backup if the primary does not serve it, or at
-// once if the primary misses its heartbeats (silent).
+// timeout and goes to the backup if the primary does not answer, or at
+// once if the primary misses its heartbeats (silent). A primary that
+// answers, even NotOwner (the tables differ for a moment after a change),
+// is taken at its word: this node cannot tell whose table is the newer.
 func (n *Node) forwardKeyed(ctx context.Context, v *view, p int, req *protocol.Request, resp *protocol.Response) {
 	primary := v.primary(p)
 	switch {
@@ -192,8 +195,8 @@ func (n *Node) forwardKeyed(ctx context.Context, v *view, p int, req *protocol.R
 		if err := n.readBackup(ctx, v, p, req, resp, n.peers.timeout); err != nil {
 			resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "%s, the primary of partition %d, misses its heartbeats, and its backup did not answer: %v", primary, p, err))
 		}
-	case !n.forward(ctx, v, primary, req, resp, n.peers.timeout/2) || behind(v, resp):
-		_ = n.readBackup(ctx, v, p, req, resp, n.peers.timeout/2) // resp keeps the primary's error if this fails
+	case !n.forward(ctx, v, primary, req, resp, n.peers.timeout/2):
+		_ = n.readBackup(ctx, v, p, req, resp, n.peers.timeout/2) // resp keeps the forward's error if this fails
 	}
 }
 
@@ -209,15 +212,6 @@ func failsOver(v *view, p int, req *protocol.Request) bool {
 	return (req.Op == protocol.OpGet || req.Op == protocol.OpTTL) && len(v.table.Owners[p]) == 2
 }
 
-// behind reports whether r is a primary's NotOwner from a table older than
-// v: for a moment after a membership change the nodes' tables differ, and
-// this node, on the newer one, may ask the backup it names. If the primary
-// is on the newer table, this node's backup may have missed writes made
-// under it: the client retries instead.
-func behind(v *view, r *protocol.Response) bool {
-	return r.Code == protocol.CodeNotOwner && r.Table < v.table.Version
-}
-
 // readBackup answers a read that failsOver from partition p's backup,
 // which is this node or another (asked with FlagReplicaRead, waiting at
 // most d, unless it is silent too). It leaves resp alone and returns why
@@ -230,8 +224,9 @@ func (n *Node) readBackup(ctx context.Context, v *view, p int, req *protocol.Req
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case backup == v.self:
-		n.ensureKeys(ctx, v, p, requestKeys(req))
-		n.store.ExecOn(p, req, resp)
+		if err := n.readAsBackup(ctx, v, p, req, resp); err != nil {
+			return err
+		}
 		n.metrics.backupReads.Inc()
 		return nil
 	case n.silent(backup):
@@ -248,6 +243,22 @@ func (n *Node) readBackup(ctx context.Context, v *view, p int, req *protocol.Req
 	}
 	*resp = *r
 	n.metrics.backupReads.Inc()
+	return nil
+}
+
+// readAsBackup serves a read on partition p, which this node holds, for a
+// primary that could not: only if this node's own table gives p exactly
+// two holders (then it has every write the primary acknowledged, whatever
+// table the asker is on), and only once it has fetched the keys it may
+// lack from every node that may hold them.
+func (n *Node) readAsBackup(ctx context.Context, v *view, p int, req *protocol.Request, resp *protocol.Response) error {
+	if k := len(v.table.Owners[p]); k != 2 {
+		return protocol.Errorf(protocol.CodeUnavailable, "partition %d has %d copies on %s's table: a backup may lack an acknowledged write, so only the primary serves it", p, k, n.cfg.Name)
+	}
+	if !n.ensureKeys(ctx, v, p, requestKeys(req)) {
+		return protocol.Errorf(protocol.CodeUnavailable, "partition %d: %s could not fetch the keys from every node that may hold them", p, n.cfg.Name)
+	}
+	n.store.ExecOn(p, req, resp)
 	return nil
 }
 
@@ -326,7 +337,7 @@ func (n *Node) forwardAll(ctx context.Context, v *view, to string, reqs []*proto
 	var bctx context.Context // the backups' time, from the first one asked
 	for j, i := range idx {
 		resp, p, r := resps[i], parts[j], got[j]
-		if (r == nil || behind(v, r)) && failsOver(v, p, reqs[i]) {
+		if r == nil && failsOver(v, p, reqs[i]) {
 			if bctx == nil {
 				var cancel context.CancelFunc
 				bctx, cancel = context.WithTimeout(ctx, n.peers.timeout/2)
@@ -353,7 +364,9 @@ func (n *Node) forwardAll(ctx context.Context, v *view, to string, reqs []*proto
 // what it changed before answering.
 func (n *Node) execPrimary(ctx context.Context, v *view, p int, req *protocol.Request, resp *protocol.Response) {
 	if n.unsure(p) && req.Op != protocol.OpScan && req.Op != protocol.OpDeleteMatch {
-		n.ensureKeys(ctx, v, p, requestKeys(req))
+		// A source that does not answer is passed over: the primary serves
+		// what it has, as a backup serving a read (readAsBackup) does not.
+		_ = n.ensureKeys(ctx, v, p, requestKeys(req))
 	}
 	replicated := mutates(req.Op) && len(v.table.Owners[p]) > 1
 	var prev []priorEntry

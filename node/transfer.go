@@ -486,30 +486,13 @@ func (n *Node) unsure(p int) bool { return !n.settled.Load() || n.transfers.sync
 
 // ensureKeys fetches keys of partition p that this node lacks from the
 // nodes that may hold them (keySources), so that a request during a
-// transfer or a table change sees what they hold.
-//
-// One silent source (Node.silent: stopped, cut off) is asked only if
-// another source fails: every acknowledged write is on two nodes, so
-// when all the others answered, what it holds is here already. Waiting
-// for it would hold every request on the partition for the peer timeout.
-func (n *Node) ensureKeys(ctx context.Context, v *view, p int, keys []string) {
+// transfer or a table change sees what they hold. It reports whether every
+// source answered for every key.
+func (n *Node) ensureKeys(ctx context.Context, v *view, p int, keys []string) bool {
 	srcs := n.keySources(v, p)
 	if len(srcs) == 0 {
-		return
+		return true
 	}
-	var silent []string
-	if k := slices.IndexFunc(srcs, n.silent); k >= 0 && !slices.ContainsFunc(srcs[k+1:], n.silent) {
-		silent = []string{srcs[k]}
-		srcs = slices.Delete(srcs, k, k+1)
-	}
-	if !n.fetchKeys(ctx, v, p, keys, srcs) && len(silent) > 0 {
-		n.fetchKeys(ctx, v, p, keys, silent)
-	}
-}
-
-// fetchKeys fetches keys of partition p from srcs and applies what they
-// hold. It reports whether every source answered for every key.
-func (n *Node) fetchKeys(ctx context.Context, v *view, p int, keys []string, srcs []string) bool {
 	// Every key is fetched, present or not: a copy here may be older than
 	// one a node still on the previous table acknowledged. The sources are
 	// asked at once; entries apply by version, so arrival order is moot.
