@@ -397,6 +397,16 @@ func TestCluster_readsWithTwoBackupsDoNotFailOver(t *testing.T) {
 	if entry.Do(ctx, &protocol.Request{Op: protocol.OpSet, Key: key, Value: []byte("v"), TTL: 60_000}, &resp); resp.Code != protocol.CodeOK {
 		t.Fatalf("SET %s: %v", key, resp.Err())
 	}
+	// A backup asked directly (a Go client on a stale table) refuses too.
+	for _, nd := range c.Running() {
+		if nd.Name() == down {
+			continue
+		}
+		nd.Do(ctx, &protocol.Request{Op: protocol.OpGet, Key: key, Flags: protocol.FlagReplicaRead | protocol.FlagForwarded}, &resp)
+		if resp.Code != protocol.CodeUnavailable {
+			t.Errorf("replica read of %s on backup %s with two backups: %v %q; want unavailable", key, nd.Name(), resp.Err(), resp.Value)
+		}
+	}
 	table := entry.TableVersion()
 	c.Crash(2)
 	entry.Do(ctx, &protocol.Request{Op: protocol.OpGet, Key: key}, &resp)
