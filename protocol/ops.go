@@ -134,6 +134,9 @@ const (
 	// partitions it is primary for; OpFlush flushes only itself).
 	FlagLocal
 	// FlagReplicaRead lets a backup answer a read from its own copy, for a
-	// client whose primary is unreachable.
+	// client whose primary is unreachable. It does only if its own table
+	// gives the partition exactly two holders (so it has every write the
+	// primary acknowledged) and it has fetched any keys it may lack;
+	// otherwise it answers Unavailable.
 	FlagReplicaRead
 )
