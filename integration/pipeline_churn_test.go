@@ -304,8 +304,15 @@ func readsThroughFault(t *testing.T, what string, fault func(c *procCluster)) {
 	close(stop)
 	wg.Wait()
 	changedAt.Store(min(firstTableChange(t, c, faulted.Load(), 2), agreed.Load()))
-	// Between node 1 finding node 3 silent and the first table change, no
-	// read may wait for node 3.
+	// Before the first table change, no read or pipeline waits for node 3
+	// more than once (half the peer timeout; it is skipped after that), and
+	// from node 1 finding it silent on, not at all.
+	for _, r := range slow {
+		if d := time.Duration(r[1] - r[0]); r[1] < changedAt.Load() && d >= 2*waitedFor {
+			t.Errorf("a read or pipeline done %v after the fault, before the tables changed, took %v: it waited for node 3 more than once",
+				time.Duration(r[1]-faulted.Load()), d)
+		}
+	}
 	if gap := time.Duration(changedAt.Load() - silentAt.Load()); gap < time.Second {
 		t.Logf("only %v between node 3 reported silent and the first table change: reads in it not checked for waiting", gap)
 	} else {

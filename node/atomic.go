@@ -99,15 +99,18 @@ func (n *Node) forwardAtomic(ctx context.Context, v *view, p int, reqs []*protoc
 	d := n.peers.timeout
 	if !slices.ContainsFunc(reqs, func(r *protocol.Request) bool { return !failsOver(v, p, r) }) {
 		// Reads only, each of which its backup may answer: the primary gets
-		// half the time, and if it misses its heartbeats none. Run alone
-		// (a pipeline's do, after this fails), each falls over to the backup.
-		if n.silent(to) {
-			return protocol.Errorf(protocol.CodeUnavailable, "forward: %s, the primary of partition %d, misses its heartbeats", to, p)
+		// half the time, and if it is unresponsive none. Run alone (as a
+		// pipeline runs a group that failed), each falls over to the backup.
+		if n.unresponsive(to) {
+			return protocol.Errorf(protocol.CodeUnavailable, "forward: %s, the primary of partition %d, does not answer", to, p)
 		}
 		d /= 2
 	}
 	n.metrics.forwarded.Inc()
 	r, err := n.callWithin(ctx, v, to, &protocol.Request{Op: protocol.OpAtomic, Value: batch, Flags: protocol.FlagForwarded}, d)
+	if err != nil && d < n.peers.timeout {
+		n.markQuiet(ctx, to, err)
+	}
 	if err != nil {
 		return protocol.Errorf(protocol.CodeUnavailable, "forward: %v", err)
 	}

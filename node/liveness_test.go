@@ -1,6 +1,9 @@
 package node
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"testing"
@@ -132,5 +135,32 @@ func TestSilentMembersAreThoseThatMissedHeartbeats(t *testing.T) {
 	m.evalQuorum(later)
 	if n.silent("c") || n.silentMembers() != 0 {
 		t.Fatalf("c answered and is still silent")
+	}
+}
+
+// A member that left a forwarded read unanswered is skipped by reads for a
+// peer timeout, and only for that: not when the caller itself gave up.
+func TestQuietPeersExpire(t *testing.T) {
+	n, _ := quorumNode(t)
+	n.peers = newPeers(protocol.Limits{}, 50*time.Millisecond)
+	ctx := context.Background()
+	n.markQuiet(ctx, "b", errors.New("connection refused"))
+	if n.unresponsive("b") {
+		t.Fatal("a refused read made b quiet; only a timed-out one should")
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	n.markQuiet(done, "b", context.DeadlineExceeded)
+	if n.unresponsive("b") {
+		t.Fatal("a read whose caller gave up made b quiet")
+	}
+	n.markQuiet(ctx, "b", fmt.Errorf("get b: %w", context.DeadlineExceeded))
+	n.markQuiet(ctx, "c", context.DeadlineExceeded)
+	if !n.unresponsive("b") || !n.unresponsive("c") || n.unresponsive("a") {
+		t.Fatalf("quiet a/b/c = %v/%v/%v; want b and c", n.unresponsive("a"), n.unresponsive("b"), n.unresponsive("c"))
+	}
+	time.Sleep(60 * time.Millisecond)
+	if n.unresponsive("b") || n.unresponsive("c") {
+		t.Fatal("b or c still quiet after a peer timeout")
 	}
 }

@@ -40,6 +40,7 @@ type Node struct {
 	startID   uint64
 	joined    atomic.Bool // the node has joined its cluster (or needs none)
 	settled   atomic.Bool // every member gossips a table of the same member set
+	quiet     quietPeers  // members that left a forwarded read unanswered lately
 	leaving   atomic.Bool // a graceful shutdown has begun
 
 	mu     sync.Mutex // guards conns and closed

@@ -166,37 +166,42 @@ func requestKeys(req *protocol.Request) []string {
 }
 
 // forward relays req to member to, waiting for it at most d, and copies
-// its answer into resp. It reports whether to answered.
-func (n *Node) forward(ctx context.Context, v *view, to string, req *protocol.Request, resp *protocol.Response, d time.Duration) bool {
+// its answer into resp. If to did not answer, it returns why (resp then
+// holds an Unavailable error).
+func (n *Node) forward(ctx context.Context, v *view, to string, req *protocol.Request, resp *protocol.Response, d time.Duration) error {
 	fr := *req
 	fr.Flags |= protocol.FlagForwarded
 	n.metrics.forwarded.Inc()
 	r, err := n.callWithin(ctx, v, to, &fr, d)
 	if err != nil {
 		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: %v", err))
-		return false
+		return err
 	}
 	*resp = *r
-	return true
+	return nil
 }
 
 // forwardKeyed forwards a single-key request on partition p to its primary.
 // A read its backup may answer (failsOver) gives the primary half the peer
 // timeout and goes to the backup if the primary does not answer, or at
-// once if the primary misses its heartbeats (silent). A primary that
-// answers, even NotOwner (the tables differ for a moment after a change),
-// is taken at its word: this node cannot tell whose table is the newer.
+// once if the primary is unresponsive (it misses its heartbeats, or left
+// a read unanswered lately). A primary that answers, even NotOwner (the
+// tables differ for a moment after a change), is taken at its word: this
+// node cannot tell whose table is the newer.
 func (n *Node) forwardKeyed(ctx context.Context, v *view, p int, req *protocol.Request, resp *protocol.Response) {
 	primary := v.primary(p)
 	switch {
 	case !failsOver(v, p, req):
-		n.forward(ctx, v, primary, req, resp, n.peers.timeout)
-	case n.silent(primary):
+		_ = n.forward(ctx, v, primary, req, resp, n.peers.timeout)
+	case n.unresponsive(primary):
 		if err := n.readBackup(ctx, v, p, req, resp, n.peers.timeout); err != nil {
-			resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "%s, the primary of partition %d, misses its heartbeats, and its backup did not answer: %v", primary, p, err))
+			resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "%s, the primary of partition %d, does not answer, nor does its backup: %v", primary, p, err))
 		}
-	case !n.forward(ctx, v, primary, req, resp, n.peers.timeout/2):
-		_ = n.readBackup(ctx, v, p, req, resp, n.peers.timeout/2) // resp keeps the forward's error if this fails
+	default:
+		if err := n.forward(ctx, v, primary, req, resp, n.peers.timeout/2); err != nil {
+			n.markQuiet(ctx, primary, err)
+			_ = n.readBackup(ctx, v, p, req, resp, n.peers.timeout/2) // resp keeps the forward's error if this fails
+		}
 	}
 }
 
@@ -214,7 +219,7 @@ func failsOver(v *view, p int, req *protocol.Request) bool {
 
 // readBackup answers a read that failsOver from partition p's backup,
 // which is this node or another (asked with FlagReplicaRead, waiting at
-// most d, unless it is silent too). It leaves resp alone and returns why
+// most d, unless it is unresponsive too). It leaves resp alone and returns why
 // if the backup did not serve the read. Until failure detection drops a
 // crashed primary from the table (seconds), its sessions stay readable
 // this way.
@@ -229,8 +234,8 @@ func (n *Node) readBackup(ctx context.Context, v *view, p int, req *protocol.Req
 		}
 		n.metrics.backupReads.Inc()
 		return nil
-	case n.silent(backup):
-		return fmt.Errorf("%s misses its heartbeats too", backup)
+	case n.unresponsive(backup):
+		return fmt.Errorf("backup %s does not answer either", backup)
 	}
 	rr := *req
 	rr.Flags |= protocol.FlagForwarded | protocol.FlagReplicaRead
@@ -309,7 +314,7 @@ func (n *Node) forwardsTo(v *view, req *protocol.Request) string {
 	if primary || holds && req.Flags&protocol.FlagReplicaRead != 0 && !mutates(req.Op) {
 		return ""
 	}
-	if to := v.primary(p); !failsOver(v, p, req) || !n.silent(to) {
+	if to := v.primary(p); !failsOver(v, p, req) || !n.unresponsive(to) {
 		return to
 	}
 	return "" // Do reads it from the backup
@@ -334,6 +339,11 @@ func (n *Node) forwardAll(ctx context.Context, v *view, to string, reqs []*proto
 	}
 	n.metrics.forwarded.Add(float64(len(frs)))
 	got, errs := n.callAll(ctx, v, to, frs, d)
+	if d < n.peers.timeout {
+		for _, err := range errs {
+			n.markQuiet(ctx, to, err)
+		}
+	}
 	var bctx context.Context // the backups' time, from the first one asked
 	for j, i := range idx {
 		resp, p, r := resps[i], parts[j], got[j]
@@ -600,7 +610,7 @@ func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, res
 		go func() {
 			defer wg.Done()
 			var r protocol.Response
-			n.forward(ctx, v, owner, &protocol.Request{Op: req.Op, Keys: keys}, &r, n.peers.timeout)
+			_ = n.forward(ctx, v, owner, &protocol.Request{Op: req.Op, Keys: keys}, &r, n.peers.timeout)
 			add(&r)
 		}()
 	}
