@@ -53,7 +53,7 @@ func dial(ctx context.Context, addr string, timeout time.Duration, maxFrame int)
 	d := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: dial %s: %v", ErrUnavailable, addr, err)
+		return nil, fmt.Errorf("%w: dial %s: %w", ErrUnavailable, addr, err)
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)

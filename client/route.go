@@ -102,7 +102,7 @@ func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, 
 		}
 		cancel()
 		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("%w: attempt timed out after %v", ErrUnavailable, c.cfg.AttemptTimeout)
+			err = fmt.Errorf("%w: attempt timed out after %v: %w", ErrUnavailable, c.cfg.AttemptTimeout, err) // still a notSentError if it was one
 		}
 		switch {
 		case err == nil && (cl.resp.Code == protocol.CodeNotOwner ||

@@ -194,8 +194,19 @@ func (n *Node) forwardKeyed(ctx context.Context, v *view, p int, req *protocol.R
 	case !failsOver(v, p, req):
 		_ = n.forward(ctx, v, primary, req, resp, n.peers.timeout)
 	case n.unresponsive(primary):
-		if err := n.readBackup(ctx, v, p, req, resp, n.peers.timeout); err != nil {
-			resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "%s, the primary of partition %d, does not answer, nor does its backup: %v", primary, p, err))
+		silent, d := n.silent(primary), n.peers.timeout
+		if !silent {
+			d /= 2 // leave half for the primary, below
+		}
+		err := n.readBackup(ctx, v, p, req, resp, d)
+		switch {
+		case err == nil:
+		case !silent && ctx.Err() == nil:
+			// Only a read went unanswered: the primary may just have been
+			// slow, and the backup may refuse what it would serve.
+			_ = n.forward(ctx, v, primary, req, resp, n.peers.timeout/2)
+		default:
+			resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "%s, the primary of partition %d, misses its heartbeats, and its backup did not serve the read: %v", primary, p, err))
 		}
 	default:
 		if err := n.forward(ctx, v, primary, req, resp, n.peers.timeout/2); err != nil {
@@ -219,7 +230,7 @@ func failsOver(v *view, p int, req *protocol.Request) bool {
 
 // readBackup answers a read that failsOver from partition p's backup,
 // which is this node or another (asked with FlagReplicaRead, waiting at
-// most d, unless it is unresponsive too). It leaves resp alone and returns why
+// most d, unless it misses its heartbeats too). It leaves resp alone and returns why
 // if the backup did not serve the read. Until failure detection drops a
 // crashed primary from the table (seconds), its sessions stay readable
 // this way.
@@ -234,8 +245,8 @@ func (n *Node) readBackup(ctx context.Context, v *view, p int, req *protocol.Req
 		}
 		n.metrics.backupReads.Inc()
 		return nil
-	case n.unresponsive(backup):
-		return fmt.Errorf("backup %s does not answer either", backup)
+	case n.silent(backup):
+		return fmt.Errorf("backup %s misses its heartbeats too", backup)
 	}
 	rr := *req
 	rr.Flags |= protocol.FlagForwarded | protocol.FlagReplicaRead
@@ -341,7 +352,10 @@ func (n *Node) forwardAll(ctx context.Context, v *view, to string, reqs []*proto
 	got, errs := n.callAll(ctx, v, to, frs, d)
 	if d < n.peers.timeout {
 		for _, err := range errs {
-			n.markQuiet(ctx, to, err)
+			if err != nil {
+				n.markQuiet(ctx, to, err)
+				break
+			}
 		}
 	}
 	var bctx context.Context // the backups' time, from the first one asked
