@@ -2,11 +2,9 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cloakroom/cloakroom/protocol"
@@ -160,52 +158,6 @@ func (n *Node) silent(name string) bool {
 	s := n.members.silent.Load()
 	return s != nil && slices.Contains(*s, name)
 }
-
-// quietPeers records the members a forwarded read got no answer from in
-// its time, and until when reads skip them (unix nanoseconds): for a peer
-// timeout after that, before the heartbeats can tell (Node.silent). The
-// map is replaced, never changed, so a lookup takes no lock.
-type quietPeers struct {
-	mu sync.Mutex // serialises mark
-	m  atomic.Pointer[map[string]int64]
-}
-
-func (q *quietPeers) mark(name string, until time.Time) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	now := time.Now().UnixNano()
-	next := map[string]int64{name: until.UnixNano()}
-	if old := q.m.Load(); old != nil {
-		for k, t := range *old {
-			if k != name && t > now {
-				next[k] = t
-			}
-		}
-	}
-	q.m.Store(&next)
-}
-
-func (q *quietPeers) has(name string) bool {
-	m := q.m.Load()
-	if m == nil {
-		return false
-	}
-	t, ok := (*m)[name]
-	return ok && time.Now().UnixNano() < t
-}
-
-// markQuiet records that member name left a forwarded read unanswered in
-// its time (err), unless the caller's own context ended first.
-func (n *Node) markQuiet(ctx context.Context, name string, err error) {
-	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		n.quiet.mark(name, time.Now().Add(n.peers.timeout))
-	}
-}
-
-// unresponsive reports whether reads should not wait for member name: it
-// misses its heartbeats (silent), or left a forwarded read unanswered
-// within the last peer timeout.
-func (n *Node) unresponsive(name string) bool { return n.silent(name) || n.quiet.has(name) }
 
 // silentMembers counts the members silent reports.
 func (n *Node) silentMembers() int {

@@ -11,6 +11,23 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// stillWaiting runs wait on a goroutine, fails t with msg if it returns
+// within 20 ms, and returns a channel closed when it does return.
+func stillWaiting(t *testing.T, wait func(), msg string) <-chan struct{} {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal(msg)
+	case <-time.After(20 * time.Millisecond):
+	}
+	return done
+}
+
 // waitUntil polls cond until it holds or a generous deadline passes.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -78,16 +95,7 @@ func TestPool_closeRefusesNewTasksAndWaitsForRunningOnes(t *testing.T) {
 	if p.Go(func() { t.Error("a closed pool ran a task") }) {
 		t.Error("Go after Close reported true")
 	}
-	waited := make(chan struct{})
-	go func() {
-		p.Wait()
-		close(waited)
-	}()
-	select {
-	case <-waited:
-		t.Fatal("Wait returned while a task was still running")
-	case <-time.After(20 * time.Millisecond):
-	}
+	waited := stillWaiting(t, p.Wait, "Wait returned while a task was still running")
 	close(release)
 	<-waited
 	if !finished.Load() {
@@ -105,16 +113,7 @@ func TestPool_spawnCountsTheTaskAndRunsItEvenWhenClosed(t *testing.T) {
 		<-release
 		ran.Add(1)
 	})
-	waited := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(waited)
-	}()
-	select {
-	case <-waited:
-		t.Fatal("the WaitGroup was done before the task ran")
-	case <-time.After(20 * time.Millisecond):
-	}
+	waited := stillWaiting(t, wg.Wait, "the WaitGroup was done before the task ran")
 	close(release)
 	<-waited
 	p.Close()

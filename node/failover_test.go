@@ -1,0 +1,144 @@
+package node_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/cloakroom/cloakroom/node"
+	"github.com/cloakroom/cloakroom/node/nodetest"
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
+)
+
+// TestCluster_readsFailOverWhileACrashIsNoticed: until failure detection
+// drops a crashed primary from the table, reads forwarded to it go to a
+// backup (the entry node itself, or the other one), alone or in a batch,
+// and see every acknowledged write, deletes included. Writes are not
+// redirected.
+func TestCluster_readsFailOverWhileACrashIsNoticed(t *testing.T) {
+	// The LAN preset notices a crash in seconds: the reads below run well
+	// inside that window.
+	c := nodetest.Start(t, 3, func(_ int, cfg *node.Config) { cfg.GossipPreset = "lan" })
+	ctx := ctxFor(t)
+	entry, down := c.Node(0), c.Node(2).Name()
+	ci := entry.ClusterInfo()
+	holders := func(key string) (primary, backup string) {
+		o := ci.Owners[ring.Partition(key, ci.Partitions)]
+		return ci.Members[o[0]].Name, ci.Members[o[1]].Name
+	}
+	// Keys whose primary is the node to crash: backed up on the entry node
+	// (local) or on the third node (remote); every fourth one deleted.
+	var local, remote []string
+	for i := 0; len(local) < 8 || len(remote) < 8; i++ {
+		key := fmt.Sprint("fo:", i)
+		switch primary, backup := holders(key); {
+		case primary != down:
+		case backup == entry.Name() && len(local) < 8:
+			local = append(local, key)
+		case backup != entry.Name() && len(remote) < 8:
+			remote = append(remote, key)
+		}
+	}
+	keys := append(local, remote...)
+	do := func(req *protocol.Request) *protocol.Response {
+		var resp protocol.Response
+		entry.Do(ctx, req, &resp)
+		return &resp
+	}
+	want := func(i int) (protocol.Code, string) {
+		if i%4 == 0 {
+			return protocol.CodeNotFound, ""
+		}
+		return protocol.CodeOK, fmt.Sprint("v", i)
+	}
+	for i, k := range keys {
+		if r := do(&protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte(fmt.Sprint("v", i)), TTL: 60_000}); r.Code != protocol.CodeOK {
+			t.Fatalf("SET %s: %v", k, r.Err())
+		}
+		if code, _ := want(i); code == protocol.CodeNotFound {
+			if r := do(&protocol.Request{Op: protocol.OpDelete, Keys: []string{k}}); r.Code != protocol.CodeOK || r.N != 1 {
+				t.Fatalf("DEL %s: %d, %v", k, r.N, r.Err())
+			}
+		}
+	}
+	table := entry.TableVersion()
+	before := counter(t, entry, "cloakroom_backup_reads_total")
+	c.Crash(2)
+
+	check := func(how string, i int, r *protocol.Response) {
+		t.Helper()
+		code, val := want(i)
+		if r.Code != code || string(r.Value) != val {
+			t.Errorf("%s %s (primary crashed): %v %q; want %v %q", how, keys[i], r.Err(), r.Value, code, val)
+		}
+	}
+	for i, k := range keys {
+		check("GET", i, do(&protocol.Request{Op: protocol.OpGet, Key: k}))
+		r := do(&protocol.Request{Op: protocol.OpTTL, Key: k})
+		if code, _ := want(i); r.Code != code || code == protocol.CodeOK && (r.TTL <= 0 || r.TTL > 60_000) {
+			t.Errorf("TTL %s (primary crashed): %v %d; want %v and at most 60000", k, r.Err(), r.TTL, code)
+		}
+	}
+	reqs := make([]*protocol.Request, len(keys))
+	resps := make([]*protocol.Response, len(keys))
+	for i, k := range keys {
+		reqs[i], resps[i] = &protocol.Request{Op: protocol.OpGet, Key: k}, new(protocol.Response)
+	}
+	entry.DoAll(ctx, reqs, resps)
+	for i, r := range resps {
+		check("GET in DoAll", i, r)
+	}
+	if r := do(&protocol.Request{Op: protocol.OpSet, Key: keys[1], Value: []byte("new"), TTL: 60_000}); r.Code != protocol.CodeUnavailable {
+		t.Errorf("SET %s (primary crashed): %v; want unavailable, not taken by a backup", keys[1], r.Err())
+	}
+	if got := entry.TableVersion(); got != table {
+		t.Fatalf("the table moved on (%d → %d) before the reads were done: they did not test the window", table, got)
+	}
+	if got := counter(t, entry, "cloakroom_backup_reads_total") - before; got != float64(3*len(keys)) {
+		t.Errorf("backup reads: %v; want %d", got, 3*len(keys))
+	}
+}
+
+// TestCluster_readsWithTwoBackupsDoNotFailOver: with three copies a write
+// is acknowledged once one backup has it, so the other backup may have
+// missed it (a logout among them): a read whose primary is down must not
+// be answered by a backup, here or elsewhere, but fail until the table
+// has moved on.
+func TestCluster_readsWithTwoBackupsDoNotFailOver(t *testing.T) {
+	c := nodetest.Start(t, 3, func(_ int, cfg *node.Config) { cfg.GossipPreset, cfg.Replicas = "lan", 3 })
+	ctx := ctxFor(t)
+	entry, down := c.Node(0), c.Node(2).Name()
+	ci := entry.ClusterInfo()
+	var key string
+	for i := 0; key == ""; i++ {
+		if k := fmt.Sprint("r3:", i); ci.Members[ci.Owners[ring.Partition(k, ci.Partitions)][0]].Name == down {
+			key = k
+		}
+	}
+	var resp protocol.Response
+	if entry.Do(ctx, &protocol.Request{Op: protocol.OpSet, Key: key, Value: []byte("v"), TTL: 60_000}, &resp); resp.Code != protocol.CodeOK {
+		t.Fatalf("SET %s: %v", key, resp.Err())
+	}
+	// A backup asked directly (a Go client on a stale table) refuses too.
+	for _, nd := range c.Running() {
+		if nd.Name() == down {
+			continue
+		}
+		nd.Do(ctx, &protocol.Request{Op: protocol.OpGet, Key: key, Flags: protocol.FlagReplicaRead | protocol.FlagForwarded}, &resp)
+		if resp.Code != protocol.CodeUnavailable {
+			t.Errorf("replica read of %s on backup %s with two backups: %v %q; want unavailable", key, nd.Name(), resp.Err(), resp.Value)
+		}
+	}
+	table := entry.TableVersion()
+	c.Crash(2)
+	entry.Do(ctx, &protocol.Request{Op: protocol.OpGet, Key: key}, &resp)
+	if resp.Code != protocol.CodeUnavailable {
+		t.Errorf("GET %s with its primary down and two backups: %v %q; want unavailable", key, resp.Err(), resp.Value)
+	}
+	if got := entry.TableVersion(); got != table {
+		t.Fatalf("the table moved on (%d → %d) before the read: it did not test the window", table, got)
+	}
+	if got := counter(t, entry, "cloakroom_backup_reads_total"); got != 0 {
+		t.Errorf("backup reads: %v; want 0", got)
+	}
+}
