@@ -29,6 +29,12 @@ type Config struct {
 	// MOVED redirects, so cluster-aware clients route in one hop. False
 	// serves every key on any node (forwarding) as a standalone Redis.
 	RESPClusterMode bool
+	// RESPIdleSpin is how long the Redis listener's event loop keeps
+	// polling its connections for more input after serving some, before it
+	// sleeps: a little CPU for lower latency under steady traffic. Linux
+	// only; it backs off when nothing comes. Zero means 20µs, negative
+	// disables it; at most 1ms.
+	RESPIdleSpin time.Duration
 	// Password, when set, is required on the Redis listener (AUTH or HELLO
 	// AUTH) before any other command. Empty means no authentication.
 	Password string
@@ -200,6 +206,9 @@ func (c Config) Validate() error {
 	}
 	if c.PeerTimeout < 0 {
 		bad("peer timeout: %v; must not be negative", c.PeerTimeout)
+	}
+	if c.RESPIdleSpin > time.Millisecond {
+		bad("resp-idle-spin: %v; must be at most 1ms", c.RESPIdleSpin)
 	}
 	if c.RESPClusterMode && c.RESPAddr == "" {
 		bad("resp-cluster-mode: needs resp-addr")

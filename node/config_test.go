@@ -3,6 +3,7 @@ package node
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloakroom/cloakroom/protocol"
 )
@@ -29,6 +30,7 @@ func TestConfig_Validate_reportsEveryProblemAtOnce(t *testing.T) {
 		MaxMemory:      -1,
 		Limits:         protocol.Limits{MaxKey: 1 << 16, MaxValue: 1 << 30},
 		ExpiryInterval: -1,
+		RESPIdleSpin:   2 * time.Millisecond,
 	}
 	err := cfg.Validate()
 	if err == nil {
@@ -37,13 +39,14 @@ func TestConfig_Validate_reportsEveryProblemAtOnce(t *testing.T) {
 	for _, want := range []string{
 		"addr: required", `resp-addr "no-port"`, `http-addr "127.0.0.1:99999"`, `gossip-addr "127.0.0.1:http"`,
 		`join "bad"`, "replicas: -1", "partitions: -5", "max-memory: -1", "max key size", "max value size", "expiry interval",
+		"resp-idle-spin",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %q; want it to mention %q", err, want)
 		}
 	}
-	if got := strings.Count(err.Error(), "\n") + 1; got != 11 {
-		t.Errorf("Validate() reported %d problems; want 11:\n%v", got, err)
+	if got := strings.Count(err.Error(), "\n") + 1; got != 12 {
+		t.Errorf("Validate() reported %d problems; want 12:\n%v", got, err)
 	}
 }
 

@@ -33,6 +33,7 @@ func (n *Node) startRESP(addr string) (*respListener, error) {
 	r.srv = resp.NewServer(n, resp.Config{
 		Password:    n.cfg.Password,
 		ClusterMode: n.cfg.RESPClusterMode,
+		IdleSpin:    n.cfg.RESPIdleSpin,
 		Limits:      resp.DefaultLimits(n.cfg.Limits.MaxValue),
 		Logger:      n.log,
 	})

@@ -19,7 +19,9 @@
 # the -P values; BENCH_KEYSPACE=N passes -r N to every target, so that
 # requests spread over N keys instead of one (through one node of a cluster,
 # a third of them land on their primary and the rest are forwarded).
-# The issue's figures are without it.
+# The issue's figures are without it. BENCH_CLIENTS (default 50) sets -c:
+# with 1, each request waits for the one before, so requests/s measure the
+# round trip of a client that sends one command at a time.
 #
 # Usage: scripts/bench-resp.sh [rounds]   (default 1; targets alternate)
 set -euo pipefail
@@ -29,6 +31,7 @@ rounds=${1:-1}
 requests=${BENCH_REQUESTS:-200000}
 pipelines=${BENCH_PIPELINES:-1 16}
 keyspace=${BENCH_KEYSPACE:-}
+clients=${BENCH_CLIENTS:-50}
 tmp=$(mktemp -d)
 pids=()
 https=()
@@ -99,11 +102,12 @@ echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /pro
 echo "load:    $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "go:      $(go env GOVERSION); redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2)"
 if [[ -n $keyspace ]]; then echo "keys:    -r $keyspace"; fi
+if [[ $clients != 50 ]]; then echo "clients: -c $clients"; fi
 echo
 
 # bench prints "TEST rps p99" lines for one target and pipeline depth.
 bench() {
-	redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c 50 -d 200 -n "$requests" -P "$2" ${keyspace:+-r "$keyspace"} --csv 2>/dev/null |
+	redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c "$clients" -d 200 -n "$requests" -P "$2" ${keyspace:+-r "$keyspace"} --csv 2>/dev/null |
 		awk -F, 'NR > 1 { gsub(/"/, "", $1); gsub(/"/, "", $2); gsub(/"/, "", $7); print $1, $2, $7 }'
 }
 

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cloakroom/cloakroom/node"
+	"github.com/cloakroom/cloakroom/node/resp"
 )
 
 func main() {
@@ -49,10 +50,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs := flag.NewFlagSet("cloakroomd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var join, maxMemory, maxValue, gossipKey, transferRate string
+	var respSpin time.Duration
 	fs.StringVar(&c.Name, "name", c.Name, "node name, unique in the cluster (default: hostname)")
 	fs.StringVar(&c.Addr, "addr", c.Addr, "native protocol listener")
 	fs.StringVar(&c.RESPAddr, "resp-addr", c.RESPAddr, "Redis protocol listener (empty disables)")
 	fs.BoolVar(&c.RESPClusterMode, "resp-cluster-mode", c.RESPClusterMode, "act as a Redis Cluster node: CLUSTER commands and MOVED redirects")
+	fs.DurationVar(&respSpin, "resp-idle-spin", resp.DefaultIdleSpin, "how long the Redis listener keeps polling for input after serving some, before it sleeps (Linux; 0 disables)")
 	fs.StringVar(&c.Password, "requirepass", c.Password, "password Redis clients must AUTH with (empty: none)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listener for /healthz, /readyz, /metrics (empty disables)")
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "gossip (membership) listener")
@@ -96,6 +99,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 			errs = append(errs, fmt.Errorf("gossip-key: not base64: %w", err))
 		}
 		c.GossipKey = k
+	}
+	switch {
+	case respSpin < 0:
+		errs = append(errs, fmt.Errorf("resp-idle-spin: %v; must not be negative (0 disables)", respSpin))
+	case respSpin == 0:
+		c.RESPIdleSpin = -1
+	default:
+		c.RESPIdleSpin = respSpin
 	}
 	if transferRate == "-1" {
 		c.TransferRate = -1

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloakroom/cloakroom/node"
 )
@@ -115,6 +116,28 @@ func TestParseFlags_otherFlags(t *testing.T) {
 	if o.cfg.Limits.MaxKey != 256 || o.cfg.Limits.MaxValue != 64<<10 || !o.cfg.AllowFlush || !o.checkConfig ||
 		o.drainTimeout.Seconds() != 5 || o.logFormat != "json" {
 		t.Errorf("got %+v; want every flag applied", o)
+	}
+}
+
+func TestParseFlags_respIdleSpin(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, 20 * time.Microsecond},
+		{[]string{"--resp-idle-spin", "50us"}, 50 * time.Microsecond},
+		{[]string{"--resp-idle-spin", "0"}, -1}, // node.Config: negative disables
+	} {
+		if got := parse(t, tc.args, env{}).cfg.RESPIdleSpin; got != tc.want {
+			t.Errorf("%q: RESPIdleSpin = %v; want %v", tc.args, got, tc.want)
+		}
+	}
+	var stderr bytes.Buffer
+	for _, bad := range []string{"-1us", "2ms"} {
+		if _, err := parseFlags([]string{"--resp-idle-spin", bad}, env{}.get, &stderr); err == nil ||
+			!strings.Contains(err.Error(), "resp-idle-spin") {
+			t.Errorf("--resp-idle-spin %s: got %v; want an error naming the flag", bad, err)
+		}
 	}
 }
 

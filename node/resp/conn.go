@@ -38,7 +38,7 @@ type conn struct {
 	closing  bool        // refused for a protocol error: input is discarded
 	queued   bool        // in its loop's flush queue (event loop's field)
 	gone     bool        // closed by its loop (event loop's field)
-	fq       *flushQueue // its loop's, set by OnOpen
+	after    *afterPoll  // its loop's, set by OnOpen
 
 	reqs    []protocol.Request  // the current command's requests
 	resps   []protocol.Response // their responses; Value buffers are reused

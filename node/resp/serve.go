@@ -64,7 +64,7 @@ type Server struct {
 	lns    map[net.Listener]struct{}
 	conns  map[*conn]struct{}
 	closed bool
-	fqs    map[gnet.EventLoop]*flushQueue // each loop's, made by the first OnOpen on it
+	afters map[gnet.EventLoop]*afterPoll // each loop's, made by the first OnOpen on it
 }
 
 // NewServer returns a Server for b.
@@ -80,6 +80,9 @@ func NewServer(b Backend, cfg Config) *Server {
 	}
 	if cfg.workerIdle <= 0 {
 		cfg.workerIdle = workpool.DefaultIdle
+	}
+	if cfg.IdleSpin == 0 {
+		cfg.IdleSpin = DefaultIdleSpin
 	}
 	if cfg.EventLoops <= 0 {
 		cfg.EventLoops = max(1, runtime.GOMAXPROCS(0)/2)
@@ -100,8 +103,8 @@ func NewServer(b Backend, cfg Config) *Server {
 	s := &Server{
 		b: b, cfg: cfg, log: cfg.Logger, start: cfg.Now(),
 		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
-		fqs:  map[gnet.EventLoop]*flushQueue{},
-		work: workpool.New(cfg.workerIdle),
+		afters: map[gnet.EventLoop]*afterPoll{},
+		work:   workpool.New(cfg.workerIdle),
 	}
 	s.cmds = commandTable()
 	s.get, s.set = s.cmds["get"], s.cmds["set"]
@@ -251,6 +254,9 @@ func (s *Server) Close() error {
 		}
 	}
 	loops := s.loops
+	for _, a := range s.afters {
+		a.spin.quit.Store(true)
+	}
 	s.mu.Unlock()
 	s.cancel()
 	// Commands running on goroutines end (their context is cancelled) and
@@ -263,6 +269,11 @@ func (s *Server) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	s.mu.Lock()
+	for _, a := range s.afters {
+		a.spin.stop()
+	}
+	s.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -281,11 +292,16 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c.gc = gc
 	h.s.conns[c] = struct{}{}
 	loop := gc.EventLoop()
-	if h.s.fqs[loop] == nil {
-		h.s.fqs[loop] = &flushQueue{loop: loop}
+	a := h.s.afters[loop]
+	if a == nil {
+		a = h.s.newAfterPoll(loop)
+		h.s.afters[loop] = a
 	}
-	c.fq = h.s.fqs[loop]
+	c.after = a
 	h.s.mu.Unlock()
+	if err := a.spin.watch(gc.Fd()); err != nil {
+		h.s.log.Warn("resp: event loop stops spinning", "err", err)
+	}
 	h.s.totalConn.Add(1)
 	return nil, gnet.None
 }
@@ -293,12 +309,18 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	c := gc.Context().(*conn)
 	c.gone = true
+	c.after.spin.unwatch(gc.Fd())
 	h.s.untrack(c)
 	return gnet.None
 }
 
 func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
-	return gc.Context().(*conn).traffic()
+	c := gc.Context().(*conn)
+	act := c.traffic()
+	if a := c.after; !a.spinNext && a.spin.want() {
+		a.spinNext = a.arm(c.s.ctx)
+	}
+	return act
 }
 
 // gnetLogger sends the event loops' logs to the server's logger.
@@ -418,7 +440,7 @@ func (c *conn) traffic() gnet.Action {
 			gc.Discard(off)
 		}
 	}
-	if ran > 1 || c.fq.armed {
+	if ran > 1 || len(c.after.conns) > 0 {
 		return c.flushLater()
 	}
 	return c.flush()
@@ -429,47 +451,79 @@ func (c *conn) traffic() gnet.Action {
 // before it sleeps: a client whose replies come in one burst reads them in
 // one wakeup and sends its next commands together, so both sides do less
 // per request. Queueing costs the loop a wakeup (an eventfd write), so
-// traffic queues only pipelines, and single commands when the queue is
-// already waiting; a lone command is answered at once.
+// traffic queues only pipelines, and single commands when replies are
+// already queued; a lone command is answered at once.
 func (c *conn) flushLater() gnet.Action {
 	if c.w.Buffered() == 0 || c.queued {
 		return gnet.None
 	}
-	q := c.fq
-	if !q.armed {
-		if q.loop.Execute(c.s.ctx, q) != nil { // the loops are stopping
-			return c.flush()
-		}
-		q.armed = true
+	a := c.after
+	if !a.arm(c.s.ctx) { // the loops are stopping
+		return c.flush()
 	}
 	c.queued = true
-	q.conns = append(q.conns, c)
+	a.conns = append(a.conns, c)
 	return gnet.None
 }
 
-// flushQueue holds the connections of one event loop whose replies wait
-// for Run, a task on the loop's queue: the loop runs its tasks after the
-// events of its next poll (the one that reports the task's wakeup), so
+// afterPoll is what one event loop does once it has served the events of
+// a poll: send the replies queued by flushLater, then spin (see spinner).
+// It runs as a task on the loop's queue, and the loop runs its tasks after
+// the events of its next poll (the one that reports the task's wakeup), so
 // every connection that was ready by then has been read. Only the loop
-// touches it.
-type flushQueue struct {
-	loop  gnet.EventLoop
-	conns []*conn
-	armed bool // Run is queued on the loop
+// touches it, but for the spinner's woken and quit flags.
+type afterPoll struct {
+	loop     gnet.EventLoop
+	conns    []*conn // whose replies wait
+	armed    bool    // Run is queued on the loop
+	spinNext bool    // Run is to spin
+	spin     spinner
 }
 
-// Run sends the queued replies, on the loop.
-func (q *flushQueue) Run(context.Context) error {
-	q.armed = false
-	for i, c := range q.conns {
-		q.conns[i] = nil
+// newAfterPoll makes a loop's afterPoll; the caller holds s.mu.
+func (s *Server) newAfterPoll(loop gnet.EventLoop) *afterPoll {
+	a := &afterPoll{loop: loop}
+	a.spin.quit.Store(s.closed)
+	if s.cfg.IdleSpin > 0 {
+		set, err := newReadySet()
+		if err == nil {
+			a.spin = spinner{limit: s.cfg.IdleSpin, set: set}
+		} else if runtime.GOOS == "linux" {
+			s.log.Warn("resp: event loop will not spin", "err", err)
+		}
+	}
+	return a
+}
+
+// arm queues Run on the loop unless it is queued; it reports false if the
+// loop is stopping.
+func (a *afterPoll) arm(ctx context.Context) bool {
+	if a.armed {
+		return true
+	}
+	if a.loop.Execute(ctx, a) != nil {
+		return false
+	}
+	a.armed = true
+	return true
+}
+
+// Run sends the queued replies and spins, on the loop.
+func (a *afterPoll) Run(context.Context) error {
+	a.armed = false
+	for i, c := range a.conns {
+		a.conns[i] = nil
 		c.queued = false
 		if c.gone || c.busy || c.closing {
 			continue // closed, or a goroutine owns its buffer and flushes it
 		}
 		c.flush() // a failed write has closed it
 	}
-	q.conns = q.conns[:0]
+	a.conns = a.conns[:0]
+	if a.spinNext {
+		a.spinNext = false
+		a.spin.spin()
+	}
 	return nil
 }
 
@@ -538,6 +592,7 @@ func (c *conn) offload(batch [][][]byte) gnet.Action {
 	if !s.work.Go(func() {
 		c.runBatch(s.ctx, batch)
 		c.done.Store(true)
+		c.after.spin.woken.Store(true)
 		c.gc.Wake(nil) // fails only if the connection is gone
 	}) {
 		return gnet.Close

@@ -83,6 +83,10 @@ type Config struct {
 	// EventLoops is how many event loops serve the connections. Zero means
 	// one per two CPUs, at least one.
 	EventLoops int
+	// IdleSpin is how long an event loop keeps polling its connections for
+	// more input after serving some, before it sleeps (Linux only; see
+	// spinner). Zero means DefaultIdleSpin; negative disables it.
+	IdleSpin time.Duration
 
 	workerIdle time.Duration // how long an idle worker waits; zero means workpool.DefaultIdle (tests shorten it)
 }

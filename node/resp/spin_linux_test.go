@@ -1,0 +1,136 @@
+package resp
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cloakroom/cloakroom/protocol"
+)
+
+// socketPair returns two connected ends of a stream socket pair.
+func socketPair(t *testing.T) (a, b *os.File) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b = os.NewFile(uintptr(fds[0]), "a"), os.NewFile(uintptr(fds[1]), "b")
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+func newTestSpinner(t *testing.T, limit time.Duration) *spinner {
+	t.Helper()
+	set, err := newReadySet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := &spinner{limit: limit, set: set}
+	t.Cleanup(sp.stop)
+	return sp
+}
+
+func TestSpinner_endsOnInputAndBacksOffAfterMisses(t *testing.T) {
+	sp := newTestSpinner(t, 50*time.Microsecond)
+	mine, peer := socketPair(t)
+	if err := sp.watch(int(mine.Fd())); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	if sp.spin() {
+		t.Fatal("spin found work on a silent connection")
+	}
+	if d := time.Since(start); d < sp.limit {
+		t.Fatalf("spin gave up after %v; want at least the limit %v", d, sp.limit)
+	}
+	// One miss: skip the next two polls, then spin again.
+	for i, want := range []bool{false, false, true} {
+		if got := sp.want(); got != want {
+			t.Fatalf("want() #%d after one miss = %v; want %v", i, got, want)
+		}
+	}
+	for range 10 { // misses keep doubling the skip, up to 64 polls
+		sp.spin()
+		for sp.skip > 0 {
+			sp.want()
+		}
+	}
+	if got := 1 << sp.backoff; got != 1<<maxSpinBackoff {
+		t.Fatalf("after 11 misses the loop skips %d polls; want %d", got, 1<<maxSpinBackoff)
+	}
+
+	if _, err := peer.Write([]byte("PING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if !sp.spin() {
+		t.Fatal("spin missed input waiting on a watched connection")
+	}
+	if sp.backoff != 0 || !sp.want() {
+		t.Fatalf("a spin that found input left backoff %d", sp.backoff)
+	}
+	// Asking does not consume: the input is still there for gnet's poller.
+	if !sp.set.ready() {
+		t.Fatal("input no longer ready after the spin saw it")
+	}
+
+	buf := make([]byte, 16)
+	mine.Read(buf)
+	sp.unwatch(int(mine.Fd()))
+	peer.Write([]byte("PING\r\n"))
+	if sp.set.ready() {
+		t.Fatal("an unwatched connection still ends spins")
+	}
+}
+
+func TestSpinner_endsWhenWokenOrQuit(t *testing.T) {
+	sp := newTestSpinner(t, time.Hour)
+	sp.woken.Store(true)
+	if !sp.spin() {
+		t.Fatal("spin ignored a wake-up")
+	}
+	if sp.woken.Load() {
+		t.Fatal("spin left the wake-up flag set")
+	}
+	sp.quit.Store(true)
+	if !sp.spin() {
+		t.Fatal("spin ignored quit")
+	}
+	if sp.want() {
+		t.Fatal("a loop that is stopping still wants to spin")
+	}
+}
+
+// A command run off the loop wakes the loop when it is done; a loop that
+// spins in the meantime must end its spin for it, or the reply would wait
+// for the whole spin (here an hour). Close must not wait for a spin either.
+func TestServer_IdleSpin_EndsForOffloadedCommandAndClose(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	ts := startServer(t, func(cfg *Config, b *storeBackend) {
+		cfg.IdleSpin = time.Hour
+		b.remote = func(key string) bool { return strings.HasPrefix(key, "r:") }
+		b.wait = func(ctx context.Context, _ *protocol.Request) {
+			entered <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+	})
+	c := ts.dial(t)
+	c.expect("+PONG\r\n", "ping") // the loop now spins, for an hour
+	c.cmd("get", "r:x")
+	<-entered
+	time.Sleep(10 * time.Millisecond) // let the loop go back to spinning
+	close(release)
+	if got := c.reply(); got != "$-1\r\n" {
+		t.Fatalf("got %q; want a null", got)
+	}
+	ts.mustClose(t, "while its event loop spun")
+}
