@@ -32,7 +32,8 @@ type Config struct {
 	// RESPIdleSpin is how long the Redis listener's event loop keeps
 	// polling its connections for more input after serving some, before it
 	// sleeps: a little CPU for lower latency under steady traffic. Linux
-	// only; it backs off when nothing comes. Zero means 20µs, negative
+	// only, and only with a CPU to spare (GOMAXPROCS above the number of
+	// loops); it backs off when nothing comes. Zero means 20µs, negative
 	// disables it; at most 1ms.
 	RESPIdleSpin time.Duration
 	// Password, when set, is required on the Redis listener (AUTH or HELLO

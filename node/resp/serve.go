@@ -471,26 +471,37 @@ func (c *conn) flushLater() gnet.Action {
 // It runs as a task on the loop's queue, and the loop runs its tasks after
 // the events of its next poll (the one that reports the task's wakeup), so
 // every connection that was ready by then has been read. Only the loop
-// touches it, but for the spinner's woken and quit flags.
+// touches it, but for the spinner's wakes and quit.
 type afterPoll struct {
 	loop     gnet.EventLoop
 	conns    []*conn // whose replies wait
 	armed    bool    // Run is queued on the loop
 	spinNext bool    // Run is to spin
+
+	// wakeDone is the callback of a worker's Wake: the wake-up has run.
+	wakeDone gnet.AsyncCallback
 	spin     spinner
 }
 
 // newAfterPoll makes a loop's afterPoll; the caller holds s.mu.
+//
+// A loop spins only if the process has a P to spare beyond its loops:
+// a loop that spins keeps its P, and with none left the goroutine whose
+// wake-up would end the spin (or any other) could not run until it ends.
 func (s *Server) newAfterPoll(loop gnet.EventLoop) *afterPoll {
 	a := &afterPoll{loop: loop}
-	a.spin.quit.Store(s.closed)
-	if s.cfg.IdleSpin > 0 {
+	if s.cfg.IdleSpin > 0 && runtime.GOMAXPROCS(0) > s.cfg.EventLoops {
 		set, err := newReadySet()
 		if err == nil {
 			a.spin = spinner{limit: s.cfg.IdleSpin, set: set}
 		} else if runtime.GOOS == "linux" {
 			s.log.Warn("resp: event loop will not spin", "err", err)
 		}
+	}
+	a.spin.quit.Store(s.closed)
+	a.wakeDone = func(gnet.Conn, error) error {
+		a.spin.wakes.Add(-1)
+		return nil
 	}
 	return a
 }
@@ -592,8 +603,12 @@ func (c *conn) offload(batch [][][]byte) gnet.Action {
 	if !s.work.Go(func() {
 		c.runBatch(s.ctx, batch)
 		c.done.Store(true)
-		c.after.spin.woken.Store(true)
-		c.gc.Wake(nil) // fails only if the connection is gone
+		// The loop's spin ends while a wake-up waits behind it.
+		a := c.after
+		a.spin.wakes.Add(1)
+		if c.gc.Wake(a.wakeDone) != nil { // the loop's poller is gone
+			a.spin.wakes.Add(-1)
+		}
 	}) {
 		return gnet.Close
 	}

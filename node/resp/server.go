@@ -84,8 +84,9 @@ type Config struct {
 	// one per two CPUs, at least one.
 	EventLoops int
 	// IdleSpin is how long an event loop keeps polling its connections for
-	// more input after serving some, before it sleeps (Linux only; see
-	// spinner). Zero means DefaultIdleSpin; negative disables it.
+	// more input after serving some, before it sleeps (Linux only, and only
+	// when GOMAXPROCS exceeds EventLoops; see spinner). Zero means
+	// DefaultIdleSpin; negative disables it.
 	IdleSpin time.Duration
 
 	workerIdle time.Duration // how long an idle worker waits; zero means workpool.DefaultIdle (tests shorten it)

@@ -29,8 +29,11 @@ const maxSpinBackoff = 6
 //
 // Spinning burns CPU when nothing comes, so it backs off: a spin that
 // times out makes the loop let the next 2, 4, ... 64 inputs it serves go
-// without a spin, and one that finds input resets that. A node serving
-// sparse traffic therefore spins after at most one input in 65.
+// without a spin, and one that finds input resets that (a spin ended by a
+// wake-up or Close does neither). A node serving sparse traffic therefore
+// spins after at most one input in 65. Traffic whose commands arrive less
+// than a spin apart keeps the loop polling between them; sleeping and
+// waking for each cost about as much CPU (docs/benchmarks.md, "gap 30 µs").
 //
 // The loop's own fields (backoff, skip) are touched only by the loop.
 type spinner struct {
@@ -39,10 +42,11 @@ type spinner struct {
 	backoff uint8         // log2 of the polls to skip after the last miss
 	skip    int           // polls left to skip
 
-	// woken is set by goroutines that wake the loop (an offloaded command
-	// that is done): their wake-up is a task behind the spin in the loop's
-	// queue, which the connections' readiness does not show.
-	woken atomic.Bool
+	// wakes counts wake-ups that goroutines (an offloaded command that is
+	// done) have queued on the loop and it has not run yet: they wait
+	// behind the spin in the loop's queue, where the connections'
+	// readiness does not show them.
+	wakes atomic.Int32
 	// quit is set by Server.Close, whose stopping of the loops is a task
 	// behind any spin too; it is never cleared.
 	quit atomic.Bool
@@ -62,14 +66,18 @@ func (sp *spinner) want() bool {
 	return true
 }
 
-// spin polls the loop's connections until one has input, a goroutine has
-// woken the loop, or the limit passes; it reports whether it found work.
+// spin polls the loop's connections until one has input, the loop has a
+// wake-up or Close waiting, or the limit passes; it reports whether it
+// ended early. Only input counts as a spin that paid: it resets the
+// backoff, and a timeout extends it.
 func (sp *spinner) spin() bool {
 	deadline := time.Now().Add(sp.limit)
 	for {
-		if sp.set.ready() || sp.woken.Load() || sp.quit.Load() {
-			sp.woken.Store(false)
+		if sp.set.ready() {
 			sp.backoff = 0
+			return true
+		}
+		if sp.wakes.Load() > 0 || sp.quit.Load() {
 			return true
 		}
 		if !time.Now().Before(deadline) {

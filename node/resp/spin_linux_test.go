@@ -3,6 +3,7 @@ package resp
 import (
 	"context"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -88,22 +89,64 @@ func TestSpinner_endsOnInputAndBacksOffAfterMisses(t *testing.T) {
 	}
 }
 
-func TestSpinner_endsWhenWokenOrQuit(t *testing.T) {
-	sp := newTestSpinner(t, time.Hour)
-	sp.woken.Store(true)
+func TestSpinner_endsForWakeUpsAndQuitWithoutResettingTheBackoff(t *testing.T) {
+	const limit = 10 * time.Second
+	sp := newTestSpinner(t, limit)
+	sp.backoff = 3
+	start := time.Now()
+	sp.wakes.Add(1)
 	if !sp.spin() {
-		t.Fatal("spin ignored a wake-up")
+		t.Fatal("spin ran to its limit with a wake-up waiting")
 	}
-	if sp.woken.Load() {
-		t.Fatal("spin left the wake-up flag set")
-	}
+	sp.wakes.Add(-1)
 	sp.quit.Store(true)
 	if !sp.spin() {
-		t.Fatal("spin ignored quit")
+		t.Fatal("spin ran to its limit with Close waiting")
+	}
+	if d := time.Since(start); d >= limit {
+		t.Fatalf("spins took %v", d)
+	}
+	if sp.backoff != 3 {
+		t.Fatalf("backoff %d after spins ended by a wake-up and Close; want 3: only input shows spinning pays", sp.backoff)
 	}
 	if sp.want() {
 		t.Fatal("a loop that is stopping still wants to spin")
 	}
+}
+
+func TestServer_IdleSpin_NeedsASpareP(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	ts := startServer(t)
+	ts.dial(t).expect("+PONG\r\n", "ping")
+	for _, a := range ts.afterPolls() {
+		if a.spin.limit != 0 {
+			t.Fatalf("with GOMAXPROCS 1 and one loop, the loop spins for %v", a.spin.limit)
+		}
+	}
+}
+
+func TestServer_IdleSpin_LoopMadeWhileClosingDoesNotSpin(t *testing.T) {
+	ts := startServer(t)
+	ts.dial(t).expect("+PONG\r\n", "ping")
+	ts.mustClose(t, "")
+	ts.srv.mu.Lock()
+	a := ts.srv.newAfterPoll(nil)
+	ts.srv.mu.Unlock()
+	t.Cleanup(a.spin.stop)
+	if a.spin.want() || !a.spin.quit.Load() {
+		t.Fatal("a loop's first connection, opened while the server closed, lets the loop spin")
+	}
+}
+
+// afterPolls returns the server's loops' afterPoll.
+func (ts *testServer) afterPolls() []*afterPoll {
+	ts.srv.mu.Lock()
+	defer ts.srv.mu.Unlock()
+	var out []*afterPoll
+	for _, a := range ts.srv.afters {
+		out = append(out, a)
+	}
+	return out
 }
 
 // A command run off the loop wakes the loop when it is done; a loop that
@@ -132,5 +175,7 @@ func TestServer_IdleSpin_EndsForOffloadedCommandAndClose(t *testing.T) {
 	if got := c.reply(); got != "$-1\r\n" {
 		t.Fatalf("got %q; want a null", got)
 	}
+	c.expect("+PONG\r\n", "ping")
+	time.Sleep(10 * time.Millisecond) // the loop spins by now
 	ts.mustClose(t, "while its event loop spun")
 }
