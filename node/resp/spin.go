@@ -39,8 +39,9 @@ const maxSpinBackoff = 6
 type spinner struct {
 	limit   time.Duration // zero: never spin
 	set     readySet      // the loop's connections, watched for input
-	backoff uint8         // log2 of the polls to skip after the last miss
-	skip    int           // polls left to skip
+	backoff uint8         // log2 of the inputs to skip after the last miss
+	skip    int           // inputs left to skip
+	spins   int           // spins begun, for tests
 
 	// wakes counts wake-ups that goroutines (an offloaded command that is
 	// done) have queued on the loop and it has not run yet: they wait
@@ -71,6 +72,7 @@ func (sp *spinner) want() bool {
 // ended early. Only input counts as a spin that paid: it resets the
 // backoff, and a timeout extends it.
 func (sp *spinner) spin() bool {
+	sp.spins++
 	deadline := time.Now().Add(sp.limit)
 	for {
 		if sp.set.ready() {

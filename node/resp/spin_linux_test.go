@@ -138,6 +138,37 @@ func TestServer_IdleSpin_LoopMadeWhileClosingDoesNotSpin(t *testing.T) {
 	}
 }
 
+// A loop spins after lone commands, not after a pipeline: a pipelining
+// client reads a burst of replies before it sends again.
+func TestServer_IdleSpin_NotAfterPipelines(t *testing.T) {
+	for _, tc := range []struct {
+		send     string
+		replies  int
+		wantSpin bool
+	}{
+		{"PING\r\n", 1, true},
+		{"PING\r\nPING\r\n", 2, false},
+	} {
+		ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.IdleSpin = time.Hour })
+		c := ts.dial(t)
+		c.send(tc.send)
+		for range tc.replies {
+			if got := c.reply(); got != "+PONG\r\n" {
+				t.Fatalf("%q: got %q", tc.send, got)
+			}
+		}
+		time.Sleep(10 * time.Millisecond) // a spin would have begun
+		ts.mustClose(t, "")
+		spins := 0
+		for _, a := range ts.afterPolls() {
+			spins += a.spin.spins
+		}
+		if got := spins > 0; got != tc.wantSpin {
+			t.Errorf("%q: %d spins; want spinning %v", tc.send, spins, tc.wantSpin)
+		}
+	}
+}
+
 // afterPolls returns the server's loops' afterPoll.
 func (ts *testServer) afterPolls() []*afterPoll {
 	ts.srv.mu.Lock()
