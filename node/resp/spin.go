@@ -34,6 +34,7 @@ const maxSpinBackoff = 6
 // spins after at most one input in 65. Traffic whose commands arrive less
 // than a spin apart keeps the loop polling between them; sleeping and
 // waking for each cost about as much CPU (docs/benchmarks.md, "gap 30 µs").
+// A loop does not spin after serving a pipeline (afterPoll.pipelined).
 //
 // The loop's own fields (backoff, skip) are touched only by the loop.
 type spinner struct {
