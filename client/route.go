@@ -220,13 +220,29 @@ func (c *Client) sendAny(ctx context.Context, r *routes, req *protocol.Request) 
 
 // candidates lists addresses to try for any-node requests: the members in
 // random order, then the seeds.
+//
+// Nodes that left a call unanswered lately (quiet) come last: one cut off
+// from the network would otherwise hold a refresh up for tableTimeout,
+// just when the table is changing because of it.
 func (c *Client) candidates(r *routes) []string {
-	var out []string
+	var all []string
 	if r != nil {
-		out = append(out, r.addrs...)
-		rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+		all = append(all, r.addrs...)
+		rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
 	}
-	return append(out, c.cfg.Addrs...)
+	all = append(all, c.cfg.Addrs...)
+	out := make([]string, 0, len(all))
+	var quiet []string
+	c.mu.Lock()
+	for _, a := range all {
+		if p := c.pools[a]; p != nil && p.quiet() {
+			quiet = append(quiet, a)
+		} else {
+			out = append(out, a)
+		}
+	}
+	c.mu.Unlock()
+	return append(out, quiet...)
 }
 
 // sendSplit runs a multi-key Delete or Exists as one request per primary,
@@ -349,9 +365,14 @@ func (c *Client) refresh(ctx context.Context, seen uint64) error {
 		// A node cut off from the network must not hold the refresh up:
 		// each ask gets a short deadline of its own.
 		actx, cancel := context.WithTimeout(ctx, tableTimeout)
-		cl, err := c.pool(a).do(actx, &protocol.Request{Op: protocol.OpTable})
+		p := c.pool(a)
+		cl, err := p.do(actx, &protocol.Request{Op: protocol.OpTable})
+		unanswered := errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 		cancel()
 		if err != nil {
+			if unanswered {
+				p.markQuiet() // the next refresh asks it last
+			}
 			lastErr = err
 			continue
 		}

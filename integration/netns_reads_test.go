@@ -35,8 +35,10 @@ func TestPartition_readsOfABlackHoledPrimaryAreServedByItsBackup(t *testing.T) {
 		seeds = append(seeds, nd.native())
 	}
 	cfg := client.Config{Addrs: seeds, DialTimeout: time.Second, AttemptTimeout: 2 * time.Second}
-	// A read may wait out one attempt on the primary (or a dial to it)
-	// before its backup answers; it must not wait for the cluster.
+	// A read may wait out an attempt on the primary (half an attempt
+	// timeout, or a dial to it) before its backup answers, and when the
+	// table changes it may refresh it; it must not wait for the cluster to
+	// notice.
 	longest := cfg.AttemptTimeout + cfg.DialTimeout + time.Second
 	routed, err := client.New(cfg)
 	if err != nil {
@@ -71,6 +73,9 @@ func TestPartition_readsOfABlackHoledPrimaryAreServedByItsBackup(t *testing.T) {
 	var failures []string
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var stopOnce sync.Once
+	stopReaders := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
+	t.Cleanup(stopReaders) // if the test fails before it stops them
 	for r := range 4 {
 		c := []*client.Client{routed, fresh}[r%2]
 		wg.Go(func() {
@@ -94,7 +99,7 @@ func TestPartition_readsOfABlackHoledPrimaryAreServedByItsBackup(t *testing.T) {
 				}
 				if err != nil || !bytes.Equal(got, value(i)) {
 					mu.Lock()
-					failures = append(failures, fmt.Sprintf("%s at +%v: %q, %v", key,
+					failures = append(failures[:min(len(failures), 1000)], fmt.Sprintf("%s at +%v: %q, %v", key,
 						time.Since(cutAt).Round(time.Millisecond), got, err))
 					mu.Unlock()
 				}
@@ -103,19 +108,18 @@ func TestPartition_readsOfABlackHoledPrimaryAreServedByItsBackup(t *testing.T) {
 	}
 	detect := labWait(ctx, t, "the majority drops n3", time.Minute, func() error { return labMembersAre(ctx, majority, 2) })
 	time.Sleep(2 * time.Second) // and reads go on once the tables have moved
-	close(stop)
-	wg.Wait()
+	stopReaders()
 
 	t.Logf("%d reads in the %v after the cut (the majority dropped n3 after %v); %d took over 1s, the slowest %v",
 		reads.Load(), time.Since(cutAt).Round(time.Millisecond), detect.Round(time.Millisecond), slow.Load(),
 		time.Duration(slowest.Load()).Round(time.Millisecond))
 	if d := time.Duration(slowest.Load()); d > longest {
-		t.Errorf("a read took %v; want at most %v: it waited for the cluster to notice, not for its backup", d, longest)
+		t.Errorf("a read took %v; want at most %v", d, longest)
 	}
 	if len(failures) > 0 {
 		t.Errorf("%d reads failed or were wrong, the first: %v", len(failures), failures[:min(len(failures), 10)])
 	}
 	if reads.Load() < 2*keys {
-		t.Errorf("only %d reads of %d keys in the window; want every key read at least twice", reads.Load(), keys)
+		t.Errorf("only %d reads of %d keys in the window; want at least twice as many", reads.Load(), keys)
 	}
 }
