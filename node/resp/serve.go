@@ -440,11 +440,12 @@ func (c *conn) traffic() gnet.Action {
 			gc.Discard(off)
 		}
 	}
-	if ran > 1 {
-		c.after.pipelined = true
-	}
 	if ran > 1 || len(c.after.conns) > 0 {
-		return c.flushLater()
+		act := c.flushLater()
+		if ran > 1 && c.after.armed { // Run clears it
+			c.after.pipelined = true
+		}
+		return act
 	}
 	return c.flush()
 }

@@ -141,6 +141,7 @@ func TestServer_IdleSpin_LoopMadeWhileClosingDoesNotSpin(t *testing.T) {
 // A loop spins after lone commands, not after a pipeline: a pipelining
 // client reads a burst of replies before it sends again.
 func TestServer_IdleSpin_NotAfterPipelines(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
 	for _, tc := range []struct {
 		send     string
 		replies  int
@@ -149,7 +150,10 @@ func TestServer_IdleSpin_NotAfterPipelines(t *testing.T) {
 		{"PING\r\n", 1, true},
 		{"PING\r\nPING\r\n", 2, false},
 	} {
-		ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.IdleSpin = time.Hour })
+		ts := startServer(t, func(cfg *Config, _ *storeBackend) {
+			cfg.IdleSpin = time.Hour
+			cfg.EventLoops = 1 // and GOMAXPROCS 2 or more: a P to spare
+		})
 		c := ts.dial(t)
 		c.send(tc.send)
 		for range tc.replies {
