@@ -16,16 +16,17 @@ type nodePool struct {
 	next   atomic.Uint32
 	slots  []poolSlot
 	closed atomic.Bool // set by close; a closed pool dials nothing
-	// quietUntil (unix nanoseconds): a read here went unanswered lately,
-	// so until then reads ask a backup first (see sendPartition).
+	// quietUntil (unix nanoseconds): a read or a table request here went
+	// unanswered lately, so until then reads ask a backup first (see
+	// sendPartition) and refreshes ask this node last (see candidates).
 	quietUntil atomic.Int64
 }
 
-// quiet reports whether a read here went unanswered within the last
+// quiet reports whether a call here went unanswered within the last
 // AttemptTimeout.
 func (p *nodePool) quiet() bool { return time.Now().UnixNano() < p.quietUntil.Load() }
 
-// markQuiet records that a read here went unanswered.
+// markQuiet records that a call here went unanswered.
 func (p *nodePool) markQuiet() {
 	p.quietUntil.Store(time.Now().Add(p.cfg.AttemptTimeout).UnixNano())
 }

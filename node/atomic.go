@@ -108,10 +108,10 @@ func (n *Node) forwardAtomic(ctx context.Context, v *view, p int, reqs []*protoc
 	}
 	n.metrics.forwarded.Inc()
 	r, err := n.callWithin(ctx, v, to, &protocol.Request{Op: protocol.OpAtomic, Value: batch, Flags: protocol.FlagForwarded}, d)
-	if err != nil && d < n.peers.timeout {
-		n.markQuiet(ctx, to, err)
-	}
 	if err != nil {
+		if d < n.peers.timeout {
+			n.markQuiet(ctx, to, err)
+		}
 		return protocol.Errorf(protocol.CodeUnavailable, "forward: %v", err)
 	}
 	if err := r.Err(); err != nil {

@@ -151,23 +151,21 @@ func (m *membership) noQuorum() string { return *m.quorum.Load() }
 // silent reports whether member name of this node's table has not answered
 // a heartbeat for silentAfter: it is stopped, cut off or overloaded, and
 // failure detection may take seconds more to drop it from the table.
-func (n *Node) silent(name string) bool {
-	if n.members == nil {
-		return false
-	}
-	s := n.members.silent.Load()
-	return s != nil && slices.Contains(*s, name)
-}
+func (n *Node) silent(name string) bool { return slices.Contains(n.silentList(), name) }
 
 // silentMembers counts the members silent reports.
-func (n *Node) silentMembers() int {
+func (n *Node) silentMembers() int { return len(n.silentList()) }
+
+// silentList returns the members silent reports, as evalQuorum last found
+// them.
+func (n *Node) silentList() []string {
 	if n.members == nil {
-		return 0
+		return nil
 	}
 	if s := n.members.silent.Load(); s != nil {
-		return len(*s)
+		return *s
 	}
-	return 0
+	return nil
 }
 
 // runHeartbeats pings the other members of the table every

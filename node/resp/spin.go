@@ -42,7 +42,6 @@ type spinner struct {
 	set     readySet      // the loop's connections, watched for input
 	backoff uint8         // log2 of the inputs to skip after the last miss
 	skip    int           // inputs left to skip
-	spins   int           // spins begun, for tests
 
 	// wakes counts wake-ups that goroutines (an offloaded command that is
 	// done) have queued on the loop and it has not run yet: they wait
@@ -52,6 +51,9 @@ type spinner struct {
 	// quit is set by Server.Close, whose stopping of the loops is a task
 	// behind any spin too; it is never cleared.
 	quit atomic.Bool
+
+	spins    atomic.Int64 // spins begun, for tests
+	spinning atomic.Bool  // a spin is under way, for tests
 }
 
 // want reports whether the loop should spin once it has served its current
@@ -73,7 +75,9 @@ func (sp *spinner) want() bool {
 // ended early. Only input counts as a spin that paid: it resets the
 // backoff, and a timeout extends it.
 func (sp *spinner) spin() bool {
-	sp.spins++
+	sp.spins.Add(1)
+	sp.spinning.Store(true)
+	defer sp.spinning.Store(false)
 	deadline := time.Now().Add(sp.limit)
 	for {
 		if sp.set.ready() {

@@ -142,35 +142,34 @@ func TestServer_IdleSpin_LoopMadeWhileClosingDoesNotSpin(t *testing.T) {
 // client reads a burst of replies before it sends again.
 func TestServer_IdleSpin_NotAfterPipelines(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
-	for _, tc := range []struct {
-		send     string
-		replies  int
-		wantSpin bool
-	}{
-		{"PING\r\n", 1, true},
-		{"PING\r\nPING\r\n", 2, false},
-	} {
+	start := func(t *testing.T) (*testServer, *rawConn) {
 		ts := startServer(t, func(cfg *Config, _ *storeBackend) {
 			cfg.IdleSpin = time.Hour
 			cfg.EventLoops = 1 // and GOMAXPROCS 2 or more: a P to spare
 		})
-		c := ts.dial(t)
-		c.send(tc.send)
-		for range tc.replies {
+		return ts, ts.dial(t)
+	}
+	t.Run("lone", func(t *testing.T) {
+		ts, c := start(t)
+		c.expect("+PONG\r\n", "ping")
+		ts.waitForSpin(t)
+	})
+	t.Run("pipeline", func(t *testing.T) {
+		ts, c := start(t)
+		c.send("PING\r\nPING\r\n")
+		for range 2 {
 			if got := c.reply(); got != "+PONG\r\n" {
-				t.Fatalf("%q: got %q", tc.send, got)
+				t.Fatalf("got %q", got)
 			}
 		}
-		time.Sleep(10 * time.Millisecond) // a spin would have begun
-		ts.mustClose(t, "")
-		spins := 0
-		for _, a := range ts.afterPolls() {
-			spins += a.spin.spins
+		// The task that sent those replies decides on its spin before the
+		// loop reads more: a lone PING now ends any spin after the
+		// pipeline, then starts one of its own.
+		c.expect("+PONG\r\n", "ping")
+		if n := ts.waitForSpin(t).spin.spins.Load(); n != 1 {
+			t.Errorf("%d spins, counting the last PING's; want that one alone", n)
 		}
-		if got := spins > 0; got != tc.wantSpin {
-			t.Errorf("%q: %d spins; want spinning %v", tc.send, spins, tc.wantSpin)
-		}
-	}
+	})
 }
 
 // afterPolls returns the server's loops' afterPoll.
@@ -184,14 +183,30 @@ func (ts *testServer) afterPolls() []*afterPoll {
 	return out
 }
 
+// waitForSpin waits until one of the server's loops spins and returns it.
+func (ts *testServer) waitForSpin(t *testing.T) *afterPoll {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		for _, a := range ts.afterPolls() {
+			if a.spin.spinning.Load() {
+				return a
+			}
+		}
+	}
+	t.Fatal("no event loop began to spin within 5s")
+	return nil
+}
+
 // A command run off the loop wakes the loop when it is done; a loop that
 // spins in the meantime must end its spin for it, or the reply would wait
 // for the whole spin (here an hour). Close must not wait for a spin either.
 func TestServer_IdleSpin_EndsForOffloadedCommandAndClose(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
 	release := make(chan struct{})
 	entered := make(chan struct{}, 1)
 	ts := startServer(t, func(cfg *Config, b *storeBackend) {
 		cfg.IdleSpin = time.Hour
+		cfg.EventLoops = 1 // and GOMAXPROCS 2 or more: a P to spare
 		b.remote = func(key string) bool { return strings.HasPrefix(key, "r:") }
 		b.wait = func(ctx context.Context, _ *protocol.Request) {
 			entered <- struct{}{}
@@ -205,12 +220,12 @@ func TestServer_IdleSpin_EndsForOffloadedCommandAndClose(t *testing.T) {
 	c.expect("+PONG\r\n", "ping") // the loop now spins, for an hour
 	c.cmd("get", "r:x")
 	<-entered
-	time.Sleep(10 * time.Millisecond) // let the loop go back to spinning
+	ts.waitForSpin(t)
 	close(release)
 	if got := c.reply(); got != "$-1\r\n" {
 		t.Fatalf("got %q; want a null", got)
 	}
 	c.expect("+PONG\r\n", "ping")
-	time.Sleep(10 * time.Millisecond) // the loop spins by now
+	ts.waitForSpin(t)
 	ts.mustClose(t, "while its event loop spun")
 }
