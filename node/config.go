@@ -36,6 +36,10 @@ type Config struct {
 	// loops); it backs off when nothing comes. Zero means 20µs, negative
 	// disables it; at most 1ms.
 	RESPIdleSpin time.Duration
+	// RESPMaxClients bounds the Redis listener's open connections, as
+	// Redis's maxclients does: one more is told "ERR max number of
+	// clients reached" and closed. Zero means 10000; negative, no limit.
+	RESPMaxClients int
 	// Password, when set, is required on the Redis listener (AUTH or HELLO
 	// AUTH) before any other command. Empty means no authentication.
 	Password string

@@ -56,12 +56,6 @@ func newMetrics(n *Node) *metrics {
 	m.repairs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_anti_entropy_repairs_total", Help: "Partitions found to differ from a backup and repaired.",
 	})
-	stat := func(name, help string, typ prometheus.ValueType, f func() int64) prometheus.Collector {
-		desc := prometheus.NewDesc(name, help, nil, nil)
-		return collectorFunc{desc, func(ch chan<- prometheus.Metric) {
-			ch <- prometheus.MustNewConstMetric(desc, typ, float64(f()))
-		}}
-	}
 	s := n.store
 	m.reg.MustRegister(requestsCollector{m}, m.conns, m.badFrames, m.replicaFailures, m.replicated, m.forwarded, m.backupReads, m.repairs, m.refusedConns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -80,6 +74,14 @@ func newMetrics(n *Node) *metrics {
 		stat("cloakroom_under_replicated_partitions", "Partitions with fewer holders than --replicas.", prometheus.GaugeValue, func() int64 { return int64(n.underReplicated()) }),
 	)
 	return m
+}
+
+// stat exports f's value as the metric name.
+func stat(name, help string, typ prometheus.ValueType, f func() int64) prometheus.Collector {
+	desc := prometheus.NewDesc(name, help, nil, nil)
+	return collectorFunc{desc, func(ch chan<- prometheus.Metric) {
+		ch <- prometheus.MustNewConstMetric(desc, typ, float64(f()))
+	}}
 }
 
 // reqShards is how many copies of the request counters there are. Every

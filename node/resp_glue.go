@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cloakroom/cloakroom/node/resp"
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
@@ -34,9 +36,14 @@ func (n *Node) startRESP(addr string) (*respListener, error) {
 		Password:    n.cfg.Password,
 		ClusterMode: n.cfg.RESPClusterMode,
 		IdleSpin:    n.cfg.RESPIdleSpin,
+		MaxClients:  n.cfg.RESPMaxClients,
 		Limits:      resp.DefaultLimits(n.cfg.Limits.MaxValue),
 		Logger:      n.log,
 	})
+	srv := r.srv
+	n.metrics.reg.MustRegister(
+		stat("cloakroom_resp_clients", "Open Redis protocol connections.", prometheus.GaugeValue, func() int64 { return int64(srv.Clients()) }),
+		stat("cloakroom_resp_refused_connections_total", "Redis protocol connections closed at once because the node was at --resp-max-clients.", prometheus.CounterValue, srv.Refused))
 	return r, nil
 }
 

@@ -51,11 +51,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.SetOutput(stderr)
 	var join, maxMemory, maxValue, gossipKey, transferRate string
 	var respSpin time.Duration
+	var respMaxClients int
 	fs.StringVar(&c.Name, "name", c.Name, "node name, unique in the cluster (default: hostname)")
 	fs.StringVar(&c.Addr, "addr", c.Addr, "native protocol listener")
 	fs.StringVar(&c.RESPAddr, "resp-addr", c.RESPAddr, "Redis protocol listener (empty disables)")
 	fs.BoolVar(&c.RESPClusterMode, "resp-cluster-mode", c.RESPClusterMode, "act as a Redis Cluster node: CLUSTER commands and MOVED redirects")
 	fs.DurationVar(&respSpin, "resp-idle-spin", resp.DefaultIdleSpin, "how long the Redis listener keeps polling for input after serving some, before it sleeps (Linux; 0 disables)")
+	fs.IntVar(&respMaxClients, "resp-max-clients", resp.DefaultMaxClients, "most open Redis protocol connections; one more is told \"max number of clients reached\" and closed (0: no limit)")
 	fs.StringVar(&c.Password, "requirepass", c.Password, "password Redis clients must AUTH with (empty: none)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listener for /healthz, /readyz, /metrics (empty disables)")
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "gossip (membership) listener")
@@ -107,6 +109,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		c.RESPIdleSpin = -1
 	default:
 		c.RESPIdleSpin = respSpin
+	}
+	switch {
+	case respMaxClients < 0:
+		errs = append(errs, fmt.Errorf("resp-max-clients: %d; must not be negative (0: no limit)", respMaxClients))
+	case respMaxClients == 0:
+		c.RESPMaxClients = -1
+	default:
+		c.RESPMaxClients = respMaxClients
 	}
 	if transferRate == "-1" {
 		c.TransferRate = -1

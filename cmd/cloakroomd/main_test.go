@@ -141,6 +141,28 @@ func TestParseFlags_respIdleSpin(t *testing.T) {
 	}
 }
 
+func TestParseFlags_respMaxClients(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  env
+		want int
+	}{
+		{nil, env{}, 10000},
+		{[]string{"--resp-max-clients", "500"}, env{}, 500},
+		{nil, env{"CLOAKROOM_RESP_MAX_CLIENTS": "64"}, 64},
+		{[]string{"--resp-max-clients", "0"}, env{}, -1}, // node.Config: negative is no limit
+	} {
+		if got := parse(t, tc.args, tc.env).cfg.RESPMaxClients; got != tc.want {
+			t.Errorf("%q %v: RESPMaxClients = %d; want %d", tc.args, tc.env, got, tc.want)
+		}
+	}
+	var stderr bytes.Buffer
+	if _, err := parseFlags([]string{"--resp-max-clients", "-5"}, env{}.get, &stderr); err == nil ||
+		!strings.Contains(err.Error(), "resp-max-clients") {
+		t.Errorf("--resp-max-clients -5: got %v; want an error naming the flag", err)
+	}
+}
+
 func TestParseFlags_badValues_reportEveryProblem(t *testing.T) {
 	var stderr bytes.Buffer
 	_, err := parseFlags([]string{"--max-memory", "lots", "--max-value-size", "huge", "--log-format", "xml",

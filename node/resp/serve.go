@@ -53,6 +53,9 @@ type Server struct {
 
 	nextID    atomic.Int64
 	totalConn atomic.Int64
+	admitted  atomic.Int64 // connections accepted and not closed, enrolling or open
+	refused   atomic.Int64 // connections closed at once for MaxClients
+	refusedAt atomic.Int64 // when a refusal was last logged, in Unix ns
 	doneCmds  atomic.Int64 // commands of closed connections; open ones count their own
 
 	ctx    context.Context // cancelled by Close; passed to every Backend call
@@ -83,6 +86,9 @@ func NewServer(b Backend, cfg Config) *Server {
 	}
 	if cfg.IdleSpin == 0 {
 		cfg.IdleSpin = DefaultIdleSpin
+	}
+	if cfg.MaxClients == 0 {
+		cfg.MaxClients = DefaultMaxClients
 	}
 	if cfg.EventLoops <= 0 {
 		cfg.EventLoops = max(1, runtime.GOMAXPROCS(0)/2)
@@ -155,6 +161,10 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
+		if !s.admit() {
+			s.refuse(nc)
+			continue
+		}
 		if !s.enroll(nc) {
 			return ErrServerClosed
 		}
@@ -192,6 +202,7 @@ func (s *Server) enroll(nc net.Conn) bool {
 	if s.closed {
 		s.mu.Unlock()
 		nc.Close()
+		s.admitted.Add(-1)
 		return false
 	}
 	s.wg.Add(1)
@@ -202,6 +213,15 @@ func (s *Server) enroll(nc net.Conn) bool {
 		// The loop owns a duplicate of the socket from here; nc is closed.
 		if _, err := loops.EnrollContext(nc, c); err != nil {
 			s.log.Warn("resp: enroll", "peer", c.addr, "err", err)
+		}
+		// A connection the loop opened is let go by OnClose; one it did
+		// not (the loops stopping, or the poller refusing the socket)
+		// has no more to come.
+		s.mu.Lock()
+		opened := c.gc != nil
+		s.mu.Unlock()
+		if !opened {
+			s.admitted.Add(-1)
 		}
 	}()
 	return true
@@ -309,6 +329,7 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	c := gc.Context().(*conn)
 	c.gone = true
+	h.s.admitted.Add(-1)
 	c.after.spin.unwatch(gc.Fd())
 	h.s.untrack(c)
 	return gnet.None

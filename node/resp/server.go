@@ -88,6 +88,12 @@ type Config struct {
 	// when GOMAXPROCS exceeds EventLoops; see spinner). Zero means
 	// DefaultIdleSpin; negative disables it.
 	IdleSpin time.Duration
+	// MaxClients bounds the open connections. A connection past it is
+	// told "ERR max number of clients reached" and closed, as Redis does
+	// at its maxclients, so that a flood of connections cannot take the
+	// descriptors the node needs for its peers and other clients. Zero
+	// means DefaultMaxClients; negative, no limit.
+	MaxClients int
 
 	workerIdle time.Duration // how long an idle worker waits; zero means workpool.DefaultIdle (tests shorten it)
 }

@@ -58,7 +58,8 @@ func cmdInfo(ctx context.Context, c *conn, args [][]byte) {
 		"uptime_in_days:"+strconv.FormatInt(uptime/86400, 10))
 	section("Clients",
 		"connected_clients:"+strconv.Itoa(s.Clients()),
-		"blocked_clients:0")
+		"blocked_clients:0",
+		"maxclients:"+strconv.Itoa(s.maxClients()))
 	if all || want["memory"] {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
@@ -72,7 +73,8 @@ func cmdInfo(ctx context.Context, c *conn, args [][]byte) {
 	section("Persistence", "loading:0", "rdb_changes_since_last_save:0", "aof_enabled:0")
 	section("Stats",
 		"total_connections_received:"+strconv.FormatInt(s.totalConn.Load(), 10),
-		"total_commands_processed:"+strconv.FormatInt(s.commandsProcessed(), 10))
+		"total_commands_processed:"+strconv.FormatInt(s.commandsProcessed(), 10),
+		"rejected_connections:"+strconv.FormatInt(s.refused.Load(), 10))
 	section("Replication", "role:master", "connected_slaves:0")
 	section("Cluster", "cluster_enabled:"+clusterEnabled)
 	if all || want["keyspace"] {
@@ -99,19 +101,25 @@ func human(n uint64) string {
 }
 
 // configValues are the parameters CONFIG GET answers.
-var configValues = [][2]string{
-	{"save", ""},
-	{"appendonly", "no"},
-	{"databases", "1"},
-	{"maxmemory-policy", "volatile-ttl"},
+func (s *Server) configValues() [][2]string {
+	return [][2]string{
+		{"save", ""},
+		{"appendonly", "no"},
+		{"databases", "1"},
+		{"maxmemory-policy", "volatile-ttl"},
+		{"maxclients", strconv.Itoa(s.maxClients())},
+	}
 }
+
+// maxClients is MaxClients as Redis reports maxclients: 0 for no limit.
+func (s *Server) maxClients() int { return max(s.cfg.MaxClients, 0) }
 
 // cmdConfig answers CONFIG GET pattern [pattern ...] and CONFIG RESETSTAT.
 func cmdConfig(_ context.Context, c *conn, args [][]byte) {
 	switch sub := strings.ToLower(string(args[1])); {
 	case sub == "get" && len(args) >= 3:
 		var out [][2]string
-		for _, kv := range configValues {
+		for _, kv := range c.s.configValues() {
 			for _, p := range args[2:] {
 				if protocol.MatchGlob(strings.ToLower(string(p)), kv[0]) {
 					out = append(out, kv)
