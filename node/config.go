@@ -38,7 +38,8 @@ type Config struct {
 	RESPIdleSpin time.Duration
 	// RESPMaxClients bounds the Redis listener's open connections, as
 	// Redis's maxclients does: one more is told "ERR max number of
-	// clients reached" and closed. Zero means 10000; negative, no limit.
+	// clients reached" and closed. Zero means 10000; negative, no limit. A
+	// limit above half the open-file limit is lowered to it.
 	RESPMaxClients int
 	// Password, when set, is required on the Redis listener (AUTH or HELLO
 	// AUTH) before any other command. Empty means no authentication.

@@ -32,8 +32,12 @@ func (s *Server) refuse(nc net.Conn) {
 		s.log.Warn("resp: refusing connections: at the client limit (--resp-max-clients)",
 			"peer", nc.RemoteAddr().String(), "limit", s.cfg.MaxClients, "refused_total", n)
 	}
+	msg := "-ERR max number of clients reached\r\n"
+	if s.cfg.ClusterMode { // Redis Cluster counts its bus links too, and says so
+		msg = "-ERR max number of clients + cluster connections reached\r\n"
+	}
 	_ = nc.SetWriteDeadline(now.Add(time.Second))
-	_, _ = io.WriteString(nc, "-ERR max number of clients reached\r\n")
+	_, _ = io.WriteString(nc, msg)
 	nc.Close()
 }
 

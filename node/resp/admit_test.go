@@ -94,10 +94,17 @@ func TestServer_MaxClients_holdsForABurst(t *testing.T) {
 	}
 }
 
+// In cluster mode Redis words the error as its cluster nodes do.
+func TestServer_MaxClients_clusterModeWording(t *testing.T) {
+	ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.MaxClients, cfg.ClusterMode = 1, true })
+	ts.dial(t).expect("+PONG\r\n", "ping")
+	if got := ts.dial(t).reply(); got != "-ERR max number of clients + cluster connections reached\r\n" {
+		t.Errorf("a client past the limit read %q", got)
+	}
+}
+
 func TestServer_MaxClients_noLimitWhenNegative(t *testing.T) {
 	ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.MaxClients = -1 })
-	c := ts.dial(t)
-	c.expect("*2\r\n$10\r\nmaxclients\r\n$1\r\n0\r\n", "config", "get", "maxclients")
 	for range 20 {
 		ts.dial(t).expect("+PONG\r\n", "ping")
 	}

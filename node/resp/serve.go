@@ -56,6 +56,7 @@ type Server struct {
 	admitted  atomic.Int64 // connections accepted and not closed, enrolling or open
 	refused   atomic.Int64 // connections closed at once for MaxClients
 	refusedAt atomic.Int64 // when a refusal was last logged, in Unix ns
+	fileLimit int          // the open-file limit at start; 0 if unknown
 	doneCmds  atomic.Int64 // commands of closed connections; open ones count their own
 
 	ctx    context.Context // cancelled by Close; passed to every Backend call
@@ -90,6 +91,12 @@ func NewServer(b Backend, cfg Config) *Server {
 	if cfg.MaxClients == 0 {
 		cfg.MaxClients = DefaultMaxClients
 	}
+	fileLimit := openFileLimit()
+	if cfg.MaxClients > fileLimit/2 && fileLimit > 0 {
+		cfg.Logger.Warn("resp: client limit lowered to half the open-file limit, so that the node keeps descriptors for its peers and other clients; raise ulimit -n for more",
+			"resp_max_clients", cfg.MaxClients, "open_file_limit", fileLimit, "lowered_to", fileLimit/2)
+		cfg.MaxClients = fileLimit / 2
+	}
 	if cfg.EventLoops <= 0 {
 		cfg.EventLoops = max(1, runtime.GOMAXPROCS(0)/2)
 	}
@@ -109,8 +116,9 @@ func NewServer(b Backend, cfg Config) *Server {
 	s := &Server{
 		b: b, cfg: cfg, log: cfg.Logger, start: cfg.Now(),
 		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
-		afters: map[gnet.EventLoop]*afterPoll{},
-		work:   workpool.New(cfg.workerIdle),
+		afters:    map[gnet.EventLoop]*afterPoll{},
+		fileLimit: fileLimit,
+		work:      workpool.New(cfg.workerIdle),
 	}
 	s.cmds = commandTable()
 	s.get, s.set = s.cmds["get"], s.cmds["set"]

@@ -92,7 +92,8 @@ type Config struct {
 	// told "ERR max number of clients reached" and closed, as Redis does
 	// at its maxclients, so that a flood of connections cannot take the
 	// descriptors the node needs for its peers and other clients. Zero
-	// means DefaultMaxClients; negative, no limit.
+	// means DefaultMaxClients; negative, no limit. A limit above half the
+	// open-file limit is lowered to it, with a warning.
 	MaxClients int
 
 	workerIdle time.Duration // how long an idle worker waits; zero means workpool.DefaultIdle (tests shorten it)

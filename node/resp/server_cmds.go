@@ -111,8 +111,15 @@ func (s *Server) configValues() [][2]string {
 	}
 }
 
-// maxClients is MaxClients as Redis reports maxclients: 0 for no limit.
-func (s *Server) maxClients() int { return max(s.cfg.MaxClients, 0) }
+// maxClients is the client limit as Redis reports maxclients, which is
+// never 0 (monitoring divides by it): with no limit of its own, the server
+// is bounded by the open-file limit.
+func (s *Server) maxClients() int {
+	if s.cfg.MaxClients > 0 {
+		return s.cfg.MaxClients
+	}
+	return s.fileLimit
+}
 
 // cmdConfig answers CONFIG GET pattern [pattern ...] and CONFIG RESETSTAT.
 func cmdConfig(_ context.Context, c *conn, args [][]byte) {
