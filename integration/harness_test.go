@@ -34,7 +34,7 @@ type target struct {
 // compatTargets lists the servers every suite runs against, reference first:
 // a test that fails on redis-server is a wrong test, not a Cloakroom bug.
 var compatTargets = []target{
-	{name: "redis-server", start: startRedisServer},
+	{name: "redis-server", start: func(t *testing.T) []string { return startRedisServer(t) }},
 	{name: "cloakroomd", start: func(t *testing.T) []string { return []string{startCloakroomd(t)} }},
 	{name: "cloakroomd-3", start: startCloakroomdCluster},
 }
@@ -155,9 +155,10 @@ func stableAddr(t *testing.T) string {
 	return ""
 }
 
-// startRedisServer starts a reference redis-server with no persistence. When
-// the binary is missing it skips, unless CI is set, where it fails.
-func startRedisServer(t *testing.T) []string {
+// startRedisServer starts a reference redis-server with no persistence,
+// and extra arguments if any. When the binary is missing it skips, unless
+// CI is set, where it fails.
+func startRedisServer(t *testing.T, extra ...string) []string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -168,10 +169,10 @@ func startRedisServer(t *testing.T) []string {
 	}
 	addr := freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
-	startProcess(t, []string{addr}, bin,
+	startProcess(t, []string{addr}, bin, append([]string{
 		"--bind", "127.0.0.1", "--port", port,
 		"--save", "", "--appendonly", "no",
-		"--dir", t.TempDir(), "--daemonize", "no")
+		"--dir", t.TempDir(), "--daemonize", "no"}, extra...)...)
 	return []string{addr}
 }
 

@@ -49,6 +49,68 @@ func TestRESP_Node_RepliesLikeRedisServer(t *testing.T) {
 	}
 }
 
+// A client past the client limit reads what redis-server's reads, byte for
+// byte, and both count it the same way in INFO.
+func TestRESP_Node_RefusesPastMaxClientsLikeRedisServer(t *testing.T) {
+	redisAddr := startRedisServer(t, "--maxclients", "2")[0]
+	n := startRESPNode(t, func(c *node.Config) { c.RESPMaxClients = 2 })
+	// refused holds two clients, returns what a third reads before the
+	// server closes it, then the server's INFO.
+	refused := func(addr string) (got, info string) {
+		var first net.Conn
+		var firstBR *bufio.Reader
+		for i := range 2 {
+			nc, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(nc)
+			if _, err := nc.Write([]byte("PING\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			if line, err := br.ReadString('\n'); err != nil || line != "+PONG\r\n" {
+				t.Fatalf("%s: a client within the limit: %q, %v", addr, line, err)
+			}
+			if i == 0 {
+				first, firstBR = nc, br
+			}
+		}
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, err := io.ReadAll(nc)
+		if err != nil {
+			t.Fatalf("%s: the client past the limit: %v", addr, err)
+		}
+		if _, err := first.Write([]byte("INFO\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		var sb strings.Builder
+		if err := readRaw(firstBR, &sb); err != nil {
+			t.Fatalf("%s: INFO: %v", addr, err)
+		}
+		return string(b), sb.String()
+	}
+	want, wantInfo := refused(redisAddr)
+	got, gotInfo := refused(n.RESPAddr())
+	if got != want {
+		t.Errorf("past the limit the node sent %q; redis-server %q", got, want)
+	}
+	for _, field := range []string{"maxclients:2\r\n", "rejected_connections:1\r\n"} {
+		if !strings.Contains(wantInfo, field) {
+			t.Fatalf("redis-server's INFO lacks %q; the test's premise is wrong", field)
+		}
+		if !strings.Contains(gotInfo, field) {
+			t.Errorf("the node's INFO lacks %q", field)
+		}
+	}
+}
+
 // sameTTL reports whether two TTL replies differ only by the millisecond
 // that may pass between a write and the TTL read on either server.
 func sameTTL(cmd []string, a, b string) bool {
