@@ -13,16 +13,7 @@ import (
 )
 
 func TestNode_MaxConns_closesConnectionsPastTheLimit(t *testing.T) {
-	cfg := node.DefaultConfig()
-	cfg.Name = "limits"
-	cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "", "", ""
-	cfg.MaxConns = 2
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
+	n := startLimited(t, func(cfg *node.Config) { cfg.MaxConns = 2 })
 	var held []net.Conn
 	for range 2 {
 		c, err := net.Dial("tcp", n.Addr())
@@ -51,16 +42,10 @@ func TestNode_MaxConns_closesConnectionsPastTheLimit(t *testing.T) {
 }
 
 func TestNode_RESPMaxClients_refusesAndCountsInMetrics(t *testing.T) {
-	cfg := node.DefaultConfig()
-	cfg.Name = "resp-limits"
-	cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""
-	cfg.RESPMaxClients = 1
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
+	n := startLimited(t, func(cfg *node.Config) {
+		cfg.RESPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.RESPMaxClients = 1
+	})
 	first, err := net.Dial("tcp", n.RESPAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -97,4 +82,21 @@ func TestNode_RESPMaxClients_refusesAndCountsInMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
 		}
 	}
+}
+
+// startLimited starts a lone node with only its native listener, as adjust
+// changes it.
+func startLimited(t *testing.T, adjust func(*node.Config)) *node.Node {
+	t.Helper()
+	cfg := node.DefaultConfig()
+	cfg.Name = "limits"
+	cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "", "", ""
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	adjust(&cfg)
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
 }

@@ -34,6 +34,21 @@ func main() {
 	}
 }
 
+// zeroMeansOff stores a flag whose 0 turns its feature off, as
+// node.Config's negative value does (its 0 means the default); a negative
+// flag is an error, which zero names.
+func zeroMeansOff[T ~int | ~int64](name string, v T, dst *T, zero string) error {
+	switch {
+	case v < 0:
+		return fmt.Errorf("%s: %v; must not be negative (%s)", name, v, zero)
+	case v == 0:
+		*dst = -1
+	default:
+		*dst = v
+	}
+	return nil
+}
+
 // options are the command-line settings beyond node.Config.
 type options struct {
 	cfg          node.Config
@@ -102,21 +117,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		}
 		c.GossipKey = k
 	}
-	switch {
-	case respSpin < 0:
-		errs = append(errs, fmt.Errorf("resp-idle-spin: %v; must not be negative (0 disables)", respSpin))
-	case respSpin == 0:
-		c.RESPIdleSpin = -1
-	default:
-		c.RESPIdleSpin = respSpin
+	if err := zeroMeansOff("resp-idle-spin", respSpin, &c.RESPIdleSpin, "0 disables"); err != nil {
+		errs = append(errs, err)
 	}
-	switch {
-	case respMaxClients < 0:
-		errs = append(errs, fmt.Errorf("resp-max-clients: %d; must not be negative (0: no limit)", respMaxClients))
-	case respMaxClients == 0:
-		c.RESPMaxClients = -1
-	default:
-		c.RESPMaxClients = respMaxClients
+	if err := zeroMeansOff("resp-max-clients", respMaxClients, &c.RESPMaxClients, "0: no limit"); err != nil {
+		errs = append(errs, err)
 	}
 	if transferRate == "-1" {
 		c.TransferRate = -1
