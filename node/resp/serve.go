@@ -223,8 +223,9 @@ func (s *Server) enroll(nc net.Conn) bool {
 			s.log.Warn("resp: enroll", "peer", c.addr, "err", err)
 		}
 		// A connection the loop opened is let go by OnClose; one it did
-		// not (the loops stopping, or the poller refusing the socket)
-		// has no more to come.
+		// not (its socket failed before the hand-over, or the poller
+		// refused it) has no more to come. Close waits for enrolments
+		// before it stops the loops, so a loop never stops under one.
 		s.mu.Lock()
 		opened := c.gc != nil
 		s.mu.Unlock()
