@@ -41,6 +41,10 @@ type Config struct {
 	// clients reached" and closed. Zero means 10000; negative, no limit. A
 	// limit above half the open-file limit is lowered to it.
 	RESPMaxClients int
+	// RESPIdleTimeout closes a Redis connection that has sent nothing for
+	// this long and has no command running, as Redis's timeout does. Zero
+	// means never; otherwise at least 1s.
+	RESPIdleTimeout time.Duration
 	// Password, when set, is required on the Redis listener (AUTH or HELLO
 	// AUTH) before any other command. Empty means no authentication.
 	Password string
@@ -212,6 +216,9 @@ func (c Config) Validate() error {
 	}
 	if c.PeerTimeout < 0 {
 		bad("peer timeout: %v; must not be negative", c.PeerTimeout)
+	}
+	if c.RESPIdleTimeout < 0 || c.RESPIdleTimeout > 0 && c.RESPIdleTimeout < time.Second {
+		bad("resp-idle-timeout: %v; must be 0 (never) or at least 1s", c.RESPIdleTimeout)
 	}
 	if c.RESPIdleSpin > time.Millisecond {
 		bad("resp-idle-spin: %v; must be at most 1ms", c.RESPIdleSpin)

@@ -19,18 +19,19 @@ func TestConfig_Validate_defaultsAreValid(t *testing.T) {
 
 func TestConfig_Validate_reportsEveryProblemAtOnce(t *testing.T) {
 	cfg := Config{
-		Name:           "n1",
-		Addr:           "",
-		RESPAddr:       "no-port",
-		HTTPAddr:       "127.0.0.1:99999",
-		GossipAddr:     "127.0.0.1:http",
-		Join:           []string{"ok:1", "bad"},
-		Replicas:       -1,
-		Partitions:     -5,
-		MaxMemory:      -1,
-		Limits:         protocol.Limits{MaxKey: 1 << 16, MaxValue: 1 << 30},
-		ExpiryInterval: -1,
-		RESPIdleSpin:   2 * time.Millisecond,
+		Name:            "n1",
+		Addr:            "",
+		RESPAddr:        "no-port",
+		HTTPAddr:        "127.0.0.1:99999",
+		GossipAddr:      "127.0.0.1:http",
+		Join:            []string{"ok:1", "bad"},
+		Replicas:        -1,
+		Partitions:      -5,
+		MaxMemory:       -1,
+		Limits:          protocol.Limits{MaxKey: 1 << 16, MaxValue: 1 << 30},
+		ExpiryInterval:  -1,
+		RESPIdleSpin:    2 * time.Millisecond,
+		RESPIdleTimeout: 500 * time.Millisecond,
 	}
 	err := cfg.Validate()
 	if err == nil {
@@ -39,14 +40,14 @@ func TestConfig_Validate_reportsEveryProblemAtOnce(t *testing.T) {
 	for _, want := range []string{
 		"addr: required", `resp-addr "no-port"`, `http-addr "127.0.0.1:99999"`, `gossip-addr "127.0.0.1:http"`,
 		`join "bad"`, "replicas: -1", "partitions: -5", "max-memory: -1", "max key size", "max value size", "expiry interval",
-		"resp-idle-spin",
+		"resp-idle-spin", "resp-idle-timeout",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %q; want it to mention %q", err, want)
 		}
 	}
-	if got := strings.Count(err.Error(), "\n") + 1; got != 12 {
-		t.Errorf("Validate() reported %d problems; want 12:\n%v", got, err)
+	if got := strings.Count(err.Error(), "\n") + 1; got != 13 {
+		t.Errorf("Validate() reported %d problems; want 13:\n%v", got, err)
 	}
 }
 

@@ -37,13 +37,15 @@ func (n *Node) startRESP(addr string) (*respListener, error) {
 		ClusterMode: n.cfg.RESPClusterMode,
 		IdleSpin:    n.cfg.RESPIdleSpin,
 		MaxClients:  n.cfg.RESPMaxClients,
+		IdleTimeout: n.cfg.RESPIdleTimeout,
 		Limits:      resp.DefaultLimits(n.cfg.Limits.MaxValue),
 		Logger:      n.log,
 	})
 	srv := r.srv
 	n.metrics.reg.MustRegister(
 		stat("cloakroom_resp_clients", "Open Redis protocol connections.", prometheus.GaugeValue, func() int64 { return int64(srv.Clients()) }),
-		stat("cloakroom_resp_refused_connections_total", "Redis protocol connections closed at once because the node was at --resp-max-clients.", prometheus.CounterValue, srv.Refused))
+		stat("cloakroom_resp_refused_connections_total", "Redis protocol connections closed at once because the node was at --resp-max-clients.", prometheus.CounterValue, srv.Refused),
+		stat("cloakroom_resp_idle_closed_total", "Redis protocol connections closed for sending nothing for --resp-idle-timeout.", prometheus.CounterValue, srv.IdleClosed))
 	return r, nil
 }
 

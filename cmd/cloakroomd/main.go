@@ -73,6 +73,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.BoolVar(&c.RESPClusterMode, "resp-cluster-mode", c.RESPClusterMode, "act as a Redis Cluster node: CLUSTER commands and MOVED redirects")
 	fs.DurationVar(&respSpin, "resp-idle-spin", resp.DefaultIdleSpin, "how long the Redis listener keeps polling for input after serving some, before it sleeps (Linux; 0 disables)")
 	fs.IntVar(&respMaxClients, "resp-max-clients", resp.DefaultMaxClients, "most open Redis protocol connections, at most half the open-file limit; one more is told \"max number of clients reached\" and closed (0: no limit)")
+	fs.DurationVar(&c.RESPIdleTimeout, "resp-idle-timeout", 0, "close a Redis protocol connection idle this long, as Redis's timeout (0: never; at least 1s)")
 	fs.StringVar(&c.Password, "requirepass", c.Password, "password Redis clients must AUTH with (empty: none)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listener for /healthz, /readyz, /metrics (empty disables)")
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "gossip (membership) listener")

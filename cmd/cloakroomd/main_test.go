@@ -163,6 +163,18 @@ func TestParseFlags_respMaxClients(t *testing.T) {
 	}
 }
 
+func TestParseFlags_respIdleTimeout(t *testing.T) {
+	if got := parse(t, nil, env{}).cfg.RESPIdleTimeout; got != 0 {
+		t.Errorf("default RESPIdleTimeout = %v; want 0 (never)", got)
+	}
+	if got := parse(t, []string{"--resp-idle-timeout", "5m"}, env{}).cfg.RESPIdleTimeout; got != 5*time.Minute {
+		t.Errorf("--resp-idle-timeout 5m: RESPIdleTimeout = %v", got)
+	}
+	if got := parse(t, nil, env{"CLOAKROOM_RESP_IDLE_TIMEOUT": "300s"}).cfg.RESPIdleTimeout; got != 5*time.Minute {
+		t.Errorf("CLOAKROOM_RESP_IDLE_TIMEOUT=300s: RESPIdleTimeout = %v", got)
+	}
+}
+
 func TestParseFlags_badValues_reportEveryProblem(t *testing.T) {
 	var stderr bytes.Buffer
 	_, err := parseFlags([]string{"--max-memory", "lots", "--max-value-size", "huge", "--log-format", "xml",

@@ -51,13 +51,15 @@ type Server struct {
 	// 15% of an entry node's CPU when it forwarded unpipelined GETs.
 	work *workpool.Pool
 
-	nextID    atomic.Int64
-	totalConn atomic.Int64
-	admitted  atomic.Int64 // connections accepted and not closed, enrolling or open
-	refused   atomic.Int64 // connections closed at once for MaxClients
-	refusedAt atomic.Int64 // when a refusal was last logged, in Unix ns
-	fileLimit int          // the open-file limit at start; 0 if unknown
-	doneCmds  atomic.Int64 // commands of closed connections; open ones count their own
+	nextID     atomic.Int64
+	totalConn  atomic.Int64
+	admitted   atomic.Int64 // connections accepted and not closed, enrolling or open
+	refused    atomic.Int64 // connections closed at once for MaxClients
+	refusedAt  atomic.Int64 // when a refusal was last logged, in Unix ns
+	fileLimit  int          // the open-file limit at start; 0 if unknown
+	idleClock  atomic.Int64 // ms since the idle sweeper started, at its last tick
+	idleClosed atomic.Int64 // connections closed for the idle timeout
+	doneCmds   atomic.Int64 // commands of closed connections; open ones count their own
 
 	ctx    context.Context // cancelled by Close; passed to every Backend call
 	cancel context.CancelFunc
@@ -147,6 +149,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		s.loops = loops
+		s.startSweeper()
 	}
 	s.lns[ln] = struct{}{}
 	s.mu.Unlock()
@@ -374,6 +377,7 @@ func (g gnetLogger) Fatalf(format string, args ...any) {
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{s: s, id: s.nextID.Add(1), addr: nc.RemoteAddr().String(), laddr: nc.LocalAddr().String()}
+	c.stampInput()
 	lim := s.cfg.Limits
 	if s.cfg.Password == "" {
 		c.authed = true
@@ -393,6 +397,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 // loop to go on when it is done.
 func (c *conn) traffic() gnet.Action {
 	gc := c.gc
+	c.stampInput()
 	if c.closing {
 		gc.Discard(-1) // everything
 		return gnet.None
@@ -542,8 +547,11 @@ func (c *conn) flush() gnet.Action {
 func (c *conn) offload(batch [][][]byte) gnet.Action {
 	s := c.s
 	c.busy = true
+	c.running.Store(true)
 	if !s.work.Go(func() {
 		c.runBatch(s.ctx, batch)
+		c.stampInput() // idle from its reply, not from its command
+		c.running.Store(false)
 		c.done.Store(true)
 		// The loop's spin ends while a wake-up waits behind it.
 		a := c.after

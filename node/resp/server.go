@@ -95,6 +95,10 @@ type Config struct {
 	// means DefaultMaxClients; negative, no limit. A limit above half the
 	// open-file limit is lowered to it, with a warning.
 	MaxClients int
+	// IdleTimeout closes a connection that has sent nothing for this long
+	// and has no command running, as Redis's timeout does. Zero means
+	// never.
+	IdleTimeout time.Duration
 
 	workerIdle time.Duration // how long an idle worker waits; zero means workpool.DefaultIdle (tests shorten it)
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cloakroom/cloakroom/protocol"
 )
@@ -108,6 +109,7 @@ func (s *Server) configValues() [][2]string {
 		{"databases", "1"},
 		{"maxmemory-policy", "volatile-ttl"},
 		{"maxclients", strconv.Itoa(s.maxClients())},
+		{"timeout", strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10)},
 	}
 }
 
