@@ -30,7 +30,7 @@ var diffCommands = [][]string{
 	{"pexpire", "e", "9223372036854775807"}, {"expire", "e", "-1", "gt"}, {"exists", "e"}, {"expireat", "e", "1"}, {"exists", "e"},
 	{"persist", "nope"}, {"ttl", "nope"}, {"type", "nope"}, {"scan", "abc"}, {"scan", "0", "count", "0"}, {"scan", "0", "type", "hash"},
 	{"select", "0"}, {"select", "abc"}, {"client", "foo"}, {"client", "setname", "a b"}, {"client", "setname", "web"},
-	{"client", "getname"}, {"config", "get", "save"}, {"config", "get", "appendonly"}, {"auth", "x"}, {"auth", "default", "x"},
+	{"client", "getname"}, {"config", "get", "save"}, {"config", "get", "appendonly"}, {"config", "get", "timeout"}, {"auth", "x"}, {"auth", "default", "x"},
 	{"exec"}, {"discard"}, {"multi"}, {"multi"}, {"watch", "a"}, {"set", "{t}a", "1"}, {"get", "{t}a"}, {"exec"},
 	{"multi"}, {"get"}, {"exec"}, {"watch", "{t}a"}, {"set", "{t}a", "2"}, {"multi"}, {"get", "{t}a"}, {"exec"},
 	{"hello", "4"}, {"hello", "3"}, {"get", "nope"}, {"mget", "nope"}, {"watch", "{t}a"}, {"set", "{t}a", "3"},
