@@ -28,6 +28,8 @@ var diffCommands = [][]string{
 	{"set", "e", "v"}, {"expire", "e", "10", "gt"}, {"expire", "e", "10", "lt"}, {"expire", "e", "5", "nx"},
 	{"expire", "e", "10", "nx", "xx"}, {"expire", "e", "10", "gt", "lt"}, {"expire", "e", "10", "foo"},
 	{"pexpire", "e", "9223372036854775807"}, {"expire", "e", "-1", "gt"}, {"exists", "e"}, {"expireat", "e", "1"}, {"exists", "e"},
+	{"set", "x", "v"}, {"pexpireat", "x", "-9223372036854775808"}, {"exists", "x"},
+	{"set", "y", "v"}, {"expireat", "y", "-9223372036854775"}, {"exists", "y"},
 	{"persist", "nope"}, {"ttl", "nope"}, {"type", "nope"}, {"scan", "abc"}, {"scan", "0", "count", "0"}, {"scan", "0", "type", "hash"},
 	{"select", "0"}, {"select", "abc"}, {"client", "foo"}, {"client", "setname", "a b"}, {"client", "setname", "web"},
 	{"client", "getname"}, {"config", "get", "save"}, {"config", "get", "appendonly"}, {"config", "get", "timeout"}, {"auth", "x"}, {"auth", "default", "x"},

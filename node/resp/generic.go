@@ -125,7 +125,9 @@ func buildExpire(c *conn, args [][]byte, _ bool) error {
 	}
 	now := c.s.cfg.Now().UnixMilli()
 	if name == "expireat" || name == "pexpireat" {
-		n -= now
+		// Any time before the epoch is past; clamping it keeps n - now from
+		// wrapping around to a TTL of centuries.
+		n = max(n, 0) - now
 	} else if n > math.MaxInt64-now {
 		return errExpire(name)
 	}
