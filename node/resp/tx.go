@@ -3,6 +3,7 @@ package resp
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
@@ -15,7 +16,14 @@ type txState struct {
 	queue     []queued
 	partition int // of the queued keys; -1 while none
 	watched   []watch
+	isWatched map[string]bool // the keys of watched, once there are any
 }
+
+// maxWatched bounds the distinct keys one connection may WATCH. EXEC needs
+// them in one partition with its commands' keys, so a session store
+// watches a handful; Redis has no bound, but there a client that watches
+// key after key without EXEC grows the server without end.
+const maxWatched = 1 << 16
 
 type queued struct {
 	cmd  *command
@@ -156,6 +164,13 @@ func cmdWatch(ctx context.Context, c *conn, args [][]byte) {
 	}
 	var resp protocol.Response
 	for _, k := range args[1:] {
+		if c.tx.isWatched[string(k)] {
+			continue // as Redis: the version of the first WATCH stands
+		}
+		if len(c.tx.watched) == maxWatched {
+			c.w.Error("ERR too many watched keys (the limit is " + strconv.Itoa(maxWatched) + "); UNWATCH first")
+			return
+		}
 		req := protocol.Request{Op: protocol.OpGet, Key: string(k)}
 		c.s.b.Do(ctx, &req, &resp)
 		switch resp.Code {
@@ -167,11 +182,15 @@ func cmdWatch(ctx context.Context, c *conn, args [][]byte) {
 			c.replyErr(&resp)
 			return
 		}
+		if c.tx.isWatched == nil {
+			c.tx.isWatched = make(map[string]bool)
+		}
+		c.tx.isWatched[req.Key] = true
 	}
 	c.w.OK()
 }
 
 func cmdUnwatch(_ context.Context, c *conn, _ [][]byte) {
-	c.tx.watched = nil
+	c.tx.watched, c.tx.isWatched = nil, nil
 	c.w.OK()
 }

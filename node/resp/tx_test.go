@@ -75,3 +75,26 @@ func TestServer_Watch_AbortsOnChange(t *testing.T) {
 	c.expect("+QUEUED\r\n", "get", "k")
 	c.expect("*1\r\n$1\r\n5\r\n", "exec")
 }
+
+// A key watched again counts once, so a client that repeats WATCH does not
+// grow its connection; distinct keys are bounded by maxWatched.
+func TestServer_Watch_repeatsCountOnceAndDistinctKeysAreBounded(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	same := make([]string, 0, maxWatched+2)
+	same = append(same, "watch")
+	for range maxWatched + 1 {
+		same = append(same, "k")
+	}
+	c.expect("+OK\r\n", same...) // one key, however often named
+	c.expect("+OK\r\n", "unwatch")
+
+	distinct := []string{"watch"}
+	for i := range maxWatched + 1 {
+		distinct = append(distinct, "k"+itoa(i))
+	}
+	c.expect("-ERR too many watched keys (the limit is 65536); UNWATCH first\r\n", distinct...)
+	c.expect("+OK\r\n", "unwatch")
+	c.expect("+OK\r\n", "watch", "k1", "k2")
+	c.expect("+PONG\r\n", "ping")
+}
