@@ -129,6 +129,58 @@ func TestReader_LargeBulkWaitsForInput(t *testing.T) {
 	}
 }
 
+// dripParse feeds cmd to a reader in pieces of piece bytes, parsing only
+// once Need bytes are there, as the event loop does; it returns the
+// outcome and how many times Parse ran.
+func dripParse(t *testing.T, cmd []byte, piece int) (args [][]byte, err error, parses int) {
+	t.Helper()
+	r := NewReader(DefaultLimits(1 << 20))
+	for have := 0; have < len(cmd); {
+		have = min(have+piece, len(cmd))
+		if have < r.Need() {
+			continue
+		}
+		parses++
+		a, n, err := r.Parse(cmd[:have])
+		if err != nil || n > 0 {
+			if err == nil && n != len(cmd) {
+				t.Fatalf("Parse took %d bytes of a %d-byte command", n, len(cmd))
+			}
+			return a, err, parses
+		}
+	}
+	t.Fatalf("the whole command (%d bytes) is buffered, and the reader still wants %d", len(cmd), r.Need())
+	return nil, nil, parses
+}
+
+// A command of megabytes sent in small pieces is parsed a few dozen times,
+// not once per piece: each Parse starts again from the command's first
+// byte, and a client dripping EXISTS with a million keys kept the event
+// loop, and so every other client, busy for 10 s.
+func TestReader_LargeCommandInSmallPiecesIsParsedFewTimes(t *testing.T) {
+	const keys = 200000
+	var b strings.Builder
+	b.WriteString("*" + itoa(keys+1) + "\r\n$6\r\nEXISTS\r\n")
+	for i := range keys {
+		k := "k" + itoa(i)
+		b.WriteString("$" + itoa(len(k)) + "\r\n" + k + "\r\n")
+	}
+	cmd := []byte(b.String())
+	args, err, parses := dripParse(t, cmd, 4096)
+	if err != nil || len(args) != keys+1 || string(args[keys]) != "k"+itoa(keys-1) {
+		t.Fatalf("got %d args, %v; want EXISTS and %d keys", len(args), err, keys)
+	}
+	if pieces := (len(cmd) + 4095) / 4096; parses > 40 {
+		t.Errorf("a %d-byte command in %d pieces was parsed %d times; want at most 40", len(cmd), pieces, parses)
+	}
+
+	// A framing error in such a command is still found, once it is all in.
+	bad := []byte(strings.Replace(string(cmd), "$7\r\nk150000\r\n", "?7\r\nk150000\r\n", 1))
+	if _, err, _ := dripParse(t, bad, 4096); err == nil || !strings.Contains(err.Error(), "expected '$', got '?'") {
+		t.Errorf("a bad element in a large command: got %v; want a protocol error", err)
+	}
+}
+
 func TestReader_Incomplete(t *testing.T) {
 	cmd := "*3\r\n$3\r\nset\r\n$1\r\nk\r\n$5\r\nvalue\r\nPING\r\n"
 	r := NewReader(DefaultLimits(1 << 20))

@@ -50,7 +50,8 @@ func (r *Reader) SetLimits(lim Limits) { r.lim = lim }
 
 // Need returns how many bytes, counted from the start of the command the
 // last Parse found incomplete, must be buffered before Parse can complete
-// it or find it wrong; 0 after a complete command.
+// it or find it wrong (for a large command, before parsing it again is
+// worthwhile: see wait); 0 after a complete command.
 func (r *Reader) Need() int { return r.need }
 
 // Parse parses the command at the start of in. It returns the command's
@@ -85,8 +86,12 @@ func (r *Reader) Parse(in []byte) (args [][]byte, n int, err error) {
 	total := 0
 	for i := int64(0); i < count; i++ {
 		line, next, err := r.line(in, pos)
-		if err != nil || next < 0 {
+		if err != nil {
 			return nil, 0, err
+		}
+		if next < 0 {
+			r.wait(len(in), r.need, pos+minElem*int(count-i))
+			return nil, 0, nil
 		}
 		if len(line) == 0 || line[0] != '$' {
 			if len(line) == 0 {
@@ -106,7 +111,7 @@ func (r *Reader) Parse(in []byte) (args [][]byte, n int, err error) {
 		}
 		end := next + int(size)
 		if end+2 > len(in) {
-			r.need = end + 2
+			r.wait(len(in), end+2, end+2+minElem*int(count-i-1))
 			return nil, 0, nil
 		}
 		if in[end] != '\r' || in[end+1] != '\n' {
@@ -117,6 +122,31 @@ func (r *Reader) Parse(in []byte) (args [][]byte, n int, err error) {
 	}
 	r.need = 0
 	return r.args, pos, nil // "*0" and "*-1" are empty commands
+}
+
+// minElem is the smallest element of a multibulk command: "$0\r\n\r\n".
+const minElem = 6
+
+// bigPending is how much of an incomplete command must be buffered before
+// wait stops asking for the least that could change the outcome.
+const bigPending = 64 << 10
+
+// wait sets need for a multibulk command found incomplete with have bytes
+// buffered: exact is what the element it stopped in needs, least what the
+// whole command needs at the least (its other elements at their
+// smallest). Each Parse starts again from the command's first byte, so
+// with need at exact a command of megabytes sent a few bytes at a time
+// was parsed again for every piece, taking the loop's CPU from every other
+// client. Once bigPending bytes are buffered, need also asks for them to
+// double (by at most 16 MiB), never beyond least, which every complete
+// command of the declared length reaches: such a command is parsed a few
+// dozen times in all. A protocol error in what arrives meanwhile is found
+// at the next parse, not at once.
+func (r *Reader) wait(have, exact, least int) {
+	r.need = exact
+	if have >= bigPending {
+		r.need = max(exact, min(least, have+min(have, 16<<20)))
+	}
 }
 
 // line finds the line starting at in[from:], of at most MaxInline bytes
