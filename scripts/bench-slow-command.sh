@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# bench-slow-command.sh measures what one client sending a huge command
+# slowly costs everyone else. Against a node built from the tree (and
+# redis-server, for reference) it sends EXISTS with KEYS keys (default
+# 1,000,000: about 13 MB) in 4 KB pieces, 1 ms apart, while a second client
+# sends a GET every 2 ms and times each round trip. It prints the server's
+# CPU time for the run and the second client's p50, p99 and slowest GET.
+#
+# Usage: scripts/bench-slow-command.sh   (KEYS=N to change the size)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+keys=${KEYS:-1000000}
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+wait_port() {
+	for _ in $(seq 200); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.05
+	done
+	echo "port $1 did not open" >&2
+	return 1
+}
+
+cat >"$tmp/slow.py" <<'EOF'
+import socket, sys, threading, time
+port, keys = int(sys.argv[1]), int(sys.argv[2])
+
+def enc(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+lat, done = [], threading.Event()
+def probe():
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    f = s.makefile("rb")
+    while not done.is_set():
+        t = time.perf_counter()
+        s.sendall(enc("GET", "probe"))
+        f.readline()  # "$-1": the key does not exist
+        lat.append(time.perf_counter() - t)
+        time.sleep(0.002)
+
+p = threading.Thread(target=probe)
+p.start()
+time.sleep(0.5)
+s = socket.create_connection(("127.0.0.1", port))
+data = enc("EXISTS", *["k%d" % i for i in range(keys)])
+for off in range(0, len(data), 4096):
+    s.sendall(data[off:off + 4096])
+    time.sleep(0.001)
+s.makefile("rb").readline()  # the reply: the command has run
+time.sleep(0.5)
+done.set()
+p.join()
+lat.sort()
+n = len(lat)
+print("%d-byte command; other client: %d GETs, p50 %.2f ms, p99 %.2f ms, slowest %.1f ms"
+      % (len(data), n, lat[n // 2] * 1e3, lat[int(n * 0.99)] * 1e3, lat[-1] * 1e3))
+EOF
+
+go build -o "$tmp/cloakroomd" ./cmd/cloakroomd
+tick=$(getconf CLK_TCK)
+run() { # name pid port
+	local c0 c1
+	c0=$(awk '{print $14 + $15}' "/proc/$2/stat")
+	out=$(python3 "$tmp/slow.py" "$3" "$keys")
+	c1=$(awk '{print $14 + $15}' "/proc/$2/stat")
+	printf '%-12s CPU %5d ms; %s\n' "$1" $(((c1 - c0) * 1000 / tick)) "$out"
+}
+
+echo "date:    $(date -u +%Y-%m-%dT%H:%MZ); load $(cut -d' ' -f1-3 /proc/loadavg)"
+cport=$(free_port)
+"$tmp/cloakroomd" --name slow --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$cport" \
+	--http-addr "" --gossip-addr "127.0.0.1:$(free_port)" --log-level warn >"$tmp/cloakroomd.log" 2>&1 &
+pids+=($!)
+wait_port "$cport"
+run cloakroomd "${pids[-1]}" "$cport"
+if command -v redis-server >/dev/null; then
+	rport=$(free_port)
+	redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+	pids+=($!)
+	wait_port "$rport"
+	run redis-server "${pids[-1]}" "$rport"
+fi
