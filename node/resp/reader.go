@@ -40,10 +40,11 @@ type Reader struct {
 	buf  []byte   // bytes of quoted inline words, which need unescaping
 	args [][]byte // the current command's arguments
 	need int      // bytes the pending command needs, counted from its start
+	big  int      // bigPending; tests lower it
 }
 
 // NewReader returns a Reader bounded by lim.
-func NewReader(lim Limits) *Reader { return &Reader{lim: lim} }
+func NewReader(lim Limits) *Reader { return &Reader{lim: lim, big: bigPending} }
 
 // SetLimits replaces the reader's limits (after authentication).
 func (r *Reader) SetLimits(lim Limits) { r.lim = lim }
@@ -124,8 +125,9 @@ func (r *Reader) Parse(in []byte) (args [][]byte, n int, err error) {
 	return r.args, pos, nil // "*0" and "*-1" are empty commands
 }
 
-// minElem is the smallest element of a multibulk command: "$0\r\n\r\n".
-const minElem = 6
+// minElem is the smallest element of a multibulk command: "$0\n\r\n"
+// (line reads a header that ends in a bare "\n", as redis-server does).
+const minElem = 5
 
 // bigPending is how much of an incomplete command must be buffered before
 // wait stops asking for the least that could change the outcome.
@@ -144,7 +146,7 @@ const bigPending = 64 << 10
 // at the next parse, not at once.
 func (r *Reader) wait(have, exact, least int) {
 	r.need = exact
-	if have >= bigPending {
+	if have >= r.big {
 		r.need = max(exact, min(least, have+min(have, 16<<20)))
 	}
 }
