@@ -31,9 +31,10 @@ type conn struct {
 	quit    bool         // close after flushing the current replies
 	cmds    atomic.Int64 // commands run; written by the connection, read by INFO
 
-	active     atomic.Int64 // the idle clock at its last input (with an idle timeout)
-	running    atomic.Bool  // a command of its runs on a goroutine: not idle
-	idleClosed atomic.Bool  // the idle sweeper has closed it
+	input      atomic.Bool // it sent input since the idle sweeper last looked (with an idle timeout)
+	running    atomic.Bool // a command of its runs on a goroutine: not idle
+	lastInput  time.Time   // when the sweeper last found input flagged; the sweeper's, under s.mu
+	idleClosed bool        // the sweeper has closed it; the sweeper's, under s.mu
 
 	onLoop   bool        // running on the event loop: commands that may wait are deferred
 	deferred bool        // the last command was not run: it may wait

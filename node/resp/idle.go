@@ -6,24 +6,24 @@ import (
 
 // Idle connections (Config.IdleTimeout, Redis's timeout): a connection
 // that has sent nothing for the timeout, and has no command running, is
-// closed. The loops stamp each connection with a coarse clock, kept by the
-// sweeper, when it sends input, so that input costs no clock read; the
-// sweeper, a goroutine that runs only when a timeout is set, closes the
-// connections whose stamp is too old.
+// closed. The loops only flag a connection's input (an atomic store, no
+// clock read); the sweeper, a goroutine that runs only when a timeout is
+// set, notes the time on its own clock when it finds the flag set, and
+// closes the connections it has not found flagged for longer than the
+// timeout. Since the time it notes is never earlier than the input, no
+// connection is closed before the timeout, however late the sweeper runs.
 
-// idleTick is how often the sweeper looks for idle connections. A stamp
-// is up to one tick old when it is taken, so a connection is closed once
-// its stamp is older than the timeout plus a tick: never before the
-// timeout, and at most two ticks after it.
+// idleTick is how often the sweeper looks: a connection is closed at most
+// two ticks after the timeout (it notes input up to a tick late).
 func idleTick(timeout time.Duration) time.Duration {
 	return min(max(timeout/4, 10*time.Millisecond), time.Second)
 }
 
-// stampInput records that c sent input now; it is a no-op without a
-// timeout.
+// stampInput flags that c sent input (or finished a command); it is a
+// no-op without a timeout.
 func (c *conn) stampInput() {
 	if c.s.cfg.IdleTimeout > 0 {
-		c.active.Store(c.s.idleClock.Load())
+		c.input.Store(true)
 	}
 }
 
@@ -36,7 +36,6 @@ func (s *Server) startSweeper() {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		start := time.Now()
 		t := time.NewTicker(idleTick(s.cfg.IdleTimeout))
 		defer t.Stop()
 		for {
@@ -45,23 +44,25 @@ func (s *Server) startSweeper() {
 				return
 			case <-t.C:
 			}
-			now := time.Since(start).Milliseconds()
-			s.idleClock.Store(now)
-			s.closeIdle(now)
+			s.closeIdle(time.Now())
 		}
 	}()
 }
 
-// closeIdle closes every connection idle for longer than the timeout at
-// now, on the sweeper's clock.
-func (s *Server) closeIdle(now int64) {
-	limit := (s.cfg.IdleTimeout + idleTick(s.cfg.IdleTimeout)).Milliseconds()
+// closeIdle notes the input the connections flagged since the last sweep
+// and closes those idle for longer than the timeout at now.
+func (s *Server) closeIdle(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		if c.running.Load() || now-c.active.Load() <= limit || c.idleClosed.Swap(true) {
+		if c.input.Swap(false) || c.lastInput.IsZero() || c.running.Load() {
+			c.lastInput = now
 			continue
 		}
+		if now.Sub(c.lastInput) <= s.cfg.IdleTimeout || c.idleClosed {
+			continue
+		}
+		c.idleClosed = true
 		s.log.Debug("resp: closing an idle client", "peer", c.addr, "timeout", s.cfg.IdleTimeout)
 		s.idleClosed.Add(1)
 		c.gc.Close() // safe from any goroutine: the loop closes it

@@ -57,7 +57,6 @@ type Server struct {
 	refused    atomic.Int64 // connections closed at once for MaxClients
 	refusedAt  atomic.Int64 // when a refusal was last logged, in Unix ns
 	fileLimit  int          // the open-file limit at start; 0 if unknown
-	idleClock  atomic.Int64 // ms since the idle sweeper started, at its last tick
 	idleClosed atomic.Int64 // connections closed for the idle timeout
 	doneCmds   atomic.Int64 // commands of closed connections; open ones count their own
 
