@@ -162,14 +162,14 @@ func cmdWatch(ctx context.Context, c *conn, args [][]byte) {
 		c.w.Error("ERR WATCH inside MULTI is not allowed")
 		return
 	}
+	if c.watchOverflows(args[1:]) {
+		c.w.Error("ERR too many watched keys (the limit is " + strconv.Itoa(maxWatched) + "); UNWATCH first")
+		return
+	}
 	var resp protocol.Response
 	for _, k := range args[1:] {
 		if c.tx.isWatched[string(k)] {
 			continue // as Redis: the version of the first WATCH stands
-		}
-		if len(c.tx.watched) == maxWatched {
-			c.w.Error("ERR too many watched keys (the limit is " + strconv.Itoa(maxWatched) + "); UNWATCH first")
-			return
 		}
 		req := protocol.Request{Op: protocol.OpGet, Key: string(k)}
 		c.s.b.Do(ctx, &req, &resp)
@@ -188,6 +188,21 @@ func cmdWatch(ctx context.Context, c *conn, args [][]byte) {
 		c.tx.isWatched[req.Key] = true
 	}
 	c.w.OK()
+}
+
+// watchOverflows reports whether watching keys would take the connection
+// past maxWatched distinct keys; then WATCH watches none of them.
+func (c *conn) watchOverflows(keys [][]byte) bool {
+	if len(c.tx.watched)+len(keys) <= maxWatched {
+		return false
+	}
+	fresh := make(map[string]bool)
+	for _, k := range keys {
+		if !c.tx.isWatched[string(k)] {
+			fresh[string(k)] = true
+		}
+	}
+	return len(c.tx.watched)+len(fresh) > maxWatched
 }
 
 func cmdUnwatch(_ context.Context, c *conn, _ [][]byte) {

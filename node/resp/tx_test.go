@@ -93,8 +93,25 @@ func TestServer_Watch_repeatsCountOnceAndDistinctKeysAreBounded(t *testing.T) {
 	for i := range maxWatched + 1 {
 		distinct = append(distinct, "k"+itoa(i))
 	}
-	c.expect("-ERR too many watched keys (the limit is 65536); UNWATCH first\r\n", distinct...)
+	c.expect("+OK\r\n", distinct[:maxWatched+1]...) // "watch" and as many keys as the bound
+	c.expect("-ERR too many watched keys (the limit is 65536); UNWATCH first\r\n", "watch", "one-more", "k1")
 	c.expect("+OK\r\n", "unwatch")
-	c.expect("+OK\r\n", "watch", "k1", "k2")
-	c.expect("+PONG\r\n", "ping")
+	c.expect("+OK\r\n", distinct[:3]...)
+
+	// A refused WATCH watches none of its keys, and UNWATCH forgets them
+	// all: a key watched again afterwards is watched from then.
+	other := ts.dial(t)
+	c.expect("+OK\r\n", "unwatch")
+	c.expect("-ERR too many watched keys (the limit is 65536); UNWATCH first\r\n", distinct...)
+	other.expect("+OK\r\n", "set", "k1", "changed")
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "get", "k1")
+	c.expect("*1\r\n$7\r\nchanged\r\n", "exec") // k1 was not watched
+	c.expect("+OK\r\n", "watch", "k1")
+	c.expect("+OK\r\n", "unwatch")
+	c.expect("+OK\r\n", "watch", "k1")
+	other.expect("+OK\r\n", "set", "k1", "again")
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "get", "k1")
+	c.expect("*-1\r\n", "exec")
 }
