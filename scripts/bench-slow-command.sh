@@ -7,29 +7,11 @@
 # CPU time for the run and the second client's p50, p99 and slowest GET.
 #
 # Usage: scripts/bench-slow-command.sh   (KEYS=N to change the size)
-set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 keys=${KEYS:-1000000}
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-wait_port() {
-	for _ in $(seq 200); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.05
-	done
-	echo "port $1 did not open" >&2
-	return 1
-}
+tmp=$BENCH_TMP
 
 cat >"$tmp/slow.py" <<'EOF'
 import socket, sys, threading, time
@@ -86,13 +68,13 @@ echo "date:    $(date -u +%Y-%m-%dT%H:%MZ); load $(cut -d' ' -f1-3 /proc/loadavg
 cport=$(free_port)
 "$tmp/cloakroomd" --name slow --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$cport" \
 	--http-addr "" --gossip-addr "127.0.0.1:$(free_port)" --log-level warn >"$tmp/cloakroomd.log" 2>&1 &
-pids+=($!)
+BENCH_PIDS+=($!)
 wait_port "$cport"
-run cloakroomd "${pids[-1]}" "$cport"
+run cloakroomd "${BENCH_PIDS[-1]}" "$cport"
 if command -v redis-server >/dev/null; then
 	rport=$(free_port)
 	redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
-	pids+=($!)
+	BENCH_PIDS+=($!)
 	wait_port "$rport"
-	run redis-server "${pids[-1]}" "$rport"
+	run redis-server "${BENCH_PIDS[-1]}" "$rport"
 fi
