@@ -14,9 +14,8 @@ type txState struct {
 	active    bool
 	dirty     bool // a queued command was refused: EXEC aborts
 	queue     []queued
-	partition int // of the queued keys; -1 while none
-	watched   []watch
-	isWatched map[string]bool // the keys of watched, once there are any
+	partition int               // of the queued keys; -1 while none
+	watched   map[string]uint64 // WATCHed key -> the version it had (0: absent)
 }
 
 // maxWatched bounds the distinct keys one connection may WATCH. EXEC needs
@@ -28,12 +27,6 @@ const maxWatched = 1 << 16
 type queued struct {
 	cmd  *command
 	args [][]byte // copies; the reader reuses its buffer
-}
-
-// watch is a WATCHed key and the version it had (0: absent).
-type watch struct {
-	key     string
-	version uint64
 }
 
 func cmdMulti(_ context.Context, c *conn, _ [][]byte) {
@@ -100,14 +93,14 @@ func cmdExec(ctx context.Context, c *conn, _ [][]byte) {
 	// Guards first, then each keyed command's requests.
 	c.reqs = c.reqs[:0]
 	n, part := c.s.b.Partitions(), tx.partition
-	for _, w := range tx.watched {
-		if p := ring.Partition(w.key, n); part < 0 {
+	for key, version := range tx.watched {
+		if p := ring.Partition(key, n); part < 0 {
 			part = p
 		} else if p != part {
 			c.w.Error(string(errCrossSlot))
 			return
 		}
-		c.reqs = append(c.reqs, protocol.Request{Op: protocol.OpGet, Key: w.key, Flags: protocol.FlagIfVersion, Version: w.version})
+		c.reqs = append(c.reqs, protocol.Request{Op: protocol.OpGet, Key: key, Flags: protocol.FlagIfVersion, Version: version})
 	}
 	type span struct {
 		from, to int
@@ -168,24 +161,24 @@ func cmdWatch(ctx context.Context, c *conn, args [][]byte) {
 	}
 	var resp protocol.Response
 	for _, k := range args[1:] {
-		if c.tx.isWatched[string(k)] {
+		if _, ok := c.tx.watched[string(k)]; ok {
 			continue // as Redis: the version of the first WATCH stands
 		}
 		req := protocol.Request{Op: protocol.OpGet, Key: string(k)}
 		c.s.b.Do(ctx, &req, &resp)
+		var version uint64 // 0: absent
 		switch resp.Code {
 		case protocol.CodeOK:
-			c.tx.watched = append(c.tx.watched, watch{req.Key, resp.Version})
+			version = resp.Version
 		case protocol.CodeNotFound:
-			c.tx.watched = append(c.tx.watched, watch{req.Key, 0})
 		default:
 			c.replyErr(&resp)
 			return
 		}
-		if c.tx.isWatched == nil {
-			c.tx.isWatched = make(map[string]bool)
+		if c.tx.watched == nil {
+			c.tx.watched = make(map[string]uint64)
 		}
-		c.tx.isWatched[req.Key] = true
+		c.tx.watched[req.Key] = version
 	}
 	c.w.OK()
 }
@@ -198,7 +191,7 @@ func (c *conn) watchOverflows(keys [][]byte) bool {
 	}
 	fresh := make(map[string]bool)
 	for _, k := range keys {
-		if !c.tx.isWatched[string(k)] {
+		if _, ok := c.tx.watched[string(k)]; !ok {
 			fresh[string(k)] = true
 		}
 	}
@@ -206,6 +199,6 @@ func (c *conn) watchOverflows(keys [][]byte) bool {
 }
 
 func cmdUnwatch(_ context.Context, c *conn, _ [][]byte) {
-	c.tx.watched, c.tx.isWatched = nil, nil
+	c.tx.watched = nil
 	c.w.OK()
 }
