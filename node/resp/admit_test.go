@@ -123,15 +123,3 @@ func (c *rawConn) info() string {
 	}
 	return r
 }
-
-// waitFor polls cond for up to 10 s; what names the condition.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

@@ -228,3 +228,15 @@ func readReply(br *bufio.Reader, sb *strings.Builder) error {
 	}
 	return nil
 }
+
+// waitFor polls cond for up to 10 s; what names the condition.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

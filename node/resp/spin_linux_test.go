@@ -186,15 +186,17 @@ func (ts *testServer) afterPolls() []*afterPoll {
 // waitForSpin waits until one of the server's loops spins and returns it.
 func (ts *testServer) waitForSpin(t *testing.T) *afterPoll {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+	var spinning *afterPoll
+	waitFor(t, "an event loop to spin", func() bool {
 		for _, a := range ts.afterPolls() {
 			if a.spin.spinning.Load() {
-				return a
+				spinning = a
+				return true
 			}
 		}
-	}
-	t.Fatal("no event loop began to spin within 5s")
-	return nil
+		return false
+	})
+	return spinning
 }
 
 // A command run off the loop wakes the loop when it is done; a loop that
