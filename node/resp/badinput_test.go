@@ -4,10 +4,12 @@ import (
 	"context"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/panjf2000/gnet/v2"
 )
@@ -166,12 +168,20 @@ func TestReader_LargeCommandInSmallPiecesIsParsedFewTimes(t *testing.T) {
 		b.WriteString("$" + itoa(len(k)) + "\r\n" + k + "\r\n")
 	}
 	cmd := []byte(b.String())
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
 	args, err, parses := dripParse(t, cmd, 4096)
+	runtime.ReadMemStats(&after)
 	if err != nil || len(args) != keys+1 || string(args[keys]) != "k"+itoa(keys-1) {
 		t.Fatalf("got %d args, %v; want EXISTS and %d keys", len(args), err, keys)
 	}
 	if pieces := (len(cmd) + 4095) / 4096; parses > 40 {
 		t.Errorf("a %d-byte command in %d pieces was parsed %d times; want at most 40", len(cmd), pieces, parses)
+	}
+	// The arguments are collected once, when the command is whole.
+	argsBytes := uint64(unsafe.Sizeof(args[0])) * (keys + 1)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 2*argsBytes {
+		t.Errorf("parsing it allocated %d bytes; want at most %d, twice its %d arguments' slice", got, 2*argsBytes, keys+1)
 	}
 
 	// A framing error in such a command is still found, once it is all in.

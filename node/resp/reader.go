@@ -84,45 +84,66 @@ func (r *Reader) Parse(in []byte) (args [][]byte, n int, err error) {
 		}
 		return nil, 0, protoErr("invalid multibulk length")
 	}
+	// A large command's arguments are collected once it is whole: parsed
+	// again as its pieces arrive (see wait), it would otherwise build them
+	// again each time, for the garbage collector.
+	collect := count <= keepReqs
+	end, err := r.bulks(in, pos, int(count), collect)
+	if err != nil || end < 0 {
+		return nil, 0, err
+	}
+	if !collect {
+		r.args = make([][]byte, 0, count)
+		r.bulks(in, pos, int(count), true) // the same bytes: whole and well formed
+	}
+	r.need = 0
+	return r.args, end, nil // "*0" and "*-1" are empty commands
+}
+
+// bulks reads the count bulk strings of a multibulk command starting at
+// in[pos:], appending each to r.args if collect. It returns where the
+// command ends, or -1 if in holds only part of it (having set need).
+func (r *Reader) bulks(in []byte, pos, count int, collect bool) (int, error) {
 	total := 0
-	for i := int64(0); i < count; i++ {
+	for i := range count {
 		line, next, err := r.line(in, pos)
 		if err != nil {
-			return nil, 0, err
+			return 0, err
 		}
 		if next < 0 {
-			r.wait(len(in), r.need, pos+minElem*int(count-i))
-			return nil, 0, nil
+			r.wait(len(in), r.need, pos+minElem*(count-i))
+			return -1, nil
 		}
 		if len(line) == 0 || line[0] != '$' {
 			if len(line) == 0 {
-				return nil, 0, protoErr("expected '$', got end of line")
+				return 0, protoErr("expected '$', got end of line")
 			}
-			return nil, 0, protoErr("expected '$', got '" + string(line[0]) + "'")
+			return 0, protoErr("expected '$', got '" + string(line[0]) + "'")
 		}
 		size, ok := parseInt(line[1:])
 		if !ok || size < 0 || size > int64(r.lim.MaxBulk) {
 			if ok && size >= 0 && r.lim == unauthLimits {
-				return nil, 0, protoErr("unauthenticated bulk length")
+				return 0, protoErr("unauthenticated bulk length")
 			}
-			return nil, 0, protoErr("invalid bulk length")
+			return 0, protoErr("invalid bulk length")
 		}
 		if total += int(size); total > r.lim.MaxCommand {
-			return nil, 0, protoErr("command too large")
+			return 0, protoErr("command too large")
 		}
 		end := next + int(size)
 		if end+2 > len(in) {
-			r.wait(len(in), end+2, end+2+minElem*int(count-i-1))
-			return nil, 0, nil
+			r.wait(len(in), end+2, end+2+minElem*(count-i-1))
+			return -1, nil
 		}
 		if in[end] != '\r' || in[end+1] != '\n' {
-			return nil, 0, protoErr("bulk string not terminated by CRLF")
+			return 0, protoErr("bulk string not terminated by CRLF")
 		}
-		r.args = append(r.args, in[next:end:end])
+		if collect {
+			r.args = append(r.args, in[next:end:end])
+		}
 		pos = end + 2
 	}
-	r.need = 0
-	return r.args, pos, nil // "*0" and "*-1" are empty commands
+	return pos, nil
 }
 
 // minElem is the smallest element of a multibulk command: "$0\n\r\n"
