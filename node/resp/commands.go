@@ -17,6 +17,7 @@ const (
 	flagAtomic                         // its requests run as one step when they share a partition
 	flagNoMulti                        // refused inside MULTI
 	flagLoop                           // a run command that never calls the backend: runs on the event loop
+	flagSpread                         // its keys may be many, on any nodes: it runs in chunks (runSpread)
 )
 
 // command is one entry of the command table. A keyed command has build and
@@ -101,8 +102,8 @@ func commandTable() map[string]*command {
 		k1(&command{name: "getex", arity: -2, flags: wr, group: str, summary: "Returns the value and optionally sets its expiration.", build: buildGetEx, reply: replyValue}),
 		k1(&command{name: "getdel", arity: 2, flags: wr, group: str, summary: "Returns the value and deletes the key.", build: buildGetDel, reply: replyValue}),
 		k1(&command{name: "getset", arity: 3, flags: wr, group: str, summary: "Sets a new value and returns the old one.", build: buildGetSet, reply: replyOld}),
-		all(&command{name: "mget", arity: -2, flags: ro, group: str, summary: "Returns the values of keys.", build: buildMGet, reply: replyMGet}),
-		{name: "mset", arity: -3, flags: wr | flagAtomic, first: 1, last: -1, step: 2, group: str, summary: "Sets several keys.", build: buildMSet, reply: replyOK},
+		all(&command{name: "mget", arity: -2, flags: ro | flagSpread, group: str, summary: "Returns the values of keys.", build: buildMGet, reply: replyMGet}),
+		{name: "mset", arity: -3, flags: wr | flagAtomic | flagSpread, first: 1, last: -1, step: 2, group: str, summary: "Sets several keys.", build: buildMSet, reply: replyOK},
 		// Generic.
 		all(&command{name: "del", arity: -2, flags: wr, group: gen, summary: "Deletes keys.", build: buildDel, reply: replyCount}),
 		all(&command{name: "unlink", arity: -2, flags: wr, group: gen, summary: "Deletes keys.", build: buildDel, reply: replyCount}),

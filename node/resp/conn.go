@@ -46,6 +46,7 @@ type conn struct {
 	after    *afterPoll  // its loop's, set by OnOpen
 
 	reqs    []protocol.Request  // the current command's requests
+	part    [][]byte            // the arguments of a chunk of a command (runSpread)
 	resps   []protocol.Response // their responses; Value buffers are reused
 	lower   [32]byte            // scratch for the lower-cased command name
 	lastKey string              // the last key seen, see key
@@ -167,6 +168,10 @@ func (c *conn) run(ctx context.Context, cmd *command, args [][]byte) {
 		cmd.run(ctx, c, args)
 		return
 	}
+	if c.spread(cmd, args) {
+		c.runSpread(ctx, cmd, args)
+		return
+	}
 	c.reqs = c.reqs[:0]
 	if err := cmd.build(c, args, false); err != nil {
 		c.w.Error(err.Error())
@@ -222,7 +227,7 @@ func (c *conn) respsFor(n int) []protocol.Response {
 
 // exec runs c.reqs through the backend: one request directly; several
 // atomically when the command asks for it and they share a partition, else
-// one by one.
+// as execAll runs them.
 func (c *conn) exec(ctx context.Context, cmd *command, resps []protocol.Response) error {
 	reqs := c.reqs
 	if len(reqs) == 1 {
@@ -237,9 +242,7 @@ func (c *conn) exec(ctx context.Context, cmd *command, resps []protocol.Response
 		}
 		return c.s.b.DoAtomic(ctx, rq, rs)
 	}
-	for i := range reqs {
-		c.s.b.Do(ctx, &reqs[i], &resps[i])
-	}
+	c.execAll(ctx, resps, cmd.flags&flagWrite != 0)
 	return nil
 }
 

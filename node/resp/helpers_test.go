@@ -33,8 +33,14 @@ type storeBackend struct {
 	remote func(key string) bool
 	wait   func(ctx context.Context, req *protocol.Request)
 
+	// backwards makes DoAll run its requests one at a time, last first:
+	// DoAll may run them in any order, and this order shows a caller that
+	// relies on theirs.
+	backwards bool
+
 	atomics atomic.Int32 // DoAtomic calls
 	alls    atomic.Int32 // DoAll calls
+	allMost atomic.Int32 // the most requests in one DoAll call
 }
 
 func (b *storeBackend) Do(ctx context.Context, req *protocol.Request, resp *protocol.Response) {
@@ -63,6 +69,17 @@ func (b *storeBackend) DoAtomic(ctx context.Context, reqs []*protocol.Request, r
 
 func (b *storeBackend) DoAll(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) {
 	b.alls.Add(1)
+	for n := int32(len(reqs)); ; {
+		if most := b.allMost.Load(); n <= most || b.allMost.CompareAndSwap(most, n) {
+			break
+		}
+	}
+	if b.backwards {
+		for i := len(reqs) - 1; i >= 0; i-- {
+			b.Do(ctx, reqs[i], resps[i])
+		}
+		return
+	}
 	var wg sync.WaitGroup
 	for i := range reqs { // at once, as a node sends them to other nodes
 		wg.Go(func() { b.Do(ctx, reqs[i], resps[i]) })

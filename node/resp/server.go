@@ -17,9 +17,9 @@ type Backend interface {
 	// DoAtomic runs single-key requests sharing one partition as one step;
 	// a failed guard (OpGet with FlagIfVersion) aborts it with ErrConflict.
 	DoAtomic(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) error
-	// DoAll runs independent requests (no two share a partition), each as
-	// Do would, and fills resps; it may run them at once, and send those
-	// for each other node together.
+	// DoAll runs independent single-key requests (no two write the same
+	// key), each as Do would, and fills resps; it may run them at once, in
+	// any order, and send those for each other node together.
 	DoAll(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response)
 	// Partitions returns the cluster's partition count.
 	Partitions() int
