@@ -22,8 +22,11 @@ func TestRESP_MSetAndMGetOfManyKeys(t *testing.T) {
 		var pairs []any
 		for i := range n {
 			pairs = append(pairs, key(i), fmt.Sprintf("first-%d", i))
+			if i == 10 {
+				pairs = append(pairs, key(3), "second-3") // the last value of a key wins,
+			}
 		}
-		pairs = append(pairs, key(7), "second-7") // the last value of a key wins
+		pairs = append(pairs, key(7), "second-7") // in the same chunk or another
 		if err := w.MSet(ctx, pairs...).Err(); err != nil {
 			t.Fatalf("MSET of %d keys: %v", n, err)
 		}
@@ -35,7 +38,7 @@ func TestRESP_MSetAndMGetOfManyKeys(t *testing.T) {
 				keys, want = append(keys, fmt.Sprintf("many:none:%d", i)), append(want, nil)
 			}
 		}
-		want[7] = "second-7"
+		want[3], want[7] = "second-3", "second-7"
 		got, err := r.MGet(ctx, keys...).Result()
 		if err != nil {
 			t.Fatalf("MGET of %d keys: %v", len(keys), err)

@@ -242,7 +242,7 @@ func (c *conn) exec(ctx context.Context, cmd *command, resps []protocol.Response
 		}
 		return c.s.b.DoAtomic(ctx, rq, rs)
 	}
-	c.execAll(ctx, resps, cmd.flags&flagWrite != 0)
+	c.execAll(ctx, resps, cmd.flags&flagWrite != 0, c.local())
 	return nil
 }
 

@@ -38,12 +38,14 @@ type storeBackend struct {
 	// relies on theirs.
 	backwards bool
 
+	dos     atomic.Int32 // Do calls, including DoAll's
 	atomics atomic.Int32 // DoAtomic calls
 	alls    atomic.Int32 // DoAll calls
 	allMost atomic.Int32 // the most requests in one DoAll call
 }
 
 func (b *storeBackend) Do(ctx context.Context, req *protocol.Request, resp *protocol.Response) {
+	b.dos.Add(1)
 	if b.remote != nil && b.remote(req.Key) && b.wait != nil {
 		b.wait(ctx, req)
 	}

@@ -41,10 +41,11 @@ type Reader struct {
 	args [][]byte // the current command's arguments
 	need int      // bytes the pending command needs, counted from its start
 	big  int      // bigPending; tests lower it
+	many int      // keepReqs: commands of more arguments collect them once whole; tests lower it
 }
 
 // NewReader returns a Reader bounded by lim.
-func NewReader(lim Limits) *Reader { return &Reader{lim: lim, big: bigPending} }
+func NewReader(lim Limits) *Reader { return &Reader{lim: lim, big: bigPending, many: keepReqs} }
 
 // SetLimits replaces the reader's limits (after authentication).
 func (r *Reader) SetLimits(lim Limits) { r.lim = lim }
@@ -87,7 +88,7 @@ func (r *Reader) Parse(in []byte) (args [][]byte, n int, err error) {
 	// A large command's arguments are collected once it is whole: parsed
 	// again as its pieces arrive (see wait), it would otherwise build them
 	// again each time, for the garbage collector.
-	collect := count <= keepReqs
+	collect := count <= int64(r.many)
 	end, err := r.bulks(in, pos, int(count), collect)
 	if err != nil || end < 0 {
 		return nil, 0, err

@@ -17,7 +17,7 @@ import (
 // a key. An MSET whose keys share a partition runs as one atomic step
 // instead, as Redis runs it.
 
-const chunkKeys = keepReqs // a chunk's buffers are kept for the next command
+const chunkKeys = 256 // a chunk's requests and responses take about 80 KB
 
 // spread reports whether cmd runs on args in chunks.
 func (c *conn) spread(cmd *command, args [][]byte) bool {
@@ -40,36 +40,40 @@ func (c *conn) spread(cmd *command, args [][]byte) bool {
 
 // runSpread runs cmd on args chunk by chunk. A read answers an array of
 // each key's value, a write OK; a failed request fails the whole command
-// with its error, as it would unchunked. On the event loop, the first
-// chunk that cannot run here without waiting sends the whole command to a
-// goroutine, taking back what the chunks before it wrote: running them
-// again there reads the same keys, or writes the same values.
+// with its error, as it would unchunked (the chunks before it have run).
+// On the event loop, every chunk is checked before any runs: if one cannot
+// run here without waiting, the whole command goes to a goroutine, having
+// done nothing.
 func (c *conn) runSpread(ctx context.Context, cmd *command, args [][]byte) {
-	mark := len(c.w.buf)
-	reads := cmd.flags&flagWrite == 0
-	if reads {
-		c.w.Array((len(args) - 1) / cmd.step)
-	}
 	defer func() {
 		clear(c.part) // the arguments may be a large input buffer: let it go
 		c.part = c.part[:0]
 		c.trim()
 	}()
-	for i := 1; i < len(args); i += chunkKeys * cmd.step {
-		c.part = append(append(c.part[:0], args[0]), args[i:min(len(args), i+chunkKeys*cmd.step)]...)
-		c.reqs = c.reqs[:0]
-		if err := cmd.build(c, c.part, false); err != nil {
-			c.w.buf = c.w.buf[:mark]
-			c.w.Error(err.Error())
-			return
+	step := chunkKeys * cmd.step
+	built := false // the first chunk's requests are in c.reqs
+	if c.onLoop {
+		for i := 1; i < len(args); i += step {
+			c.chunk(cmd, args, i)
+			if !c.local() {
+				c.deferred = true
+				return
+			}
 		}
-		if c.onLoop && !c.local() {
-			c.w.buf = c.w.buf[:mark]
-			c.deferred = true
-			return
+		built = len(args)-1 <= step
+	}
+	mark := len(c.w.buf)
+	reads := cmd.flags&flagWrite == 0
+	if reads {
+		c.w.Array((len(args) - 1) / cmd.step)
+	}
+	for i := 1; i < len(args); i += step {
+		if !built {
+			c.chunk(cmd, args, i)
 		}
+		built = false
 		resps := c.respsFor(len(c.reqs))
-		c.execAll(ctx, resps, !reads)
+		c.execAll(ctx, resps, !reads, c.onLoop || c.local())
 		for k := range resps {
 			if r := &resps[k]; r.Code != protocol.CodeOK && (!reads || r.Code != protocol.CodeNotFound) {
 				c.w.buf = c.w.buf[:mark]
@@ -88,33 +92,45 @@ func (c *conn) runSpread(ctx context.Context, cmd *command, args [][]byte) {
 	}
 }
 
-// execAll runs c.reqs, single-key requests that may run in any order: one
-// after another when this node serves them all without waiting, else
-// together through DoAll. Of writes to the same key only the last is sent,
-// since DoAll may run them at once; the others answer OK, as the value
-// they wrote would have been overwritten.
-func (c *conn) execAll(ctx context.Context, resps []protocol.Response, writes bool) {
-	if c.local() {
+// chunk builds in c.reqs the requests of the chunk of args that starts at
+// args[i].
+func (c *conn) chunk(cmd *command, args [][]byte, i int) {
+	c.part = append(append(c.part[:0], args[0]), args[i:min(len(args), i+chunkKeys*cmd.step)]...)
+	c.reqs = c.reqs[:0]
+	_ = cmd.build(c, c.part, false) // MGET's and MSET's fail only on an arity spread has checked
+}
+
+// execAll runs c.reqs, single-key requests that may run in any order but
+// for those writing the same key: one after another when local (this node
+// serves them all without waiting), else together through DoAll, which
+// may run them at once. The n-th write of each key goes in the n-th DoAll
+// call, so a key written twice keeps the last value, as in order.
+func (c *conn) execAll(ctx context.Context, resps []protocol.Response, writes, local bool) {
+	if local {
 		for i := range c.reqs {
 			c.s.b.Do(ctx, &c.reqs[i], &resps[i])
 		}
 		return
 	}
-	var last map[string]int
+	round := make([]int, len(c.reqs)) // which DoAll call each request is in
+	rounds := 1
 	if writes {
-		last = make(map[string]int, len(c.reqs))
+		seen := make(map[string]int, len(c.reqs))
 		for i := range c.reqs {
-			last[c.reqs[i].Key] = i
+			round[i] = seen[c.reqs[i].Key]
+			seen[c.reqs[i].Key]++
+			rounds = max(rounds, round[i]+1)
 		}
 	}
 	rq := make([]*protocol.Request, 0, len(c.reqs))
 	rs := make([]*protocol.Response, 0, len(c.reqs))
-	for i := range c.reqs {
-		if last != nil && last[c.reqs[i].Key] != i {
-			resps[i] = protocol.Response{Value: resps[i].Value[:0]}
-			continue
+	for r := range rounds {
+		rq, rs = rq[:0], rs[:0]
+		for i := range c.reqs {
+			if round[i] == r {
+				rq, rs = append(rq, &c.reqs[i]), append(rs, &resps[i])
+			}
 		}
-		rq, rs = append(rq, &c.reqs[i]), append(rs, &resps[i])
+		c.s.b.DoAll(ctx, rq, rs)
 	}
-	c.s.b.DoAll(ctx, rq, rs)
 }

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/cloakroom/cloakroom/protocol"
 )
 
 // mgetReply is the reply to MGET of keys, given which of them hold
@@ -58,8 +60,21 @@ func TestSpread_MSetOfRemoteKeys_keepsTheLastValueOfAKeyNamedTwice(t *testing.T)
 	for k, v := range want {
 		c.expect("$"+itoa(len(v))+"\r\n"+v+"\r\n", "get", k)
 	}
-	if ts.b.alls.Load() != 2 {
-		t.Errorf("MSET of two chunks of remote keys made %d DoAll calls; want 2", ts.b.alls.Load())
+}
+
+// Every write of a key named twice runs, in order, so its error shows
+// wherever the key lives.
+func TestSpread_MSetOfAKeyNamedTwice_failsOnEitherValue(t *testing.T) {
+	ts := startServer(t, slowRemote(0), func(_ *Config, b *storeBackend) { b.limits.MaxValue = 10 })
+	c := ts.dial(t)
+	long := strings.Repeat("v", 16)
+	c.cmd("set", "l:k", long)
+	want := c.reply()
+	if !strings.HasPrefix(want, "-ERR ") {
+		t.Fatalf("SET of a value over the limit: got %q; want an error", want)
+	}
+	for _, prefix := range []string{"l:", "r:"} {
+		c.expect(want, "mset", prefix+"k", long, prefix+"k2", "x", prefix+"k", "y")
 	}
 }
 
@@ -80,9 +95,20 @@ func TestSpread_MSetInOnePartition_staysOneAtomicStep(t *testing.T) {
 }
 
 // A chunk that cannot run on the event loop, after chunks that could,
-// sends the whole command to a goroutine: the reply holds each value once.
-func TestSpread_RemoteKeysAfterAChunkOfLocalOnes_replyOnce(t *testing.T) {
-	ts := startServer(t, slowRemote(0))
+// sends the whole command to a goroutine before any chunk runs: the loop
+// serves others while the remote keys wait, and the reply holds each value
+// once.
+func TestSpread_RemoteKeysAfterAChunkOfLocalOnes_leaveTheLoop(t *testing.T) {
+	release := make(chan struct{})
+	ts := startServer(t, func(_ *Config, b *storeBackend) {
+		b.remote = func(key string) bool { return strings.HasPrefix(key, "r:") }
+		b.wait = func(ctx context.Context, _ *protocol.Request) {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+	})
 	c := ts.dial(t)
 	keys := make([]string, chunkKeys+5)
 	for i := range keys {
@@ -90,7 +116,9 @@ func TestSpread_RemoteKeysAfterAChunkOfLocalOnes_replyOnce(t *testing.T) {
 		if i >= chunkKeys {
 			keys[i] = "r:" + itoa(i)
 		}
-		c.expect("+OK\r\n", "set", keys[i], keys[i])
+	}
+	for _, k := range keys[:chunkKeys] {
+		c.expect("+OK\r\n", "set", k, k)
 	}
 	var in strings.Builder
 	for _, args := range [][]string{append([]string{"mget"}, keys...), {"ping"}} {
@@ -100,11 +128,29 @@ func TestSpread_RemoteKeysAfterAChunkOfLocalOnes_replyOnce(t *testing.T) {
 		}
 	}
 	c.send(in.String())
-	if got, want := c.reply(), mgetReply(keys, func(int) bool { return true }); got != want {
+	other := ts.dial(t)
+	other.expect("$3\r\nl:0\r\n", "get", "l:0")
+	close(release)
+	if got, want := c.reply(), mgetReply(keys, func(i int) bool { return i < chunkKeys }); got != want {
 		t.Errorf("MGET of local then remote keys: got %d bytes %.80q...; want %d bytes", len(got), got, len(want))
 	}
 	if got := c.reply(); got != "+PONG\r\n" {
 		t.Errorf("PING after it: got %q", got)
+	}
+}
+
+func TestSpread_MSetOfLocalThenRemoteKeys_writesEachOnce(t *testing.T) {
+	ts := startServer(t, slowRemote(0))
+	c := ts.dial(t)
+	args := []string{"mset"}
+	for i := range chunkKeys {
+		args = append(args, "l:"+itoa(i), "v")
+	}
+	args = append(args, "r:0", "v")
+	before := ts.b.dos.Load()
+	c.expect("+OK\r\n", args...)
+	if got := ts.b.dos.Load() - before; got != chunkKeys+1 {
+		t.Errorf("MSET of %d keys made %d writes; want one each", chunkKeys+1, got)
 	}
 }
 
