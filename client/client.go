@@ -37,6 +37,12 @@ type Config struct {
 	// value fails fast. They should match the nodes'. Zero fields mean the
 	// protocol defaults.
 	Limits protocol.Limits
+	// Peer is the member name of the node this client speaks for, sent
+	// in the hello of each connection. A node at its connection limit
+	// (--max-conns) still takes a connection from a member that names
+	// itself and connects from the address it gossips from. Nodes set it
+	// for each other; applications leave it empty.
+	Peer string
 }
 
 func (c Config) withDefaults() Config {

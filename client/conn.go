@@ -48,8 +48,9 @@ type conn struct {
 	closed chan struct{} // closed when the reader exits
 }
 
-// dial connects to addr and performs the hello handshake.
-func dial(ctx context.Context, addr string, timeout time.Duration, maxFrame int) (*conn, error) {
+// dial connects to addr and performs the hello handshake, naming peer
+// (Config.Peer) in it.
+func dial(ctx context.Context, addr, peer string, timeout time.Duration, maxFrame int) (*conn, error) {
 	d := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -71,12 +72,15 @@ func dial(ctx context.Context, addr string, timeout time.Duration, maxFrame int)
 	go c.flushLoop()
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	resp, err := c.do(hctx, &protocol.Request{Op: protocol.OpHello, Version: protocol.Version})
+	cl, err := c.do(hctx, &protocol.Request{Op: protocol.OpHello, Version: protocol.Version, Key: peer})
+	if err == nil {
+		err = cl.resp.Err() // refused: another protocol version, or a node at its connection limit
+		releaseCall(cl)
+	}
 	if err != nil {
 		c.close(err)
 		return nil, fmt.Errorf("hello %s: %w", addr, err)
 	}
-	releaseCall(resp)
 	return c, nil
 }
 

@@ -1,15 +1,20 @@
 package node_test
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cloakroom/cloakroom/client"
 	"github.com/cloakroom/cloakroom/node"
+	"github.com/cloakroom/cloakroom/node/nodetest"
 )
 
 func TestNode_MaxConns_closesConnectionsPastTheLimit(t *testing.T) {
@@ -99,4 +104,86 @@ func startLimited(t *testing.T, adjust func(*node.Config)) *node.Node {
 	}
 	t.Cleanup(func() { n.Close() })
 	return n
+}
+
+// fillNative opens idle connections to the native listener at addr until
+// one is refused, and returns the accepted ones. from is the local IP to
+// dial from.
+func fillNative(t *testing.T, addr, from string) []net.Conn {
+	t.Helper()
+	var held []net.Conn
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	for range 100 {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			return held // closed at once: the node is at its limit
+		}
+		held = append(held, c)
+	}
+	t.Fatal("100 connections and none refused")
+	return nil
+}
+
+// A client that opens connections until --max-conns must not cut a node off
+// from its cluster: a member still connects, naming itself, from the
+// address it gossips from; anyone else is refused.
+func TestCluster_NodeAtMaxConns_stillTakesItsMembers(t *testing.T) {
+	c := nodetest.Start(t, 2, func(_ int, cfg *node.Config) { cfg.MaxConns = 6 })
+	a := c.Node(0)
+	// From an address no member gossips from, connections past the limit
+	// are closed at once.
+	fillNative(t, a.Addr(), "127.0.0.2")
+
+	// From a member's address, a connection naming no member, or a
+	// stranger, is refused with an error.
+	for _, peer := range []string{"", "node-9"} {
+		cl, err := client.New(client.Config{Addrs: []string{a.Addr()}, Direct: true, Peer: peer, DialTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = cl.Set(ctxFor(t), "k", []byte("v"), time.Minute)
+		cl.Close()
+		if err == nil || !strings.Contains(err.Error(), "--max-conns") {
+			t.Errorf("a client naming %q past the limit: %v; want refused, saying why", peer, err)
+		}
+	}
+
+	// One from a member's address that never says hello is closed after
+	// the peer timeout (2 s): it cannot hold the reserve.
+	idle, err := net.Dial("tcp", a.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	start := time.Now()
+	idle.SetReadDeadline(start.Add(10 * time.Second))
+	if _, err := idle.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Error("a silent connection past the limit was kept open for 10 s")
+	} else if waited := time.Since(start); waited < time.Second {
+		t.Errorf("a silent connection past the limit was closed after %v; want the peer timeout", waited)
+	}
+
+	// node-2 restarts: every connection it makes to node-1 is a new one,
+	// past the limit (the room its old ones left is taken first).
+	c.Crash(1)
+	c.WaitAgreed(t, 1)
+	fillNative(t, a.Addr(), "127.0.0.2")
+	c.Restart(1)
+	c.WaitAgreed(t, 2)
+	c.WaitReady(t)
+	cl := nodetest.DirectClient(t, c.Node(1).Addr())
+	for i := range 40 { // each written through node-2 and copied to node-1, or forwarded to it
+		key := "member:" + strconv.Itoa(i)
+		if err := cl.Set(ctxFor(t), key, []byte("v"), time.Minute); err != nil {
+			t.Fatalf("SET %s through node-2: %v", key, err)
+		}
+		if n := copies(c, key); n != 2 {
+			t.Fatalf("%s has %d copies; want 2", key, n)
+		}
+	}
 }

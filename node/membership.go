@@ -33,6 +33,9 @@ type membership struct {
 	// name → gossiped metadata. memberlist's own Node values change under
 	// its lock, so the node reads this copy instead.
 	peers map[string][]byte
+	// ips holds the address each live member gossips from, by name: a node
+	// at --max-conns still takes its members' connections (see Node.track).
+	ips map[string]string
 
 	q quorumState // see liveness.go; guarded by mu
 
@@ -50,7 +53,7 @@ func randomID() uint64 {
 }
 
 func newMembership(n *Node) *membership {
-	m := &membership{n: n, kick: make(chan struct{}, 1), refused: map[string]string{}, peers: map[string][]byte{},
+	m := &membership{n: n, kick: make(chan struct{}, 1), refused: map[string]string{}, peers: map[string][]byte{}, ips: map[string]string{},
 		// Until the first table, the node's table is itself alone (as its
 		// first view is); a node that never joins anyone keeps that one.
 		q: quorumState{base: map[string]bool{n.cfg.Name: true}, left: map[string]bool{},
@@ -179,15 +182,33 @@ func (m *membership) track(node *memberlist.Node, alive bool) {
 	m.mu.Lock()
 	if alive {
 		m.peers[node.Name] = bytes.Clone(node.Meta)
+		m.ips[node.Name] = node.Addr.String()
 		delete(m.q.left, node.Name)
 	} else {
 		delete(m.peers, node.Name)
+		delete(m.ips, node.Name)
 		if node.State == memberlist.StateLeft {
 			m.q.left[node.Name] = true
 		}
 	}
 	m.mu.Unlock()
 	m.changed()
+}
+
+// at reports whether name is a live member gossiping from ip, or, with
+// name "", whether any is.
+func (m *membership) at(name, ip string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if name != "" {
+		return m.ips[name] == ip
+	}
+	for _, a := range m.ips {
+		if a == ip {
+			return true
+		}
+	}
+	return false
 }
 
 // live reports whether name is a live member as memberlist last said.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
@@ -45,21 +46,26 @@ type nativeConn struct {
 	sem   chan struct{} // one token per asynchronous request in flight
 }
 
-// serveNative serves one native-protocol connection until it closes.
-func (n *Node) serveNative(c net.Conn) {
+// serveNative serves one native-protocol connection until it closes. A
+// connection taken past --max-conns for a member (track) must name that
+// member in its hello within the peer timeout.
+func (n *Node) serveNative(c net.Conn, member bool) {
 	nc := &nativeConn{n: n, c: c, peer: c.RemoteAddr().String(),
 		bw: bufio.NewWriterSize(c, connBufSize), kick: make(chan struct{}, 1), sem: make(chan struct{}, maxAsyncPerConn)}
 	nc.fw = protocol.NewFrameWriter(nc.bw)
 	done := make(chan struct{})
 	flushed := make(chan struct{})
 	go nc.flushLoop(done, flushed)
-	nc.readLoop()
+	if member {
+		_ = c.SetReadDeadline(time.Now().Add(n.cfg.PeerTimeout))
+	}
+	nc.readLoop(member)
 	nc.async.Wait()
 	close(done)
 	<-flushed
 }
 
-func (nc *nativeConn) readLoop() {
+func (nc *nativeConn) readLoop(member bool) {
 	n := nc.n
 	br := bufio.NewReaderSize(nc.c, connBufSize)
 	fr := protocol.NewFrameReader(br, n.cfg.Limits.MaxFrame())
@@ -96,6 +102,16 @@ func (nc *nativeConn) readLoop() {
 				resp.SetErr(protocol.Errorf(protocol.CodeVersion, "node speaks protocol %d; open with hello version %d", protocol.Version, protocol.Version))
 				nc.reply(&resp, true)
 				return
+			}
+			if member && !hello {
+				if req.Key == "" || !n.members.at(req.Key, hostOf(nc.c.RemoteAddr())) {
+					n.log.Warn("native: at --max-conns, refused a connection that is not a member's", "peer", nc.peer, "names", req.Key)
+					resp = protocol.Response{ID: req.ID}
+					resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "node is at --max-conns (%d connections); only its cluster's members may connect", n.cfg.MaxConns))
+					nc.reply(&resp, true)
+					return
+				}
+				_ = nc.c.SetReadDeadline(time.Time{})
 			}
 			hello = true
 			resp = protocol.Response{ID: req.ID, Version: protocol.Version, Value: []byte(n.cfg.Name)}

@@ -43,9 +43,10 @@ type Node struct {
 	quiet     quietPeers  // members that left a forwarded read unanswered lately
 	leaving   atomic.Bool // a graceful shutdown has begun
 
-	mu     sync.Mutex // guards conns and closed
-	conns  map[net.Conn]struct{}
-	closed bool
+	mu       sync.Mutex        // guards conns, reserved and closed
+	conns    map[net.Conn]bool // native connections; true: taken past --max-conns for a member (track)
+	reserved int               // how many of conns are
+	closed   bool
 
 	draining atomic.Bool // refuses new work while shutting down
 }
@@ -60,7 +61,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:   cfg,
 		log:   cfg.Logger.With("node", cfg.Name),
-		conns: make(map[net.Conn]struct{}),
+		conns: make(map[net.Conn]bool),
 		work:  workpool.New(workpool.DefaultIdle),
 	}
 	limit := cfg.MaxMemory
@@ -73,7 +74,7 @@ func New(cfg Config) (*Node, error) {
 	n.store = store.New(store.Config{Partitions: cfg.Partitions, MaxMemory: limit, Now: cfg.Now})
 	n.metrics = newMetrics(n)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.peers = newPeers(cfg.Limits, cfg.PeerTimeout)
+	n.peers = newPeers(cfg.Name, cfg.Limits, cfg.PeerTimeout)
 	n.transfers = newTransfers(n)
 	n.startID = randomID()
 
@@ -150,7 +151,7 @@ func (n *Node) goRun(fn func()) {
 
 // acceptLoop accepts connections on ln and serves each on its own goroutine
 // until ln is closed.
-func (n *Node) acceptLoop(ln net.Listener, serve func(net.Conn)) {
+func (n *Node) acceptLoop(ln net.Listener, serve func(c net.Conn, member bool)) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -159,7 +160,7 @@ func (n *Node) acceptLoop(ln net.Listener, serve func(net.Conn)) {
 			}
 			return
 		}
-		accepted, open := n.track(c)
+		accepted, member, open := n.track(c)
 		if !open {
 			c.Close()
 			return
@@ -169,38 +170,62 @@ func (n *Node) acceptLoop(ln net.Listener, serve func(net.Conn)) {
 		}
 		n.goRun(func() {
 			defer n.untrack(c)
-			serve(c)
+			serve(c, member)
 		})
 	}
 }
 
+// peerReserve is how many native connections past --max-conns a node takes
+// from its members: enough for each to open its connections to it
+// (client.Config.ConnsPerNode, 2) twice over.
+func peerReserve(members int) int { return max(16, 4*members) }
+
 // track registers a new connection. It reports whether the connection was
-// accepted (a node at --max-conns closes it at once) and whether the node
-// is still open.
-func (n *Node) track(c net.Conn) (accepted, open bool) {
+// accepted and whether the node is still open. A node at --max-conns
+// closes a new connection at once, unless it comes from the address a
+// member gossips from and the peer reserve has room: then member is true,
+// and the connection must name that member in its hello (serveNative). A
+// client that leaks connections until the limit must not cut the cluster
+// off from this node.
+func (n *Node) track(c net.Conn) (accepted, member, open bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return false, false
+		return false, false, false
 	}
-	if len(n.conns) >= n.cfg.MaxConns {
-		n.metrics.refusedConns.Inc()
-		c.Close()
-		return false, true
+	if len(n.conns)-n.reserved >= n.cfg.MaxConns {
+		if n.members == nil || n.reserved >= peerReserve(len(n.view().members)) || !n.members.at("", hostOf(c.RemoteAddr())) {
+			n.metrics.refusedConns.Inc()
+			c.Close()
+			return false, false, true
+		}
+		member = true
+		n.reserved++
 	}
-	n.conns[c] = struct{}{}
+	n.conns[c] = member
 	n.metrics.conns.Inc()
-	return true, true
+	return true, member, true
 }
 
 func (n *Node) untrack(c net.Conn) {
 	c.Close()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if _, ok := n.conns[c]; ok {
+	if member, ok := n.conns[c]; ok {
 		delete(n.conns, c)
+		if member {
+			n.reserved--
+		}
 		n.metrics.conns.Dec()
 	}
+}
+
+// hostOf returns the IP of a TCP address, or its string.
+func hostOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	return a.String()
 }
 
 // Partitions returns the cluster's partition count.

@@ -14,6 +14,7 @@ import (
 // replication and partition transfer. Node-to-node traffic never uses
 // memberlist's per-message connections.
 type peers struct {
+	self    string // this node's name, sent in each connection's hello
 	limits  protocol.Limits
 	timeout time.Duration
 
@@ -27,8 +28,8 @@ type peerClient struct {
 	c    *client.Client
 }
 
-func newPeers(limits protocol.Limits, timeout time.Duration) *peers {
-	return &peers{limits: limits, timeout: timeout, clients: make(map[string]*peerClient)}
+func newPeers(self string, limits protocol.Limits, timeout time.Duration) *peers {
+	return &peers{self: self, limits: limits, timeout: timeout, clients: make(map[string]*peerClient)}
 }
 
 // get returns the client for peer name at addr, replacing one that was made
@@ -50,7 +51,7 @@ func (ps *peers) get(name, addr string) (*client.Client, error) {
 	} else if pc != nil {
 		pc.c.Close()
 	}
-	c, err := client.New(client.Config{Addrs: []string{addr}, Direct: true, Limits: ps.limits, DialTimeout: ps.timeout})
+	c, err := client.New(client.Config{Addrs: []string{addr}, Direct: true, Limits: ps.limits, DialTimeout: ps.timeout, Peer: ps.self})
 	if err != nil {
 		return nil, err
 	}

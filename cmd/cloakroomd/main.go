@@ -85,7 +85,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "copies of each session, counting the primary")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partition count; must match across the cluster")
 	fs.StringVar(&maxMemory, "max-memory", "0", "memory limit such as 512MiB; 0 means no limit")
-	fs.IntVar(&c.MaxConns, "max-conns", 10000, "most open native connections; more are closed at once")
+	fs.IntVar(&c.MaxConns, "max-conns", 10000, "most open native connections; more are closed at once, except a few from the cluster's own members")
 	fs.StringVar(&transferRate, "transfer-rate", "64MiB", "bytes per second partition transfers may use; -1 means no limit")
 	fs.IntVar(&c.Limits.MaxKey, "max-key-size", c.Limits.MaxKey, "longest key in bytes")
 	fs.StringVar(&maxValue, "max-value-size", fmt.Sprint(c.Limits.MaxValue), "largest value, such as 1MiB")
