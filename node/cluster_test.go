@@ -289,7 +289,7 @@ func TestCluster_doAllRunsEachRequestWhereDoWould(t *testing.T) {
 }
 
 // counter reads a counter without labels from nd's /metrics.
-func counter(t *testing.T, nd *node.Node, name string) float64 {
+func counter(t *testing.T, nd *node.Node, name string) float64 { // or a gauge
 	t.Helper()
 	resp, err := http.Get("http://" + nd.HTTPAddr() + "/metrics")
 	if err != nil {
@@ -304,6 +304,9 @@ func counter(t *testing.T, nd *node.Node, name string) float64 {
 	f, ok := families[name]
 	if !ok || len(f.GetMetric()) != 1 {
 		t.Fatalf("metrics of %s: no single %s", nd.Name(), name)
+	}
+	if g := f.GetMetric()[0].GetGauge(); g != nil {
+		return g.GetValue()
 	}
 	return f.GetMetric()[0].GetCounter().GetValue()
 }

@@ -2,11 +2,13 @@ package node_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -133,11 +135,15 @@ func fillNative(t *testing.T, addr, from string) []net.Conn {
 // from its cluster: a member still connects, naming itself, from the
 // address it gossips from; anyone else is refused.
 func TestCluster_NodeAtMaxConns_stillTakesItsMembers(t *testing.T) {
-	c := nodetest.Start(t, 2, func(_ int, cfg *node.Config) { cfg.MaxConns = 6 })
+	if runtime.GOOS != "linux" {
+		t.Skip("dials from 127.0.0.2, which only Linux routes to loopback by default")
+	}
+	const maxConns = 6
+	c := nodetest.Start(t, 2, func(_ int, cfg *node.Config) { cfg.MaxConns = maxConns })
 	a := c.Node(0)
 	// From an address no member gossips from, connections past the limit
 	// are closed at once.
-	fillNative(t, a.Addr(), "127.0.0.2")
+	held := fillNative(t, a.Addr(), "127.0.0.2")
 
 	// From a member's address, a connection naming no member, or a
 	// stranger, is refused with an error.
@@ -168,11 +174,35 @@ func TestCluster_NodeAtMaxConns_stillTakesItsMembers(t *testing.T) {
 		t.Errorf("a silent connection past the limit was closed after %v; want the peer timeout", waited)
 	}
 
+	// Nor can one that floods it with frames that are not a hello and
+	// never reads its answers.
+	flood, err := net.Dial("tcp", a.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flood.Close()
+	flood.(*net.TCPConn).SetReadBuffer(4096)
+	flood.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	for err == nil {
+		_, err = flood.Write([]byte{0, 0, 0, 1, 0xc1}) // one byte of msgpack that is not a request
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Error("a connection past the limit flooding bad frames was kept open for 10 s")
+	}
+
 	// node-2 restarts: every connection it makes to node-1 is a new one,
 	// past the limit (the room its old ones left is taken first).
 	c.Crash(1)
 	c.WaitAgreed(t, 1)
-	fillNative(t, a.Addr(), "127.0.0.2")
+	nodetest.WaitFor(t, 10*time.Second, func() error { // node-2's old connections are gone
+		if got := counter(t, a, "cloakroom_connections"); got != float64(len(held)) {
+			return fmt.Errorf("%v native connections; want the %d held", got, len(held))
+		}
+		return nil
+	})
+	if more := fillNative(t, a.Addr(), "127.0.0.2"); len(held)+len(more) != maxConns {
+		t.Fatalf("%d connections held; want --max-conns, %d", len(held)+len(more), maxConns)
+	}
 	c.Restart(1)
 	c.WaitAgreed(t, 2)
 	c.WaitReady(t)
@@ -185,5 +215,8 @@ func TestCluster_NodeAtMaxConns_stillTakesItsMembers(t *testing.T) {
 		if n := copies(c, key); n != 2 {
 			t.Fatalf("%s has %d copies; want 2", key, n)
 		}
+	}
+	if got := counter(t, a, "cloakroom_member_reserve_connections"); got == 0 {
+		t.Error("node-2's connections to node-1 were not taken from the reserve")
 	}
 }

@@ -16,6 +16,7 @@ type metrics struct {
 	reqVec    *prometheus.CounterVec // ops and codes beyond reqCounts; collected by requestsCollector
 	reqDesc   *prometheus.Desc       // reqVec's
 	conns     prometheus.Gauge
+	reserved  prometheus.Gauge
 	badFrames prometheus.Counter
 
 	replicaFailures prometheus.Counter
@@ -35,6 +36,9 @@ func newMetrics(n *Node) *metrics {
 	m.conns = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "cloakroom_connections", Help: "Open client connections.",
 	})
+	m.reserved = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "cloakroom_member_reserve_connections", Help: "Open native connections taken past --max-conns from the cluster's members.",
+	})
 	m.badFrames = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_malformed_requests_total", Help: "Requests refused as malformed.",
 	})
@@ -51,13 +55,13 @@ func newMetrics(n *Node) *metrics {
 		Name: "cloakroom_backup_reads_total", Help: "Forwarded reads their partition's backup answered because the primary did not (unreachable, silent, or on an older table).",
 	})
 	m.refusedConns = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "cloakroom_refused_connections_total", Help: "Native connections closed at once because the node was at --max-conns.",
+		Name: "cloakroom_refused_connections_total", Help: "Native connections refused because the node was at --max-conns.",
 	})
 	m.repairs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_anti_entropy_repairs_total", Help: "Partitions found to differ from a backup and repaired.",
 	})
 	s := n.store
-	m.reg.MustRegister(requestsCollector{m}, m.conns, m.badFrames, m.replicaFailures, m.replicated, m.forwarded, m.backupReads, m.repairs, m.refusedConns,
+	m.reg.MustRegister(requestsCollector{m}, m.conns, m.reserved, m.badFrames, m.replicaFailures, m.replicated, m.forwarded, m.backupReads, m.repairs, m.refusedConns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		stat("cloakroom_keys", "Live keys, including expired ones not yet collected.", prometheus.GaugeValue, func() int64 { return s.Stats().Keys }),
 		stat("cloakroom_tombstones", "Tombstones kept so that deletes stay final.", prometheus.GaugeValue, func() int64 { return s.Stats().Tombstones }),

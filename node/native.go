@@ -56,8 +56,8 @@ func (n *Node) serveNative(c net.Conn, member bool) {
 	done := make(chan struct{})
 	flushed := make(chan struct{})
 	go nc.flushLoop(done, flushed)
-	if member {
-		_ = c.SetReadDeadline(time.Now().Add(n.cfg.PeerTimeout))
+	if member { // reads and writes: one that floods and never reads is closed too
+		_ = c.SetDeadline(time.Now().Add(n.cfg.PeerTimeout))
 	}
 	nc.readLoop(member)
 	nc.async.Wait()
@@ -88,6 +88,9 @@ func (nc *nativeConn) readLoop(member bool) {
 			return
 		}
 		if err := dec.DecodeRequest(frame, &req); err != nil {
+			if member && !hello {
+				return // past the limit, only a member's hello is served
+			}
 			// The frame was whole, so the stream is still in step: reply and
 			// go on serving.
 			resp = protocol.Response{ID: req.ID}
@@ -105,13 +108,14 @@ func (nc *nativeConn) readLoop(member bool) {
 			}
 			if member && !hello {
 				if req.Key == "" || !n.members.at(req.Key, hostOf(nc.c.RemoteAddr())) {
-					n.log.Warn("native: at --max-conns, refused a connection that is not a member's", "peer", nc.peer, "names", req.Key)
+					n.metrics.refusedConns.Inc()
+					n.log.Debug("native: at --max-conns, refused a connection that is not a member's", "peer", nc.peer, "names", req.Key)
 					resp = protocol.Response{ID: req.ID}
 					resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "node is at --max-conns (%d connections); only its cluster's members may connect", n.cfg.MaxConns))
 					nc.reply(&resp, true)
 					return
 				}
-				_ = nc.c.SetReadDeadline(time.Time{})
+				_ = nc.c.SetDeadline(time.Time{})
 			}
 			hello = true
 			resp = protocol.Response{ID: req.ID, Version: protocol.Version, Value: []byte(n.cfg.Name)}

@@ -201,6 +201,7 @@ func (n *Node) track(c net.Conn) (accepted, member, open bool) {
 		}
 		member = true
 		n.reserved++
+		n.metrics.reserved.Inc()
 	}
 	n.conns[c] = member
 	n.metrics.conns.Inc()
@@ -215,6 +216,7 @@ func (n *Node) untrack(c net.Conn) {
 		delete(n.conns, c)
 		if member {
 			n.reserved--
+			n.metrics.reserved.Dec()
 		}
 		n.metrics.conns.Dec()
 	}
