@@ -62,16 +62,6 @@ func readOnly(op protocol.Op) bool {
 	return false
 }
 
-// retryable reports whether req may be sent again after it may have been
-// applied: conditional writes may not (their retry could report a conflict
-// with their own first attempt).
-func retryable(req *protocol.Request) bool {
-	if req.Op == protocol.OpGetAndDelete {
-		return false
-	}
-	return req.Flags&(protocol.FlagIfAbsent|protocol.FlagIfVersion|protocol.FlagIfPresent) == 0
-}
-
 // sendRouted runs req on the primary of its partition, retrying as the
 // package comment above describes.
 func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, error) {
@@ -106,7 +96,7 @@ func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, 
 		}
 		switch {
 		case err == nil && (cl.resp.Code == protocol.CodeNotOwner ||
-			cl.resp.Code == protocol.CodeUnavailable && retryable(req)):
+			cl.resp.Code == protocol.CodeUnavailable && req.Repeatable()):
 			// The cluster is changing: a node that is not the primary, a
 			// primary whose backups have another table, or a forward to a
 			// node that is down. Try again with a fresh table.
@@ -127,7 +117,7 @@ func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, 
 			return nil, ctx.Err()
 		default:
 			var ns *notSentError
-			if !retryable(req) && !errors.As(err, &ns) {
+			if !req.Repeatable() && !errors.As(err, &ns) {
 				return nil, err
 			}
 			lastErr = err

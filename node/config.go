@@ -45,6 +45,12 @@ type Config struct {
 	// this long and has no command running, as Redis's timeout does. Zero
 	// means never; otherwise at least 1s.
 	RESPIdleTimeout time.Duration
+	// RESPRetryWindow is how long a Redis command that fails because the
+	// cluster is changing (a node lost and not yet dropped, tables being
+	// updated) is tried again before TRYAGAIN is answered, so session
+	// stores see a slow reply rather than an error. Conditional writes are
+	// answered at once. Zero means 10s; negative, never tried again.
+	RESPRetryWindow time.Duration
 	// Password, when set, is required on the Redis listener (AUTH or HELLO
 	// AUTH) before any other command. Empty means no authentication.
 	Password string

@@ -84,7 +84,7 @@ func TestNode_RESPMaxClients_refusesAndCountsInMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"\ncloakroom_resp_clients 1\n", "\ncloakroom_resp_refused_connections_total 1\n"} {
+	for _, want := range []string{"\ncloakroom_resp_clients 1\n", "\ncloakroom_resp_refused_connections_total 1\n", "\ncloakroom_resp_retries_total 0\n"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
 		}

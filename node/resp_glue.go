@@ -38,6 +38,7 @@ func (n *Node) startRESP(addr string) (*respListener, error) {
 		IdleSpin:    n.cfg.RESPIdleSpin,
 		MaxClients:  n.cfg.RESPMaxClients,
 		IdleTimeout: n.cfg.RESPIdleTimeout,
+		RetryWindow: n.cfg.RESPRetryWindow,
 		Limits:      resp.DefaultLimits(n.cfg.Limits.MaxValue),
 		Logger:      n.log,
 	})
@@ -45,7 +46,8 @@ func (n *Node) startRESP(addr string) (*respListener, error) {
 	n.metrics.reg.MustRegister(
 		stat("cloakroom_resp_clients", "Open Redis protocol connections.", prometheus.GaugeValue, func() int64 { return int64(srv.Clients()) }),
 		stat("cloakroom_resp_refused_connections_total", "Redis protocol connections closed at once because the node was at --resp-max-clients.", prometheus.CounterValue, srv.Refused),
-		stat("cloakroom_resp_idle_closed_total", "Redis protocol connections closed for sending nothing for --resp-idle-timeout.", prometheus.CounterValue, srv.IdleClosed))
+		stat("cloakroom_resp_idle_closed_total", "Redis protocol connections closed for sending nothing for --resp-idle-timeout.", prometheus.CounterValue, srv.IdleClosed),
+		stat("cloakroom_resp_retries_total", "Redis commands' attempts made again because the cluster was changing (--resp-retry-window).", prometheus.CounterValue, srv.Retries))
 	return r, nil
 }
 

@@ -140,3 +140,16 @@ const (
 	// otherwise it answers Unavailable.
 	FlagReplicaRead
 )
+
+// Repeatable reports whether r may be sent again after an attempt that may
+// have been applied (the node that got it did not answer, or could not
+// say): applying it twice leaves what applying it once does, and its
+// answer is the same. A write conditional on what is stored (create-only,
+// update-only, compare-and-set, TTL conditions) or that returns what it
+// replaced is not: its second attempt would answer for its first. A delete
+// is, though its count may leave out what the first attempt removed.
+func (r *Request) Repeatable() bool {
+	const conditional = FlagIfAbsent | FlagIfPresent | FlagIfVersion | FlagReturnOld |
+		FlagTTLIfNone | FlagTTLIfSet | FlagTTLIfGreater | FlagTTLIfLess
+	return r.Op != OpGetAndDelete && r.Flags&conditional == 0
+}

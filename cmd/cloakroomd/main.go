@@ -67,6 +67,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	var join, maxMemory, maxValue, gossipKey, transferRate string
 	var respSpin time.Duration
 	var respMaxClients int
+	var respRetry time.Duration
 	fs.StringVar(&c.Name, "name", c.Name, "node name, unique in the cluster (default: hostname)")
 	fs.StringVar(&c.Addr, "addr", c.Addr, "native protocol listener")
 	fs.StringVar(&c.RESPAddr, "resp-addr", c.RESPAddr, "Redis protocol listener (empty disables)")
@@ -74,6 +75,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.DurationVar(&respSpin, "resp-idle-spin", resp.DefaultIdleSpin, "how long the Redis listener keeps polling for input after serving some, before it sleeps (Linux; 0 disables)")
 	fs.IntVar(&respMaxClients, "resp-max-clients", resp.DefaultMaxClients, "most open Redis protocol connections, at most half the open-file limit; one more is told \"max number of clients reached\" and closed (0: no limit)")
 	fs.DurationVar(&c.RESPIdleTimeout, "resp-idle-timeout", 0, "close a Redis protocol connection idle this long, as Redis's timeout (0: never; at least 1s)")
+	fs.DurationVar(&respRetry, "resp-retry-window", resp.DefaultRetryWindow, "how long a Redis command failing while the cluster changes is tried again before TRYAGAIN is answered; conditional writes are answered at once (0: never tried again)")
 	fs.StringVar(&c.Password, "requirepass", c.Password, "password Redis clients must AUTH with (empty: none)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listener for /healthz, /readyz, /metrics (empty disables)")
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "gossip (membership) listener")
@@ -119,6 +121,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		c.GossipKey = k
 	}
 	if err := zeroMeansOff("resp-idle-spin", respSpin, &c.RESPIdleSpin, "0 disables"); err != nil {
+		errs = append(errs, err)
+	}
+	if err := zeroMeansOff("resp-retry-window", respRetry, &c.RESPRetryWindow, "0: never tried again"); err != nil {
 		errs = append(errs, err)
 	}
 	if err := zeroMeansOff("resp-max-clients", respMaxClients, &c.RESPMaxClients, "0: no limit"); err != nil {

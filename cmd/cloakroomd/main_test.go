@@ -175,6 +175,28 @@ func TestParseFlags_respIdleTimeout(t *testing.T) {
 	}
 }
 
+func TestParseFlags_respRetryWindow(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  env
+		want time.Duration
+	}{
+		{nil, env{}, 10 * time.Second},
+		{[]string{"--resp-retry-window", "30s"}, env{}, 30 * time.Second},
+		{nil, env{"CLOAKROOM_RESP_RETRY_WINDOW": "2s"}, 2 * time.Second},
+		{[]string{"--resp-retry-window", "0"}, env{}, -1}, // node.Config: negative is never
+	} {
+		if got := parse(t, tc.args, tc.env).cfg.RESPRetryWindow; got != tc.want {
+			t.Errorf("%q %v: RESPRetryWindow = %v; want %v", tc.args, tc.env, got, tc.want)
+		}
+	}
+	var stderr bytes.Buffer
+	if _, err := parseFlags([]string{"--resp-retry-window", "-1s"}, env{}.get, &stderr); err == nil ||
+		!strings.Contains(err.Error(), "resp-retry-window") {
+		t.Errorf("--resp-retry-window -1s: got %v; want an error naming the flag", err)
+	}
+}
+
 func TestParseFlags_badValues_reportEveryProblem(t *testing.T) {
 	var stderr bytes.Buffer
 	_, err := parseFlags([]string{"--max-memory", "lots", "--max-value-size", "huge", "--log-format", "xml",

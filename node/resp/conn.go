@@ -43,6 +43,7 @@ type conn struct {
 	closing  bool        // refused for a protocol error: input is discarded
 	queued   bool        // in its loop's flush queue (event loop's field)
 	gone     bool        // closed by its loop (event loop's field)
+	hungUp   atomic.Bool // closed: a command retrying for it stops (retry.go)
 	after    *afterPoll  // its loop's, set by OnOpen
 
 	reqs    []protocol.Request  // the current command's requests
@@ -184,10 +185,16 @@ func (c *conn) run(ctx context.Context, cmd *command, args [][]byte) {
 	c.runBuilt(ctx, cmd, args)
 }
 
-// runBuilt runs the requests cmd built in c.reqs and replies.
+// runBuilt runs the requests cmd built in c.reqs, again while the
+// cluster changes (retry.go), and replies.
 func (c *conn) runBuilt(ctx context.Context, cmd *command, args [][]byte) {
 	resps := c.respsFor(len(c.reqs))
-	if err := c.exec(ctx, cmd, resps); err != nil {
+	var rt retrier
+	err := c.exec(ctx, cmd, resps)
+	for c.again(ctx, &rt, c.reqs, resps, err) {
+		err = c.exec(ctx, cmd, resps)
+	}
+	if err != nil {
 		c.w.Error(string(backendError(protocol.CodeOf(err), errMsg(err))))
 		return
 	}

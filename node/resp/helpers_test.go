@@ -33,6 +33,10 @@ type storeBackend struct {
 	remote func(key string) bool
 	wait   func(ctx context.Context, req *protocol.Request)
 
+	// failures is how many more Do and DoAtomic calls on remote keys fail
+	// with CodeUnavailable, as while the cluster notices a lost node.
+	failures atomic.Int32
+
 	// backwards makes DoAll run its requests one at a time, last first:
 	// DoAll may run them in any order, and this order shows a caller that
 	// relies on theirs.
@@ -48,6 +52,11 @@ func (b *storeBackend) Do(ctx context.Context, req *protocol.Request, resp *prot
 	b.dos.Add(1)
 	if b.remote != nil && b.remote(req.Key) && b.wait != nil {
 		b.wait(ctx, req)
+	}
+	if b.fails(req.Key) {
+		*resp = protocol.Response{}
+		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: node-b is unreachable"))
+		return
 	}
 	if req.Op == protocol.OpFlush && !b.allowFlush {
 		resp.SetErr(protocol.Errorf(protocol.CodeDisabled, "flush is disabled"))
@@ -66,7 +75,15 @@ func (b *storeBackend) DoAtomic(ctx context.Context, reqs []*protocol.Request, r
 	if b.remote != nil && len(reqs) > 0 && b.remote(reqs[0].Key) && b.wait != nil {
 		b.wait(ctx, reqs[0])
 	}
+	if len(reqs) > 0 && b.fails(reqs[0].Key) {
+		return protocol.Errorf(protocol.CodeUnavailable, "forward: node-b is unreachable")
+	}
 	return b.st.ExecAtomic(reqs, resps)
+}
+
+// fails reports whether a call on key fails, using up one of failures.
+func (b *storeBackend) fails(key string) bool {
+	return b.remote != nil && b.remote(key) && b.failures.Add(-1) >= 0
 }
 
 func (b *storeBackend) DoAll(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response) {

@@ -58,6 +58,7 @@ type Server struct {
 	refusedAt  atomic.Int64 // when a refusal was last logged, in Unix ns
 	fileLimit  int          // the open-file limit at start; 0 if unknown
 	idleClosed atomic.Int64 // connections closed for the idle timeout
+	retries    atomic.Int64 // attempts made again while the cluster changed (retry.go)
 	doneCmds   atomic.Int64 // commands of closed connections; open ones count their own
 
 	ctx    context.Context // cancelled by Close; passed to every Backend call
@@ -85,6 +86,9 @@ func NewServer(b Backend, cfg Config) *Server {
 	}
 	if cfg.workerIdle <= 0 {
 		cfg.workerIdle = workpool.DefaultIdle
+	}
+	if cfg.RetryWindow == 0 {
+		cfg.RetryWindow = DefaultRetryWindow
 	}
 	if cfg.IdleSpin == 0 {
 		cfg.IdleSpin = DefaultIdleSpin
@@ -340,6 +344,7 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	c := gc.Context().(*conn)
 	c.gone = true
+	c.hungUp.Store(true)
 	h.s.admitted.Add(-1)
 	c.after.spin.unwatch(gc.Fd())
 	h.s.untrack(c)

@@ -99,6 +99,12 @@ type Config struct {
 	// and has no command running, as Redis's timeout does. Zero means
 	// never.
 	IdleTimeout time.Duration
+	// RetryWindow is how long a command that fails because the cluster is
+	// changing (TRYAGAIN: a node lost and not yet dropped, tables that
+	// differ) is tried again, off the event loop, before that error is
+	// answered; see retry.go. Zero means DefaultRetryWindow; negative
+	// answers at once.
+	RetryWindow time.Duration
 
 	workerIdle time.Duration // how long an idle worker waits; zero means workpool.DefaultIdle (tests shorten it)
 }

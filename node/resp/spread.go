@@ -73,7 +73,11 @@ func (c *conn) runSpread(ctx context.Context, cmd *command, args [][]byte) {
 		}
 		built = false
 		resps := c.respsFor(len(c.reqs))
+		var rt retrier
 		c.execAll(ctx, resps, !reads, c.onLoop || c.local())
+		for c.again(ctx, &rt, c.reqs, resps, nil) {
+			c.execAll(ctx, resps, !reads, c.local())
+		}
 		for k := range resps {
 			if r := &resps[k]; r.Code != protocol.CodeOK && (!reads || r.Code != protocol.CodeNotFound) {
 				c.w.buf = c.w.buf[:mark]

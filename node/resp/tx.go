@@ -125,7 +125,12 @@ func cmdExec(ctx context.Context, c *conn, _ [][]byte) {
 		for i := range c.reqs {
 			rq[i], rs[i] = &c.reqs[i], &resps[i]
 		}
-		if err := c.s.b.DoAtomic(ctx, rq, rs); err != nil {
+		var rt retrier
+		err := c.s.b.DoAtomic(ctx, rq, rs)
+		for c.again(ctx, &rt, c.reqs, resps, err) {
+			err = c.s.b.DoAtomic(ctx, rq, rs)
+		}
+		if err != nil {
 			if errors.Is(err, protocol.ErrConflict) {
 				c.w.NullArray()
 				return
