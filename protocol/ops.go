@@ -143,13 +143,16 @@ const (
 
 // Repeatable reports whether r may be sent again after an attempt that may
 // have been applied (the node that got it did not answer, or could not
-// say): applying it twice leaves what applying it once does, and its
-// answer is the same. A write conditional on what is stored (create-only,
-// update-only, compare-and-set, TTL conditions) or that returns what it
-// replaced is not: its second attempt would answer for its first. A delete
-// is, though its count may leave out what the first attempt removed.
+// say): applying it twice leaves what applying it once does. Its answer
+// may differ only where the first attempt changed what it reports: a
+// delete's count, or a Touch that removed the TTL or deleted the key
+// (FlagAllowPast) answering not found. A write conditional on what is
+// stored (create-only, update-only, compare-and-set, TTL conditions) is
+// not repeatable, nor one that returns the value it replaced or deleted:
+// its second attempt would fail on, or answer for, its first.
 func (r *Request) Repeatable() bool {
 	const conditional = FlagIfAbsent | FlagIfPresent | FlagIfVersion | FlagReturnOld |
 		FlagTTLIfNone | FlagTTLIfSet | FlagTTLIfGreater | FlagTTLIfLess
-	return r.Op != OpGetAndDelete && r.Flags&conditional == 0
+	deletes := r.Op == OpGetAndTouch && r.Flags&FlagAllowPast != 0 && r.TTL <= 0 // GETDEL, in effect
+	return r.Op != OpGetAndDelete && !deletes && r.Flags&conditional == 0
 }

@@ -22,6 +22,10 @@ func TestRequest_Repeatable(t *testing.T) {
 		{"expire if greater", Request{Op: OpTouch, Flags: FlagTTLIfGreater}, false},
 		{"expire if less", Request{Op: OpTouch, Flags: FlagTTLIfLess}, false},
 		{"get and delete", Request{Op: OpGetAndDelete}, false},
+		{"get and touch", Request{Op: OpGetAndTouch, TTL: 1000, Flags: FlagAllowPast}, true},
+		{"get and persist", Request{Op: OpGetAndTouch, Flags: FlagNoTTL}, true},
+		{"get and expire at once", Request{Op: OpGetAndTouch, TTL: 0, Flags: FlagAllowPast}, false},
+		{"touch, expiring at once", Request{Op: OpTouch, TTL: 0, Flags: FlagAllowPast}, true},
 	} {
 		if got := tc.req.Repeatable(); got != tc.want {
 			t.Errorf("%s: Repeatable() = %v; want %v", tc.name, got, tc.want)

@@ -3,6 +3,7 @@ package resp
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
@@ -80,7 +81,12 @@ func (c *conn) runBatch(ctx context.Context, batch [][][]byte) {
 		return
 	}
 	// Each command builds its requests on a fork of the connection, with
-	// its own buffers; commands are grouped by partition.
+	// its own buffers; commands are grouped by partition. Their retries
+	// share one window (retry.go): the pipeline is answered within it.
+	if c.s.cfg.RetryWindow > 0 {
+		c.retryBy = time.Now().Add(c.s.cfg.RetryWindow)
+		defer func() { c.retryBy = time.Time{} }()
+	}
 	forks := make([]*conn, len(batch))
 	errs := make([]error, len(batch))
 	groups := map[int][]int{}
@@ -138,13 +144,11 @@ func (c *conn) runAlone(ctx context.Context, batch [][][]byte, forks []*conn, id
 		rq[j], rs[j] = &f.reqs[0], &f.respsFor(1)[0]
 	}
 	c.s.b.DoAll(ctx, rq, rs)
+	var rt retrier
+	c.redo(ctx, &rt, rq, rs, func(j int) bool { return repeatable(forks[idx[j]].lookup(batch[idx[j]][0]), rq[j]) })
 	for _, i := range idx {
-		f, cmd := forks[i], forks[i].lookup(batch[i][0])
-		if changing(nil, f.resps[:1]) && f.reqs[0].Repeatable() {
-			f.runBuilt(ctx, cmd, batch[i]) // again, on its own, while the cluster changes
-			continue
-		}
-		cmd.reply(f, batch[i], f.reqs, f.resps[:1])
+		f := forks[i]
+		f.lookup(batch[i][0]).reply(f, batch[i], f.reqs, f.resps[:1])
 	}
 }
 
@@ -176,7 +180,8 @@ func (c *conn) runGroup(ctx context.Context, batch [][][]byte, forks []*conn, g 
 // fork returns a connection that runs one keyed command as c would, with
 // its own buffers.
 func (c *conn) fork() *conn {
-	f := &conn{s: c.s, id: c.id, addr: c.addr, laddr: c.laddr, authed: c.authed, created: c.created, w: NewWriter()}
+	f := &conn{s: c.s, id: c.id, addr: c.addr, laddr: c.laddr, authed: c.authed, created: c.created, w: NewWriter(),
+		owner: c, retryBy: c.retryBy}
 	f.w.SetProto(c.w.Proto())
 	f.resetTx()
 	return f

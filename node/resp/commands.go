@@ -18,6 +18,7 @@ const (
 	flagNoMulti                        // refused inside MULTI
 	flagLoop                           // a run command that never calls the backend: runs on the event loop
 	flagSpread                         // its keys may be many, on any nodes: it runs in chunks (runSpread)
+	flagCounts                         // answers only how many keys it deleted: may be sent again (retry.go)
 )
 
 // command is one entry of the command table. A keyed command has build and
@@ -105,8 +106,8 @@ func commandTable() map[string]*command {
 		all(&command{name: "mget", arity: -2, flags: ro | flagSpread, group: str, summary: "Returns the values of keys.", build: buildMGet, reply: replyMGet}),
 		{name: "mset", arity: -3, flags: wr | flagAtomic | flagSpread, first: 1, last: -1, step: 2, group: str, summary: "Sets several keys.", build: buildMSet, reply: replyOK},
 		// Generic.
-		all(&command{name: "del", arity: -2, flags: wr, group: gen, summary: "Deletes keys.", build: buildDel, reply: replyCount}),
-		all(&command{name: "unlink", arity: -2, flags: wr, group: gen, summary: "Deletes keys.", build: buildDel, reply: replyCount}),
+		all(&command{name: "del", arity: -2, flags: wr | flagCounts, group: gen, summary: "Deletes keys.", build: buildDel, reply: replyCount}),
+		all(&command{name: "unlink", arity: -2, flags: wr | flagCounts, group: gen, summary: "Deletes keys.", build: buildDel, reply: replyCount}),
 		all(&command{name: "exists", arity: -2, flags: ro, group: gen, summary: "Counts the keys that exist.", build: buildExists, reply: replyCount}),
 		k1(&command{name: "expire", arity: -3, flags: wr, group: gen, summary: "Sets a key's time to live in seconds.", build: buildExpire, reply: replyChanged}),
 		k1(&command{name: "pexpire", arity: -3, flags: wr, group: gen, summary: "Sets a key's time to live in milliseconds.", build: buildExpire, reply: replyChanged}),

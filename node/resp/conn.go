@@ -44,6 +44,8 @@ type conn struct {
 	queued   bool        // in its loop's flush queue (event loop's field)
 	gone     bool        // closed by its loop (event loop's field)
 	hungUp   atomic.Bool // closed: a command retrying for it stops (retry.go)
+	owner    *conn       // a fork's connection (batch.go); nil for a connection
+	retryBy  time.Time   // when a batch's retries end (retry.go); zero: each command's own
 	after    *afterPoll  // its loop's, set by OnOpen
 
 	reqs    []protocol.Request  // the current command's requests
@@ -185,16 +187,10 @@ func (c *conn) run(ctx context.Context, cmd *command, args [][]byte) {
 	c.runBuilt(ctx, cmd, args)
 }
 
-// runBuilt runs the requests cmd built in c.reqs, again while the
-// cluster changes (retry.go), and replies.
+// runBuilt runs the requests cmd built in c.reqs and replies.
 func (c *conn) runBuilt(ctx context.Context, cmd *command, args [][]byte) {
 	resps := c.respsFor(len(c.reqs))
-	var rt retrier
-	err := c.exec(ctx, cmd, resps)
-	for c.again(ctx, &rt, c.reqs, resps, err) {
-		err = c.exec(ctx, cmd, resps)
-	}
-	if err != nil {
+	if err := c.exec(ctx, cmd, resps); err != nil {
 		c.w.Error(string(backendError(protocol.CodeOf(err), errMsg(err))))
 		return
 	}
@@ -237,20 +233,41 @@ func (c *conn) respsFor(n int) []protocol.Response {
 // as execAll runs them.
 func (c *conn) exec(ctx context.Context, cmd *command, resps []protocol.Response) error {
 	reqs := c.reqs
+	var rt retrier
 	if len(reqs) == 1 {
 		c.s.b.Do(ctx, &reqs[0], &resps[0])
+		var deleted int64 // by attempts that failed part-way: a DEL of keys on several nodes
+		for c.again(ctx, &rt, repeatable(cmd, &reqs[0]), resps[:1], nil) {
+			if reqs[0].Op == protocol.OpDelete {
+				deleted += resps[0].N // not there for the next attempt to count
+			}
+			c.s.b.Do(ctx, &reqs[0], &resps[0])
+		}
+		resps[0].N += deleted
 		return nil
 	}
 	if cmd.flags&flagAtomic != 0 && samePartition(reqs, c.s.b.Partitions()) {
-		rq := make([]*protocol.Request, len(reqs))
-		rs := make([]*protocol.Response, len(reqs))
-		for i := range reqs {
-			rq[i], rs[i] = &reqs[i], &resps[i]
+		rq, rs := pointers(reqs, resps)
+		err := c.s.b.DoAtomic(ctx, rq, rs)
+		for c.again(ctx, &rt, allRepeatable(cmd, reqs), resps, err) {
+			err = c.s.b.DoAtomic(ctx, rq, rs)
 		}
-		return c.s.b.DoAtomic(ctx, rq, rs)
+		return err
 	}
 	c.execAll(ctx, resps, cmd.flags&flagWrite != 0, c.local())
+	c.redoFailed(ctx, &rt, cmd, resps)
 	return nil
+}
+
+// pointers returns pointers to each of reqs and resps, as the backend's
+// batch calls take them.
+func pointers(reqs []protocol.Request, resps []protocol.Response) ([]*protocol.Request, []*protocol.Response) {
+	rq := make([]*protocol.Request, len(reqs))
+	rs := make([]*protocol.Response, len(reqs))
+	for i := range reqs {
+		rq[i], rs[i] = &reqs[i], &resps[i]
+	}
+	return rq, rs
 }
 
 // local reports whether the backend serves every request of c.reqs here

@@ -53,6 +53,10 @@ func (b *storeBackend) Do(ctx context.Context, req *protocol.Request, resp *prot
 	if b.remote != nil && b.remote(req.Key) && b.wait != nil {
 		b.wait(ctx, req)
 	}
+	if req.Op == protocol.OpDelete && b.remote != nil {
+		b.deleteEach(req, resp)
+		return
+	}
 	if b.fails(req.Key) {
 		*resp = protocol.Response{}
 		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: node-b is unreachable"))
@@ -79,6 +83,26 @@ func (b *storeBackend) DoAtomic(ctx context.Context, reqs []*protocol.Request, r
 		return protocol.Errorf(protocol.CodeUnavailable, "forward: node-b is unreachable")
 	}
 	return b.st.ExecAtomic(reqs, resps)
+}
+
+// deleteEach deletes req's keys as a node does those on several nodes:
+// each owner's, even if another's fails; the response counts what was
+// deleted, with the error of a key that failed.
+func (b *storeBackend) deleteEach(req *protocol.Request, resp *protocol.Response) {
+	*resp = protocol.Response{}
+	failed := false
+	for _, k := range req.Keys {
+		if b.fails(k) {
+			failed = true
+			continue
+		}
+		var r protocol.Response
+		b.st.Exec(&protocol.Request{Op: protocol.OpDelete, Keys: []string{k}}, &r)
+		resp.N += r.N
+	}
+	if failed {
+		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: node-b is unreachable"))
+	}
 }
 
 // fails reports whether a call on key fails, using up one of failures.

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloakroom/cloakroom/ring"
 )
 
 // failing starts a server whose "r:" keys live elsewhere and fail with
@@ -105,13 +107,12 @@ func TestRetry_Off_answersAtOnce(t *testing.T) {
 func TestRetry_PipelinedWrites_eachSucceeds(t *testing.T) {
 	ts := failing(t, 0, 0)
 	c := ts.dial(t)
-	var in strings.Builder
-	for i := range 8 {
-		k := "r:" + itoa(i)
-		in.WriteString("*3\r\n$3\r\nset\r\n$" + itoa(len(k)) + "\r\n" + k + "\r\n$1\r\nv\r\n")
+	keys := make([]string, 8)
+	for i := range keys {
+		keys[i] = "r:" + itoa(i)
 	}
 	ts.b.failures.Store(5)
-	c.send(in.String())
+	c.send(sets(keys...))
 	for i := range 8 {
 		if got := c.reply(); got != "+OK\r\n" {
 			t.Errorf("SET %d: got %q", i, got)
@@ -123,19 +124,129 @@ func TestRetry_PipelinedWrites_eachSucceeds(t *testing.T) {
 }
 
 // A client that gives up (its read timeout ran out) and hangs up is not
-// retried for: its command stops being tried within one wait.
+// retried for: its commands stop being tried within one wait, pipelined
+// or not.
 func TestRetry_ClientHungUp_stopsTrying(t *testing.T) {
-	ts := failing(t, 1<<30, time.Minute)
+	for name, in := range map[string]string{
+		"one command": sets("r:a"),
+		"a pipeline":  sets("r:a", "r:a", "r:b", "r:c"), // r:a's SETs on forks, the others together
+	} {
+		t.Run(name, func(t *testing.T) {
+			ts := failing(t, 1<<30, time.Minute)
+			c := ts.dial(t)
+			c.send(in)
+			waitFor(t, "a SET to be tried again", func() bool { return ts.srv.Retries() > 0 })
+			c.nc.Close()
+			last, stillAt := ts.srv.Retries(), time.Now()
+			waitFor(t, "the retries to stop", func() bool {
+				if n := ts.srv.Retries(); n != last {
+					last, stillAt = n, time.Now()
+					return false
+				}
+				return time.Since(stillAt) > 2*retryMost
+			})
+		})
+	}
+}
+
+// A pipeline's commands share one window: failing throughout, it is
+// answered once the window has passed, not once per failing command
+// (SETs of one key run as one step, then each on its own; SETs of keys
+// alone in their partitions run together).
+func TestRetry_Pipeline_sharesOneWindow(t *testing.T) {
+	const window = 500 * time.Millisecond
+	ts := failing(t, 1<<30, window)
 	c := ts.dial(t)
-	c.cmd("set", "r:a", "1")
-	waitFor(t, "the SET to be tried again", func() bool { return ts.srv.Retries() > 0 })
-	c.nc.Close()
-	last, stillAt := ts.srv.Retries(), time.Now()
-	waitFor(t, "the retries to stop", func() bool {
-		if n := ts.srv.Retries(); n != last {
-			last, stillAt = n, time.Now()
-			return false
+	start := time.Now()
+	c.send(sets("r:a", "r:a", "r:a", "r:a", "r:a", "r:a", "r:b", "r:c"))
+	for i := range 8 {
+		if got := c.reply(); !strings.HasPrefix(got, "-TRYAGAIN ") {
+			t.Fatalf("SET %d failing past the window: got %q; want TRYAGAIN", i, got)
 		}
-		return time.Since(stillAt) > 2*retryMost
-	})
+	}
+	if took := time.Since(start); took > 2*window {
+		t.Errorf("eight failing pipelined SETs answered after %v; want about one window, %v", took, window)
+	}
+}
+
+// A DEL of keys on several nodes deletes those it can at each attempt: its
+// count adds them all up.
+func TestRetry_DelOfKeysOnSeveralNodes_countsEveryKey(t *testing.T) {
+	ts := failing(t, 0, 0)
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "mset", "a", "1", "r:b", "2", "r:c", "3")
+	ts.b.failures.Store(2)
+	c.expect(":3\r\n", "del", "a", "r:b", "r:c", "nope")
+	c.expect(":0\r\n", "exists", "a", "r:b", "r:c")
+}
+
+// DEL pipelined or in a transaction deletes each key with GETDEL's
+// request; it only counts the key, so it waits for the cluster as DEL does.
+func TestRetry_DelPipelinedOrInATransaction_succeeds(t *testing.T) {
+	ts := failing(t, 0, 0)
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "mset", "r:a", "1", "r:b", "2", "r:c", "3")
+	ts.b.failures.Store(2)
+	c.send("*2\r\n$3\r\ndel\r\n$3\r\nr:a\r\n*2\r\n$3\r\ndel\r\n$3\r\nr:b\r\n")
+	for i := range 2 {
+		if got := c.reply(); got != ":1\r\n" {
+			t.Errorf("pipelined DEL %d: got %q; want :1", i, got)
+		}
+	}
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "set", "r:c", "4")
+	c.expect("+QUEUED\r\n", "del", "r:c")
+	ts.b.failures.Store(2)
+	c.expect("*2\r\n+OK\r\n:1\r\n", "exec")
+	c.expect(":0\r\n", "exists", "r:a", "r:b", "r:c")
+}
+
+// Only the requests that failed are sent again: a key already written
+// must not be written again, over what another client wrote since.
+func TestRetry_MSetAcrossPartitions_sendsAgainOnlyWhatFailed(t *testing.T) {
+	ts := failing(t, 0, 0)
+	c := ts.dial(t)
+	if !ts.srv.spreads("a", "r:b") {
+		t.Fatal("a and r:b share a partition: pick other keys")
+	}
+	ts.b.dos.Store(0)
+	ts.b.failures.Store(1)
+	c.expect("+OK\r\n", "mset", "a", "1", "r:b", "2")
+	if got := ts.b.dos.Load(); got != 3 {
+		t.Errorf("%d requests sent; want 3: each key, then r:b again", got)
+	}
+	c.expect("*2\r\n$1\r\n1\r\n$1\r\n2\r\n", "mget", "a", "r:b")
+}
+
+// An MSET naming a key twice keeps the last value even when the first
+// write of it fails and the last does not: the first is not sent again.
+func TestRetry_MSetOfAKeyNamedTwice_keepsTheLastValue(t *testing.T) {
+	ts := failing(t, 0, 0)
+	c := ts.dial(t)
+	if !ts.srv.spreads("x", "r:a") {
+		t.Fatal("x and r:a share a partition: pick other keys")
+	}
+	ts.b.failures.Store(1) // the first write of r:a: the second goes in a later DoAll
+	c.expect("+OK\r\n", "mset", "r:a", "1", "x", "0", "r:a", "2")
+	c.expect("$1\r\n2\r\n", "get", "r:a")
+}
+
+// sets returns a pipeline of SETs of keys, in RESP.
+func sets(keys ...string) string {
+	var in strings.Builder
+	for _, k := range keys {
+		in.WriteString("*3\r\n$3\r\nset\r\n$" + itoa(len(k)) + "\r\n" + k + "\r\n$1\r\nv\r\n")
+	}
+	return in.String()
+}
+
+// spreads reports whether keys lie in more than one partition.
+func (s *Server) spreads(keys ...string) bool {
+	n := s.b.Partitions()
+	for _, k := range keys[1:] {
+		if ring.Partition(k, n) != ring.Partition(keys[0], n) {
+			return true
+		}
+	}
+	return false
 }

@@ -67,17 +67,15 @@ func (c *conn) runSpread(ctx context.Context, cmd *command, args [][]byte) {
 	if reads {
 		c.w.Array((len(args) - 1) / cmd.step)
 	}
+	var rt retrier // one window for all the chunks
 	for i := 1; i < len(args); i += step {
 		if !built {
 			c.chunk(cmd, args, i)
 		}
 		built = false
 		resps := c.respsFor(len(c.reqs))
-		var rt retrier
 		c.execAll(ctx, resps, !reads, c.onLoop || c.local())
-		for c.again(ctx, &rt, c.reqs, resps, nil) {
-			c.execAll(ctx, resps, !reads, c.local())
-		}
+		c.redoFailed(ctx, &rt, cmd, resps)
 		for k := range resps {
 			if r := &resps[k]; r.Code != protocol.CodeOK && (!reads || r.Code != protocol.CodeNotFound) {
 				c.w.buf = c.w.buf[:mark]

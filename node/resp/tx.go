@@ -107,6 +107,7 @@ func cmdExec(ctx context.Context, c *conn, _ [][]byte) {
 		err      error
 	}
 	spans := make([]span, len(tx.queue))
+	again := len(tx.watched) == 0 // a guard's second attempt would fail on its first
 	for i, q := range tx.queue {
 		if q.cmd.build == nil {
 			continue
@@ -117,17 +118,14 @@ func cmdExec(ctx context.Context, c *conn, _ [][]byte) {
 			c.reqs = c.reqs[:from]
 		}
 		spans[i] = span{from, len(c.reqs), err}
+		again = again && allRepeatable(q.cmd, c.reqs[from:])
 	}
 	resps := c.respsFor(len(c.reqs))
 	if len(c.reqs) > 0 {
-		rq := make([]*protocol.Request, len(c.reqs))
-		rs := make([]*protocol.Response, len(c.reqs))
-		for i := range c.reqs {
-			rq[i], rs[i] = &c.reqs[i], &resps[i]
-		}
+		rq, rs := pointers(c.reqs, resps)
 		var rt retrier
 		err := c.s.b.DoAtomic(ctx, rq, rs)
-		for c.again(ctx, &rt, c.reqs, resps, err) {
+		for c.again(ctx, &rt, again, resps, err) {
 			err = c.s.b.DoAtomic(ctx, rq, rs)
 		}
 		if err != nil {
