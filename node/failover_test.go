@@ -142,3 +142,52 @@ func TestCluster_readsWithTwoBackupsDoNotFailOver(t *testing.T) {
 		t.Errorf("backup reads: %v; want 0", got)
 	}
 }
+
+// TestCluster_aDeleteThatFails_countsNothing: a delete whose primary cannot
+// have it copied (its only backup crashed, not yet noticed) is undone and
+// fails; its count must say so, since a Redis DEL tried again adds the
+// counts of its attempts up.
+func TestCluster_aDeleteThatFails_countsNothing(t *testing.T) {
+	c := nodetest.Start(t, 2, func(_ int, cfg *node.Config) { cfg.GossipPreset = "lan" })
+	ctx := ctxFor(t)
+	entry := c.Node(0)
+	ci := entry.ClusterInfo()
+	var keys []string // primary: the entry node; backup: the node to crash
+	for i := 0; len(keys) < 8; i++ {
+		key := fmt.Sprint("del:", i)
+		if o := ci.Owners[ring.Partition(key, ci.Partitions)]; ci.Members[o[0]].Name == entry.Name() {
+			keys = append(keys, key)
+		}
+	}
+	do := func(req *protocol.Request) *protocol.Response {
+		var resp protocol.Response
+		entry.Do(ctx, req, &resp)
+		return &resp
+	}
+	for _, k := range keys {
+		if r := do(&protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte("v"), TTL: 60_000}); r.Code != protocol.CodeOK {
+			t.Fatalf("SET %s: %v", k, r.Err())
+		}
+	}
+	c.Crash(1)
+	failed := 0
+	for _, k := range keys {
+		r := do(&protocol.Request{Op: protocol.OpDelete, Keys: []string{k}})
+		if r.Code == protocol.CodeOK {
+			if r.N != 1 {
+				t.Errorf("DEL %s: OK, counting %d; want 1", k, r.N)
+			}
+			continue // the crash was noticed: the entry node holds the partition alone
+		}
+		failed++
+		if r.N != 0 {
+			t.Errorf("DEL %s failed (%v), counting %d; want 0, nothing deleted", k, r.Err(), r.N)
+		}
+		if g := do(&protocol.Request{Op: protocol.OpGet, Key: k}); g.Code != protocol.CodeOK {
+			t.Errorf("GET %s after its DEL failed: %v; want the value, the delete undone", k, g.Err())
+		}
+	}
+	if failed == 0 {
+		t.Fatal("every DEL succeeded: the crash was noticed first, and the failing delete not tested")
+	}
+}

@@ -316,6 +316,7 @@ func (n *Node) execPrimary(ctx context.Context, v *view, p int, req *protocol.Re
 	if err := n.replicate(ctx, v, p, v.others(p), entries); err != nil {
 		n.revert(prev, entries)
 		resp.SetErr(err)
+		resp.N = 0 // undone: a delete counts nothing (multiKey adds up what took effect)
 	}
 }
 

@@ -28,7 +28,9 @@ const (
 	// (persist), TTLIfNone, TTLIfSet, TTLIfGreater, TTLIfLess, AllowPast.
 	// Reply N is 1 if the TTL changed.
 	OpTouch
-	// OpDelete deletes Keys; reply N counts the keys that existed.
+	// OpDelete deletes Keys; reply N counts the keys that existed. Keys on
+	// several nodes are deleted by each, whatever the others do: with an
+	// error, N counts those deleted where it took effect.
 	OpDelete
 	// OpGetAndTouch reads Key and sets its TTL in one step (GETEX).
 	OpGetAndTouch

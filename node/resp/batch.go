@@ -84,8 +84,8 @@ func (c *conn) runBatch(ctx context.Context, batch [][][]byte) {
 	// its own buffers; commands are grouped by partition. Their retries
 	// share one window (retry.go): the pipeline is answered within it.
 	if c.s.cfg.RetryWindow > 0 {
-		c.retryBy = time.Now().Add(c.s.cfg.RetryWindow)
-		defer func() { c.retryBy = time.Time{} }()
+		c.batchAt = time.Now()
+		defer func() { c.batchAt = time.Time{} }()
 	}
 	forks := make([]*conn, len(batch))
 	errs := make([]error, len(batch))
@@ -144,7 +144,7 @@ func (c *conn) runAlone(ctx context.Context, batch [][][]byte, forks []*conn, id
 		rq[j], rs[j] = &f.reqs[0], &f.respsFor(1)[0]
 	}
 	c.s.b.DoAll(ctx, rq, rs)
-	var rt retrier
+	rt := c.retrier()
 	c.redo(ctx, &rt, rq, rs, func(j int) bool { return repeatable(forks[idx[j]].lookup(batch[idx[j]][0]), rq[j]) })
 	for _, i := range idx {
 		f := forks[i]
@@ -181,7 +181,7 @@ func (c *conn) runGroup(ctx context.Context, batch [][][]byte, forks []*conn, g 
 // its own buffers.
 func (c *conn) fork() *conn {
 	f := &conn{s: c.s, id: c.id, addr: c.addr, laddr: c.laddr, authed: c.authed, created: c.created, w: NewWriter(),
-		owner: c, retryBy: c.retryBy}
+		owner: c, batchAt: c.batchAt}
 	f.w.SetProto(c.w.Proto())
 	f.resetTx()
 	return f

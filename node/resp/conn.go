@@ -45,7 +45,7 @@ type conn struct {
 	gone     bool        // closed by its loop (event loop's field)
 	hungUp   atomic.Bool // closed: a command retrying for it stops (retry.go)
 	owner    *conn       // a fork's connection (batch.go); nil for a connection
-	retryBy  time.Time   // when a batch's retries end (retry.go); zero: each command's own
+	batchAt  time.Time   // when a fork's batch was built: its retries' window starts then (retry.go)
 	after    *afterPoll  // its loop's, set by OnOpen
 
 	reqs    []protocol.Request  // the current command's requests
@@ -233,23 +233,18 @@ func (c *conn) respsFor(n int) []protocol.Response {
 // as execAll runs them.
 func (c *conn) exec(ctx context.Context, cmd *command, resps []protocol.Response) error {
 	reqs := c.reqs
-	var rt retrier
+	rt := c.retrier()
 	if len(reqs) == 1 {
 		c.s.b.Do(ctx, &reqs[0], &resps[0])
-		var deleted int64 // by attempts that failed part-way: a DEL of keys on several nodes
-		for c.again(ctx, &rt, repeatable(cmd, &reqs[0]), resps[:1], nil) {
-			if reqs[0].Op == protocol.OpDelete {
-				deleted += resps[0].N // not there for the next attempt to count
-			}
-			c.s.b.Do(ctx, &reqs[0], &resps[0])
+		if changing(resps[0].Code) {
+			c.doAgain(ctx, &rt, cmd, &reqs[0], &resps[0])
 		}
-		resps[0].N += deleted
 		return nil
 	}
 	if cmd.flags&flagAtomic != 0 && samePartition(reqs, c.s.b.Partitions()) {
 		rq, rs := pointers(reqs, resps)
 		err := c.s.b.DoAtomic(ctx, rq, rs)
-		for c.again(ctx, &rt, allRepeatable(cmd, reqs), resps, err) {
+		for c.again(ctx, &rt, allRepeatable(cmd, reqs), rq, failure(err, resps)) {
 			err = c.s.b.DoAtomic(ctx, rq, rs)
 		}
 		return err

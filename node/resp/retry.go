@@ -2,6 +2,7 @@ package resp
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/cloakroom/cloakroom/protocol"
@@ -30,30 +31,39 @@ const (
 
 // retrier paces one command's attempts.
 type retrier struct {
-	deadline time.Time // zero until the first failure
-	wait     time.Duration
+	since time.Time     // when its requests were built; zero: never tried again
+	wait  time.Duration // before the next attempt
+	aged  int64         // milliseconds taken off the requests' TTLs so far
 }
 
-// pace waits before another attempt and reports whether to make it; false
-// means answer as it is: on the event loop (which must not wait), past
-// the window, or for a client that has hung up (one whose read timeout
-// ran out).
-func (c *conn) pace(ctx context.Context, rt *retrier) bool {
+// retrier returns the pacing of a command about to make its first
+// attempt. On the event loop, or with no window, it is never tried again.
+func (c *conn) retrier() retrier {
+	switch {
+	case c.onLoop || c.s.cfg.RetryWindow <= 0:
+		return retrier{}
+	case !c.batchAt.IsZero():
+		return retrier{since: c.batchAt} // a pipeline's commands share one window
+	}
+	return retrier{since: time.Now()}
+}
+
+// pace waits before another attempt at rq and reports whether to make it;
+// false means answer as it is: past the window, or for a client that has
+// hung up (one whose read timeout ran out). Before the attempt it takes
+// the time since the requests were built off their TTLs, so that a write
+// sent again expires when its first attempt would have: an absolute
+// expiry (EXPIREAT, SET ... PXAT, scs's PEXPIREAT) stays where it was.
+func (c *conn) pace(ctx context.Context, rt *retrier, rq []*protocol.Request) bool {
 	client := c
 	if c.owner != nil {
 		client = c.owner
 	}
-	if c.onLoop || c.s.cfg.RetryWindow <= 0 || client.hungUp.Load() {
+	if rt.since.IsZero() || client.hungUp.Load() {
 		return false
 	}
-	now := time.Now()
-	if rt.deadline.IsZero() {
-		rt.deadline, rt.wait = c.retryBy, retryFirst
-		if rt.deadline.IsZero() {
-			rt.deadline = now.Add(c.s.cfg.RetryWindow)
-		}
-	}
-	if now.Add(rt.wait).After(rt.deadline) {
+	rt.wait = max(rt.wait, retryFirst)
+	if time.Since(rt.since)+rt.wait > c.s.cfg.RetryWindow {
 		return false
 	}
 	t := time.NewTimer(rt.wait)
@@ -65,42 +75,86 @@ func (c *conn) pace(ctx context.Context, rt *retrier) bool {
 	}
 	rt.wait = min(2*rt.wait, retryMost)
 	c.s.retries.Add(1)
+	age := time.Since(rt.since).Milliseconds()
+	for _, r := range rq {
+		shorten(r, age-rt.aged)
+	}
+	rt.aged = age
 	return true
 }
 
-// again reports whether a failed step that applies all of its requests or
-// none (a lone request, an atomic batch) should be made again, having
-// waited before it: its failure (err, else the first error in resps) says
-// the cluster is changing, and its requests are repeatable.
-func (c *conn) again(ctx context.Context, rt *retrier, repeatable bool, resps []protocol.Response, err error) bool {
-	code := protocol.CodeOf(err)
-	if err == nil {
-		code = firstError(resps)
+// shorten takes ms off the TTL r sets. A TTL that may delete the key
+// (FlagAllowPast, EXPIRE's) may pass zero, deleting it as its deadline has
+// passed; a SET's is kept positive, expiring at once.
+func shorten(r *protocol.Request, ms int64) {
+	switch {
+	case ms <= 0 || r.TTL <= 0 || r.Flags&(protocol.FlagNoTTL|protocol.FlagKeepTTL) != 0:
+	case r.Op != protocol.OpSet && r.Op != protocol.OpTouch && r.Op != protocol.OpGetAndTouch:
+	case r.Flags&protocol.FlagAllowPast != 0:
+		r.TTL -= ms
+	default:
+		r.TTL = max(r.TTL-ms, 1)
 	}
-	return repeatable && changing(code) && c.pace(ctx, rt)
+}
+
+// again reports whether a failed step that applies all of its requests rq
+// or none (a lone request, an atomic batch) should be made again, having
+// waited before it: its failure (see failure) says the cluster is
+// changing, and its requests are repeatable.
+func (c *conn) again(ctx context.Context, rt *retrier, repeatable bool, rq []*protocol.Request, code protocol.Code) bool {
+	return repeatable && changing(code) && c.pace(ctx, rt, rq)
+}
+
+// failure returns the code of a step's failure: err's, else that of the
+// first error in resps, or CodeOK.
+func failure(err error, resps []protocol.Response) protocol.Code {
+	if err != nil {
+		return protocol.CodeOf(err)
+	}
+	return firstError(resps)
+}
+
+// doAgain sends req again while it fails because the cluster is changing
+// (again). A DEL of keys on several nodes deletes what it can at each
+// attempt: its count adds them up.
+func (c *conn) doAgain(ctx context.Context, rt *retrier, cmd *command, req *protocol.Request, resp *protocol.Response) {
+	rq := []*protocol.Request{req}
+	var deleted int64
+	for c.again(ctx, rt, repeatable(cmd, req), rq, resp.Code) {
+		if req.Op == protocol.OpDelete {
+			deleted += resp.N // not there for the next attempt to count
+		}
+		c.s.b.Do(ctx, req, resp)
+	}
+	resp.N += deleted
 }
 
 // redo sends again, together through DoAll, the requests of rq that may
 // be (can) and whose responses in rs say the cluster is changing, until
 // none does or pace says stop. Those that succeeded are not sent again. A
-// failed SET of a key that a later SET of rq sets too is not sent again
-// either, so the later value stays; it is answered as done.
+// failed SET of a key that a later SET of rq sets, or is sending again,
+// is not sent again either, so the later value stays; it is answered as
+// done.
 func (c *conn) redo(ctx context.Context, rt *retrier, rq []*protocol.Request, rs []*protocol.Response, can func(i int) bool) {
 	var sets map[string]bool // keys later requests set
 	var q []*protocol.Request
 	var s []*protocol.Response
 	for {
+		if !slices.ContainsFunc(rs, func(r *protocol.Response) bool { return changing(r.Code) }) {
+			return // the common case: nothing failed so
+		}
 		q, s = q[:0], s[:0]
 		for i := len(rq) - 1; i >= 0; i-- {
-			r := rq[i]
-			if changing(rs[i].Code) && can(i) {
-				if r.Op == protocol.OpSet && sets[r.Key] {
-					rs[i].Code, rs[i].Msg = protocol.CodeOK, ""
-				} else {
-					q, s = append(q, r), append(s, rs[i])
-				}
+			r, code := rq[i], rs[i].Code
+			again := changing(code) && can(i)
+			if again && r.Op == protocol.OpSet && sets[r.Key] {
+				rs[i].Code, rs[i].Msg = protocol.CodeOK, ""
+				continue
 			}
-			if r.Op == protocol.OpSet {
+			if again {
+				q, s = append(q, r), append(s, rs[i])
+			}
+			if r.Op == protocol.OpSet && (again || code == protocol.CodeOK) {
 				if sets == nil {
 					sets = map[string]bool{}
 				}
@@ -108,7 +162,7 @@ func (c *conn) redo(ctx context.Context, rt *retrier, rq []*protocol.Request, rs
 			}
 		}
 		clear(sets)
-		if len(q) == 0 || !c.pace(ctx, rt) {
+		if len(q) == 0 || !c.pace(ctx, rt, rq) {
 			return
 		}
 		c.s.b.DoAll(ctx, q, s)

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -249,4 +250,25 @@ func (s *Server) spreads(keys ...string) bool {
 		}
 	}
 	return false
+}
+
+// A write sent again expires when its first attempt would have: an
+// absolute deadline that passes while the cluster changes is not moved.
+func TestRetry_AbsoluteExpiry_staysWhereItWas(t *testing.T) {
+	ts := failing(t, 0, 0)
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "set", "r:a", "1")
+	at := strconv.FormatInt(time.Now().Add(150*time.Millisecond).UnixMilli(), 10)
+	ts.b.failures.Store(4) // waits of 20, 40, 80 and 160 ms: past the deadline
+	c.expect(":1\r\n", "pexpireat", "r:a", at)
+	c.expect("$-1\r\n", "get", "r:a")
+
+	deadline := time.Now().Add(150 * time.Millisecond)
+	at = strconv.FormatInt(deadline.UnixMilli(), 10)
+	ts.b.failures.Store(4)
+	c.expect("+OK\r\n", "set", "r:b", "2", "pxat", at)
+	// Answered after its deadline, the SET left the key a millisecond to
+	// live (the store's clock ticks in milliseconds), not 150.
+	time.Sleep(max(time.Until(deadline), 0) + 20*time.Millisecond)
+	c.expect("$-1\r\n", "get", "r:b")
 }

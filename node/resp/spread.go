@@ -67,7 +67,7 @@ func (c *conn) runSpread(ctx context.Context, cmd *command, args [][]byte) {
 	if reads {
 		c.w.Array((len(args) - 1) / cmd.step)
 	}
-	var rt retrier // one window for all the chunks
+	rt := c.retrier() // one window for all the chunks
 	for i := 1; i < len(args); i += step {
 		if !built {
 			c.chunk(cmd, args, i)

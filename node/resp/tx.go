@@ -123,9 +123,9 @@ func cmdExec(ctx context.Context, c *conn, _ [][]byte) {
 	resps := c.respsFor(len(c.reqs))
 	if len(c.reqs) > 0 {
 		rq, rs := pointers(c.reqs, resps)
-		var rt retrier
+		rt := c.retrier()
 		err := c.s.b.DoAtomic(ctx, rq, rs)
-		for c.again(ctx, &rt, again, resps, err) {
+		for c.again(ctx, &rt, again, rq, failure(err, resps)) {
 			err = c.s.b.DoAtomic(ctx, rq, rs)
 		}
 		if err != nil {
