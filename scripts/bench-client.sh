@@ -20,7 +20,7 @@ VALUE_SIZE=${VALUE_SIZE:-200}
 KEYS=${KEYS:-100000}
 RATIO=${RATIO:-50:50}
 
-command -v redis-server >/dev/null || { echo "redis-server not found (apt-get install redis-server)" >&2; exit 1; }
+need redis-server
 build_bins
 bin=$BENCH_TMP/bin
 

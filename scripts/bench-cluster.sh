@@ -16,7 +16,7 @@ WORKERS=${WORKERS:-50}
 VALUE_SIZE=${VALUE_SIZE:-200}
 KEYS=${KEYS:-100000}
 
-command -v redis-server >/dev/null || { echo "redis-server not found (apt-get install redis-server)" >&2; exit 1; }
+need redis-server
 build_bins
 bin=$BENCH_TMP/bin
 

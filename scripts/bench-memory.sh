@@ -22,7 +22,7 @@ VALUE_SIZE=${VALUE_SIZE:-200}
 TTL=${TTL:-1h}
 SETTLE=${SETTLE:-5}
 
-command -v redis-server >/dev/null || { echo "redis-server not found (apt-get install redis-server)" >&2; exit 1; }
+need redis-server redis-cli
 build_bins
 bin=$BENCH_TMP/bin
 

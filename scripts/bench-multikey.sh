@@ -15,6 +15,7 @@
 # Usage: scripts/bench-multikey.sh
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+need redis-server redis-benchmark
 
 huge=${HUGE:-1000000}
 keys=${KEYS:-100}

@@ -54,6 +54,9 @@ wait_port() {
 	return 1
 }
 
+for c in redis-server redis-benchmark; do
+	command -v "$c" >/dev/null || { echo "$0: $c not found (Debian: apt-get install redis-server redis-tools)" >&2; exit 1; }
+done
 go build -o "$tmp/cloakroomd" ./cmd/cloakroomd
 
 rport=$(free_port)

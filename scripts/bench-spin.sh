@@ -28,6 +28,7 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+command -v redis-benchmark >/dev/null || { echo "$0: redis-benchmark not found (Debian: apt-get install redis-tools)" >&2; exit 1; }
 go build -o "$tmp/cloakroomd" ./cmd/cloakroomd
 
 cat >"$tmp/paced.py" <<'EOF'

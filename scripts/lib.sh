@@ -21,6 +21,17 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
+# need exits, saying what to install, unless every command named is found.
+need() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null || {
+			echo "$0: $c not found (Debian: apt-get install redis-server redis-tools)" >&2
+			exit 1
+		}
+	done
+}
+
 # free_port prints a loopback TCP port that was free a moment ago.
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
