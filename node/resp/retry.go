@@ -14,8 +14,9 @@ import (
 // session stores pass such errors on (express-session answers 500), so a
 // request that fails that way is sent again, off the event loop, until it
 // succeeds, its client hangs up, or Config.RetryWindow has passed since
-// the command's first failure (a pipeline's: its commands share one
-// window), as the Go client does its calls (client.Config.RetryTimeout).
+// the command's first attempt (a pipeline's commands share one window,
+// from when the pipeline was read), as the Go client does its calls
+// (client.Config.RetryTimeout).
 // Only requests that may be sent twice are (repeatable): an attempt that
 // failed may still have been applied. Requests that succeeded are not sent
 // again: a write another client made since must not be undone.
