@@ -494,13 +494,16 @@ func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, res
 	remote := map[string][]string{}
 	var mu sync.Mutex
 	var total int64
-	var errs []error
+	var failed protocol.Response // the first group that failed
+	groupsFailed := 0
 	add := func(r *protocol.Response) {
 		mu.Lock()
 		defer mu.Unlock()
 		total += r.N
 		if r.Code != protocol.CodeOK {
-			errs = append(errs, r.Err())
+			if groupsFailed++; groupsFailed == 1 {
+				failed.Code, failed.Msg = r.Code, r.Msg
+			}
 		}
 	}
 	var wg sync.WaitGroup
@@ -534,8 +537,11 @@ func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, res
 	}
 	wg.Wait()
 	resp.N = total
-	if len(errs) > 0 {
-		resp.SetErr(errors.Join(errs...))
+	if groupsFailed > 0 {
+		resp.Code, resp.Msg = failed.Code, failed.Msg
+		if groupsFailed > 1 {
+			resp.Msg += fmt.Sprintf(" (and %d more groups of keys failed)", groupsFailed-1)
+		}
 	}
 }
 
