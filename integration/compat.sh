@@ -13,6 +13,9 @@
 #   cloakroomd-3        plain clients against a 3-node cluster, through its
 #                       second node (requests are forwarded to their owners)
 #   cloakroomd-3-cluster  cluster clients against 3 nodes in cluster mode
+#   cloakroomd-3-crash  apps logging users in and out (crash/*.crash.js)
+#                       through the second of 3 nodes while the third is
+#                       killed -9: no request may fail
 #
 # A failure against a redis-* target means a wrong test; a failure against a
 # cloakroomd* target is a compatibility bug. Either makes the script exit
@@ -86,7 +89,7 @@ command -v node >/dev/null || { log "node not found: the suites need Node.js 20 
 start=$SECONDS
 log "installing the Node.js clients (npm ci)"
 mkdir -p "$clients"
-(cd "$root/integration/node-clients" && cp -R package.json package-lock.json lib test cluster "$clients/")
+(cd "$root/integration/node-clients" && cp -R package.json package-lock.json lib test cluster crash "$clients/")
 (cd "$clients" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
 
 passed=0
@@ -196,7 +199,8 @@ members() {
 
 # run_cloakroomd_cluster NAME GLOB N [ARGS...]: start N nodes joined to the
 # first, wait until every node counts N members, run GLOB through the second
-# node (so requests are forwarded to their owners).
+# node (so requests are forwarded to their owners). The suites find the last
+# node's pid in CLOAKROOM_CRASH_PID, for those that kill it.
 run_cloakroomd_cluster() {
 	local name=$1 glob=$2 n=$3 i resp http gossip seed="" log
 	shift 3
@@ -225,7 +229,7 @@ run_cloakroomd_cluster() {
 			sleep 0.1
 		done
 	done
-	run_suites "$name" "${resps[1]}" "$glob"
+	CLOAKROOM_CRASH_PID=${nodepids[n - 1]} run_suites "$name" "${resps[1]}" "$glob"
 }
 
 wanted() { [[ -z "${COMPAT_ONLY:-}" || " $COMPAT_ONLY " == *" $1 "* ]]; }
@@ -246,6 +250,7 @@ wanted cloakroomd-auth && run_cloakroomd cloakroomd-auth 'test/*.test.js' --requ
 password=
 wanted cloakroomd-3 && run_cloakroomd_cluster cloakroomd-3 'test/*.test.js' 3
 wanted cloakroomd-3-cluster && run_cloakroomd_cluster cloakroomd-3-cluster 'cluster/*.cluster.js' 3 --resp-cluster-mode
+wanted cloakroomd-3-crash && run_cloakroomd_cluster cloakroomd-3-crash 'crash/*.crash.js' 3 --replicas 2
 
 log "took $((SECONDS - start))s; failed against: ${failed_on[*]:-nothing}"
 echo "compat: $passed passed, $failed failed, $skipped skipped"

@@ -13,7 +13,7 @@ const HOUR_MS = 60 * 60 * 1000
 const COOKIE = "sid"
 
 // makeApp serves a tiny login app whose sessions live in store.
-function makeApp(store) {
+export function makeApp(store) {
   const app = express()
   app.use(
     session({
