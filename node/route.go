@@ -539,8 +539,16 @@ func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, res
 	resp.N = total
 	if groupsFailed > 0 {
 		resp.Code, resp.Msg = failed.Code, failed.Msg
-		if groupsFailed > 1 {
-			resp.Msg += fmt.Sprintf(" (and %d more groups of keys failed)", groupsFailed-1)
+		if more := groupsFailed - 1; more > 0 {
+			note := fmt.Sprintf("%d more groups of keys failed", more)
+			if more == 1 {
+				note = "1 more group of keys failed"
+			}
+			if resp.Msg == "" {
+				resp.Msg = note
+			} else {
+				resp.Msg += " (and " + note + ")"
+			}
 		}
 	}
 }
