@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -480,131 +479,6 @@ func (n *Node) serveFetch(req *protocol.Request, resp *protocol.Response) {
 		limit = min(int(req.Count), limit)
 	}
 	resp.Entries, resp.Cursor = n.store.Fetch(int(req.Partition), req.Cursor, limit)
-}
-
-// multiKey splits a Delete or Exists by primary, runs the groups in
-// parallel (locally or forwarded) and adds up their counts. Every group
-// runs, whatever happens to the others.
-func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, resp *protocol.Response) {
-	byPart := map[int][]string{}
-	for _, k := range req.Keys {
-		p := ring.Partition(k, n.cfg.Partitions)
-		byPart[p] = append(byPart[p], k)
-	}
-	remote := map[string][]string{}
-	var mu sync.Mutex
-	var total int64
-	var failed protocol.Response // the first group that failed
-	groupsFailed := 0
-	add := func(r *protocol.Response) {
-		mu.Lock()
-		defer mu.Unlock()
-		total += r.N
-		if r.Code != protocol.CodeOK {
-			if groupsFailed++; groupsFailed == 1 {
-				failed.Code, failed.Msg = r.Code, r.Msg
-			}
-		}
-	}
-	var wg sync.WaitGroup
-	for p, keys := range byPart {
-		if _, primary := v.holds(p); !primary {
-			if req.Flags&protocol.FlagForwarded != 0 {
-				add(&protocol.Response{Code: protocol.CodeNotOwner, Msg: fmt.Sprintf("%s is not the primary of partition %d", n.cfg.Name, p)})
-				continue
-			}
-			owner := v.primary(p)
-			remote[owner] = append(remote[owner], keys...)
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var r protocol.Response
-			sub := &protocol.Request{Op: req.Op, Keys: keys}
-			n.execPrimary(ctx, v, p, sub, &r)
-			add(&r)
-		}()
-	}
-	for owner, keys := range remote {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var r protocol.Response
-			_ = n.forward(ctx, v, owner, &protocol.Request{Op: req.Op, Keys: keys}, &r, n.peers.timeout)
-			add(&r)
-		}()
-	}
-	wg.Wait()
-	resp.N = total
-	if groupsFailed > 0 {
-		resp.Code, resp.Msg = failed.Code, failed.Msg
-		if more := groupsFailed - 1; more > 0 {
-			note := fmt.Sprintf("%d more groups of keys failed", more)
-			if more == 1 {
-				note = "1 more group of keys failed"
-			}
-			if resp.Msg == "" {
-				resp.Msg = note
-			} else {
-				resp.Msg += " (and " + note + ")"
-			}
-		}
-	}
-}
-
-// count counts live keys cluster-wide: each node counts the partitions it
-// is primary for.
-func (n *Node) count(ctx context.Context, v *view, req *protocol.Request, resp *protocol.Response) {
-	if req.Flags&protocol.FlagLocal != 0 || len(v.table.Members) == 1 {
-		for p := range n.cfg.Partitions {
-			if _, primary := v.holds(p); primary {
-				resp.N += int64(n.store.PartitionKeys(p))
-			}
-		}
-		return
-	}
-	n.fanOut(ctx, v, &protocol.Request{Op: protocol.OpCount, Flags: protocol.FlagLocal}, resp)
-}
-
-// flush empties every node of the cluster.
-func (n *Node) flush(ctx context.Context, v *view, req *protocol.Request, resp *protocol.Response) {
-	if req.Flags&protocol.FlagLocal != 0 || len(v.table.Members) == 1 {
-		n.store.Flush()
-		return
-	}
-	n.fanOut(ctx, v, &protocol.Request{Op: protocol.OpFlush, Flags: protocol.FlagLocal}, resp)
-}
-
-// fanOut runs req on every member, this one included, and adds up N.
-func (n *Node) fanOut(ctx context.Context, v *view, req *protocol.Request, resp *protocol.Response) {
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	for _, m := range v.table.Members {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var r protocol.Response
-			if m == n.cfg.Name {
-				n.route(ctx, v, req, &r)
-			} else if rr, err := n.call(ctx, v, m, req); err != nil {
-				r.SetErr(protocol.Errorf(protocol.CodeUnavailable, "%v", err))
-			} else {
-				r = *rr
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			resp.N += r.N
-			if r.Code != protocol.CodeOK {
-				errs = append(errs, r.Err())
-			}
-		}()
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		resp.SetErr(errors.Join(errs...))
-	}
 }
 
 func resetResponse(resp *protocol.Response) {
