@@ -233,6 +233,9 @@ func (c *conn) respsFor(n int) []protocol.Response {
 // as execAll runs them.
 func (c *conn) exec(ctx context.Context, cmd *command, resps []protocol.Response) error {
 	reqs := c.reqs
+	if cmd.flags&flagAtomic != 0 && len(reqs) > 1 && samePartition(reqs, c.s.b.Partitions()) {
+		return c.doAtomic(ctx, allRepeatable(cmd, reqs), reqs, resps)
+	}
 	rt := c.retrier()
 	if len(reqs) == 1 {
 		c.s.b.Do(ctx, &reqs[0], &resps[0])
@@ -240,14 +243,6 @@ func (c *conn) exec(ctx context.Context, cmd *command, resps []protocol.Response
 			c.doAgain(ctx, &rt, cmd, &reqs[0], &resps[0])
 		}
 		return nil
-	}
-	if cmd.flags&flagAtomic != 0 && samePartition(reqs, c.s.b.Partitions()) {
-		rq, rs := pointers(reqs, resps)
-		err := c.s.b.DoAtomic(ctx, rq, rs)
-		for c.again(ctx, &rt, allRepeatable(cmd, reqs), rq, failure(err, resps)) {
-			err = c.s.b.DoAtomic(ctx, rq, rs)
-		}
-		return err
 	}
 	c.execAll(ctx, resps, cmd.flags&flagWrite != 0, c.local())
 	c.redoFailed(ctx, &rt, cmd, resps)

@@ -115,6 +115,18 @@ func failure(err error, resps []protocol.Response) protocol.Code {
 	return firstError(resps)
 }
 
+// doAtomic runs reqs as one atomic step (DoAtomic), filling resps, and
+// again while it fails because the cluster is changing, if repeatable.
+func (c *conn) doAtomic(ctx context.Context, repeatable bool, reqs []protocol.Request, resps []protocol.Response) error {
+	rq, rs := pointers(reqs, resps)
+	rt := c.retrier()
+	err := c.s.b.DoAtomic(ctx, rq, rs)
+	for c.again(ctx, &rt, repeatable, rq, failure(err, resps)) {
+		err = c.s.b.DoAtomic(ctx, rq, rs)
+	}
+	return err
+}
+
 // doAgain sends req again while it fails because the cluster is changing
 // (again). A DEL of keys on several nodes deletes what it can at each
 // attempt: its count adds them up.

@@ -122,13 +122,7 @@ func cmdExec(ctx context.Context, c *conn, _ [][]byte) {
 	}
 	resps := c.respsFor(len(c.reqs))
 	if len(c.reqs) > 0 {
-		rq, rs := pointers(c.reqs, resps)
-		rt := c.retrier()
-		err := c.s.b.DoAtomic(ctx, rq, rs)
-		for c.again(ctx, &rt, again, rq, failure(err, resps)) {
-			err = c.s.b.DoAtomic(ctx, rq, rs)
-		}
-		if err != nil {
+		if err := c.doAtomic(ctx, again, c.reqs, resps); err != nil {
 			if errors.Is(err, protocol.ErrConflict) {
 				c.w.NullArray()
 				return
