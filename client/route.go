@@ -287,9 +287,15 @@ func (c *Client) sendSplit(ctx context.Context, req *protocol.Request) (*call, e
 
 // sendGroup sends one group of a split request to the primary of its first
 // key's partition, with the usual retries.
+//
+// A Delete's failed attempt may still have deleted some of the keys (those
+// on the nodes that answered; a node counts only the deletes it kept), and
+// the next attempt finds them gone, so a Delete's count adds up its
+// attempts. An Exists counts afresh each time.
 func (c *Client) sendGroup(ctx context.Context, sub *protocol.Request) (*call, error) {
 	deadline := time.Now().Add(c.cfg.RetryTimeout)
 	backoff := 20 * time.Millisecond
+	var deleted int64 // by failed attempts
 	for attempt := 0; ; attempt++ {
 		r, err := c.currentRoutes(ctx, attempt > 0)
 		if err != nil {
@@ -299,6 +305,9 @@ func (c *Client) sendGroup(ctx context.Context, sub *protocol.Request) (*call, e
 		req := &protocol.Request{Op: sub.Op, Keys: sub.Keys}
 		cl, err := c.pool(addr).do(ctx, req)
 		if err == nil {
+			if sub.Op == protocol.OpDelete {
+				cl.resp.N += deleted
+			}
 			code := cl.resp.Code
 			if code != protocol.CodeNotOwner && code != protocol.CodeUnavailable {
 				return cl, nil
@@ -307,6 +316,9 @@ func (c *Client) sendGroup(ctx context.Context, sub *protocol.Request) (*call, e
 			// safe to repeat.
 			if time.Now().Add(backoff).After(deadline) {
 				return cl, nil
+			}
+			if sub.Op == protocol.OpDelete {
+				deleted = cl.resp.N
 			}
 			err = cl.resp.Err()
 			releaseCall(cl)
