@@ -42,7 +42,7 @@ func (n *Node) forwardKeyed(ctx context.Context, v *view, p int, req *protocol.R
 			// slow, and the backup may refuse what it would serve.
 			_ = n.forward(ctx, v, primary, req, resp, n.peers.timeout/2)
 		default:
-			resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "%s, the primary of partition %d, misses its heartbeats, and its backup did not serve the read: %v", primary, p, err))
+			resp.SetErr(protocol.Wrapf(protocol.CodeUnavailable, err, "%s, the primary of partition %d, misses its heartbeats, and its backup did not serve the read", primary, p))
 		}
 	default:
 		if err := n.forward(ctx, v, primary, req, resp, n.peers.timeout/2); err != nil {

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -193,5 +194,62 @@ func TestCluster_aDeleteThatFails_countsNothing(t *testing.T) {
 	}
 	if failed == 0 {
 		t.Fatal("every DEL succeeded: the crash was noticed first, and the failing delete not tested")
+	}
+}
+
+// TestCluster_failuresWhileACrashIsNoticed_sayWhyOnce: requests that fail
+// because a member crashed (not yet noticed) say why once. Redis clients
+// read the message after TRYAGAIN; it used to repeat the code's words
+// ("forward: set n3: cloakroom: unavailable: dial 127.0.0.1:…: dial tcp
+// 127.0.0.1:…: connect: connection refused").
+func TestCluster_failuresWhileACrashIsNoticed_sayWhyOnce(t *testing.T) {
+	c := nodetest.Start(t, 3, func(_ int, cfg *node.Config) { cfg.GossipPreset = "lan" })
+	ctx := ctxFor(t)
+	entry, down := c.Node(0), c.Node(2).Name()
+	ci := entry.ClusterInfo()
+	var keys []string // their primary is the node to crash
+	for i := 0; len(keys) < 3; i++ {
+		key := fmt.Sprint("why:", i)
+		if o := ci.Owners[ring.Partition(key, ci.Partitions)]; ci.Members[o[0]].Name == down {
+			keys = append(keys, key)
+		}
+	}
+	table := entry.TableVersion()
+	c.Crash(2)
+	set := func(k string) *protocol.Request {
+		return &protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte("v"), TTL: 60_000}
+	}
+	check := func(what string, code protocol.Code, msg string) {
+		t.Helper()
+		if code != protocol.CodeUnavailable {
+			t.Errorf("%s: %v %q; want unavailable", what, code, msg)
+		}
+		if msg == "" || strings.Contains(msg, "cloakroom:") || strings.Count(msg, "dial") > 1 {
+			t.Errorf("%s: %q; want why, once", what, msg)
+		}
+	}
+	var one protocol.Response
+	entry.Do(ctx, set(keys[0]), &one)
+	check("a forwarded SET", one.Code, one.Msg)
+
+	resps := []*protocol.Response{{}, {}}
+	entry.DoAll(ctx, []*protocol.Request{set(keys[1]), set(keys[2])}, resps)
+	for i, r := range resps {
+		check(fmt.Sprintf("SET %d of a forwarded pipeline", i), r.Code, r.Msg)
+	}
+
+	err := entry.DoAtomic(ctx, []*protocol.Request{set(keys[0])}, []*protocol.Response{{}})
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("a forwarded atomic step: %v; want a *protocol.Error", err)
+	}
+	check("a forwarded atomic step", pe.Code, pe.Msg)
+
+	var count protocol.Response
+	entry.Do(ctx, &protocol.Request{Op: protocol.OpCount}, &count)
+	check("a count over every member", count.Code, count.Msg)
+
+	if got := entry.TableVersion(); got != table {
+		t.Fatalf("the table moved on (%d → %d) during the requests: they did not test the window", table, got)
 	}
 }

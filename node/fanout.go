@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -25,17 +24,12 @@ func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, res
 	remote := map[string][]string{}
 	var mu sync.Mutex
 	var total int64
-	var failed protocol.Response // the first group that failed
-	groupsFailed := 0
+	var failed failures
 	add := func(r *protocol.Response) {
 		mu.Lock()
 		defer mu.Unlock()
 		total += r.N
-		if r.Code != protocol.CodeOK {
-			if groupsFailed++; groupsFailed == 1 {
-				failed.Code, failed.Msg = r.Code, r.Msg
-			}
-		}
+		failed.add(r)
 	}
 	var wg sync.WaitGroup
 	for p, keys := range byPart {
@@ -68,18 +62,42 @@ func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, res
 	}
 	wg.Wait()
 	resp.N = total
-	if groupsFailed > 0 {
-		resp.Code, resp.Msg = failed.Code, failed.Msg
-		if more := groupsFailed - 1; more > 0 {
-			note := fmt.Sprintf("%d more groups of keys failed", more)
-			if more == 1 {
-				note = "1 more group of keys failed"
-			}
-			if resp.Msg == "" {
-				resp.Msg = note
-			} else {
-				resp.Msg += " (and " + note + ")"
-			}
+	failed.report(resp, "group of keys", "groups of keys")
+}
+
+// failures keeps the first of several failed answers, for one answer that
+// reports them all: its code and message once (joined, each would repeat
+// its code's words), and how many more failed.
+type failures struct {
+	first protocol.Response
+	n     int
+}
+
+func (f *failures) add(r *protocol.Response) {
+	if r.Code == protocol.CodeOK {
+		return
+	}
+	if f.n++; f.n == 1 {
+		f.first.Code, f.first.Msg = r.Code, r.Msg
+	}
+}
+
+// report sets resp's code and message if any failed; one and many name
+// what failed.
+func (f *failures) report(resp *protocol.Response, one, many string) {
+	if f.n == 0 {
+		return
+	}
+	resp.Code, resp.Msg = f.first.Code, f.first.Msg
+	if more := f.n - 1; more > 0 {
+		note := fmt.Sprintf("%d more %s failed", more, many)
+		if more == 1 {
+			note = "1 more " + one + " failed"
+		}
+		if resp.Msg == "" {
+			resp.Msg = note
+		} else {
+			resp.Msg += " (and " + note + ")"
 		}
 	}
 }
@@ -110,7 +128,7 @@ func (n *Node) flush(ctx context.Context, v *view, req *protocol.Request, resp *
 // fanOut runs req on every member, this one included, and adds up N.
 func (n *Node) fanOut(ctx context.Context, v *view, req *protocol.Request, resp *protocol.Response) {
 	var mu sync.Mutex
-	var errs []error
+	var failed failures
 	var wg sync.WaitGroup
 	for _, m := range v.table.Members {
 		wg.Add(1)
@@ -120,20 +138,16 @@ func (n *Node) fanOut(ctx context.Context, v *view, req *protocol.Request, resp 
 			if m == n.cfg.Name {
 				n.route(ctx, v, req, &r)
 			} else if rr, err := n.call(ctx, v, m, req); err != nil {
-				r.SetErr(protocol.Errorf(protocol.CodeUnavailable, "%v", err))
+				r.SetErr(protocol.Wrapf(protocol.CodeUnavailable, err, "ask every member"))
 			} else {
 				r = *rr
 			}
 			mu.Lock()
 			defer mu.Unlock()
 			resp.N += r.N
-			if r.Code != protocol.CodeOK {
-				errs = append(errs, r.Err())
-			}
+			failed.add(&r)
 		}()
 	}
 	wg.Wait()
-	if len(errs) > 0 {
-		resp.SetErr(errors.Join(errs...))
-	}
+	failed.report(resp, "member", "members")
 }

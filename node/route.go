@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -173,7 +172,7 @@ func (n *Node) forward(ctx context.Context, v *view, to string, req *protocol.Re
 	n.metrics.forwarded.Inc()
 	r, err := n.callWithin(ctx, v, to, &fr, d)
 	if err != nil {
-		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: %v", err))
+		resp.SetErr(protocol.Wrapf(protocol.CodeUnavailable, err, "forward"))
 		return err
 	}
 	*resp = *r
@@ -279,7 +278,7 @@ func (n *Node) forwardAll(ctx context.Context, v *view, to string, reqs []*proto
 			*resp = *r
 		default: // as forward words it
 			resetResponse(resp)
-			resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: %s %s: %v", reqs[i].Op, to, errs[j]))
+			resp.SetErr(protocol.Wrapf(protocol.CodeUnavailable, errs[j], "forward: %s %s", reqs[i].Op, to))
 		}
 		resp.Table = v.table.Version
 		n.metrics.observe(p, reqs[i].Op, resp.Code)
@@ -384,7 +383,7 @@ func (n *Node) replicate(ctx context.Context, v *view, p int, backups []string, 
 			n.log.Debug("replicate: backup unreachable", "peer", b, "partition", p, "err", err)
 			return false, nil
 		case r.Code != protocol.CodeOK:
-			return false, r.Err()
+			return false, protocol.Wrapf(r.Code, r.Err(), "backup %s", b)
 		}
 		return true, nil
 	}
@@ -414,8 +413,10 @@ func (n *Node) replicate(ctx context.Context, v *view, p int, backups []string, 
 			}
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
+	for _, err := range errs {
+		if err != nil {
+			return err // the first; a joined message would repeat each code's words
+		}
 	}
 	if applied == 0 {
 		if ctx.Err() != nil {

@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Code is a response status. Codes are part of the wire protocol.
@@ -128,6 +129,19 @@ func CodeOf(err error) Code {
 // Errorf returns an *Error with code c and a formatted message.
 func Errorf(c Code, format string, args ...any) *Error {
 	return &Error{Code: c, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Wrapf returns an *Error with code c whose message is the formatted
+// context, then err's message without the words of c's sentinel, which the
+// code already says: a forward whose dial failed reads "forward: set n3:
+// dial tcp …", not "forward: set n3: cloakroom: unavailable: dial tcp …".
+// err's words for another code are kept.
+func Wrapf(c Code, err error, format string, args ...any) *Error {
+	why := err.Error()
+	if sentinel := c.Err(); sentinel != nil {
+		why = strings.ReplaceAll(why, sentinel.Error()+": ", "")
+	}
+	return &Error{Code: c, Msg: fmt.Sprintf(format, args...) + ": " + why}
 }
 
 var codeNames = [...]string{
