@@ -91,9 +91,7 @@ func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, 
 			cl, err = c.sendPartition(actx, r, p, req)
 		}
 		cancel()
-		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("%w: attempt timed out after %v: %w", ErrUnavailable, c.cfg.AttemptTimeout, err) // still a notSentError if it was one
-		}
+		err = c.attemptErr(ctx, err)
 		switch {
 		case err == nil && (cl.resp.Code == protocol.CodeNotOwner ||
 			cl.resp.Code == protocol.CodeUnavailable && req.Repeatable()):
@@ -132,6 +130,17 @@ func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, 
 		}
 		backoff = min(backoff*2, 500*time.Millisecond)
 	}
+}
+
+// attemptErr words the error of an attempt made with a deadline of its own
+// (AttemptTimeout): if that deadline passed and ctx's did not, the node
+// may be cut off, so the call may go on elsewhere or later
+// (ErrUnavailable).
+func (c *Client) attemptErr(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: attempt timed out after %v: %w", ErrUnavailable, c.cfg.AttemptTimeout, err) // still a notSentError if it was one
+	}
+	return err
 }
 
 // sendPartition sends req to p's primary. If the primary cannot be reached,
@@ -286,7 +295,7 @@ func (c *Client) sendSplit(ctx context.Context, req *protocol.Request) (*call, e
 }
 
 // sendGroup sends one group of a split request to the primary of its first
-// key's partition, with the usual retries.
+// key's partition, with sendRouted's retries and per-attempt deadline.
 //
 // A Delete's failed attempt may still have deleted some of the keys (those
 // on the nodes that answered; a node counts only the deletes it kept), and
@@ -303,7 +312,10 @@ func (c *Client) sendGroup(ctx context.Context, sub *protocol.Request) (*call, e
 		}
 		addr := r.addrs[r.owners[ring.Partition(sub.Key, r.partitions)][0]]
 		req := &protocol.Request{Op: sub.Op, Keys: sub.Keys}
-		cl, err := c.pool(addr).do(ctx, req)
+		actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout) // as sendRouted's
+		cl, err := c.pool(addr).do(actx, req)
+		cancel()
+		err = c.attemptErr(ctx, err)
 		if err == nil {
 			if sub.Op == protocol.OpDelete {
 				cl.resp.N += deleted
