@@ -54,7 +54,7 @@ func dial(ctx context.Context, addr, peer string, timeout time.Duration, maxFram
 	d := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err) // "dial tcp ADDR: …"
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err) // net's error says what it dialled
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)

@@ -135,13 +135,20 @@ func Errorf(c Code, format string, args ...any) *Error {
 // context, then err's message without the words of c's sentinel, which the
 // code already says: a forward whose dial failed reads "forward: set n3:
 // dial tcp …", not "forward: set n3: cloakroom: unavailable: dial tcp …".
-// err's words for another code are kept.
+// err's words for another code are kept; an err that is only c's words
+// (or nil) adds nothing.
 func Wrapf(c Code, err error, format string, args ...any) *Error {
+	msg := fmt.Sprintf(format, args...)
+	if err == nil {
+		return &Error{Code: c, Msg: msg}
+	}
 	why := err.Error()
 	if sentinel := c.Err(); sentinel != nil {
-		why = strings.ReplaceAll(why, sentinel.Error()+": ", "")
+		if why = strings.ReplaceAll(why, sentinel.Error()+": ", ""); why == sentinel.Error() {
+			return &Error{Code: c, Msg: msg}
+		}
 	}
-	return &Error{Code: c, Msg: fmt.Sprintf(format, args...) + ": " + why}
+	return &Error{Code: c, Msg: msg + ": " + why}
 }
 
 var codeNames = [...]string{

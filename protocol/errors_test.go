@@ -19,6 +19,10 @@ func TestWrapf(t *testing.T) {
 		// Another code's words stay: they say something the code does not.
 		{CodeUnavailable, Errorf(CodeNotOwner, "n2 is not the primary"), "forward: cloakroom: not the owner: n2 is not the primary"},
 		{CodeUnavailable, errors.New("EOF"), "forward: EOF"},
+		// Nothing but the code's words, or nothing: the context alone.
+		{CodeUnavailable, ErrUnavailable, "forward"},
+		{CodeNotOwner, &Error{Code: CodeNotOwner}, "forward"},
+		{CodeUnavailable, nil, "forward"},
 	} {
 		e := Wrapf(tc.code, tc.err, "forward")
 		if e.Code != tc.code || e.Msg != tc.want {
