@@ -1,17 +1,24 @@
 package resp
 
 import (
+	"context"
 	"time"
+
+	"github.com/panjf2000/gnet/v2"
 )
 
 // Idle connections (Config.IdleTimeout, Redis's timeout): a connection
-// that has sent nothing for the timeout, and has no command running, is
-// closed. The loops only flag a connection's input (an atomic store, no
-// clock read); the sweeper, a goroutine that runs only when a timeout is
-// set, notes the time on its own clock when it finds the flag set, and
-// closes the connections it has not found flagged for longer than the
-// timeout. Since the time it notes is never earlier than the input, no
-// connection is closed before the timeout, however late the sweeper runs.
+// that has sent nothing for the timeout, has no command running and is not
+// reading a reply, is closed. The loops only flag a connection's input (an
+// atomic store, no clock read); the sweeper, a goroutine that runs only
+// when a timeout is set, notes the time on its own clock when it finds the
+// flag set, and asks the loop of each connection it has not found flagged
+// for longer than the timeout to close it (checkIdle). Since the time it
+// notes is never earlier than the input, no connection is closed before
+// the timeout, however late the sweeper runs. The loop first looks at the
+// connection's unsent replies: a client still reading a long reply (fewer
+// bytes left than at the last look) counts as active, as Redis counts
+// every write to a client as its activity.
 
 // idleTick is how often the sweeper looks: a connection is closed at most
 // two ticks after the timeout (it notes input up to a tick late).
@@ -59,13 +66,38 @@ func (s *Server) closeIdle(now time.Time) {
 			c.lastInput = now
 			continue
 		}
-		if now.Sub(c.lastInput) <= s.cfg.IdleTimeout || c.idleClosed {
+		if now.Sub(c.lastInput) <= s.cfg.IdleTimeout || c.idleCheck.Load() {
 			continue
 		}
-		c.idleClosed = true
+		c.idleCheck.Store(true)
+		c.checkIdle()
+	}
+}
+
+// checkIdle has c's loop close it for the idle timeout unless its unsent
+// replies changed since the loop last looked (the first look with replies
+// unsent counts as a change): then its client is still reading, and it
+// counts as input. The caller holds s.mu.
+func (c *conn) checkIdle() {
+	s, gc := c.s, c.gc
+	err := c.after.loop.Execute(s.ctx, gnet.RunnableFunc(func(context.Context) error {
+		if c.gone {
+			return nil
+		}
+		if out := gc.OutboundBuffered(); out != c.unsent {
+			c.unsent = out
+			c.input.Store(true)
+			c.idleCheck.Store(false)
+			return nil
+		}
 		s.log.Debug("resp: closing an idle client", "peer", c.addr, "timeout", s.cfg.IdleTimeout)
 		s.idleClosed.Add(1)
-		c.gc.Close() // safe from any goroutine: the loop closes it
+		_ = gc.Close()
+		return nil
+	}))
+	if err != nil { // the loops are stopping, and close it anyway
+		s.idleClosed.Add(1)
+		gc.Close()
 	}
 }
 

@@ -3,6 +3,7 @@ package resp
 import (
 	"context"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,4 +69,66 @@ func TestServer_IdleTimeout_configGet(t *testing.T) {
 	ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.IdleTimeout = 90 * time.Second })
 	ts.dial(t).expect("*2\r\n$7\r\ntimeout\r\n$2\r\n90\r\n", "config", "get", "timeout")
 	startServer(t).dial(t).expect("*2\r\n$7\r\ntimeout\r\n$1\r\n0\r\n", "config", "get", "timeout")
+}
+
+// bigReply stores keys of 1 MiB values and returns an MGET of them all,
+// and the length of its reply: far more than the sockets buffer.
+func bigReply(t *testing.T, c *rawConn, keys int) (mget []string, size int) {
+	t.Helper()
+	v := strings.Repeat("v", 1<<20)
+	mget = []string{"mget"}
+	size = len("*" + itoa(keys) + "\r\n")
+	for i := range keys {
+		k := "big:" + itoa(i)
+		c.expect("+OK\r\n", "set", k, v)
+		mget = append(mget, k)
+		size += len("$"+itoa(len(v))+"\r\n") + len(v) + 2
+	}
+	return mget, size
+}
+
+// A client reading a long reply slowly, for many timeouts, is not idle:
+// Redis too counts each write to a client as its activity.
+func TestServer_IdleTimeout_notWhileTheClientReadsAReply(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.IdleTimeout = timeout })
+	c := ts.dial(t)
+	mget, size := bigReply(t, c, 40)
+	c.cmd(mget...)
+	start := time.Now()
+	buf := make([]byte, 256<<10)
+	read := 0
+	for read < size {
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := io.ReadFull(c.br, buf[:min(len(buf), size-read)])
+		read += n
+		if err != nil {
+			t.Fatalf("after %v and %d of %d bytes: %v; want the whole reply", time.Since(start), read, size, err)
+		}
+		time.Sleep(10 * time.Millisecond) // 160 reads: 1.6 s, eight timeouts
+	}
+	if d := time.Since(start); d < 4*timeout {
+		t.Fatalf("read the reply in %v: too fast to test the timeout", d)
+	}
+	c.expect("+PONG\r\n", "ping")
+	if got := ts.srv.IdleClosed(); got != 0 {
+		t.Errorf("IdleClosed() = %d; want 0", got)
+	}
+}
+
+// A client that stops reading its replies is closed once the timeout
+// passes without its unsent replies going down.
+func TestServer_IdleTimeout_aClientThatStopsReading_isClosed(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.IdleTimeout = timeout })
+	c := ts.dial(t)
+	mget, _ := bigReply(t, c, 40)
+	c.cmd(mget...)
+	deadline := time.Now().Add(5 * time.Second)
+	for ts.srv.IdleClosed() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a client that reads nothing was not closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
