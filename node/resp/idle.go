@@ -84,6 +84,10 @@ func (c *conn) checkIdle() {
 		if c.gone {
 			return nil
 		}
+		if c.busy { // a command came and runs: not idle
+			c.idleCheck.Store(false)
+			return nil
+		}
 		if out := gc.OutboundBuffered(); out != c.unsent {
 			c.unsent = out
 			c.input.Store(true)
