@@ -68,6 +68,7 @@ func dial(ctx context.Context, addr, peer string, timeout time.Duration, maxFram
 		closed:  make(chan struct{}),
 	}
 	c.fw = protocol.NewFrameWriter(c.out)
+	c.fw.Max = maxFrame // as the node reads: larger fails its call alone
 	go c.readLoop(bufio.NewReaderSize(nc, 64<<10), maxFrame)
 	go c.flushLoop()
 	hctx, cancel := context.WithTimeout(ctx, timeout)

@@ -115,8 +115,8 @@ func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, 
 			return nil, ctx.Err()
 		default:
 			var ns *notSentError
-			if !req.Repeatable() && !errors.As(err, &ns) {
-				return nil, err
+			if !req.Repeatable() && !errors.As(err, &ns) || protocol.CodeOf(err) == protocol.CodeTooLarge {
+				return nil, err // a request too large for a frame stays so
 			}
 			lastErr = err
 		}
@@ -336,6 +336,8 @@ func (c *Client) sendGroup(ctx context.Context, sub *protocol.Request) (*call, e
 			releaseCall(cl)
 		} else if ctx.Err() != nil {
 			return nil, ctx.Err()
+		} else if protocol.CodeOf(err) == protocol.CodeTooLarge {
+			return nil, err
 		}
 		if time.Now().Add(backoff).After(deadline) {
 			return nil, err

@@ -112,7 +112,7 @@ func (n *Node) forwardAtomic(ctx context.Context, v *view, p int, reqs []*protoc
 		if d < n.peers.timeout {
 			n.markQuiet(ctx, to, err)
 		}
-		return protocol.Wrapf(protocol.CodeUnavailable, err, "forward")
+		return forwardErr(err, "forward")
 	}
 	if err := r.Err(); err != nil {
 		return err

@@ -53,6 +53,7 @@ func (n *Node) serveNative(c net.Conn, member bool) {
 	nc := &nativeConn{n: n, c: c, peer: c.RemoteAddr().String(),
 		bw: bufio.NewWriterSize(c, connBufSize), kick: make(chan struct{}, 1), sem: make(chan struct{}, maxAsyncPerConn)}
 	nc.fw = protocol.NewFrameWriter(nc.bw)
+	nc.fw.Max = n.cfg.Limits.MaxFrame() // as its clients read (client.Config.Limits)
 	done := make(chan struct{})
 	flushed := make(chan struct{})
 	go nc.flushLoop(done, flushed)
@@ -148,7 +149,13 @@ func (nc *nativeConn) readLoop(member bool) {
 func (nc *nativeConn) reply(resp *protocol.Response, flush bool) bool {
 	nc.wmu.Lock()
 	defer nc.wmu.Unlock()
-	if err := nc.fw.Write(resp); err != nil {
+	err := nc.fw.Write(resp)
+	if pe := (*protocol.Error)(nil); errors.As(err, &pe) && pe.Code == protocol.CodeTooLarge {
+		// A reply its client would refuse (a transaction's values, say):
+		// fail that request alone, keeping the connection.
+		err = nc.fw.Write(&protocol.Response{ID: resp.ID, Code: protocol.CodeTooLarge, Msg: "the reply would be " + pe.Msg})
+	}
+	if err != nil {
 		nc.n.log.Debug("native: write reply", "peer", nc.peer, "err", err)
 		nc.c.Close()
 		return false

@@ -163,6 +163,17 @@ func requestKeys(req *protocol.Request) []string {
 	return req.Keys
 }
 
+// forwardErr words a forward that got no answer: Unavailable (the member
+// may be gone, and the cluster changing), but TooLarge for a request or a
+// reply too large for a frame, which sending again would not change.
+func forwardErr(err error, format string, args ...any) *protocol.Error {
+	code := protocol.CodeUnavailable
+	if protocol.CodeOf(err) == protocol.CodeTooLarge {
+		code = protocol.CodeTooLarge
+	}
+	return protocol.Wrapf(code, err, format, args...)
+}
+
 // forward relays req to member to, waiting for it at most d, and copies
 // its answer into resp. If to did not answer, it returns why (resp then
 // holds an Unavailable error).
@@ -172,7 +183,7 @@ func (n *Node) forward(ctx context.Context, v *view, to string, req *protocol.Re
 	n.metrics.forwarded.Inc()
 	r, err := n.callWithin(ctx, v, to, &fr, d)
 	if err != nil {
-		resp.SetErr(protocol.Wrapf(protocol.CodeUnavailable, err, "forward"))
+		resp.SetErr(forwardErr(err, "forward"))
 		return err
 	}
 	*resp = *r
@@ -278,7 +289,7 @@ func (n *Node) forwardAll(ctx context.Context, v *view, to string, reqs []*proto
 			*resp = *r
 		default: // as forward words it
 			resetResponse(resp)
-			resp.SetErr(protocol.Wrapf(protocol.CodeUnavailable, errs[j], "forward: %s %s", reqs[i].Op, to))
+			resp.SetErr(forwardErr(errs[j], "forward: %s %s", reqs[i].Op, to))
 		}
 		resp.Table = v.table.Version
 		n.metrics.observe(p, reqs[i].Op, resp.Code)
@@ -378,6 +389,8 @@ func (n *Node) replicate(ctx context.Context, v *view, p int, backups []string, 
 	one := func(b string) (bool, error) {
 		r, err := n.call(ctx, v, b, req)
 		switch {
+		case protocol.CodeOf(err) == protocol.CodeTooLarge:
+			return false, protocol.Wrapf(protocol.CodeTooLarge, err, "replicate to %s", b) // no backup would take it
 		case err != nil:
 			n.metrics.replicaFailures.Inc()
 			n.log.Debug("replicate: backup unreachable", "peer", b, "partition", p, "err", err)

@@ -90,6 +90,12 @@ func (f *FrameReader) Buffered() int { return f.r.Buffered() }
 // *bufio.Writer or *bytes.Buffer: it does not flush). It reuses one encoder
 // and buffer; it is not safe for concurrent use.
 type FrameWriter struct {
+	// Max, if positive, is the largest frame Write sends: a message that
+	// encodes larger is not sent, and Write returns an ErrTooLarge error,
+	// for the caller to fail it alone rather than have the reader refuse
+	// the frame and drop the connection with everything on it.
+	Max int
+
 	w   io.Writer
 	buf bytes.Buffer
 	enc *msgpack.Encoder
@@ -113,6 +119,10 @@ func (f *FrameWriter) Write(m encoder) error {
 		return err
 	}
 	b := f.buf.Bytes()
+	if n := len(b) - FrameHeader; f.Max > 0 && n > f.Max {
+		f.buf.Reset()
+		return Errorf(CodeTooLarge, "a message of %d bytes, over the %d-byte frame limit", n, f.Max)
+	}
 	binary.BigEndian.PutUint32(b, uint32(len(b)-FrameHeader))
 	_, err := f.w.Write(b)
 	return err

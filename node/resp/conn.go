@@ -31,11 +31,11 @@ type conn struct {
 	quit    bool         // close after flushing the current replies
 	cmds    atomic.Int64 // commands run; written by the connection, read by INFO
 
-	input      atomic.Bool // it sent input since the idle sweeper last looked (with an idle timeout)
-	running    atomic.Bool // a command of its runs on a goroutine: not idle
-	lastInput  time.Time   // when the sweeper last found input flagged; the sweeper's, under s.mu
-	idleCheck  atomic.Bool // the sweeper asked its loop to close it if idle (checkIdle)
-	unsent     int         // its replies' bytes not yet sent at the last checkIdle (event loop's field)
+	input     atomic.Bool // it sent input since the idle sweeper last looked (with an idle timeout)
+	running   atomic.Bool // a command of its runs on a goroutine: not idle
+	lastInput time.Time   // when the sweeper last found input flagged; the sweeper's, under s.mu
+	idleCheck atomic.Bool // the sweeper asked its loop to close it if idle (checkIdle)
+	unsent    int         // its replies' bytes not yet sent at the last checkIdle (event loop's field)
 
 	onLoop   bool        // running on the event loop: commands that may wait are deferred
 	deferred bool        // the last command was not run: it may wait

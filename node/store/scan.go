@@ -9,6 +9,12 @@ import (
 // DefaultScanCount is how many keys a scan returns when asked for none.
 const DefaultScanCount = 10
 
+// maxScanBytes bounds the keys one scan returns by their encoded size, so
+// that its reply fits in a frame whatever the limits (a frame has 64 KiB
+// beyond its value, protocol.Limits.MaxFrame): a page cut short by it
+// ends with a cursor, as one cut short by its count does.
+const maxScanBytes = 48 << 10
+
 // scanPos is a key's position in scan order within its partition: a hash
 // that is the same on every node and every run, so a cursor stays valid
 // across restarts and ownership changes. Positions start at 1; 0 is the
@@ -82,6 +88,11 @@ func (s *Store) scan(req *protocol.Request, resp *protocol.Response) error {
 		return 1
 	})
 	n := min(count, len(items))
+	for i, size := 0, 0; i < n; i++ {
+		if size += len(items[i].key) + 5; size > maxScanBytes && i > 0 { // 5: msgpack's string header, at most
+			n = i
+		}
+	}
 	for n < len(items) && items[n].pos == items[n-1].pos {
 		n++
 	}

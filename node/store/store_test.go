@@ -419,6 +419,39 @@ func TestStore_Scan_visitsEveryKeyOnce(t *testing.T) {
 	}
 }
 
+// A scan asked for more keys than fit in a frame returns a page that does
+// (its encoded keys within maxScanBytes) and a cursor for the rest: a
+// reply over the frame limit would fail, and close the connection it
+// travels on, for every request sharing it.
+func TestStore_Scan_pageFitsInAFrame(t *testing.T) {
+	s, _ := newTestStore(t, Config{Partitions: 1})
+	const keys = 400
+	long := strings.Repeat("k", 1000)
+	for i := range keys {
+		set(s, fmt.Sprint(long, i), "v", time.Minute)
+	}
+	seen := map[string]bool{}
+	pages := 0
+	for cursor := uint64(0); ; pages++ {
+		r := exec(s, protocol.Request{Op: protocol.OpScan, Cursor: cursor, Count: 1 << 20})
+		size := 0
+		for _, k := range r.Keys {
+			seen[k] = true
+			size += len(k) + 5
+		}
+		if size > maxScanBytes+5*1024 { // a page may end with keys sharing a position
+			t.Fatalf("page %d: %d keys, %d bytes; want at most %d", pages, len(r.Keys), size, maxScanBytes)
+		}
+		if r.Cursor == 0 {
+			break
+		}
+		cursor = r.Cursor
+	}
+	if len(seen) != keys || pages < 2 {
+		t.Fatalf("%d keys in %d pages; want %d, in several", len(seen), pages+1, keys)
+	}
+}
+
 func TestPartition_hashCollisionSpills(t *testing.T) {
 	var a allocator
 	var entries atomic.Int64

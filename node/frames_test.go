@@ -1,0 +1,65 @@
+package node_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloakroom/cloakroom/node/nodetest"
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
+)
+
+// Replies too large for a frame fail alone, at once, and the connection
+// between the nodes, which other clients' requests share, stays up. Once,
+// a forwarded SCAN with a large COUNT got a reply over the frame limit:
+// the entry node's reader dropped the connection, failing the requests of
+// others in flight on it (a DEL sent again then answered 0).
+func TestCluster_repliesOverTheFrameLimit_failAlone(t *testing.T) {
+	c := nodetest.Start(t, 2)
+	ctx := ctxFor(t)
+	entry := c.Node(0)
+	ci := entry.ClusterInfo()
+	// A hash tag whose partition the other node is primary of.
+	var tag string
+	var part int
+	for i := 0; tag == ""; i++ {
+		tg := fmt.Sprint("{t", i, "}")
+		if p := ring.Partition(tg, ci.Partitions); ci.Members[ci.Owners[p][0]].Name != entry.Name() {
+			tag, part = tg, p
+		}
+	}
+	do := func(req *protocol.Request) *protocol.Response {
+		var resp protocol.Response
+		entry.Do(ctx, req, &resp)
+		return &resp
+	}
+	long := strings.Repeat("k", 900)
+	for i := range 200 { // 180 KB of keys: over the 48 KiB a page holds
+		if r := do(&protocol.Request{Op: protocol.OpSet, Key: fmt.Sprint(tag, long, i), Value: []byte("v"), TTL: 60_000}); r.Code != protocol.CodeOK {
+			t.Fatalf("SET: %v", r.Err())
+		}
+	}
+	big := strings.Repeat("v", 1<<20-64)
+	for _, k := range []string{"a", "b"} {
+		if r := do(&protocol.Request{Op: protocol.OpSet, Key: tag + k, Value: []byte(big), TTL: 60_000}); r.Code != protocol.CodeOK {
+			t.Fatalf("SET %s: %v", tag+k, r.Err())
+		}
+	}
+
+	scan := do(&protocol.Request{Op: protocol.OpScan, Partition: int32(part), Count: 1 << 20})
+	if scan.Code != protocol.CodeOK || len(scan.Keys) == 0 || scan.Cursor == 0 {
+		t.Errorf("forwarded SCAN of a partition with 180 KB of keys: %v, %d keys, cursor %d; want a page and a cursor", scan.Err(), len(scan.Keys), scan.Cursor)
+	}
+
+	start := time.Now()
+	resps := []*protocol.Response{{}, {}}
+	err := entry.DoAtomic(ctx, []*protocol.Request{{Op: protocol.OpGet, Key: tag + "a"}, {Op: protocol.OpGet, Key: tag + "b"}}, resps)
+	if protocol.CodeOf(err) != protocol.CodeTooLarge || time.Since(start) > 5*time.Second {
+		t.Errorf("forwarded atomic GETs of two 1 MiB values: %v after %v; want ErrTooLarge at once", err, time.Since(start))
+	}
+	if r := do(&protocol.Request{Op: protocol.OpGet, Key: tag + "a"}); r.Code != protocol.CodeOK || len(r.Value) != len(big) {
+		t.Errorf("GET after: %v, %d bytes", r.Err(), len(r.Value))
+	}
+}
