@@ -249,8 +249,12 @@ func (c *conn) scan(ctx context.Context, cursor uint64, pattern string, count in
 
 func cmdKeys(ctx context.Context, c *conn, args [][]byte) {
 	pattern := string(args[1])
-	if pattern == "*" {
-		pattern = ""
+	switch pattern {
+	case "": // only the empty key, which no node stores
+		c.w.Strings(nil)
+		return
+	case "*":
+		pattern = "" // to the store: every key
 	}
 	var all []string
 	for cursor := uint64(0); ; {
@@ -275,7 +279,7 @@ func cmdScan(ctx context.Context, c *conn, args [][]byte) {
 		c.w.Error("ERR invalid cursor")
 		return
 	}
-	pattern, count, typ := "", store.DefaultScanCount, ""
+	pattern, count, typ := "*", store.DefaultScanCount, ""
 	for i := 2; i < len(args); i += 2 {
 		if i+1 >= len(args) {
 			c.w.Error(string(errSyntax))
@@ -302,12 +306,14 @@ func cmdScan(ctx context.Context, c *conn, args [][]byte) {
 			return
 		}
 	}
-	if pattern == "*" {
-		pattern = ""
-	}
 	var keys []string
 	next := uint64(0)
-	if typ == "" || typ == "string" {
+	// MATCH "" matches only the empty key, which no node stores (to the
+	// store an empty pattern means every key).
+	if (typ == "" || typ == "string") && pattern != "" {
+		if pattern == "*" {
+			pattern = ""
+		}
 		if keys, next, err = c.scan(ctx, cursor, pattern, count); err != nil {
 			c.w.Error(string(backendError(protocol.CodeOf(err), errMsg(err))))
 			return

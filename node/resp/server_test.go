@@ -211,6 +211,14 @@ func TestServer_Keys_Scan(t *testing.T) {
 		t.Errorf("SCAN saw %d keys; want %d", len(seen), len(want))
 	}
 	c.expect("*2\r\n$1\r\n0\r\n*0\r\n", "scan", "0", "type", "hash")
+	// An empty pattern matches only the empty key, as in Redis: not every
+	// key (every session ID, here).
+	c.expect("*0\r\n", "keys", "")
+	c.expect("*2\r\n$1\r\n0\r\n*0\r\n", "scan", "0", "match", "")
+	c.cmd("scan", "0", "match", "*", "count", "1000")
+	if got := strings.Count(c.reply(), "\r\n$"); got != 122 { // the cursor and 121 keys
+		t.Errorf("SCAN MATCH *: %d bulk strings; want the cursor and 121 keys", got)
+	}
 }
 
 func TestServer_FlushAll(t *testing.T) {

@@ -14,6 +14,7 @@ type txState struct {
 	active    bool
 	dirty     bool // a queued command was refused: EXEC aborts
 	queue     []queued
+	bytes     int               // the queue's size, as txBytes counts it
 	partition int               // of the queued keys; -1 while none
 	watched   map[string]uint64 // WATCHed key -> the version it had (0: absent)
 }
@@ -34,7 +35,7 @@ func cmdMulti(_ context.Context, c *conn, _ [][]byte) {
 		c.w.Error("ERR MULTI calls can not be nested")
 		return
 	}
-	c.tx.active, c.tx.dirty, c.tx.queue, c.tx.partition = true, false, nil, -1
+	c.tx.active, c.tx.dirty, c.tx.queue, c.tx.bytes, c.tx.partition = true, false, nil, 0, -1
 	c.w.OK()
 }
 
@@ -67,12 +68,33 @@ func (c *conn) enqueue(cmd *command, args [][]byte) {
 		}
 		c.tx.partition = p
 	}
+	size := txBytes(args)
+	if limit := c.s.cfg.Limits.MaxBulk; c.tx.bytes+size > limit {
+		c.queueError(errReply("ERR transaction too large: its commands would take more than " + strconv.Itoa(limit) +
+			" bytes, the most one value may (EXEC runs them as one message); the transaction is discarded"))
+		return
+	}
+	c.tx.bytes += size
 	cp := make([][]byte, len(args))
 	for i, a := range args {
 		cp[i] = append([]byte(nil), a...)
 	}
 	c.tx.queue = append(c.tx.queue, queued{cmd, cp})
 	c.w.Simple("QUEUED")
+}
+
+// txBytes is what a queued command counts against a transaction's size:
+// its arguments, each with room for the fields that carry it. EXEC sends a
+// transaction's keyed commands as one message, to their primary and from
+// there to its backups, so its size is bounded as one value's is
+// (Limits.MaxBulk, --max-value); without a bound one client could also
+// queue without end.
+func txBytes(args [][]byte) int {
+	n := 0
+	for _, a := range args {
+		n += len(a) + 16
+	}
+	return n
 }
 
 // cmdExec runs the queued commands. Keyed commands run as one atomic step

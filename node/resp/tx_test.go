@@ -1,6 +1,11 @@
 package resp
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/cloakroom/cloakroom/protocol"
+)
 
 func TestServer_Multi_ExecRunsAtomically(t *testing.T) {
 	ts := startServer(t)
@@ -114,4 +119,26 @@ func TestServer_Watch_repeatsCountOnceAndDistinctKeysAreBounded(t *testing.T) {
 	c.expect("+OK\r\n", "multi")
 	c.expect("+QUEUED\r\n", "get", "k1")
 	c.expect("*-1\r\n", "exec")
+}
+
+// A transaction travels as one message, so its queue is bounded as one
+// value is: one client cannot grow the server's memory by queueing without
+// end (5,000 SETs of 1 MiB took 5 GB), and a transaction that could not
+// travel is refused when it is queued, not after EXEC waits.
+func TestServer_Multi_QueueIsBounded(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	half := strings.Repeat("v", protocol.DefaultMaxValue/2)
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "set", "{s}a", half)
+	c.cmd("set", "{s}b", half)
+	if got := c.reply(); !strings.HasPrefix(got, "-ERR transaction too large") {
+		t.Fatalf("a second half-MiB SET in MULTI: %.120q; want the transaction refused", got)
+	}
+	c.expect("-EXECABORT Transaction discarded because of previous errors.\r\n", "exec")
+	c.expect(":0\r\n", "exists", "{s}a", "{s}b")
+	// A new transaction starts with an empty queue.
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "set", "{s}a", half)
+	c.expect("*1\r\n+OK\r\n", "exec")
 }
