@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -420,8 +419,7 @@ func (c *conn) traffic() gnet.Action {
 		c.busy = false
 		c.done.Store(false)
 		if c.quit {
-			c.flush()
-			return gnet.Close
+			return c.quitNow()
 		}
 	}
 	if gc.OutboundBuffered() > maxUnread {
@@ -441,7 +439,7 @@ func (c *conn) traffic() gnet.Action {
 				if act := c.flush(); act != gnet.None {
 					return act // closed: its descriptor may be another's now
 				}
-				return c.lingerClose()
+				return c.closeAfterSend(c.lingerClose)
 			}
 			if m == 0 {
 				break
@@ -463,8 +461,7 @@ func (c *conn) traffic() gnet.Action {
 				return c.offload(batch)
 			}
 			if c.quit {
-				c.flush()
-				return gnet.Close
+				return c.quitNow()
 			}
 			if c.w.Buffered() > maxUnread/4 { // a long pipeline of large replies
 				if act := c.flush(); act != gnet.None {
@@ -487,49 +484,6 @@ func (c *conn) traffic() gnet.Action {
 		return act
 	}
 	return c.flush()
-}
-
-// maxUnread bounds the replies one connection may leave unread. A client
-// that goes on sending commands without reading their replies would have
-// the node hold them all; past this it is disconnected instead, as Redis
-// does with its client output buffer limit. One reply larger than this is
-// still sent whole.
-const maxUnread = 64 << 20
-
-// tooMuchUnread closes a connection whose client does not read its replies.
-func (c *conn) tooMuchUnread() gnet.Action {
-	c.s.log.Warn("resp: closing a client that does not read its replies",
-		"peer", c.addr, "unread_bytes", c.gc.OutboundBuffered(), "limit", maxUnread)
-	return gnet.Close
-}
-
-// lingerTime is how long a connection refused for a protocol error keeps
-// reading (and discarding) what its client still sends.
-const lingerTime = 2 * time.Second
-
-// lingerClose closes the connection after a protocol error as HTTP servers
-// do: it ends the output, so the client reads the error and then EOF, and
-// discards input until the client closes too or lingerTime passes. Closing
-// at once with unread input would reset the connection, and a client still
-// sending (a value over the limit) would see only the reset.
-func (c *conn) lingerClose() gnet.Action {
-	if c.gc.OutboundBuffered() > 0 {
-		return gnet.Close
-	}
-	if err := syscall.Shutdown(c.gc.Fd(), syscall.SHUT_WR); err != nil {
-		return gnet.Close
-	}
-	c.closing = true
-	c.gc.Discard(-1)
-	gc, s := c.gc, c.s
-	time.AfterFunc(lingerTime, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if !s.closed { // else the loops close it
-			gc.Close()
-		}
-	})
-	return gnet.None
 }
 
 // flush sends the buffered replies; the loop keeps what the socket does

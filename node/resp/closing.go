@@ -1,0 +1,105 @@
+package resp
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// How a connection ends: a client that does not read its replies, QUIT,
+// and protocol errors.
+
+// maxUnread bounds the replies one connection may leave unread. A client
+// that goes on sending commands without reading their replies would have
+// the node hold them all; past this it is disconnected instead, as Redis
+// does with its client output buffer limit. One reply larger than this is
+// still sent whole.
+const maxUnread = 64 << 20
+
+// tooMuchUnread closes a connection whose client does not read its replies.
+func (c *conn) tooMuchUnread() gnet.Action {
+	c.s.log.Warn("resp: closing a client that does not read its replies",
+		"peer", c.addr, "unread_bytes", c.gc.OutboundBuffered(), "limit", maxUnread)
+	return gnet.Close
+}
+
+// quitNow sends the replies so far, QUIT's last, and closes the
+// connection once they are sent.
+func (c *conn) quitNow() gnet.Action {
+	if act := c.flush(); act != gnet.None {
+		return act
+	}
+	return c.closeAfterSend(func() gnet.Action { return gnet.Close })
+}
+
+// closeAfterSend ends the connection with finish once the loop has sent
+// its replies (after QUIT, or a protocol error): gnet's close drops what
+// the socket has not taken, and a reply larger than the socket's buffers
+// goes out only as the client reads. Input is discarded meanwhile; a
+// client that reads nothing for lingerTime is closed anyway.
+func (c *conn) closeAfterSend(finish func() gnet.Action) gnet.Action {
+	left := c.gc.OutboundBuffered()
+	if left == 0 {
+		return finish()
+	}
+	c.closing = true
+	c.gc.Discard(-1)
+	c.awaitSent(finish, left, time.Now())
+	return gnet.None
+}
+
+// awaitSent has the loop look at the unsent replies again in a moment:
+// gnet tells a handler nothing when it has written them.
+func (c *conn) awaitSent(finish func() gnet.Action, left int, since time.Time) {
+	time.AfterFunc(time.Millisecond, func() {
+		_ = c.after.loop.Execute(c.s.ctx, gnet.RunnableFunc(func(context.Context) error {
+			if c.gone {
+				return nil
+			}
+			switch out := c.gc.OutboundBuffered(); {
+			case out == 0:
+				if finish() == gnet.Close {
+					_ = c.gc.Close()
+				}
+			case out < left: // the client reads
+				c.awaitSent(finish, out, time.Now())
+			case time.Since(since) > lingerTime:
+				_ = c.gc.Close()
+			default:
+				c.awaitSent(finish, out, since)
+			}
+			return nil
+		}))
+	})
+}
+
+// lingerTime is how long a connection refused for a protocol error keeps
+// reading (and discarding) what its client still sends.
+const lingerTime = 2 * time.Second
+
+// lingerClose closes the connection after a protocol error as HTTP servers
+// do: it ends the output, so the client reads the error and then EOF, and
+// discards input until the client closes too or lingerTime passes. Closing
+// at once with unread input would reset the connection, and a client still
+// sending (a value over the limit) would see only the reset.
+func (c *conn) lingerClose() gnet.Action {
+	if c.gc.OutboundBuffered() > 0 {
+		return gnet.Close
+	}
+	if err := syscall.Shutdown(c.gc.Fd(), syscall.SHUT_WR); err != nil {
+		return gnet.Close
+	}
+	c.closing = true
+	c.gc.Discard(-1)
+	gc, s := c.gc, c.s
+	time.AfterFunc(lingerTime, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !s.closed { // else the loops close it
+			gc.Close()
+		}
+	})
+	return gnet.None
+}
