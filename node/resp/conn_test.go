@@ -71,6 +71,10 @@ func TestServer_Client(t *testing.T) {
 	c.expect("+OK\r\n", "select", "0")
 	c.expect("$2\r\nhi\r\n", "echo", "hi")
 	c.expect("$2\r\nhi\r\n", "ping", "hi")
+	// Not OK, then a reply to each command after all: a client counting on
+	// OFF would read them out of step.
+	c.expect("-ERR CLIENT REPLY is not supported: every command is answered\r\n", "client", "reply", "off")
+	c.expect("+PONG\r\n", "ping")
 }
 
 func TestServer_Introspection(t *testing.T) {

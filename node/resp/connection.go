@@ -218,8 +218,12 @@ func cmdClient(_ context.Context, c *conn, args [][]byte) {
 			sb.WriteString(o)
 		}
 		c.w.BulkString(sb.String())
-	case "no-evict", "no-touch", "reply":
+	case "no-evict", "no-touch":
 		c.w.OK()
+	case "reply":
+		// Answering OK and replying on would leave a client that counts on
+		// OFF or SKIP a reply out of step.
+		c.w.Error("ERR CLIENT REPLY is not supported: every command is answered")
 	case "help":
 		c.w.Strings([]string{"CLIENT <subcommand> [<arg> ...]. Subcommands are:",
 			"ID", "GETNAME", "SETNAME <name>", "SETINFO <LIB-NAME|LIB-VER> <value>", "INFO", "LIST"})
