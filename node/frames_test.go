@@ -63,3 +63,34 @@ func TestCluster_repliesOverTheFrameLimit_failAlone(t *testing.T) {
 		t.Errorf("GET after: %v, %d bytes", r.Err(), len(r.Value))
 	}
 }
+
+// A session store's save of a value up to the limit, in a transaction (SET
+// and PEXPIREAT, as scs sends), goes through when forwarded: the batch
+// carrying it is over one value's limit, but within a frame. It used to
+// fail after the whole retry window.
+func TestCluster_forwardedTransactionOfAValueAtTheLimit(t *testing.T) {
+	c := nodetest.Start(t, 2)
+	ctx := ctxFor(t)
+	entry := c.Node(0)
+	ci := entry.ClusterInfo()
+	var key string
+	for i := 0; key == ""; i++ {
+		k := fmt.Sprint("save:", i)
+		if p := ring.Partition(k, ci.Partitions); ci.Members[ci.Owners[p][0]].Name != entry.Name() {
+			key = k
+		}
+	}
+	v := []byte(strings.Repeat("v", protocol.DefaultMaxValue))
+	reqs := []*protocol.Request{
+		{Op: protocol.OpSet, Key: key, Value: v, Flags: protocol.FlagNoTTL},
+		{Op: protocol.OpTouch, Key: key, TTL: 60_000},
+	}
+	resps := []*protocol.Response{{}, {}}
+	if err := entry.DoAtomic(ctx, reqs, resps); err != nil || resps[0].Code != protocol.CodeOK || resps[1].Code != protocol.CodeOK {
+		t.Fatalf("forwarded SET+EXPIRE of a %d-byte value: %v, %v, %v", len(v), err, resps[0].Err(), resps[1].Err())
+	}
+	var got protocol.Response
+	if entry.Do(ctx, &protocol.Request{Op: protocol.OpGet, Key: key}, &got); got.Code != protocol.CodeOK || len(got.Value) != len(v) {
+		t.Fatalf("GET after: %v, %d bytes", got.Err(), len(got.Value))
+	}
+}

@@ -10,6 +10,9 @@ const (
 	// frameOverhead is room in a frame beyond its value for the key, the
 	// other fields and multi-key lists.
 	frameOverhead = 64 << 10
+	// atomicFieldsRoom is what an OpAtomic request's fields other than its
+	// batch may take of a frame.
+	atomicFieldsRoom = 4 << 10
 )
 
 // Limits bounds what one request may carry.
@@ -70,7 +73,13 @@ func (l Limits) Check(r *Request) error {
 			return err
 		}
 	}
-	if err := l.CheckValue(r.Value); err != nil {
+	if r.Op == OpAtomic {
+		// The batch carries a transaction's values and their keys: it may
+		// use the frame, less room for the request's other fields.
+		if max := l.MaxFrame() - atomicFieldsRoom; len(r.Value) > max {
+			return Errorf(CodeTooLarge, "atomic batch is %d bytes; limit %d", len(r.Value), max)
+		}
+	} else if err := l.CheckValue(r.Value); err != nil {
 		return err
 	}
 	if r.Count < 0 {

@@ -69,9 +69,9 @@ func (c *conn) enqueue(cmd *command, args [][]byte) {
 		c.tx.partition = p
 	}
 	size := txBytes(args)
-	if limit := c.s.cfg.Limits.MaxBulk; c.tx.bytes+size > limit {
+	if limit := c.s.cfg.Limits.MaxBulk + txRoom; c.tx.bytes+size > limit {
 		c.queueError(errReply("ERR transaction too large: its commands would take more than " + strconv.Itoa(limit) +
-			" bytes, the most one value may (EXEC runs them as one message); the transaction is discarded"))
+			" bytes, one value's limit and 32 KiB (EXEC sends them as one message); the transaction is discarded"))
 		return
 	}
 	c.tx.bytes += size
@@ -83,12 +83,18 @@ func (c *conn) enqueue(cmd *command, args [][]byte) {
 	c.w.Simple("QUEUED")
 }
 
+// txRoom is what a transaction may take beyond one value's limit: room
+// for its keys and other arguments, so that a session store's save (a SET
+// of a value up to the limit, and PEXPIREAT) goes through.
+const txRoom = 32 << 10
+
 // txBytes is what a queued command counts against a transaction's size:
 // its arguments, each with room for the fields that carry it. EXEC sends a
 // transaction's keyed commands as one message, to their primary and from
-// there to its backups, so its size is bounded as one value's is
-// (Limits.MaxBulk, --max-value); without a bound one client could also
-// queue without end.
+// there to its backups, so its size is bounded by what a message may
+// carry: one value's limit (Limits.MaxBulk, --max-value) and txRoom, under
+// the frame's 64 KiB beyond a value (protocol.Limits.MaxFrame). Without a
+// bound one client could also queue without end.
 func txBytes(args [][]byte) int {
 	n := 0
 	for _, a := range args {

@@ -121,24 +121,31 @@ func TestServer_Watch_repeatsCountOnceAndDistinctKeysAreBounded(t *testing.T) {
 	c.expect("*-1\r\n", "exec")
 }
 
-// A transaction travels as one message, so its queue is bounded as one
-// value is: one client cannot grow the server's memory by queueing without
-// end (5,000 SETs of 1 MiB took 5 GB), and a transaction that could not
-// travel is refused when it is queued, not after EXEC waits.
+// A transaction travels as one message, so its queue is bounded by what
+// a message may carry: one client cannot grow the server's memory by
+// queueing without end (5,000 SETs of 1 MiB took 5 GB), and a transaction
+// that could not travel is refused when it is queued, not after EXEC
+// waits. A session store's save of a value up to the limit fits.
 func TestServer_Multi_QueueIsBounded(t *testing.T) {
 	ts := startServer(t)
 	c := ts.dial(t)
-	half := strings.Repeat("v", protocol.DefaultMaxValue/2)
+	most := strings.Repeat("v", protocol.DefaultMaxValue)
 	c.expect("+OK\r\n", "multi")
-	c.expect("+QUEUED\r\n", "set", "{s}a", half)
-	c.cmd("set", "{s}b", half)
+	c.expect("+QUEUED\r\n", "set", "{s}a", most)
+	c.expect("+QUEUED\r\n", "pexpireat", "{s}a", "99999999999999")
+	c.expect("*2\r\n+OK\r\n:1\r\n", "exec")
+
+	part := strings.Repeat("v", protocol.DefaultMaxValue*6/10)
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "set", "{s}b", part)
+	c.cmd("set", "{s}c", part)
 	if got := c.reply(); !strings.HasPrefix(got, "-ERR transaction too large") {
-		t.Fatalf("a second half-MiB SET in MULTI: %.120q; want the transaction refused", got)
+		t.Fatalf("a second SET of 60%% of the value limit in MULTI: %.120q; want the transaction refused", got)
 	}
 	c.expect("-EXECABORT Transaction discarded because of previous errors.\r\n", "exec")
-	c.expect(":0\r\n", "exists", "{s}a", "{s}b")
+	c.expect(":0\r\n", "exists", "{s}b", "{s}c")
 	// A new transaction starts with an empty queue.
 	c.expect("+OK\r\n", "multi")
-	c.expect("+QUEUED\r\n", "set", "{s}a", half)
+	c.expect("+QUEUED\r\n", "set", "{s}b", part)
 	c.expect("*1\r\n+OK\r\n", "exec")
 }
