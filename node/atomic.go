@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/cloakroom/cloakroom/protocol"
@@ -147,5 +148,32 @@ func (n *Node) serveAtomic(ctx context.Context, req *protocol.Request, resp *pro
 	}
 	if resp.Value, err = protocol.EncodeBatch(resps); err != nil {
 		resp.SetErr(err)
+		return
+	}
+	if max := n.cfg.Limits.MaxFrame() - atomicReplyRoom; len(resp.Value) > max {
+		// The batch ran, so its answer must come back: a failure would have
+		// the caller run it again. Values read go, largest first, until it
+		// fits; their requests answer TooLarge.
+		order := make([]int, len(resps))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(a, b int) int { return len(resps[b].Value) - len(resps[a].Value) })
+		size := len(resp.Value)
+		for _, i := range order {
+			if size <= max || len(resps[i].Value) == 0 {
+				break
+			}
+			size -= len(resps[i].Value)
+			*resps[i] = protocol.Response{Code: protocol.CodeTooLarge,
+				Msg: fmt.Sprintf("its value (%d bytes) and the others read in the same atomic step would not fit in one reply of %d bytes", len(resps[i].Value), max)}
+		}
+		if resp.Value, err = protocol.EncodeBatch(resps); err != nil {
+			resp.SetErr(err)
+		}
 	}
 }
+
+// atomicReplyRoom is what an OpAtomic reply's fields other than its batch
+// may take of a frame.
+const atomicReplyRoom = 4 << 10

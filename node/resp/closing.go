@@ -46,15 +46,22 @@ func (c *conn) closeAfterSend(finish func() gnet.Action) gnet.Action {
 	}
 	c.closing = true
 	c.gc.Discard(-1)
-	c.awaitSent(finish, left, time.Now())
+	c.awaitSent(finish, left, time.Now(), time.Millisecond)
 	return gnet.None
 }
 
-// awaitSent has the loop look at the unsent replies again in a moment:
-// gnet tells a handler nothing when it has written them.
-func (c *conn) awaitSent(finish func() gnet.Action, left int, since time.Time) {
-	time.AfterFunc(time.Millisecond, func() {
-		_ = c.after.loop.Execute(c.s.ctx, gnet.RunnableFunc(func(context.Context) error {
+// awaitSent has the loop look at the unsent replies again after wait
+// (doubling up to 32 ms while the client reads nothing): gnet tells a
+// handler nothing when it has written them.
+func (c *conn) awaitSent(finish func() gnet.Action, left int, since time.Time, wait time.Duration) {
+	s := c.s
+	time.AfterFunc(wait, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed { // the loops close it
+			return
+		}
+		_ = c.after.loop.Execute(s.ctx, gnet.RunnableFunc(func(context.Context) error {
 			if c.gone {
 				return nil
 			}
@@ -64,11 +71,11 @@ func (c *conn) awaitSent(finish func() gnet.Action, left int, since time.Time) {
 					_ = c.gc.Close()
 				}
 			case out < left: // the client reads
-				c.awaitSent(finish, out, time.Now())
+				c.awaitSent(finish, out, time.Now(), time.Millisecond)
 			case time.Since(since) > lingerTime:
 				_ = c.gc.Close()
 			default:
-				c.awaitSent(finish, out, since)
+				c.awaitSent(finish, out, since, min(2*wait, 32*time.Millisecond))
 			}
 			return nil
 		}))

@@ -74,20 +74,23 @@ func (s *Server) closeIdle(now time.Time) {
 	}
 }
 
-// checkIdle has c's loop close it for the idle timeout unless its unsent
-// replies changed since the loop last looked (the first look with replies
-// unsent counts as a change): then its client is still reading, and it
-// counts as input. The caller holds s.mu.
+// checkIdle has c's loop close it for the idle timeout unless it sent a
+// command since the sweep, or the size of its unsent replies changed since
+// the loop last looked (the first look with replies unsent counts as a
+// change): then its client is still reading, and that counts as input.
+// The caller holds s.mu.
 func (c *conn) checkIdle() {
 	s, gc := c.s, c.gc
 	err := c.after.loop.Execute(s.ctx, gnet.RunnableFunc(func(context.Context) error {
 		if c.gone {
 			return nil
 		}
-		if c.busy { // a command came and runs: not idle
+		if c.busy || c.input.Load() { // a command came since the sweep: not idle
 			c.idleCheck.Store(false)
 			return nil
 		}
+		// Replies the loop no longer holds may still wait in the socket:
+		// reaching none counts as a change too, once.
 		if out := gc.OutboundBuffered(); out != c.unsent {
 			c.unsent = out
 			c.input.Store(true)
