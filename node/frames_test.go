@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloakroom/cloakroom/node"
 	"github.com/cloakroom/cloakroom/node/nodetest"
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
@@ -20,16 +21,7 @@ func TestCluster_repliesOverTheFrameLimit_failAlone(t *testing.T) {
 	c := nodetest.Start(t, 2)
 	ctx := ctxFor(t)
 	entry := c.Node(0)
-	ci := entry.ClusterInfo()
-	// A hash tag whose partition the other node is primary of.
-	var tag string
-	var part int
-	for i := 0; tag == ""; i++ {
-		tg := fmt.Sprint("{t", i, "}")
-		if p := ring.Partition(tg, ci.Partitions); ci.Members[ci.Owners[p][0]].Name != entry.Name() {
-			tag, part = tg, p
-		}
-	}
+	tag, part := notPrimaryOf(entry, func(i int) string { return fmt.Sprint("{t", i, "}") })
 	do := func(req *protocol.Request) *protocol.Response {
 		var resp protocol.Response
 		entry.Do(ctx, req, &resp)
@@ -90,14 +82,7 @@ func TestCluster_forwardedTransactionOfAValueAtTheLimit(t *testing.T) {
 	c := nodetest.Start(t, 2)
 	ctx := ctxFor(t)
 	entry := c.Node(0)
-	ci := entry.ClusterInfo()
-	var key string
-	for i := 0; key == ""; i++ {
-		k := fmt.Sprint("save:", i)
-		if p := ring.Partition(k, ci.Partitions); ci.Members[ci.Owners[p][0]].Name != entry.Name() {
-			key = k
-		}
-	}
+	key, _ := notPrimaryOf(entry, func(i int) string { return fmt.Sprint("save:", i) })
 	v := []byte(strings.Repeat("v", protocol.DefaultMaxValue))
 	reqs := []*protocol.Request{
 		{Op: protocol.OpSet, Key: key, Value: v, Flags: protocol.FlagNoTTL},
@@ -110,5 +95,17 @@ func TestCluster_forwardedTransactionOfAValueAtTheLimit(t *testing.T) {
 	var got protocol.Response
 	if entry.Do(ctx, &protocol.Request{Op: protocol.OpGet, Key: key}, &got); got.Code != protocol.CodeOK || len(got.Value) != len(v) {
 		t.Fatalf("GET after: %v, %d bytes", got.Err(), len(got.Value))
+	}
+}
+
+// notPrimaryOf returns the first of key(0), key(1), ... whose partition
+// another node than n is primary of, and that partition.
+func notPrimaryOf(n *node.Node, key func(int) string) (string, int) {
+	ci := n.ClusterInfo()
+	for i := 0; ; i++ {
+		k := key(i)
+		if p := ring.Partition(k, ci.Partitions); ci.Members[ci.Owners[p][0]].Name != n.Name() {
+			return k, p
+		}
 	}
 }
