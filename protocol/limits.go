@@ -7,8 +7,8 @@ import "fmt"
 const (
 	DefaultMaxKey   = 1 << 10 // 1 KiB
 	DefaultMaxValue = 1 << 20 // 1 MiB
-	// frameOverhead is room in a frame beyond its value for the key, the
-	// other fields and multi-key lists.
+	// frameOverhead is room in a frame beyond its value and one key for
+	// the other fields and multi-key lists.
 	frameOverhead = 64 << 10
 	// atomicFieldsRoom is what an OpAtomic request's fields other than its
 	// batch may take of a frame.
@@ -38,8 +38,12 @@ func (l Limits) WithDefaults() Limits {
 }
 
 // MaxFrame is the largest frame a peer with these limits accepts: one value
-// plus room for keys and the other fields. Multi-key requests must fit too.
-func (l Limits) MaxFrame() int { return l.WithDefaults().MaxValue + frameOverhead }
+// and one key at their limits, plus room for the other fields. Multi-key
+// requests must fit too.
+func (l Limits) MaxFrame() int {
+	l = l.WithDefaults()
+	return l.MaxValue + l.MaxKey + frameOverhead
+}
 
 // CheckKey reports ErrTooLarge or ErrBadRequest for a key the limits refuse.
 func (l Limits) CheckKey(key string) error {

@@ -23,6 +23,9 @@ func TestLimits_Check(t *testing.T) {
 		{"pattern at limit", Request{Op: OpScan, Pattern: strings.Repeat("*", 8)}, nil},
 		{"pattern over", Request{Op: OpScan, Pattern: strings.Repeat("*", 9)}, ErrTooLarge},
 		{"keyless op", Request{Op: OpPing}, nil},
+		// A transaction's batch may fill a frame, less room for its fields.
+		{"atomic batch over a value", Request{Op: OpAtomic, Value: make([]byte, l.MaxFrame()-atomicFieldsRoom)}, nil},
+		{"atomic batch over", Request{Op: OpAtomic, Value: make([]byte, l.MaxFrame()-atomicFieldsRoom+1)}, ErrTooLarge},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -38,7 +41,24 @@ func TestLimits_zeroMeansDefaults(t *testing.T) {
 	if err := l.Check(&Request{Op: OpSet, Key: strings.Repeat("k", DefaultMaxKey), Value: make([]byte, DefaultMaxValue)}); err != nil {
 		t.Errorf("zero Limits with a key and value at the defaults: got %v; want nil", err)
 	}
-	if got, want := l.MaxFrame(), DefaultMaxValue+64<<10; got != want {
+	if got, want := l.MaxFrame(), DefaultMaxValue+DefaultMaxKey+64<<10; got != want {
 		t.Errorf("MaxFrame: got %d; want %d", got, want)
+	}
+}
+
+// A write of a key and a value at their limits fits in a frame, whatever
+// the limits: the largest key a node takes is 64 KiB less one byte, as
+// large as the room a frame had beyond its value.
+func TestLimits_aWriteAtTheLimitsFitsAFrame(t *testing.T) {
+	for _, l := range []Limits{{}, {MaxKey: 1<<16 - 1, MaxValue: 1 << 10}, {MaxKey: 1<<16 - 1, MaxValue: DefaultMaxValue}} {
+		req := Request{Op: OpSet, ID: 1<<64 - 1, Key: strings.Repeat("k", l.WithDefaults().MaxKey),
+			Value: make([]byte, l.WithDefaults().MaxValue), TTL: 1<<63 - 1, Version: 1<<64 - 1, Flags: FlagNoTTL}
+		frame, err := AppendFrame(nil, &req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(frame) - FrameHeader; n > l.MaxFrame() {
+			t.Errorf("%v: a write at the limits is a frame of %d bytes; over MaxFrame", l, n)
+		}
 	}
 }
