@@ -79,7 +79,7 @@ func (nc *nativeConn) readLoop(member bool) {
 		if err != nil {
 			if errors.Is(err, protocol.ErrTooLarge) {
 				// Framing is lost: say why, then close.
-				n.log.Warn("native: frame over limit; closing", "peer", nc.peer, "err", err)
+				n.warnOversized(nc.peer, err)
 				resp = protocol.Response{}
 				resp.SetErr(err)
 				nc.reply(&resp, true)
@@ -223,4 +223,18 @@ func (n *Node) inline(req *protocol.Request) bool {
 		return req.Flags&protocol.FlagReplicaRead != 0 && !mutates(req.Op)
 	}
 	return !mutates(req.Op) || len(v.table.Owners[p]) == 1
+}
+
+// warnOversized logs a frame refused as over the limit. A client sending
+// such frames on connection after connection (garbage, a hostile client)
+// would flood the log, so a warning goes out at most once every ten
+// seconds, with the count so far; the others are logged at debug level.
+func (n *Node) warnOversized(peer string, err error) {
+	total := n.oversized.Add(1)
+	now := time.Now().UnixNano()
+	if last := n.oversizedAt.Load(); now-last >= int64(10*time.Second) && n.oversizedAt.CompareAndSwap(last, now) {
+		n.log.Warn("native: frame over limit; closing (logged at most every 10 s)", "peer", peer, "err", err, "oversized_total", total)
+		return
+	}
+	n.log.Debug("native: frame over limit; closing", "peer", peer, "err", err)
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,7 +21,7 @@ import (
 
 // startTestNode starts a node with every listener on a loopback port the
 // kernel picks, and closes it (checking for leaked goroutines) at cleanup.
-func startTestNode(t *testing.T) *Node {
+func startTestNode(t *testing.T, mutate ...func(*Config)) *Node {
 	t.Helper()
 	t.Cleanup(func() {
 		goleak.VerifyNone(t, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
@@ -28,6 +30,9 @@ func startTestNode(t *testing.T) *Node {
 	cfg.Name = "native-test"
 	cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.DiscardHandler)
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -172,6 +177,39 @@ func TestNative_frameOverLimit_isRefusedBeforeReadingAndClosesOnlyThatConn(t *te
 	}
 	expectCode(t, "ping on another connection", other.do(&protocol.Request{ID: 5, Op: protocol.OpPing}), protocol.CodeOK)
 	checkSessions(t, n, want)
+}
+
+// warnCounter counts the records logged at warning level or above that
+// start with prefix.
+type warnCounter struct {
+	prefix string
+	n      atomic.Int64
+}
+
+func (w *warnCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warnCounter) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, w.prefix) {
+		w.n.Add(1)
+	}
+	return nil
+}
+func (w *warnCounter) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnCounter) WithGroup(string) slog.Handler      { return w }
+
+// A client that sends oversized frames on connection after connection
+// does not flood the log: one warning, with the count, per ten seconds.
+func TestNative_oversizedFrames_areLoggedOnceInAWhile(t *testing.T) {
+	warns := &warnCounter{prefix: "native: frame over limit"}
+	n := startTestNode(t, func(cfg *Config) { cfg.Logger = slog.New(warns) })
+	for range 20 {
+		rc := dialHello(t, n)
+		rc.sendRaw(binary.BigEndian.AppendUint32(nil, 1<<32-1))
+		expectCode(t, "an oversized frame", rc.recv(), protocol.CodeTooLarge)
+		rc.expectClosed()
+	}
+	if got := warns.n.Load(); got != 1 {
+		t.Errorf("%d warnings for 20 oversized frames; want 1", got)
+	}
 }
 
 func TestNative_malformedFrame_getsBadRequestAndConnKeepsWorking(t *testing.T) {

@@ -20,6 +20,9 @@ type Node struct {
 	log     *slog.Logger
 	store   *store.Store
 	metrics *metrics
+	// oversized counts native frames refused as over the limit, and
+	// oversizedAt is when that was last logged (see warnOversized).
+	oversized, oversizedAt atomic.Int64
 
 	ctx    context.Context // cancelled by Close; background work stops on it
 	cancel context.CancelFunc
