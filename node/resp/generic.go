@@ -89,13 +89,9 @@ func replyCount(c *conn, _ [][]byte, reqs []protocol.Request, resps []protocol.R
 }
 
 // buildExpire parses EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT key time
-// [NX|XX|GT|LT].
+// [NX|XX|GT|LT]. As Redis, it checks the options before the time.
 func buildExpire(c *conn, args [][]byte, _ bool) error {
 	name := cmdName(args)
-	n, ok := parseInt(args[2])
-	if !ok {
-		return errNotInteger
-	}
 	var flags protocol.Flags
 	for _, a := range args[3:] {
 		switch upper(a) {
@@ -116,6 +112,10 @@ func buildExpire(c *conn, args [][]byte, _ bool) error {
 	}
 	if flags&protocol.FlagTTLIfGreater != 0 && flags&protocol.FlagTTLIfLess != 0 {
 		return errReply("ERR GT and LT options at the same time are not compatible")
+	}
+	n, ok := parseInt(args[2])
+	if !ok {
+		return errNotInteger
 	}
 	if name == "expire" || name == "expireat" {
 		if n > math.MaxInt64/1000 || n < math.MinInt64/1000 {

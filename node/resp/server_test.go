@@ -34,6 +34,7 @@ func TestServer_ErrorWording(t *testing.T) {
 		{[]string{"expire", "k", "10", "nx", "xx"}, "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n"},
 		{[]string{"expire", "k", "10", "gt", "lt"}, "-ERR GT and LT options at the same time are not compatible\r\n"},
 		{[]string{"expire", "k", "10", "foo"}, "-ERR Unsupported option foo\r\n"},
+		{[]string{"expire", "k", "1e3", "zz"}, "-ERR Unsupported option zz\r\n"}, // options first, as Redis
 		{[]string{"expire", "k", "99999999999999999"}, "-ERR invalid expire time in 'expire' command\r\n"},
 		{[]string{"pexpire", "k", "9223372036854775807"}, "-ERR invalid expire time in 'pexpire' command\r\n"},
 		{[]string{"getex", "k", "ex", "0"}, "-ERR invalid expire time in 'getex' command\r\n"},
