@@ -231,8 +231,7 @@ func (n *Node) inline(req *protocol.Request) bool {
 // seconds, with the count so far; the others are logged at debug level.
 func (n *Node) warnOversized(peer string, err error) {
 	total := n.oversized.Add(1)
-	now := time.Now().UnixNano()
-	if last := n.oversizedAt.Load(); now-last >= int64(10*time.Second) && n.oversizedAt.CompareAndSwap(last, now) {
+	if n.oversizedLog.Allow(time.Now()) {
 		n.log.Warn("native: frame over limit; closing (logged at most every 10 s)", "peer", peer, "err", err, "oversized_total", total)
 		return
 	}

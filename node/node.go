@@ -8,7 +8,9 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/cloakroom/cloakroom/internal/throttle"
 	"github.com/cloakroom/cloakroom/internal/workpool"
 	"github.com/cloakroom/cloakroom/node/store"
 )
@@ -20,9 +22,10 @@ type Node struct {
 	log     *slog.Logger
 	store   *store.Store
 	metrics *metrics
-	// oversized counts native frames refused as over the limit, and
-	// oversizedAt is when that was last logged (see warnOversized).
-	oversized, oversizedAt atomic.Int64
+	// oversized counts native frames refused as over the limit, logged
+	// once every ten seconds (warnOversized).
+	oversized    atomic.Int64
+	oversizedLog throttle.Every
 
 	ctx    context.Context // cancelled by Close; background work stops on it
 	cancel context.CancelFunc
@@ -65,7 +68,9 @@ func New(cfg Config) (*Node, error) {
 		cfg:   cfg,
 		log:   cfg.Logger.With("node", cfg.Name),
 		conns: make(map[net.Conn]bool),
-		work:  workpool.New(workpool.DefaultIdle),
+
+		oversizedLog: throttle.Every{Period: 10 * time.Second},
+		work:         workpool.New(workpool.DefaultIdle),
 	}
 	limit := cfg.MaxMemory
 	if limit == 0 {

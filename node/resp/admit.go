@@ -28,7 +28,7 @@ func (s *Server) admit() bool {
 func (s *Server) refuse(nc net.Conn) {
 	n := s.refused.Add(1)
 	now := time.Now()
-	if last := s.refusedAt.Load(); now.UnixNano()-last >= int64(10*time.Second) && s.refusedAt.CompareAndSwap(last, now.UnixNano()) {
+	if s.refusalLog.Allow(now) {
 		s.log.Warn("resp: refusing connections: at the client limit (--resp-max-clients)",
 			"peer", nc.RemoteAddr().String(), "limit", s.cfg.MaxClients, "refused_total", n)
 	}

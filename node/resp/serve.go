@@ -14,6 +14,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/pool/goroutine"
 
+	"github.com/cloakroom/cloakroom/internal/throttle"
 	"github.com/cloakroom/cloakroom/internal/workpool"
 	"github.com/cloakroom/cloakroom/protocol"
 )
@@ -52,13 +53,13 @@ type Server struct {
 
 	nextID     atomic.Int64
 	totalConn  atomic.Int64
-	admitted   atomic.Int64 // connections accepted and not closed, enrolling or open
-	refused    atomic.Int64 // connections closed at once for MaxClients
-	refusedAt  atomic.Int64 // when a refusal was last logged, in Unix ns
-	fileLimit  int          // the open-file limit at start; 0 if unknown
-	idleClosed atomic.Int64 // connections closed for the idle timeout
-	retries    atomic.Int64 // attempts made again while the cluster changed (retry.go)
-	doneCmds   atomic.Int64 // commands of closed connections; open ones count their own
+	admitted   atomic.Int64   // connections accepted and not closed, enrolling or open
+	refused    atomic.Int64   // connections closed at once for MaxClients
+	refusalLog throttle.Every // refusals are logged once every ten seconds
+	fileLimit  int            // the open-file limit at start; 0 if unknown
+	idleClosed atomic.Int64   // connections closed for the idle timeout
+	retries    atomic.Int64   // attempts made again while the cluster changed (retry.go)
+	doneCmds   atomic.Int64   // commands of closed connections; open ones count their own
 
 	ctx    context.Context // cancelled by Close; passed to every Backend call
 	cancel context.CancelFunc
@@ -120,9 +121,10 @@ func NewServer(b Backend, cfg Config) *Server {
 	s := &Server{
 		b: b, cfg: cfg, log: cfg.Logger, start: cfg.Now(),
 		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
-		afters:    map[gnet.EventLoop]*afterPoll{},
-		fileLimit: fileLimit,
-		work:      workpool.New(cfg.workerIdle),
+		afters:     map[gnet.EventLoop]*afterPoll{},
+		refusalLog: throttle.Every{Period: 10 * time.Second},
+		fileLimit:  fileLimit,
+		work:       workpool.New(cfg.workerIdle),
 	}
 	s.cmds = commandTable()
 	s.get, s.set = s.cmds["get"], s.cmds["set"]
