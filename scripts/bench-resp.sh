@@ -139,33 +139,48 @@ done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # paired prints, for two lists of one value per round, the median of the
-# per-round ratios b/a and in how many rounds b was at least as good as a
-# (higher with "more", lower with "less"). Each round runs the targets back
-# to back, so its ratio is less moved by the machine's drifting load than
-# the ratio of two medians.
+# per-round ratios b/a, a 95% confidence interval for that median, and in
+# how many rounds b was at least as good as a (higher with "more", lower
+# with "less"). Each round runs the targets back to back, so its ratio is
+# less moved by the machine's drifting load than the ratio of two medians.
+# The interval assumes nothing of the ratios' distribution: it runs from
+# the k-th smallest ratio to the k-th largest, k the largest for which
+# P(Binomial(n, 1/2) < k) <= 2.5%. It needs 6 rounds or more ("-" below).
 paired() {
 	local a=$1 b=$2 better=$3
 	paste <(echo "$a" | tr ' ' '\n' | grep -v '^$') <(echo "$b" | tr ' ' '\n' | grep -v '^$') |
-		awk -v better="$better" '{ r = $2 / $1; print r; if ((better == "more" && r >= 1) || (better == "less" && r <= 1)) won++ }
-			END { print "won", won + 0, NR > "/dev/stderr" }' 2>"$tmp/won" | median
-	read -r _ won n <"$tmp/won"
-	echo "$won/$n"
+		awk '{ print $2 / $1 }' | sort -g |
+		awk -v better="$better" '
+			{ r[NR] = $1; if ((better == "more" && $1 >= 1) || (better == "less" && $1 <= 1)) won++ }
+			END {
+				n = NR; p = 0.5 ^ n; cdf = p; k = 0
+				if (cdf <= 0.025) k = 1
+				for (i = 1; k > 0 && i < n; i++) {
+					p = p * (n - i + 1) / i
+					if (cdf + p > 0.025) break
+					cdf += p; k = i + 1
+				}
+				ci = "-"
+				if (k > 0) ci = sprintf("%.2f-%.2f", r[k], r[n - k + 1])
+				printf "%.2f %s %d/%d\n", r[int((n + 1) / 2)], ci, won, n
+			}'
 }
 
 # table prints one target's medians against redis-server's, and the
-# per-round (paired) ratios with the rounds it matched or beat Redis in.
+# per-round (paired) ratios, their 95% intervals and the rounds the target
+# matched or beat Redis in.
 table() {
 	local target=$1 label=$2
-	printf '%-6s %-4s %12s %8s %12s %8s %9s %9s %10s %10s\n' test P "redis rps" "p99 ms" "$label rps" "p99 ms" \
-		"rps ratio" "p99 ratio" "rps rounds" "p99 rounds"
+	printf '%-6s %-4s %12s %8s %12s %8s %9s %11s %9s %11s %10s %10s\n' test P "redis rps" "p99 ms" "$label rps" "p99 ms" \
+		"rps ratio" "95% CI" "p99 ratio" "95% CI" "rps rounds" "p99 rounds"
 	for P in $pipelines; do
 		for test in SET GET; do
 			local k=redis/$P/$test t=$target/$P/$test
-			read -r rr_ rw < <(paired "${rps[$k]}" "${rps[$t]}" more | paste -sd' ')
-			read -r pr_ pw < <(paired "${p99[$k]}" "${p99[$t]}" less | paste -sd' ')
-			printf '%-6s %-4s %12.0f %8.3f %12.0f %8.3f %9.2f %9.2f %10s %10s\n' "$test" "$P" \
+			read -r rr_ rci rw < <(paired "${rps[$k]}" "${rps[$t]}" more)
+			read -r pr_ pci pw < <(paired "${p99[$k]}" "${p99[$t]}" less)
+			printf '%-6s %-4s %12.0f %8.3f %12.0f %8.3f %9s %11s %9s %11s %10s %10s\n' "$test" "$P" \
 				"$(echo "${rps[$k]}" | median)" "$(echo "${p99[$k]}" | median)" \
-				"$(echo "${rps[$t]}" | median)" "$(echo "${p99[$t]}" | median)" "$rr_" "$pr_" "$rw" "$pw"
+				"$(echo "${rps[$t]}" | median)" "$(echo "${p99[$t]}" | median)" "$rr_" "$rci" "$pr_" "$pci" "$rw" "$pw"
 		done
 	done
 }
