@@ -37,6 +37,7 @@ var diffCommands = [][]string{
 	{"multi"}, {"get"}, {"exec"}, {"watch", "{t}a"}, {"set", "{t}a", "2"}, {"multi"}, {"get", "{t}a"}, {"exec"},
 	{"hello", "4"}, {"hello", "3"}, {"get", "nope"}, {"mget", "nope"}, {"watch", "{t}a"}, {"set", "{t}a", "3"},
 	{"multi"}, {"get", "{t}a"}, {"exec"}, {"config", "get", "save"}, {"hello", "2"}, {"ping"}, {"ping", "x"}, {"echo", "y"},
+	{"readonly"}, {"readwrite"}, {"readonly", "x"},
 }
 
 func TestRESP_Node_RepliesLikeRedisServer(t *testing.T) {

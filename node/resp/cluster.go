@@ -72,6 +72,20 @@ func splitAddr(addr string) (string, int) {
 	return host, p
 }
 
+// errNoCluster is Redis's answer to cluster commands when cluster mode is off.
+const errNoCluster = "ERR This instance has cluster support disabled"
+
+// cmdClusterOK answers READONLY and READWRITE: OK in cluster mode, where a
+// node serves reads of the keys it holds either way, and Redis's refusal
+// otherwise.
+func cmdClusterOK(_ context.Context, c *conn, _ [][]byte) {
+	if !c.s.cfg.ClusterMode {
+		c.w.Error(errNoCluster)
+		return
+	}
+	c.w.OK()
+}
+
 // cmdCluster answers CLUSTER KEYSLOT always, and SLOTS, SHARDS, NODES,
 // INFO and MYID in cluster mode.
 func cmdCluster(_ context.Context, c *conn, args [][]byte) {
@@ -85,7 +99,7 @@ func cmdCluster(_ context.Context, c *conn, args [][]byte) {
 		return
 	}
 	if !c.s.cfg.ClusterMode {
-		c.w.Error("ERR This instance has cluster support disabled")
+		c.w.Error(errNoCluster)
 		return
 	}
 	t := c.s.table()

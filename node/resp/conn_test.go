@@ -120,6 +120,8 @@ func TestServer_Cluster(t *testing.T) {
 	c := ts.dial(t)
 	c.expect(":12182\r\n", "cluster", "keyslot", "foo")
 	c.expect(":12182\r\n", "cluster", "keyslot", "{foo}bar")
+	c.expect("+OK\r\n", "readonly")
+	c.expect("+OK\r\n", "readwrite")
 	id := nodeID("node-a")
 	c.expect("*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$"+itoa(len(host))+"\r\n"+host+"\r\n:"+itoa(port)+"\r\n$40\r\n"+id+"\r\n", "cluster", "slots")
 	c.cmd("cluster", "nodes")

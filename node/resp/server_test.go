@@ -60,6 +60,8 @@ func TestServer_ErrorWording(t *testing.T) {
 		{[]string{"exec"}, "-ERR EXEC without MULTI\r\n"},
 		{[]string{"discard"}, "-ERR DISCARD without MULTI\r\n"},
 		{[]string{"cluster", "slots"}, "-ERR This instance has cluster support disabled\r\n"},
+		{[]string{"readonly"}, "-ERR This instance has cluster support disabled\r\n"},
+		{[]string{"readwrite"}, "-ERR This instance has cluster support disabled\r\n"},
 		{[]string{"config", "set", "a", "b"}, "-ERR Unknown option or number of arguments for CONFIG SET - 'a'\r\n"},
 		{[]string{"command", "count", "x"}, "-ERR wrong number of arguments for 'command|count' command\r\n"},
 		{[]string{"set", "k", "v", "get", "get"}, "$-1\r\n"},
