@@ -150,7 +150,7 @@ func (n *Node) serveAtomic(ctx context.Context, req *protocol.Request, resp *pro
 		resp.SetErr(err)
 		return
 	}
-	if max := n.cfg.Limits.MaxFrame() - atomicReplyRoom; len(resp.Value) > max {
+	if max := n.cfg.Limits.MaxAtomicBatch(); len(resp.Value) > max {
 		// The batch ran, so its answer must come back: a failure would have
 		// the caller run it again. Values read go, largest first, until it
 		// fits; their requests answer TooLarge.
@@ -173,7 +173,3 @@ func (n *Node) serveAtomic(ctx context.Context, req *protocol.Request, resp *pro
 		}
 	}
 }
-
-// atomicReplyRoom is what an OpAtomic reply's fields other than its batch
-// may take of a frame.
-const atomicReplyRoom = 4 << 10

@@ -10,7 +10,7 @@ const (
 	// frameOverhead is room in a frame beyond its value and one key for
 	// the other fields and multi-key lists.
 	frameOverhead = 64 << 10
-	// atomicFieldsRoom is what an OpAtomic request's fields other than its
+	// atomicFieldsRoom is what an OpAtomic message's fields other than its
 	// batch may take of a frame.
 	atomicFieldsRoom = 4 << 10
 )
@@ -44,6 +44,11 @@ func (l Limits) MaxFrame() int {
 	l = l.WithDefaults()
 	return l.MaxValue + l.MaxKey + frameOverhead
 }
+
+// MaxAtomicBatch is the largest batch (EncodeBatch) an OpAtomic request or
+// its reply may carry: a transaction's keys and values may fill a frame,
+// less room for the message's other fields.
+func (l Limits) MaxAtomicBatch() int { return l.MaxFrame() - atomicFieldsRoom }
 
 // CheckKey reports ErrTooLarge or ErrBadRequest for a key the limits refuse.
 func (l Limits) CheckKey(key string) error {
@@ -80,7 +85,7 @@ func (l Limits) Check(r *Request) error {
 	if r.Op == OpAtomic {
 		// The batch carries a transaction's values and their keys: it may
 		// use the frame, less room for the request's other fields.
-		if max := l.MaxFrame() - atomicFieldsRoom; len(r.Value) > max {
+		if max := l.MaxAtomicBatch(); len(r.Value) > max {
 			return Errorf(CodeTooLarge, "atomic batch is %d bytes; limit %d", len(r.Value), max)
 		}
 	} else if err := l.CheckValue(r.Value); err != nil {

@@ -24,8 +24,8 @@ func TestLimits_Check(t *testing.T) {
 		{"pattern over", Request{Op: OpScan, Pattern: strings.Repeat("*", 9)}, ErrTooLarge},
 		{"keyless op", Request{Op: OpPing}, nil},
 		// A transaction's batch may fill a frame, less room for its fields.
-		{"atomic batch over a value", Request{Op: OpAtomic, Value: make([]byte, l.MaxFrame()-atomicFieldsRoom)}, nil},
-		{"atomic batch over", Request{Op: OpAtomic, Value: make([]byte, l.MaxFrame()-atomicFieldsRoom+1)}, ErrTooLarge},
+		{"atomic batch over a value", Request{Op: OpAtomic, Value: make([]byte, l.MaxAtomicBatch())}, nil},
+		{"atomic batch over", Request{Op: OpAtomic, Value: make([]byte, l.MaxAtomicBatch()+1)}, ErrTooLarge},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -131,11 +131,5 @@ func TestServer_IdleTimeout_aClientThatStopsReading_isClosed(t *testing.T) {
 	c := ts.dial(t)
 	mget, _ := bigReply(t, c, 40)
 	c.cmd(mget...)
-	deadline := time.Now().Add(5 * time.Second)
-	for ts.srv.IdleClosed() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("a client that reads nothing was not closed")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "a client that reads nothing to be closed", func() bool { return ts.srv.IdleClosed() > 0 })
 }
