@@ -25,6 +25,15 @@ func (n *Node) Do(ctx context.Context, req *protocol.Request, resp *protocol.Res
 	switch {
 	case req.Op == protocol.OpPing:
 		resp.Version = v.hash // whose table this node is on; see runHeartbeats
+	case !n.joined.Load() && !nodeToNode(req.Op):
+		// Members that count this node in their tables forward to it, and
+		// clients with their tables route to it, as soon as gossip tells
+		// them of the join, before this node has a table of its own: its
+		// provisional view holds every partition and none of their data,
+		// so it must neither answer "not found" nor acknowledge a write.
+		// Nothing ran: the client refreshes its table and retries, a
+		// conditional write included.
+		resp.SetErr(protocol.Errorf(protocol.CodeNotOwner, "node %s is %s: it owns no partition yet", n.cfg.Name, n.state()))
 	case !n.serving() && req.Flags&protocol.FlagForwarded == 0 && !nodeToNode(req.Op):
 		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "node %s is %s", n.cfg.Name, n.state()))
 	case req.Op == protocol.OpFlush && !n.cfg.AllowFlush:
