@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloakroom/cloakroom/node"
 	"github.com/cloakroom/cloakroom/node/nodetest"
@@ -251,5 +252,69 @@ func TestCluster_failuresWhileACrashIsNoticed_sayWhyOnce(t *testing.T) {
 
 	if got := entry.TableVersion(); got != table {
 		t.Fatalf("the table moved on (%d → %d) during the requests: they did not test the window", table, got)
+	}
+}
+
+// TestCluster_aBackupThatMissedAWrite_pullsItWhenItBecomesPrimary: with
+// three copies a write is acknowledged once one backup has it, so the
+// other may have missed it (it was slow, say). When the primary crashes
+// and that backup becomes primary, it must fetch what the remaining copy
+// has before it answers, not report the session missing until
+// anti-entropy comes round.
+func TestCluster_aBackupThatMissedAWrite_pullsItWhenItBecomesPrimary(t *testing.T) {
+	c := nodetest.Start(t, 3, func(_ int, cfg *node.Config) { cfg.Replicas = 3 })
+	ctx := ctxFor(t)
+	first := c.Node(0)
+	ci := first.ClusterInfo()
+	crashed := first.Name()
+	var rest []string
+	for _, m := range ci.Members {
+		if m.Name != crashed {
+			rest = append(rest, m.Name)
+		}
+	}
+	after, err := ring.Compute(rest, ci.Partitions, 3, ci.Version+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A key the crashed node is primary of, whose next primary is a node
+	// that will have missed the write.
+	var key, missed string
+	for i := 0; key == ""; i++ {
+		k := fmt.Sprint("missed:", i)
+		p := ring.Partition(k, ci.Partitions)
+		if ci.Members[ci.Owners[p][0]].Name == crashed {
+			key, missed = k, after.Primary(p)
+		}
+	}
+	var resp protocol.Response
+	if first.Do(ctx, &protocol.Request{Op: protocol.OpSet, Key: key, Value: []byte("v"), TTL: 60_000}, &resp); resp.Code != protocol.CodeOK {
+		t.Fatalf("SET %s: %v", key, resp.Err())
+	}
+	var next *node.Node
+	for _, nd := range c.Running() {
+		if nd.Name() == missed {
+			next = nd
+		}
+	}
+	e, ok := next.Store().Entry(key)
+	if !ok {
+		t.Fatalf("%s has no copy of %s to lose", missed, key)
+	}
+	if !next.Store().Revert(key, e.Version, protocol.Entry{}, false) {
+		t.Fatalf("could not take %s's copy of %s away", missed, key)
+	}
+	c.Crash(0)
+	c.WaitAgreed(t, 2)
+	// Ready: settled, nothing left to pull (two nodes cannot hold three
+	// copies, so WaitReady's replication check would never pass).
+	nodetest.WaitFor(t, 30*time.Second, func() error {
+		if ok, why := next.Ready(); !ok {
+			return errors.New(why)
+		}
+		return nil
+	})
+	if next.Do(ctx, &protocol.Request{Op: protocol.OpGet, Key: key}, &resp); resp.Code != protocol.CodeOK || string(resp.Value) != "v" {
+		t.Fatalf("GET %s on its new primary %s, which had missed the write: %v %q; want v", key, missed, resp.Code, resp.Value)
 	}
 }

@@ -151,9 +151,13 @@ func (t *transfers) onViewChange(old, cur *view) {
 // have acknowledged writes they lack. One it held before is pulled only from
 // holders new to it and from members that entered the table (a node back
 // from a network partition, say): the holders it shared p with, and members
-// that held none of it, have nothing it lacks.
+// that held none of it, have nothing it lacks. Except when a backup becomes
+// primary of a partition that had two backups or more: the old primary
+// acknowledged a write once one backup applied it, so this one may have
+// missed writes the other backups have.
 func pullSources(old, cur *view, p int, oldHolders []string, heldBefore bool) []string {
 	holders := cur.table.Holders(p)
+	promoted := heldBefore && len(oldHolders) > 2 && old.primary(p) != cur.self && cur.primary(p) == cur.self
 	var srcs []string
 	for m := range cur.members {
 		if m == cur.self {
@@ -162,7 +166,7 @@ func pullSources(old, cur *view, p int, oldHolders []string, heldBefore bool) []
 		if heldBefore {
 			_, wasMember := old.members[m]
 			newHolder := slices.Contains(holders, m) && !slices.Contains(oldHolders, m)
-			if wasMember && !newHolder {
+			if wasMember && !newHolder && !(promoted && slices.Contains(oldHolders, m)) {
 				continue
 			}
 		}
