@@ -255,13 +255,14 @@ func TestCluster_failuresWhileACrashIsNoticed_sayWhyOnce(t *testing.T) {
 	}
 }
 
-// TestCluster_aBackupThatMissedAWrite_pullsItWhenItBecomesPrimary: with
-// three copies a write is acknowledged once one backup has it, so the
-// other may have missed it (it was slow, say). When the primary crashes
-// and that backup becomes primary, it must fetch what the remaining copy
-// has before it answers, not report the session missing until
-// anti-entropy comes round.
-func TestCluster_aBackupThatMissedAWrite_pullsItWhenItBecomesPrimary(t *testing.T) {
+// TestCluster_threeCopies_aHolderThatMissedAWrite_pullsItBeforeServing:
+// with three copies a write is acknowledged once one backup has it, so the
+// other may have missed it (it was slow, say). When the primary crashes,
+// the partition has two holders: the new primary serves it and the new
+// backup serves reads the primary cannot. Each must fetch what the other
+// former holder has before it answers, not report a session missing (or a
+// logged-out one present) until anti-entropy comes round.
+func TestCluster_threeCopies_aHolderThatMissedAWrite_pullsItBeforeServing(t *testing.T) {
 	c := nodetest.Start(t, 3, func(_ int, cfg *node.Config) { cfg.Replicas = 3 })
 	ctx := ctxFor(t)
 	first := c.Node(0)
@@ -277,44 +278,63 @@ func TestCluster_aBackupThatMissedAWrite_pullsItWhenItBecomesPrimary(t *testing.
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A key the crashed node is primary of, whose next primary is a node
-	// that will have missed the write.
-	var key, missed string
-	for i := 0; key == ""; i++ {
+	byName := map[string]*node.Node{}
+	for _, nd := range c.Running() {
+		byName[nd.Name()] = nd
+	}
+	do := func(nd *node.Node, req *protocol.Request) *protocol.Response {
+		var resp protocol.Response
+		nd.Do(ctx, req, &resp)
+		return &resp
+	}
+	// Two keys the crashed node is primary of: a session whose next primary
+	// missed its SET, and a logged-out one whose next backup missed its DEL.
+	var set, del string
+	var setMissed, delMissed *node.Node
+	for i := 0; set == "" || del == ""; i++ {
 		k := fmt.Sprint("missed:", i)
 		p := ring.Partition(k, ci.Partitions)
-		if ci.Members[ci.Owners[p][0]].Name == crashed {
-			key, missed = k, after.Primary(p)
+		switch {
+		case ci.Members[ci.Owners[p][0]].Name != crashed:
+		case set == "":
+			set, setMissed = k, byName[after.Primary(p)]
+		case del == "":
+			del, delMissed = k, byName[after.Members[after.Owners[p][1]]]
 		}
 	}
-	var resp protocol.Response
-	if first.Do(ctx, &protocol.Request{Op: protocol.OpSet, Key: key, Value: []byte("v"), TTL: 60_000}, &resp); resp.Code != protocol.CodeOK {
-		t.Fatalf("SET %s: %v", key, resp.Err())
-	}
-	var next *node.Node
-	for _, nd := range c.Running() {
-		if nd.Name() == missed {
-			next = nd
+	for _, k := range []string{set, del} {
+		if r := do(first, &protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte("v"), TTL: 60_000}); r.Code != protocol.CodeOK {
+			t.Fatalf("SET %s: %v", k, r.Err())
 		}
 	}
-	e, ok := next.Store().Entry(key)
-	if !ok {
-		t.Fatalf("%s has no copy of %s to lose", missed, key)
+	live, _ := delMissed.Store().Entry(del)
+	if r := do(first, &protocol.Request{Op: protocol.OpDelete, Keys: []string{del}}); r.Code != protocol.CodeOK || r.N != 1 {
+		t.Fatalf("DEL %s: %d %v", del, r.N, r.Err())
 	}
-	if !next.Store().Revert(key, e.Version, protocol.Entry{}, false) {
-		t.Fatalf("could not take %s's copy of %s away", missed, key)
+	// Take each write away from the holder that is to miss it.
+	if e, ok := setMissed.Store().Entry(set); !ok || !setMissed.Store().Revert(set, e.Version, protocol.Entry{}, false) {
+		t.Fatalf("could not take %s's copy of %s away", setMissed.Name(), set)
+	}
+	if e, ok := delMissed.Store().Entry(del); !ok || !e.Tombstone || !delMissed.Store().Revert(del, e.Version, live, true) {
+		t.Fatalf("could not take the delete of %s away from %s", del, delMissed.Name())
 	}
 	c.Crash(0)
 	c.WaitAgreed(t, 2)
 	// Ready: settled, nothing left to pull (two nodes cannot hold three
 	// copies, so WaitReady's replication check would never pass).
 	nodetest.WaitFor(t, 30*time.Second, func() error {
-		if ok, why := next.Ready(); !ok {
-			return errors.New(why)
+		for _, nd := range c.Running() {
+			if ok, why := nd.Ready(); !ok {
+				return fmt.Errorf("%s: %s", nd.Name(), why)
+			}
 		}
 		return nil
 	})
-	if next.Do(ctx, &protocol.Request{Op: protocol.OpGet, Key: key}, &resp); resp.Code != protocol.CodeOK || string(resp.Value) != "v" {
-		t.Fatalf("GET %s on its new primary %s, which had missed the write: %v %q; want v", key, missed, resp.Code, resp.Value)
+	if r := do(setMissed, &protocol.Request{Op: protocol.OpGet, Key: set}); r.Code != protocol.CodeOK || string(r.Value) != "v" {
+		t.Errorf("GET %s on its new primary %s, which had missed the write: %v %q; want v", set, setMissed.Name(), r.Code, r.Value)
+	}
+	// What a Go client that cannot reach the primary asks the backup.
+	if r := do(delMissed, &protocol.Request{Op: protocol.OpGet, Key: del, Flags: protocol.FlagReplicaRead | protocol.FlagForwarded}); r.Code != protocol.CodeNotFound {
+		t.Errorf("backup read of the logged-out %s on %s, which had missed the delete: %v %q; want not found", del, delMissed.Name(), r.Code, r.Value)
 	}
 }

@@ -151,13 +151,15 @@ func (t *transfers) onViewChange(old, cur *view) {
 // have acknowledged writes they lack. One it held before is pulled only from
 // holders new to it and from members that entered the table (a node back
 // from a network partition, say): the holders it shared p with, and members
-// that held none of it, have nothing it lacks. Except when a backup becomes
-// primary of a partition that had two backups or more: the old primary
-// acknowledged a write once one backup applied it, so this one may have
-// missed writes the other backups have.
+// that held none of it, have nothing it lacks. Except for a backup of a
+// partition that had two backups or more, when it is to serve it (as its
+// primary, or as the one backup, which answers reads the primary cannot):
+// the old primary acknowledged a write once one backup applied it, so this
+// one may have missed writes, deletes among them, the others have.
 func pullSources(old, cur *view, p int, oldHolders []string, heldBefore bool) []string {
 	holders := cur.table.Holders(p)
-	promoted := heldBefore && len(oldHolders) > 2 && old.primary(p) != cur.self && cur.primary(p) == cur.self
+	promoted := heldBefore && len(oldHolders) > 2 && old.primary(p) != cur.self &&
+		(cur.primary(p) == cur.self || len(holders) == 2)
 	var srcs []string
 	for m := range cur.members {
 		if m == cur.self {
