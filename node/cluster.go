@@ -111,9 +111,16 @@ func (n *Node) joinSeeds() {
 	backoff := 100 * time.Millisecond
 	for {
 		k, err := n.members.ml.Join(n.cfg.Join)
-		if err == nil && k > 0 {
+		// A seed list may name this node (one list for every node, as in
+		// docker-compose.yml), and memberlist counts reaching itself as a
+		// join: it has joined only once another member is known, or it
+		// would serve as a cluster of one beside the real one.
+		if err == nil && k > 0 && n.members.ml.NumMembers() > 1 {
 			n.log.Info("joined cluster", "seeds", n.cfg.Join, "contacted", k)
 			return
+		}
+		if err == nil {
+			err = errors.New("no seed but this node answered")
 		}
 		n.log.Warn("join failed; retrying", "seeds", n.cfg.Join, "err", err, "retry_in", backoff)
 		select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -479,4 +480,59 @@ func copiesHeld(c *nodetest.Cluster, key string) int {
 		}
 	}
 	return k
+}
+
+// freeAddr returns a loopback address nothing listens on (yet).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestCluster_aNodeWhoseSeedsNameItself_waitsForAnotherToAnswer: a --join
+// list may name the node itself (docker-compose.yml gives every node the
+// same three). memberlist counts contacting itself as a join, and the node
+// then served as a cluster of one beside the real cluster: "not found" for
+// its sessions, and writes acknowledged that nobody replicates. It must
+// wait until another member answers, then join for real.
+func TestCluster_aNodeWhoseSeedsNameItself_waitsForAnotherToAnswer(t *testing.T) {
+	c := nodetest.Start(t, 2)
+	ctx := ctxFor(t)
+	var r protocol.Response
+	if c.Node(0).Do(ctx, &protocol.Request{Op: protocol.OpSet, Key: "s", Value: []byte("v"), TTL: 600_000}, &r); r.Code != protocol.CodeOK {
+		t.Fatalf("SET: %v", r.Err())
+	}
+	self, later := freeAddr(t), freeAddr(t)
+	n3 := nodetest.StartNode(t, func(cfg *node.Config) {
+		cfg.Name, cfg.GossipAddr, cfg.Join = "node-3", self, []string{self, later}
+	})
+	for range 10 { // a join of itself alone took milliseconds
+		if ok, _ := n3.Ready(); ok {
+			t.Fatalf("node-3 is ready having reached only itself; members %v", n3.Members())
+		}
+		if n3.Do(ctx, &protocol.Request{Op: protocol.OpSet, Key: "t", Value: []byte("w"), TTL: 600_000}, &r); r.Code != protocol.CodeNotOwner {
+			t.Fatalf("SET on node-3 having reached only itself: %v (%s); want NotOwner", r.Code, r.Msg)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The other seed comes up, a member of the cluster: node-3 joins it.
+	nodetest.StartNode(t, func(cfg *node.Config) {
+		cfg.Name, cfg.GossipAddr, cfg.Join = "node-4", later, []string{c.Node(0).GossipAddr()}
+	})
+	nodetest.WaitFor(t, 30*time.Second, func() error {
+		if got := len(n3.Members()); got != 4 {
+			return fmt.Errorf("node-3 has %d members", got)
+		}
+		if ok, why := n3.Ready(); !ok {
+			return errors.New(why)
+		}
+		return nil
+	})
+	if n3.Do(ctx, &protocol.Request{Op: protocol.OpGet, Key: "s"}, &r); r.Code != protocol.CodeOK || string(r.Value) != "v" {
+		t.Fatalf("GET s on node-3 once joined: %v %q; want v", r.Code, r.Value)
+	}
 }
