@@ -308,7 +308,17 @@ func (n *Node) forwardAll(ctx context.Context, v *view, to string, reqs []*proto
 // execPrimary runs req on this node's store as p's primary and replicates
 // what it changed before answering.
 func (n *Node) execPrimary(ctx context.Context, v *view, p int, req *protocol.Request, resp *protocol.Response) {
-	if n.unsure(p) && req.Op != protocol.OpScan && req.Op != protocol.OpDeleteMatch {
+	switch {
+	case !n.unsure(p):
+	case req.Op == protocol.OpScan || req.Op == protocol.OpDeleteMatch:
+		// These cover the whole partition, which cannot be fetched key by
+		// key: run on what has arrived, a scan would skip live sessions
+		// and a "log out everywhere" would leave some logged in.
+		if !n.waitArrived(ctx, p, n.peers.timeout/2) {
+			resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "partition %d is still arriving on %s; try again", p, n.cfg.Name))
+			return
+		}
+	default:
 		// A source that does not answer is passed over: the primary serves
 		// what it has, as a backup serving a read (readAsBackup) does not.
 		_ = n.ensureKeys(ctx, v, p, requestKeys(req))

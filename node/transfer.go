@@ -542,12 +542,27 @@ func (t *transfers) progress() (done, total int, entries int64, elapsed time.Dur
 	return t.done, t.total, t.moved.Load() - t.movedAt, time.Since(t.started)
 }
 
+// waitArrived waits at most d until partition p is no longer unsure: every
+// member has this node's table and p has been pulled. It reports whether
+// that happened.
+func (n *Node) waitArrived(ctx context.Context, p int, d time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return pollUntil(ctx, 10*time.Millisecond, func() bool { return !n.unsure(p) })
+}
+
 // waitSettled waits until every member has the same table as this node, or
 // ctx ends; it reports whether they do.
 func (n *Node) waitSettled(ctx context.Context) bool {
-	tick := time.NewTicker(20 * time.Millisecond)
+	return pollUntil(ctx, 20*time.Millisecond, n.settled.Load)
+}
+
+// pollUntil checks cond every interval until it holds or ctx ends, and
+// reports whether it holds.
+func pollUntil(ctx context.Context, every time.Duration, cond func() bool) bool {
+	tick := time.NewTicker(every)
 	defer tick.Stop()
-	for !n.settled.Load() {
+	for !cond() {
 		select {
 		case <-ctx.Done():
 			return false
