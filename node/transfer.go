@@ -21,11 +21,13 @@ import (
 // it to the new holders. Until a partition has arrived, a request on one of
 // its keys first fetches that key from the members still to be pulled from
 // (ensureKeys), so the move never causes a false "not found". A partition
-// the node no longer holds is dropped after dropDelay.
+// the node no longer holds is dropped after dropDelay, once the cluster has
+// it elsewhere (dropExpired).
 
-// dropDelay is how long a node keeps a partition it no longer holds, so
-// that its new holders can still pull it.
-const dropDelay = time.Minute
+// dropDelay is how long a node keeps a partition it no longer holds, at
+// least, so that its new holders can still pull it (see dropExpired). A
+// variable for tests only.
+var dropDelay = time.Minute
 
 // transferWorkers is how many partitions are pulled at once.
 const transferWorkers = 2
@@ -37,6 +39,7 @@ type transfers struct {
 	pending map[int][]string // partition → holders still to pull from
 	queued  []int            // partitions waiting for a worker, in order
 	pushes  []pushJob        // partitions to push to new holders, in order
+	pushing map[int]int      // partition → its pushes queued or under way
 	dropAt  map[int]time.Time
 
 	// Progress since transfers last started from idle, for status.
@@ -61,7 +64,7 @@ type pushJob struct {
 }
 
 func newTransfers(n *Node) *transfers {
-	return &transfers{n: n, pending: map[int][]string{}, dropAt: map[int]time.Time{}, kick: make(chan struct{}, 1)}
+	return &transfers{n: n, pending: map[int][]string{}, pushing: map[int]int{}, dropAt: map[int]time.Time{}, kick: make(chan struct{}, 1)}
 }
 
 // syncing reports whether partition p is still being pulled.
@@ -97,10 +100,7 @@ func (t *transfers) onViewChange(old, cur *view) {
 				// a holder reaches the new holders even if their pulls
 				// passed it by, or they never knew to pull from here.
 				for _, m := range cur.table.Holders(p) {
-					t.pushes = append(t.pushes, pushJob{p, m})
-					t.pushCnt.Add(1)
-					t.startLocked()
-					t.total++
+					t.queuePushLocked(p, m)
 				}
 			}
 			delete(t.pending, p)
@@ -113,10 +113,7 @@ func (t *transfers) onViewChange(old, cur *view) {
 		if heldBefore {
 			for _, m := range cur.others(p) {
 				if !slices.Contains(oldHolders, m) {
-					t.pushes = append(t.pushes, pushJob{p, m})
-					t.pushCnt.Add(1)
-					t.startLocked()
-					t.total++
+					t.queuePushLocked(p, m)
 				}
 			}
 		}
@@ -141,6 +138,16 @@ func (t *transfers) onViewChange(old, cur *view) {
 	case t.kick <- struct{}{}:
 	default:
 	}
+}
+
+// queuePushLocked queues a push of partition p to member m. t.mu must be
+// held.
+func (t *transfers) queuePushLocked(p int, m string) {
+	t.pushes = append(t.pushes, pushJob{p, m})
+	t.pushing[p]++
+	t.pushCnt.Add(1)
+	t.startLocked()
+	t.total++
 }
 
 // pullSources returns the members partition p is pulled from after the
@@ -192,10 +199,13 @@ func (t *transfers) run(ctx context.Context) {
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t.runDrops(ctx)
+	}()
 	defer wg.Wait()
 	defer close(jobs)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
 	for {
 		if job, ok := t.next(ctx); ok {
 			select {
@@ -209,8 +219,21 @@ func (t *transfers) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.kick:
+		}
+	}
+}
+
+// runDrops drops partitions this node no longer holds, once their time has
+// come (dropExpired), every second until ctx is done.
+func (t *transfers) runDrops(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
 		case <-tick.C:
-			t.dropExpired()
+			t.dropExpired(ctx)
 		}
 	}
 }
@@ -235,6 +258,9 @@ func (t *transfers) next(ctx context.Context) (func(), bool) {
 			t.pushCnt.Add(-1)
 			t.mu.Lock()
 			t.done++
+			if t.pushing[j.p]--; t.pushing[j.p] == 0 {
+				delete(t.pushing, j.p)
+			}
 			t.mu.Unlock()
 		}, true
 	}
@@ -451,19 +477,39 @@ func (t *transfers) throttle(ctx context.Context, bytes int) error {
 	}
 }
 
-func (t *transfers) dropExpired() {
+// dropExpired drops the partitions this node stopped holding dropDelay ago
+// or more, but only once their new holders have them: its own hand-offs
+// of them are done, and every member reports this node's table and is
+// ready (nothing arriving anywhere; a member that does not answer counts
+// as not ready). Until then this node may hold the only copy of sessions a
+// new holder has not pulled yet (a large partition at --transfer-rate, a
+// table that changed again meanwhile), and one crash would lose them.
+func (t *transfers) dropExpired(ctx context.Context) {
 	now := time.Now()
 	t.mu.Lock()
-	var drop []int
+	var due []int
 	for p, at := range t.dropAt {
-		if now.After(at) {
-			drop = append(drop, p)
-			delete(t.dropAt, p)
+		if now.After(at) && t.pushing[p] == 0 {
+			due = append(due, p)
 		}
 	}
 	t.mu.Unlock()
-	for _, p := range drop {
-		if holds, _ := t.n.view().holds(p); !holds {
+	if len(due) == 0 {
+		return
+	}
+	v := t.n.view()
+	ctx, cancel := context.WithTimeout(ctx, t.n.peers.timeout)
+	defer cancel()
+	if why := t.n.peersSettled(ctx, v); why != "" {
+		t.n.log.Debug("keeping partitions no longer held until the cluster is ready", "partitions", len(due), "why", why)
+		return
+	}
+	for _, p := range due {
+		t.mu.Lock()
+		_, still := t.dropAt[p] // not held again meanwhile
+		delete(t.dropAt, p)
+		t.mu.Unlock()
+		if holds, _ := t.n.view().holds(p); still && !holds {
 			t.n.store.DropPartition(p)
 		}
 	}

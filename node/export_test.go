@@ -1,0 +1,11 @@
+package node
+
+import "time"
+
+// SetDropDelay sets dropDelay for the tests of package node_test and
+// returns a function that restores it. Call it before starting any node.
+func SetDropDelay(d time.Duration) (restore func()) {
+	old := dropDelay
+	dropDelay = d
+	return func() { dropDelay = old }
+}
