@@ -55,25 +55,21 @@ func (n *Node) doAtomic(ctx context.Context, reqs []*protocol.Request, resps []*
 		_ = n.ensureKeys(ctx, v, p, keys) // as execPrimary
 	}
 	backups := v.others(p)
-	var prev []priorEntry
-	if len(backups) > 0 {
-		prev = n.priorEntries(keys)
+	if len(backups) == 0 {
+		return n.store.ExecAtomic(reqs, resps)
 	}
-	if err := n.store.ExecAtomic(reqs, resps); err != nil {
+	changes, err := n.store.ExecAtomicTracked(reqs, resps, keys)
+	if err != nil {
 		return err
 	}
-	if len(backups) == 0 {
-		return nil
-	}
-	var changed []string
+	changed := make(map[string]bool, len(keys))
 	for i, r := range reqs {
 		if mutates(r.Op) && resps[i].Code == protocol.CodeOK {
-			changed = append(changed, r.Key)
+			changed[r.Key] = true
 		}
 	}
-	entries := n.currentEntries(distinct(changed))
-	if err := n.replicate(ctx, v, p, backups, entries); err != nil {
-		n.revert(prev, entries)
+	if err := n.replicate(ctx, v, p, backups, written(changes, changed)); err != nil {
+		n.revert(changes)
 		return err
 	}
 	return nil

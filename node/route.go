@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloakroom/cloakroom/node/store"
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
 )
@@ -324,45 +325,37 @@ func (n *Node) execPrimary(ctx context.Context, v *view, p int, req *protocol.Re
 		_ = n.ensureKeys(ctx, v, p, requestKeys(req))
 	}
 	replicated := mutates(req.Op) && len(v.table.Owners[p]) > 1
-	var prev []priorEntry
-	if replicated && req.Op != protocol.OpDeleteMatch {
-		prev = n.priorEntries(requestKeys(req))
-	}
-	if singleKey(req.Op) {
+	switch {
+	case !replicated && singleKey(req.Op):
 		n.store.ExecOn(p, req, resp)
-	} else {
+	case !replicated || req.Op == protocol.OpDeleteMatch:
 		n.store.Exec(req, resp)
 	}
-	if resp.Code != protocol.CodeOK || !replicated {
+	if !replicated {
 		return
 	}
-	keys := requestKeys(req)
+	var changes []store.Change
+	var entries []protocol.Entry
 	if req.Op == protocol.OpDeleteMatch {
-		keys = resp.Keys
+		// Not undone if unacknowledged: deleting again is harmless.
+		if resp.Code != protocol.CodeOK {
+			return
+		}
+		entries = n.currentEntries(resp.Keys)
+	} else {
+		// Each key's entry before and after this write, read under the
+		// lock the write held: undoing it must not undo another write
+		// that ran just before or after it.
+		if changes = n.store.ExecTracked(p, req, resp); resp.Code != protocol.CodeOK {
+			return
+		}
+		entries = written(changes, nil)
 	}
-	entries := n.currentEntries(keys)
 	if err := n.replicate(ctx, v, p, v.others(p), entries); err != nil {
-		n.revert(prev, entries)
+		n.revert(changes)
 		resp.SetErr(err)
 		resp.N = 0 // undone: a delete counts nothing (multiKey adds up what took effect)
 	}
-}
-
-// priorEntry is a key's entry before a write, kept to undo the write if
-// the cluster does not acknowledge it.
-type priorEntry struct {
-	key   string
-	entry protocol.Entry
-	had   bool
-}
-
-func (n *Node) priorEntries(keys []string) []priorEntry {
-	out := make([]priorEntry, len(keys))
-	for i, k := range keys {
-		out[i].key = k
-		out[i].entry, out[i].had = n.store.Entry(k)
-	}
-	return out
 }
 
 func (n *Node) currentEntries(keys []string) []protocol.Entry {
@@ -375,17 +368,27 @@ func (n *Node) currentEntries(keys []string) []protocol.Entry {
 	return entries
 }
 
+// written returns the entries changes left, to replicate: those of every
+// key, or of the keys in only if it is not nil.
+func written(changes []store.Change, only map[string]bool) []protocol.Entry {
+	entries := make([]protocol.Entry, 0, len(changes))
+	for i := range changes {
+		if c := &changes[i]; c.Has && (only == nil || only[c.Key]) {
+			entries = append(entries, c.After)
+		}
+	}
+	return entries
+}
+
 // revert undoes writes whose replication failed, so that a primary that
 // could not reach its backups (cut off, or on a stale table) keeps no copy
-// that would later win over what the cluster did acknowledge.
-func (n *Node) revert(prev []priorEntry, written []protocol.Entry) {
-	version := make(map[string]uint64, len(written))
-	for _, e := range written {
-		version[e.Key] = e.Version
-	}
-	for _, pe := range prev {
-		if v, ok := version[pe.key]; ok && (!pe.had || pe.entry.Version != v) {
-			n.store.Revert(pe.key, v, pe.entry, pe.had)
+// that would later win over what the cluster did acknowledge. Each key
+// goes back to its entry from just before the write, and only if nothing
+// newer has been written since (Store.Revert).
+func (n *Node) revert(changes []store.Change) {
+	for i := range changes {
+		if c := &changes[i]; c.Changed() {
+			n.store.Revert(c.Key, c.After.Version, c.Before, c.Had)
 		}
 	}
 }

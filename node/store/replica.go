@@ -23,6 +23,11 @@ func (s *Store) Entry(key string) (protocol.Entry, bool) {
 	p := s.partition(key)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return s.entryLocked(p, key)
+}
+
+// entryLocked is Entry for a key of p, whose lock the caller holds.
+func (s *Store) entryLocked(p *partition, key string) (protocol.Entry, bool) {
 	l, ok := p.lookup(key)
 	if !ok {
 		return protocol.Entry{}, false

@@ -205,24 +205,31 @@ func (s *Store) Exec(req *protocol.Request, resp *protocol.Response) {
 // batch before anything runs, with ErrConflict: that is WATCH. Only
 // single-key ops are allowed. resps must be as long as reqs.
 func (s *Store) ExecAtomic(reqs []*protocol.Request, resps []*protocol.Response) error {
+	_, err := s.ExecAtomicTracked(reqs, resps, nil)
+	return err
+}
+
+// ExecAtomicTracked is ExecAtomic, which also returns the Change of each of
+// keys (keys of the batch, each once) across the whole batch.
+func (s *Store) ExecAtomicTracked(reqs []*protocol.Request, resps []*protocol.Response, keys []string) ([]Change, error) {
 	if len(reqs) == 0 {
-		return nil
+		return nil, nil
 	}
 	pi := -1
 	for _, r := range reqs {
 		if !singleKey(r.Op) {
-			return protocol.Errorf(protocol.CodeBadRequest, "op %s cannot run in an atomic batch", r.Op)
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "op %s cannot run in an atomic batch", r.Op)
 		}
 		q := ring.Partition(r.Key, len(s.parts))
 		if pi >= 0 && q != pi {
-			return protocol.Errorf(protocol.CodeBadRequest, "CROSSSLOT keys in an atomic batch must share a partition")
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "CROSSSLOT keys in an atomic batch must share a partition")
 		}
 		pi = q
 	}
 	for _, r := range reqs {
 		if r.Op == protocol.OpSet {
 			if err := s.reserve(r); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
@@ -233,9 +240,14 @@ func (s *Store) ExecAtomic(reqs []*protocol.Request, resps []*protocol.Response)
 		if r.Op == protocol.OpGet && r.Flags&protocol.FlagIfVersion != 0 {
 			_, h, ok := s.live(p, r.Key, s.now())
 			if (ok && h.version != r.Version) || (!ok && r.Version != 0) {
-				return protocol.Errorf(protocol.CodeConflict, "watched key %q changed", r.Key)
+				return nil, protocol.Errorf(protocol.CodeConflict, "watched key %q changed", r.Key)
 			}
 		}
+	}
+	changes := make([]Change, len(keys))
+	for i, k := range keys {
+		changes[i] = Change{Key: k}
+		changes[i].Before, changes[i].Had = s.entryLocked(p, k)
 	}
 	for i, r := range reqs {
 		resetResponse(resps[i])
@@ -243,7 +255,10 @@ func (s *Store) ExecAtomic(reqs []*protocol.Request, resps []*protocol.Response)
 			resps[i].SetErr(err)
 		}
 	}
-	return nil
+	for i, k := range keys {
+		changes[i].After, changes[i].Has = s.entryLocked(p, k)
+	}
+	return changes, nil
 }
 
 func singleKey(op protocol.Op) bool {
