@@ -110,17 +110,21 @@ func (n *Node) runCluster() {
 func (n *Node) joinSeeds() {
 	backoff := 100 * time.Millisecond
 	for {
-		k, err := n.members.ml.Join(n.cfg.Join)
-		// A seed list may name this node (one list for every node, as in
-		// docker-compose.yml), and memberlist counts reaching itself as a
-		// join: it has joined only once another member is known, or it
-		// would serve as a cluster of one beside the real one.
+		// Reaching only itself is no join: a node whose other seeds do not
+		// answer (yet) would serve as a cluster of one beside the real
+		// one. A list that names only this node starts a new cluster.
+		others, self := n.otherSeeds(n.ctx)
+		if len(others) == 0 && self > 0 {
+			n.log.Info("the join list names only this node: starting a new cluster", "seeds", n.cfg.Join)
+			return
+		}
+		k, err := n.members.ml.Join(others)
 		if err == nil && k > 0 && n.members.ml.NumMembers() > 1 {
 			n.log.Info("joined cluster", "seeds", n.cfg.Join, "contacted", k)
 			return
 		}
 		if err == nil {
-			err = errors.New("no seed but this node answered")
+			err = errors.New("no other member is known after the join")
 		}
 		n.log.Warn("join failed; retrying", "seeds", n.cfg.Join, "err", err, "retry_in", backoff)
 		select {

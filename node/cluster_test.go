@@ -536,3 +536,22 @@ func TestCluster_aNodeWhoseSeedsNameItself_waitsForAnotherToAnswer(t *testing.T)
 		t.Fatalf("GET s on node-3 once joined: %v %q; want v", r.Code, r.Value)
 	}
 }
+
+// TestCluster_aNodeWhoseSeedsAreOnlyItself_startsACluster: a list that
+// names only this node (a one-node docker-compose, the first pod of a
+// headless service) has nobody to wait for: the node serves at once.
+func TestCluster_aNodeWhoseSeedsAreOnlyItself_startsACluster(t *testing.T) {
+	ctx := ctxFor(t)
+	self := freeAddr(t)
+	n := nodetest.StartNode(t, func(cfg *node.Config) { cfg.GossipAddr, cfg.Join = self, []string{self} })
+	nodetest.WaitFor(t, 10*time.Second, func() error {
+		if ok, why := n.Ready(); !ok {
+			return errors.New(why)
+		}
+		return nil
+	})
+	var r protocol.Response
+	if n.Do(ctx, &protocol.Request{Op: protocol.OpSet, Key: "s", Value: []byte("v"), TTL: 60_000}, &r); r.Code != protocol.CodeOK {
+		t.Fatalf("SET on a node whose seeds are only itself: %v (%s)", r.Code, r.Msg)
+	}
+}
