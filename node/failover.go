@@ -107,6 +107,11 @@ func (n *Node) readAsBackup(ctx context.Context, v *view, p int, req *protocol.R
 	if k := len(v.table.Owners[p]); k != 2 {
 		return protocol.Errorf(protocol.CodeUnavailable, "partition %d has %d copies on %s's table: a backup may lack an acknowledged write, so only the primary serves it", p, k, n.cfg.Name)
 	}
+	if req.Op == protocol.OpScan && n.unsure(p) {
+		// A scan names no keys to fetch: on a partition still arriving it
+		// would skip sessions (execPrimary waits; the primary is away).
+		return protocol.Errorf(protocol.CodeUnavailable, "partition %d is still arriving on %s; try again", p, n.cfg.Name)
+	}
 	if !n.ensureKeys(ctx, v, p, requestKeys(req)) {
 		return protocol.Errorf(protocol.CodeUnavailable, "partition %d: %s could not fetch the keys from every node that may hold them", p, n.cfg.Name)
 	}

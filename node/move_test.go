@@ -104,6 +104,11 @@ func TestCluster_aFormerHolderKeepsAPartitionUntilItHasArrived(t *testing.T) {
 	if ok, _ := n3.Ready(); ok {
 		t.Fatal("node-3 is ready: the test needs a partition still arriving")
 	}
+	// Nor does node-3, as backup, list what it has so far.
+	n3.Do(ctx, &protocol.Request{Op: protocol.OpScan, Partition: int32(part), Pattern: tag + ":*", Flags: protocol.FlagReplicaRead | protocol.FlagForwarded}, &r)
+	if r.Code != protocol.CodeUnavailable {
+		t.Errorf("backup scan of a partition still arriving: %v, %d keys; want unavailable", r.Code, len(r.Keys))
+	}
 	if k := n2.Store().PartitionKeys(part); k != moveSessions {
 		t.Fatalf("node-2 keeps %d of the %d sessions of partition %d that node-3 is still pulling", k, moveSessions, part)
 	}
@@ -127,9 +132,9 @@ func TestCluster_aFormerHolderKeepsAPartitionUntilItHasArrived(t *testing.T) {
 const moveSessions = 10
 
 // moveFromNode2 starts node-1 and node-2, writes moveSessions sessions of a
-// partition that moves to node-3 and node-1 when node-3 joins, starts
-// node-3, and waits until node-2 has the table in which it no longer
-// holds the partition. opts apply to every node.
+// partition that moves to node-1 (primary) and node-3 (backup) when node-3
+// joins, starts node-3, and waits until node-2 has the table in which it
+// no longer holds the partition. opts apply to every node.
 func moveFromNode2(t *testing.T, opts ...nodetest.Option) (c *nodetest.Cluster, n3 *node.Node, tag string, part int) {
 	t.Helper()
 	c = nodetest.Start(t, 2, opts...)
@@ -142,7 +147,7 @@ func moveFromNode2(t *testing.T, opts ...nodetest.Option) (c *nodetest.Cluster, 
 	for i := 0; tag == ""; i++ {
 		tg := fmt.Sprint("{m:", i, "}")
 		p := ring.Partition(tg, ci.Partitions)
-		if h := after.Holders(p); slices.Contains(h, "node-3") && slices.Contains(h, "node-1") {
+		if h := after.Holders(p); slices.Equal(h, []string{"node-1", "node-3"}) {
 			tag, part = tg, p
 		}
 	}
