@@ -20,7 +20,10 @@ func (n *Node) DoAtomic(ctx context.Context, reqs []*protocol.Request, resps []*
 // doAtomic runs an atomic batch here if this node is the primary of its
 // partition, else forwards it there, unless it was forwarded already.
 func (n *Node) doAtomic(ctx context.Context, reqs []*protocol.Request, resps []*protocol.Response, fwd bool) error {
-	if !n.serving() && !fwd {
+	switch {
+	case !n.joined.Load():
+		return protocol.Errorf(protocol.CodeNotOwner, "node %s is %s: it owns no partition yet", n.cfg.Name, n.state()) // see Do
+	case !n.serving() && !fwd:
 		return protocol.Errorf(protocol.CodeUnavailable, "node %s is %s", n.cfg.Name, n.state())
 	}
 	if why := n.noQuorum(); why != "" {

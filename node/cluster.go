@@ -294,9 +294,16 @@ func (n *Node) waitHandedOff(ctx context.Context) error {
 }
 
 // peersSettled returns "" if every member of v reports v's table and is
-// ready, else what is still missing.
+// ready, else what is still missing. This node, if a member, answers
+// for itself without a call.
 func (n *Node) peersSettled(ctx context.Context, v *view) string {
 	for _, m := range v.table.Members {
+		if m == v.self {
+			if ok, why := n.Ready(); !ok {
+				return fmt.Sprintf("%s not ready: %s", m, why)
+			}
+			continue
+		}
 		r, err := n.call(ctx, v, m, &protocol.Request{Op: protocol.OpStatus})
 		if err != nil {
 			return err.Error()

@@ -319,6 +319,10 @@ func (n *Node) execPrimary(ctx context.Context, v *view, p int, req *protocol.Re
 			resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "partition %d is still arriving on %s; try again", p, n.cfg.Name))
 			return
 		}
+		if n.view() != v { // the table moved on meanwhile: route again
+			resp.SetErr(protocol.Errorf(protocol.CodeNotOwner, "the partition table of %s changed while partition %d arrived; try again", n.cfg.Name, p))
+			return
+		}
 	default:
 		// A source that does not answer is passed over: the primary serves
 		// what it has, as a backup serving a read (readAsBackup) does not.

@@ -487,10 +487,10 @@ func (t *transfers) throttle(ctx context.Context, bytes int) error {
 func (t *transfers) dropExpired(ctx context.Context) {
 	now := time.Now()
 	t.mu.Lock()
-	var due []int
+	due := map[int]time.Time{}
 	for p, at := range t.dropAt {
 		if now.After(at) && t.pushing[p] == 0 {
-			due = append(due, p)
+			due[p] = at
 		}
 	}
 	t.mu.Unlock()
@@ -500,16 +500,26 @@ func (t *transfers) dropExpired(ctx context.Context) {
 	v := t.n.view()
 	ctx, cancel := context.WithTimeout(ctx, t.n.peers.timeout)
 	defer cancel()
-	if why := t.n.peersSettled(ctx, v); why != "" {
+	why := t.n.peersSettled(ctx, v)
+	switch {
+	case why != "":
+	case t.n.view() != v || !t.n.settled.Load():
+		why = "the partition table changed"
+	}
+	if why != "" {
 		t.n.log.Debug("keeping partitions no longer held until the cluster is ready", "partitions", len(due), "why", why)
 		return
 	}
-	for _, p := range due {
-		t.mu.Lock()
-		_, still := t.dropAt[p] // not held again meanwhile
-		delete(t.dropAt, p)
-		t.mu.Unlock()
-		if holds, _ := t.n.view().holds(p); still && !holds {
+	// Under t.mu no view change can come between the checks and the drop:
+	// one that made this node hold p again, or queued new hand-offs of it,
+	// changed dropAt[p] first.
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur := t.n.view()
+	for p, at := range due {
+		held, _ := cur.holds(p)
+		if again, ok := t.dropAt[p]; ok && again.Equal(at) && t.pushing[p] == 0 && !held {
+			delete(t.dropAt, p)
 			t.n.store.DropPartition(p)
 		}
 	}
