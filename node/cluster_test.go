@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -482,17 +481,6 @@ func copiesHeld(c *nodetest.Cluster, key string) int {
 	return k
 }
 
-// freeAddr returns a loopback address nothing listens on (yet).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestCluster_aNodeWhoseSeedsNameItself_waitsForAnotherToAnswer: a --join
 // list may name the node itself (docker-compose.yml gives every node the
 // same three). memberlist counts contacting itself as a join, and the node
@@ -506,7 +494,7 @@ func TestCluster_aNodeWhoseSeedsNameItself_waitsForAnotherToAnswer(t *testing.T)
 	if c.Node(0).Do(ctx, &protocol.Request{Op: protocol.OpSet, Key: "s", Value: []byte("v"), TTL: 600_000}, &r); r.Code != protocol.CodeOK {
 		t.Fatalf("SET: %v", r.Err())
 	}
-	self, later := freeAddr(t), freeAddr(t)
+	self, later := node.FreeAddr(t), node.FreeAddr(t)
 	n3 := nodetest.StartNode(t, func(cfg *node.Config) {
 		cfg.Name, cfg.GossipAddr, cfg.Join = "node-3", self, []string{self, later}
 	})
@@ -542,7 +530,7 @@ func TestCluster_aNodeWhoseSeedsNameItself_waitsForAnotherToAnswer(t *testing.T)
 // headless service) has nobody to wait for: the node serves at once.
 func TestCluster_aNodeWhoseSeedsAreOnlyItself_startsACluster(t *testing.T) {
 	ctx := ctxFor(t)
-	self := freeAddr(t)
+	self := node.FreeAddr(t)
 	n := nodetest.StartNode(t, func(cfg *node.Config) { cfg.GossipAddr, cfg.Join = self, []string{self} })
 	nodetest.WaitFor(t, 10*time.Second, func() error {
 		if ok, why := n.Ready(); !ok {

@@ -2,6 +2,9 @@ package node
 
 import "time"
 
+// FreeAddr is freeAddr (join_test.go) for the tests of package node_test.
+var FreeAddr = freeAddr
+
 // SetDropDelay sets dropDelay for the tests of package node_test and
 // returns a function that restores it. Call it before starting any node.
 func SetDropDelay(d time.Duration) (restore func()) {

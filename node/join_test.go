@@ -9,8 +9,8 @@ import (
 	"github.com/cloakroom/cloakroom/protocol"
 )
 
-// deadSeed returns a loopback address nothing listens on.
-func deadSeed(t *testing.T) string {
+// freeAddr returns a loopback address nothing listens on (yet).
+func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -29,7 +29,7 @@ func deadSeed(t *testing.T) string {
 // get NotOwner, which clients retry, and change nothing; so must a
 // client's own.
 func TestNode_joining_refusesForwardedRequestsAndChangesNothing(t *testing.T) {
-	n := startTestNode(t, func(c *Config) { c.Join = []string{deadSeed(t)} })
+	n := startTestNode(t, func(c *Config) { c.Join = []string{freeAddr(t)} })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	batch, err := protocol.EncodeBatch([]*protocol.Request{{Op: protocol.OpSet, Key: "{s}a", Value: []byte("v"), TTL: 60000}})
