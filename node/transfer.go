@@ -525,61 +525,6 @@ func (t *transfers) dropExpired(ctx context.Context) {
 	}
 }
 
-// keySources returns the nodes that may hold entries of partition p this
-// node lacks: the members p is still to be pulled from, and, while the
-// members' tables disagree, every other member (one of them may still act
-// on an older table and have acknowledged a write here unseen).
-func (n *Node) keySources(v *view, p int) []string {
-	srcs := n.transfers.sources(p)
-	if n.settled.Load() {
-		return srcs
-	}
-	for _, m := range v.table.Members {
-		if m != v.self && !slices.Contains(srcs, m) {
-			srcs = append(srcs, m)
-		}
-	}
-	return srcs
-}
-
-// unsure reports whether requests on partition p must first fetch missing
-// keys from other nodes (ensureKeys).
-func (n *Node) unsure(p int) bool { return !n.settled.Load() || n.transfers.syncing(p) }
-
-// ensureKeys fetches keys of partition p that this node lacks from the
-// nodes that may hold them (keySources), so that a request during a
-// transfer or a table change sees what they hold. It reports whether every
-// source answered for every key.
-func (n *Node) ensureKeys(ctx context.Context, v *view, p int, keys []string) bool {
-	srcs := n.keySources(v, p)
-	if len(srcs) == 0 {
-		return true
-	}
-	// Every key is fetched, present or not: a copy here may be older than
-	// one a node still on the previous table acknowledged. The sources are
-	// asked at once; entries apply by version, so arrival order is moot.
-	var failed atomic.Bool
-	var wg sync.WaitGroup
-	for _, src := range srcs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, k := range keys {
-				r, err := n.call(ctx, v, src, &protocol.Request{Op: protocol.OpFetch, Partition: int32(p), Key: k})
-				if err != nil || r.Code != protocol.CodeOK {
-					failed.Store(true)
-					continue
-				}
-				for i := range r.Entries {
-					_, _ = n.store.Apply(&r.Entries[i])
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return !failed.Load()
-}
-
 // startLocked resets the progress counters if no transfer is under way.
 // t.mu must be held.
 func (t *transfers) startLocked() {
@@ -596,34 +541,4 @@ func (t *transfers) progress() (done, total int, entries int64, elapsed time.Dur
 		return 0, 0, 0, 0
 	}
 	return t.done, t.total, t.moved.Load() - t.movedAt, time.Since(t.started)
-}
-
-// waitArrived waits at most d until partition p is no longer unsure: every
-// member has this node's table and p has been pulled. It reports whether
-// that happened.
-func (n *Node) waitArrived(ctx context.Context, p int, d time.Duration) bool {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	return pollUntil(ctx, 10*time.Millisecond, func() bool { return !n.unsure(p) })
-}
-
-// waitSettled waits until every member has the same table as this node, or
-// ctx ends; it reports whether they do.
-func (n *Node) waitSettled(ctx context.Context) bool {
-	return pollUntil(ctx, 20*time.Millisecond, n.settled.Load)
-}
-
-// pollUntil checks cond every interval until it holds or ctx ends, and
-// reports whether it holds.
-func pollUntil(ctx context.Context, every time.Duration, cond func() bool) bool {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-tick.C:
-		}
-	}
-	return true
 }
