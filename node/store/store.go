@@ -155,16 +155,7 @@ func (s *Store) Exec(req *protocol.Request, resp *protocol.Response) {
 	switch req.Op {
 	case protocol.OpPing:
 	case protocol.OpDelete:
-		for _, k := range req.Keys {
-			p := s.partition(k)
-			p.mu.Lock()
-			n, derr := s.del(p, k, s.now())
-			p.mu.Unlock()
-			resp.N += int64(n)
-			if derr != nil {
-				err = derr
-			}
-		}
+		err = s.deleteKeys(req.Keys, resp, nil)
 	case protocol.OpExists:
 		for _, k := range req.Keys {
 			p := s.partition(k)
@@ -187,12 +178,7 @@ func (s *Store) Exec(req *protocol.Request, resp *protocol.Response) {
 			err = protocol.Errorf(protocol.CodeUnknownOp, "op %s", req.Op)
 			break
 		}
-		if req.Op == protocol.OpSet {
-			if err = s.reserve(req); err != nil {
-				break
-			}
-		}
-		err = s.execOn(s.partition(req.Key), req, resp)
+		err = s.execOne(s.partition(req.Key), req, resp, nil)
 	}
 	if err != nil {
 		resp.SetErr(err)
@@ -277,21 +263,65 @@ func (s *Store) ExecOn(pi int, req *protocol.Request, resp *protocol.Response) {
 		return
 	}
 	resetResponse(resp)
-	if req.Op == protocol.OpSet {
-		if err := s.reserve(req); err != nil {
-			resp.SetErr(err)
-			return
-		}
-	}
-	if err := s.execOn(s.parts[pi], req, resp); err != nil {
+	if err := s.execOne(s.parts[pi], req, resp, nil); err != nil {
 		resp.SetErr(err)
 	}
+}
+
+// execOne runs a single-key request on p, its key's partition, under p's
+// lock, after reserving room for a SET. If c is not nil it records the
+// key's entries just before and after (ExecTracked).
+func (s *Store) execOne(p *partition, req *protocol.Request, resp *protocol.Response, c *Change) error {
+	if req.Op == protocol.OpSet {
+		if err := s.reserve(req); err != nil {
+			return err
+		}
+	}
+	if c != nil {
+		return s.execTracked(p, req, resp, c)
+	}
+	return s.execOn(p, req, resp)
 }
 
 func (s *Store) execOn(p *partition, req *protocol.Request, resp *protocol.Response) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return s.execLocked(p, req, resp)
+}
+
+func (s *Store) execTracked(p *partition, req *protocol.Request, resp *protocol.Response, c *Change) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c.Key = req.Key
+	c.Before, c.Had = s.entryLocked(p, req.Key)
+	err := s.execLocked(p, req, resp)
+	c.After, c.Has = s.entryLocked(p, req.Key)
+	return err
+}
+
+// deleteKeys deletes keys, each under its partition's lock, and adds to
+// resp.N those that existed. If track is not nil (one per key) it records
+// each key's entries just before and after (ExecTracked).
+func (s *Store) deleteKeys(keys []string, resp *protocol.Response, track []Change) error {
+	var err error
+	for i, k := range keys {
+		p := s.partition(k)
+		p.mu.Lock()
+		if track != nil {
+			track[i].Key = k
+			track[i].Before, track[i].Had = s.entryLocked(p, k)
+		}
+		n, derr := s.del(p, k, s.now())
+		if track != nil {
+			track[i].After, track[i].Has = s.entryLocked(p, k)
+		}
+		p.mu.Unlock()
+		resp.N += int64(n)
+		if derr != nil {
+			err = derr
+		}
+	}
+	return err
 }
 
 // execLocked runs a single-key op on p, whose lock the caller holds.

@@ -28,35 +28,12 @@ func (s *Store) ExecTracked(pi int, req *protocol.Request, resp *protocol.Respon
 	switch {
 	case req.Op == protocol.OpDelete:
 		changes = make([]Change, len(req.Keys))
-		for i, k := range req.Keys {
-			p := s.partition(k)
-			p.mu.Lock()
-			changes[i] = Change{Key: k}
-			changes[i].Before, changes[i].Had = s.entryLocked(p, k)
-			n, derr := s.del(p, k, s.now())
-			changes[i].After, changes[i].Has = s.entryLocked(p, k)
-			p.mu.Unlock()
-			resp.N += int64(n)
-			if derr != nil {
-				err = derr
-			}
-		}
+		err = s.deleteKeys(req.Keys, resp, changes)
 	case !singleKey(req.Op):
 		err = protocol.Errorf(protocol.CodeBadRequest, "op %s is not tracked", req.Op)
 	default:
-		if req.Op == protocol.OpSet {
-			if err = s.reserve(req); err != nil {
-				break
-			}
-		}
-		p := s.parts[pi]
-		c := Change{Key: req.Key}
-		p.mu.Lock()
-		c.Before, c.Had = s.entryLocked(p, req.Key)
-		err = s.execLocked(p, req, resp)
-		c.After, c.Has = s.entryLocked(p, req.Key)
-		p.mu.Unlock()
-		changes = []Change{c}
+		changes = make([]Change, 1)
+		err = s.execOne(s.parts[pi], req, resp, &changes[0])
 	}
 	if err != nil {
 		resp.SetErr(err)
