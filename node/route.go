@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -397,13 +398,22 @@ func (n *Node) revert(changes []store.Change) {
 	}
 }
 
-// replicate sends entries of partition p to every backup at once and waits
-// for all of them. The write is acknowledged only if at least one backup
-// applied it, so an acknowledged session is always on two nodes: a backup
-// that cannot be reached is skipped (the partition is under-replicated
-// until it is back or the table changes), but a primary that reaches none
-// of its backups (it may be the one cut off) fails the write with
-// ErrUnavailable. A backup whose table differs refuses with ErrNotOwner.
+// replicate sends entries of partition p to every backup at once. The
+// write is acknowledged only if at least one backup applied it, so an
+// acknowledged session is always on two nodes: a backup that cannot be
+// reached is skipped (the partition is under-replicated until it is back or
+// the table changes), but a primary that reaches none of its backups (it
+// may be the one cut off) fails the write with ErrUnavailable. A backup
+// whose table differs refuses with ErrNotOwner, which fails the write.
+//
+// With one backup, replicate waits for its answer. With more, it waits for
+// them all, but once one has applied the entries it gives the others only
+// replicaGrace more, and none to a member that misses its heartbeats: a
+// backup that hangs (paused, or cut off by a firewall that drops packets)
+// would otherwise hold every write of its partitions for the peer timeout
+// until failure detection moves the table on, and a write forwarded from
+// another node would time out there though it was applied. What such a
+// backup answers later is not waited for; it is as one not reached.
 func (n *Node) replicate(ctx context.Context, v *view, p int, backups []string, entries []protocol.Entry) error {
 	if len(entries) == 0 {
 		return nil
@@ -427,35 +437,18 @@ func (n *Node) replicate(ctx context.Context, v *view, p int, backups []string, 
 		return true, nil
 	}
 	var applied int
-	var errs []error
+	var failed error
 	if len(backups) == 1 { // the common case needs no goroutine
 		ok, err := one(backups[0])
 		if ok {
 			applied++
 		}
-		errs = append(errs, err)
+		failed = err
 	} else {
-		oks := make([]bool, len(backups))
-		errs = make([]error, len(backups))
-		var wg sync.WaitGroup
-		for i, b := range backups {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				oks[i], errs[i] = one(b)
-			}()
-		}
-		wg.Wait()
-		for _, ok := range oks {
-			if ok {
-				applied++
-			}
-		}
+		applied, failed = n.replicateMany(ctx, backups, one)
 	}
-	for _, err := range errs {
-		if err != nil {
-			return err // the first; a joined message would repeat each code's words
-		}
+	if failed != nil {
+		return failed
 	}
 	if applied == 0 {
 		if ctx.Err() != nil {
@@ -464,6 +457,60 @@ func (n *Node) replicate(ctx context.Context, v *view, p int, backups []string, 
 		return protocol.Errorf(protocol.CodeUnavailable, "no backup of partition %d could be reached (%v); the write is not acknowledged", p, backups)
 	}
 	return nil
+}
+
+// replicaGraceDivisor sets how long replicate, once one of two or more
+// backups has applied a write, waits for the others: the peer timeout
+// divided by this, 100 ms of the default 2 s. Healthy backups answer
+// within a millisecond of each other.
+const replicaGraceDivisor = 20
+
+// replicateMany runs one for each of two or more backups at once and
+// returns how many applied the entries and the first error that fails the
+// write, waiting as replicate says.
+func (n *Node) replicateMany(ctx context.Context, backups []string, one func(string) (bool, error)) (int, error) {
+	type answer struct {
+		b   string
+		ok  bool
+		err error
+	}
+	answers := make(chan answer, len(backups)) // the unwaited-for answer later, unread
+	for _, b := range backups {
+		go func() {
+			ok, err := one(b)
+			answers <- answer{b, ok, err}
+		}()
+	}
+	var (
+		applied int
+		failed  error
+		grace   <-chan time.Time
+		waiting = slices.Clone(backups)
+	)
+	for len(waiting) > 0 {
+		select {
+		case a := <-answers:
+			waiting = slices.DeleteFunc(waiting, func(b string) bool { return b == a.b })
+			if a.ok {
+				applied++
+			}
+			if failed == nil {
+				failed = a.err
+			}
+		case <-grace:
+			n.log.Debug("replicate: not waiting for slow backups", "peers", waiting)
+			return applied, failed
+		}
+		if applied > 0 && grace == nil && len(waiting) > 0 {
+			if !slices.ContainsFunc(waiting, func(b string) bool { return !n.silent(b) }) {
+				return applied, failed
+			}
+			t := time.NewTimer(n.peers.timeout / replicaGraceDivisor)
+			defer t.Stop()
+			grace = t.C
+		}
+	}
+	return applied, failed
 }
 
 // applyReplica applies a primary's entries if both nodes computed their
