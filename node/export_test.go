@@ -12,3 +12,9 @@ func SetDropDelay(d time.Duration) (restore func()) {
 	dropDelay = d
 	return func() { dropDelay = old }
 }
+
+// ReplicateMany is replicateMany for the tests of package node_test, with
+// one standing in for the calls to the backups.
+func (n *Node) ReplicateMany(backups []string, one func(string) (bool, error)) (int, error) {
+	return n.replicateMany(backups, one)
+}

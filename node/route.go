@@ -407,13 +407,15 @@ func (n *Node) revert(changes []store.Change) {
 // whose table differs refuses with ErrNotOwner, which fails the write.
 //
 // With one backup, replicate waits for its answer. With more, it waits for
-// them all, but once one has applied the entries it gives the others only
-// replicaGrace more, and none to a member that misses its heartbeats: a
+// them all, but a refusal fails the write at once, and once one backup has
+// applied the entries the others get only a moment more (see
+// replicaGraceDivisor), none if each of them misses its heartbeats: a
 // backup that hangs (paused, or cut off by a firewall that drops packets)
 // would otherwise hold every write of its partitions for the peer timeout
 // until failure detection moves the table on, and a write forwarded from
 // another node would time out there though it was applied. What such a
-// backup answers later is not waited for; it is as one not reached.
+// backup answers later is not waited for, refusals included; it is as one
+// not reached.
 func (n *Node) replicate(ctx context.Context, v *view, p int, backups []string, entries []protocol.Entry) error {
 	if len(entries) == 0 {
 		return nil
@@ -445,7 +447,7 @@ func (n *Node) replicate(ctx context.Context, v *view, p int, backups []string, 
 		}
 		failed = err
 	} else {
-		applied, failed = n.replicateMany(ctx, backups, one)
+		applied, failed = n.replicateMany(backups, one)
 	}
 	if failed != nil {
 		return failed
@@ -466,9 +468,9 @@ func (n *Node) replicate(ctx context.Context, v *view, p int, backups []string, 
 const replicaGraceDivisor = 20
 
 // replicateMany runs one for each of two or more backups at once and
-// returns how many applied the entries and the first error that fails the
+// returns how many applied the entries, or the first error that fails the
 // write, waiting as replicate says.
-func (n *Node) replicateMany(ctx context.Context, backups []string, one func(string) (bool, error)) (int, error) {
+func (n *Node) replicateMany(backups []string, one func(string) (bool, error)) (int, error) {
 	type answer struct {
 		b   string
 		ok  bool
@@ -483,34 +485,33 @@ func (n *Node) replicateMany(ctx context.Context, backups []string, one func(str
 	}
 	var (
 		applied int
-		failed  error
 		grace   <-chan time.Time
 		waiting = slices.Clone(backups)
 	)
 	for len(waiting) > 0 {
 		select {
 		case a := <-answers:
+			if a.err != nil {
+				return applied, a.err // the write fails whatever the others answer
+			}
 			waiting = slices.DeleteFunc(waiting, func(b string) bool { return b == a.b })
 			if a.ok {
 				applied++
 			}
-			if failed == nil {
-				failed = a.err
-			}
 		case <-grace:
 			n.log.Debug("replicate: not waiting for slow backups", "peers", waiting)
-			return applied, failed
+			return applied, nil
 		}
 		if applied > 0 && grace == nil && len(waiting) > 0 {
 			if !slices.ContainsFunc(waiting, func(b string) bool { return !n.silent(b) }) {
-				return applied, failed
+				return applied, nil // every one left misses its heartbeats
 			}
 			t := time.NewTimer(n.peers.timeout / replicaGraceDivisor)
 			defer t.Stop()
 			grace = t.C
 		}
 	}
-	return applied, failed
+	return applied, nil
 }
 
 // applyReplica applies a primary's entries if both nodes computed their
