@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cloakroom/cloakroom/client"
+	"github.com/cloakroom/cloakroom/node"
 	"github.com/cloakroom/cloakroom/node/nodetest"
 )
 
@@ -61,5 +62,34 @@ func TestClient_cluster_routesLearnsAndFailsOver(t *testing.T) {
 	}
 	if _, err := cl.Get(ctx, "s1"); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("deleted s1: %v; want ErrNotFound", err)
+	}
+}
+
+// TestClient_threeCopies_readsFailOverBeforeTheCrashIsNoticed: with three
+// copies too, reads of a crashed primary's sessions go to a backup (which
+// fetches the key from the other backup first) and are answered before
+// failure detection changes the table, not retried until it has.
+func TestClient_threeCopies_readsFailOverBeforeTheCrashIsNoticed(t *testing.T) {
+	c := nodetest.Start(t, 3, func(_ int, cfg *node.Config) { cfg.GossipPreset, cfg.Replicas = "lan", 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := newClient(t, c.Node(0).Addr())
+	const n = 300
+	for i := range n {
+		if err := cl.Set(ctx, fmt.Sprint("s", i), []byte(fmt.Sprint("v", i)), time.Hour); err != nil {
+			t.Fatalf("set s%d: %v", i, err)
+		}
+	}
+	table := c.Node(0).TableVersion()
+	c.Crash(1)
+	for i := range n {
+		if got, err := cl.Get(ctx, fmt.Sprint("s", i)); err != nil || string(got) != fmt.Sprint("v", i) {
+			t.Fatalf("get s%d right after the crash = %q, %v", i, got, err)
+		}
+	}
+	for _, nd := range c.Running() {
+		if got := nd.TableVersion(); got != table {
+			t.Fatalf("%s's table moved on (%d → %d) before the reads were answered: they waited for failure detection", nd.Name(), table, got)
+		}
 	}
 }

@@ -177,11 +177,12 @@ func (c *Client) sendPartition(ctx context.Context, r *routes, p int, req *proto
 }
 
 // failsOver reports whether a backup may answer op on a partition held by
-// holders when the primary cannot: a read, and exactly one backup, which
-// then has every write the primary acknowledged. (With more, a write is
-// acknowledged once one backup has it, and the one asked may not.)
+// holders when the primary cannot: a read, and a backup. The first backup
+// answers: with one, it has every write the primary acknowledged; with
+// more (a write is acknowledged once one of them has it), it first fetches
+// the key from the others.
 func failsOver(op protocol.Op, holders []string) bool {
-	return readOnly(op) && len(holders) == 2
+	return readOnly(op) && len(holders) >= 2
 }
 
 // readBackup sends the read req to backup, flagged as a replica read, and

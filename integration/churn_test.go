@@ -22,14 +22,14 @@ var churnLoad = workloadOpts{writers: 8, readers: 8, perSecond: 200}
 // threeNodes starts three cloakroomd processes with two copies of each
 // session and the local gossip preset, and waits until their tables
 // agree; the context bounds the test. Short runs skip the test.
-func threeNodes(t *testing.T) (context.Context, *procCluster) {
+func threeNodes(t *testing.T, extra ...string) (context.Context, *procCluster) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts cloakroomd processes")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	c := startProcCluster(t, 3, "--replicas", "2", "--gossip-preset", "local")
+	c := startProcCluster(t, 3, append([]string{"--replicas", "2", "--gossip-preset", "local"}, extra...)...) // a flag given twice: the last wins
 	waitTablesAgree(ctx, t, c, 3)
 	return ctx, c
 }

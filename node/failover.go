@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,15 +54,14 @@ func (n *Node) forwardKeyed(ctx context.Context, v *view, p int, req *protocol.R
 }
 
 // failsOver reports whether req may be answered by partition p's backup
-// when the primary does not serve it: a read (GET, TTL), and p has exactly
-// one backup. That backup holds every write and delete the primary
-// acknowledged, since the primary acknowledges only once a backup has
-// applied it. With two or more backups a write is acknowledged once one of
-// them has it, so the one asked may have missed it: such reads wait for
-// the table to change instead. Writes never go to a backup: it would be a
-// second primary.
+// when the primary does not serve it: a read (GET, TTL), and p has a
+// backup. The primary acknowledges a write only once a backup has applied
+// it, so with one backup that backup holds every write and delete the
+// primary acknowledged; with two or more, the first backup serves the read
+// once it has fetched the keys from the others (readAsBackup). Writes
+// never go to a backup: it would be a second primary.
 func failsOver(v *view, p int, req *protocol.Request) bool {
-	return (req.Op == protocol.OpGet || req.Op == protocol.OpTTL) && len(v.table.Owners[p]) == 2
+	return (req.Op == protocol.OpGet || req.Op == protocol.OpTTL) && len(v.table.Owners[p]) >= 2
 }
 
 // readBackup answers a read that failsOver from partition p's backup,
@@ -99,20 +99,35 @@ func (n *Node) readBackup(ctx context.Context, v *view, p int, req *protocol.Req
 }
 
 // readAsBackup serves a read on partition p, which this node holds, for a
-// primary that could not: only if this node's own table gives p exactly
-// two holders (then it has every write the primary acknowledged, whatever
-// table the asker is on), and only once it has fetched the keys it may
-// lack from every node that may hold them.
+// primary that could not, once it has fetched the keys it may lack from
+// every node that may hold them. With one backup (this node's own table
+// gives p two holders, whatever table the asker is on) that is the nodes
+// of a move still under way (ensureKeys). With two or more, a write was
+// acknowledged once one of them had it, so this one may have missed it:
+// it fetches the keys from every member but itself and the primary too
+// (a member that held p when the write was acknowledged still holds it
+// until every member is ready, so the one that applied it is among them).
 func (n *Node) readAsBackup(ctx context.Context, v *view, p int, req *protocol.Request, resp *protocol.Response) error {
-	if k := len(v.table.Owners[p]); k != 2 {
-		return protocol.Errorf(protocol.CodeUnavailable, "partition %d has %d copies on %s's table: a backup may lack an acknowledged write, so only the primary serves it", p, k, n.cfg.Name)
+	k := len(v.table.Owners[p])
+	if k < 2 {
+		return protocol.Errorf(protocol.CodeUnavailable, "partition %d has no backup on %s's table", p, n.cfg.Name)
 	}
-	if req.Op == protocol.OpScan && n.unsure(p) {
-		// A scan names no keys to fetch: on a partition still arriving it
+	if req.Op == protocol.OpScan && (k > 2 || n.unsure(p)) {
+		// A scan names no keys to fetch: on a partition still arriving, or
+		// with another backup that may hold writes this one missed, it
 		// would skip sessions (execPrimary waits; the primary is away).
-		return protocol.Errorf(protocol.CodeUnavailable, "partition %d is still arriving on %s; try again", p, n.cfg.Name)
+		return protocol.Errorf(protocol.CodeUnavailable, "partition %d is still arriving on %s, or has another backup; try again", p, n.cfg.Name)
 	}
-	if !n.ensureKeys(ctx, v, p, requestKeys(req)) {
+	srcs := n.keySources(v, p)
+	if k > 2 {
+		primary := v.primary(p)
+		for _, m := range v.table.Members {
+			if m != v.self && m != primary && !slices.Contains(srcs, m) {
+				srcs = append(srcs, m)
+			}
+		}
+	}
+	if !n.fetchKeys(ctx, v, p, requestKeys(req), srcs) {
 		return protocol.Errorf(protocol.CodeUnavailable, "partition %d: %s could not fetch the keys from every node that may hold them", p, n.cfg.Name)
 	}
 	n.store.ExecOn(p, req, resp)

@@ -41,7 +41,12 @@ func (n *Node) unsure(p int) bool { return !n.settled.Load() || n.transfers.sync
 // transfer or a table change sees what they hold. It reports whether every
 // source answered for every key.
 func (n *Node) ensureKeys(ctx context.Context, v *view, p int, keys []string) bool {
-	srcs := n.keySources(v, p)
+	return n.fetchKeys(ctx, v, p, keys, n.keySources(v, p))
+}
+
+// fetchKeys fetches keys of partition p from the members srcs and applies
+// what they hold; it reports whether every one answered for every key.
+func (n *Node) fetchKeys(ctx context.Context, v *view, p int, keys []string, srcs []string) bool {
 	if len(srcs) == 0 {
 		return true
 	}

@@ -219,8 +219,8 @@ func (n *Node) inline(req *protocol.Request) bool {
 	switch {
 	case !holds, n.unsure(p):
 		return false
-	case !primary:
-		return req.Flags&protocol.FlagReplicaRead != 0 && !mutates(req.Op)
+	case !primary: // a backup's read waits on no other node only with one backup
+		return req.Flags&protocol.FlagReplicaRead != 0 && !mutates(req.Op) && len(v.table.Owners[p]) == 2
 	}
 	return !mutates(req.Op) || len(v.table.Owners[p]) == 1
 }
