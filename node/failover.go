@@ -104,9 +104,10 @@ func (n *Node) readBackup(ctx context.Context, v *view, p int, req *protocol.Req
 // gives p two holders, whatever table the asker is on) that is the nodes
 // of a move still under way (ensureKeys). With two or more, a write was
 // acknowledged once one of them had it, so this one may have missed it:
-// it fetches the keys from every member but itself and the primary too
-// (a member that held p when the write was acknowledged still holds it
-// until every member is ready, so the one that applied it is among them).
+// it fetches the keys from every member but itself and the primary too,
+// leaving ones included (a member that held p when the write was
+// acknowledged still holds it until every member is ready, or, leaving,
+// until its hand-off is done, so the one that applied it is among them).
 func (n *Node) readAsBackup(ctx context.Context, v *view, p int, req *protocol.Request, resp *protocol.Response) error {
 	k := len(v.table.Owners[p])
 	if k < 2 {
@@ -120,9 +121,12 @@ func (n *Node) readAsBackup(ctx context.Context, v *view, p int, req *protocol.R
 	}
 	srcs := n.keySources(v, p)
 	if k > 2 {
+		// Members leaving are out of the table but hold their partitions
+		// until their hand-off is done: one may hold the write.
 		primary := v.primary(p)
-		for _, m := range v.table.Members {
-			if m != v.self && m != primary && !slices.Contains(srcs, m) {
+		for m := range v.members {
+			inTable := slices.Contains(v.table.Members, m)
+			if m != v.self && m != primary && !slices.Contains(srcs, m) && (inTable || n.members != nil && n.members.live(m)) {
 				srcs = append(srcs, m)
 			}
 		}
