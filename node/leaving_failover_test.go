@@ -24,7 +24,8 @@ import (
 // that the first backup missed, while the partition's new holder, which
 // took the leaver's place in the table, has not received it yet. When the
 // primary then crashes (not yet noticed), the read must ask the leaver
-// too: the logged-out session must read as not found, not come back.
+// too: the logged-out session must read as not found, not come back; and
+// so once the crash is noticed and the backup promoted.
 func TestCluster_threeCopies_aFailoverReadAsksAMemberLeaving(t *testing.T) {
 	// Runs after every node has closed, the leaver's Shutdown included.
 	t.Cleanup(func() { goleak.VerifyNone(t, nodetest.LeakOptions()...) })
@@ -205,6 +206,32 @@ func TestCluster_threeCopies_aFailoverReadAsksAMemberLeaving(t *testing.T) {
 	for _, nd := range []*node.Node{B, R} {
 		if got := nd.TableVersion(); got != table {
 			t.Fatalf("%s's table moved on (%d → %d) before the reads: they did not test the window", nd.Name(), table, got)
+		}
+	}
+
+	// Once the crash is noticed the backup is the partition's primary. It
+	// pulls the partition from the other old holders and from the member
+	// leaving, and fetches a requested key from them until it has: the
+	// logout stays final then too. The reads above brought the delete to
+	// the backup, so it is taken away from it again first.
+	if e, _ := B.Store().Entry(key); !B.Store().Revert(key, e.Version, live, true) {
+		t.Fatalf("could not take the delete of %s away from %s again", key, backup)
+	}
+	nodetest.WaitFor(t, 30*time.Second, func() error {
+		for _, nd := range []*node.Node{B, R} {
+			if slices.Contains(nd.Members(), primary) {
+				return fmt.Errorf("%s's table still has the crashed %s: %v", nd.Name(), primary, nd.Members())
+			}
+		}
+		return nil
+	})
+	if got := B.ClusterInfo(); got.Members[got.Owners[part][0]].Name != backup {
+		t.Fatalf("%s is not partition %d's primary once %s is dropped", backup, part, primary)
+	}
+	for _, nd := range []*node.Node{B, R} {
+		if r := do(nd, &protocol.Request{Op: protocol.OpGet, Key: key}); r.Code != protocol.CodeNotFound {
+			t.Errorf("GET of the logged-out %s through %s, %s promoted, %s leaving with the delete: %v %q; want not found",
+				key, nd.Name(), backup, leaver, r.Code, r.Value)
 		}
 	}
 }

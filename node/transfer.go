@@ -162,7 +162,9 @@ func (t *transfers) queuePushLocked(p int, m string) {
 // partition that had two backups or more, when it is to serve it (as its
 // primary, or as the one backup, which answers reads the primary cannot):
 // the old primary acknowledged a write once one backup applied it, so this
-// one may have missed writes, deletes among them, the others have.
+// one may have missed writes, deletes among them, the others have: the
+// other old holders, and members leaving (out of the table, a former
+// holder of an earlier one may still be handing p over).
 func pullSources(old, cur *view, p int, oldHolders []string, heldBefore bool) []string {
 	holders := cur.table.Holders(p)
 	promoted := heldBefore && len(oldHolders) > 2 && old.primary(p) != cur.self &&
@@ -175,7 +177,8 @@ func pullSources(old, cur *view, p int, oldHolders []string, heldBefore bool) []
 		if heldBefore {
 			_, wasMember := old.members[m]
 			newHolder := slices.Contains(holders, m) && !slices.Contains(oldHolders, m)
-			if wasMember && !newHolder && !(promoted && slices.Contains(oldHolders, m)) {
+			leaving := !slices.Contains(cur.table.Members, m)
+			if wasMember && !newHolder && !(promoted && (slices.Contains(oldHolders, m) || leaving)) {
 				continue
 			}
 		}
