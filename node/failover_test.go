@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -43,11 +44,6 @@ func TestCluster_readsFailOverWhileACrashIsNoticed(t *testing.T) {
 		}
 	}
 	keys := append(local, remote...)
-	do := func(req *protocol.Request) *protocol.Response {
-		var resp protocol.Response
-		entry.Do(ctx, req, &resp)
-		return &resp
-	}
 	want := func(i int) (protocol.Code, string) {
 		if i%4 == 0 {
 			return protocol.CodeNotFound, ""
@@ -55,11 +51,11 @@ func TestCluster_readsFailOverWhileACrashIsNoticed(t *testing.T) {
 		return protocol.CodeOK, fmt.Sprint("v", i)
 	}
 	for i, k := range keys {
-		if r := do(&protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte(fmt.Sprint("v", i)), TTL: 60_000}); r.Code != protocol.CodeOK {
+		if r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte(fmt.Sprint("v", i)), TTL: 60_000}); r.Code != protocol.CodeOK {
 			t.Fatalf("SET %s: %v", k, r.Err())
 		}
 		if code, _ := want(i); code == protocol.CodeNotFound {
-			if r := do(&protocol.Request{Op: protocol.OpDelete, Keys: []string{k}}); r.Code != protocol.CodeOK || r.N != 1 {
+			if r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpDelete, Keys: []string{k}}); r.Code != protocol.CodeOK || r.N != 1 {
 				t.Fatalf("DEL %s: %d, %v", k, r.N, r.Err())
 			}
 		}
@@ -76,8 +72,8 @@ func TestCluster_readsFailOverWhileACrashIsNoticed(t *testing.T) {
 		}
 	}
 	for i, k := range keys {
-		check("GET", i, do(&protocol.Request{Op: protocol.OpGet, Key: k}))
-		r := do(&protocol.Request{Op: protocol.OpTTL, Key: k})
+		check("GET", i, doOn(ctx, entry, &protocol.Request{Op: protocol.OpGet, Key: k}))
+		r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpTTL, Key: k})
 		if code, _ := want(i); r.Code != code || code == protocol.CodeOK && (r.TTL <= 0 || r.TTL > 60_000) {
 			t.Errorf("TTL %s (primary crashed): %v %d; want %v and at most 60000", k, r.Err(), r.TTL, code)
 		}
@@ -91,7 +87,7 @@ func TestCluster_readsFailOverWhileACrashIsNoticed(t *testing.T) {
 	for i, r := range resps {
 		check("GET in DoAll", i, r)
 	}
-	if r := do(&protocol.Request{Op: protocol.OpSet, Key: keys[1], Value: []byte("new"), TTL: 60_000}); r.Code != protocol.CodeUnavailable {
+	if r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpSet, Key: keys[1], Value: []byte("new"), TTL: 60_000}); r.Code != protocol.CodeUnavailable {
 		t.Errorf("SET %s (primary crashed): %v; want unavailable, not taken by a backup", keys[1], r.Err())
 	}
 	if got := entry.TableVersion(); got != table {
@@ -112,15 +108,7 @@ func TestCluster_readsWithTwoBackups_failOverWithEveryAcknowledgedWrite(t *testi
 	ctx := ctxFor(t)
 	entry, down := c.Node(0), c.Node(2).Name()
 	ci := entry.ClusterInfo()
-	byName := map[string]*node.Node{}
-	for _, nd := range c.Running() {
-		byName[nd.Name()] = nd
-	}
-	do := func(req *protocol.Request) *protocol.Response {
-		var resp protocol.Response
-		entry.Do(ctx, req, &resp)
-		return &resp
-	}
+	byName := nodesByName(c)
 	// Two keys the node to crash is primary of: a session the backup that
 	// serves reads missed the SET of, and a logged-out one it missed the
 	// DEL of.
@@ -138,12 +126,12 @@ func TestCluster_readsWithTwoBackups_failOverWithEveryAcknowledgedWrite(t *testi
 		}
 	}
 	for _, k := range []string{set, del} {
-		if r := do(&protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte("v"), TTL: 60_000}); r.Code != protocol.CodeOK {
+		if r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte("v"), TTL: 60_000}); r.Code != protocol.CodeOK {
 			t.Fatalf("SET %s: %v", k, r.Err())
 		}
 	}
 	live, _ := delMissed.Store().Entry(del)
-	if r := do(&protocol.Request{Op: protocol.OpDelete, Keys: []string{del}}); r.Code != protocol.CodeOK || r.N != 1 {
+	if r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpDelete, Keys: []string{del}}); r.Code != protocol.CodeOK || r.N != 1 {
 		t.Fatalf("DEL %s: %d %v", del, r.N, r.Err())
 	}
 	if e, ok := setMissed.Store().Entry(set); !ok || !setMissed.Store().Revert(set, e.Version, protocol.Entry{}, false) {
@@ -154,10 +142,10 @@ func TestCluster_readsWithTwoBackups_failOverWithEveryAcknowledgedWrite(t *testi
 	}
 	table := entry.TableVersion()
 	c.Crash(2)
-	if r := do(&protocol.Request{Op: protocol.OpGet, Key: set}); r.Code != protocol.CodeOK || string(r.Value) != "v" {
+	if r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpGet, Key: set}); r.Code != protocol.CodeOK || string(r.Value) != "v" {
 		t.Errorf("GET %s with its primary down, from %s, which had missed the SET: %v %q; want v", set, setMissed.Name(), r.Err(), r.Value)
 	}
-	if r := do(&protocol.Request{Op: protocol.OpGet, Key: del}); r.Code != protocol.CodeNotFound {
+	if r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpGet, Key: del}); r.Code != protocol.CodeNotFound {
 		t.Errorf("GET of the logged-out %s with its primary down, from %s, which had missed the DEL: %v %q; want not found", del, delMissed.Name(), r.Code, r.Value)
 	}
 	if got := entry.TableVersion(); got != table {
@@ -184,20 +172,15 @@ func TestCluster_aDeleteThatFails_countsNothing(t *testing.T) {
 			keys = append(keys, key)
 		}
 	}
-	do := func(req *protocol.Request) *protocol.Response {
-		var resp protocol.Response
-		entry.Do(ctx, req, &resp)
-		return &resp
-	}
 	for _, k := range keys {
-		if r := do(&protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte("v"), TTL: 60_000}); r.Code != protocol.CodeOK {
+		if r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte("v"), TTL: 60_000}); r.Code != protocol.CodeOK {
 			t.Fatalf("SET %s: %v", k, r.Err())
 		}
 	}
 	c.Crash(1)
 	failed := 0
 	for _, k := range keys {
-		r := do(&protocol.Request{Op: protocol.OpDelete, Keys: []string{k}})
+		r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpDelete, Keys: []string{k}})
 		if r.Code == protocol.CodeOK {
 			if r.N != 1 {
 				t.Errorf("DEL %s: OK, counting %d; want 1", k, r.N)
@@ -211,7 +194,7 @@ func TestCluster_aDeleteThatFails_countsNothing(t *testing.T) {
 		if r.N != 0 {
 			t.Errorf("DEL %s failed (%v), counting %d; want 0, nothing deleted", k, r.Err(), r.N)
 		}
-		if g := do(&protocol.Request{Op: protocol.OpGet, Key: k}); g.Code != protocol.CodeOK {
+		if g := doOn(ctx, entry, &protocol.Request{Op: protocol.OpGet, Key: k}); g.Code != protocol.CodeOK {
 			t.Errorf("GET %s after its DEL failed: %v; want the value, the delete undone", k, g.Err())
 		}
 	}
@@ -300,15 +283,7 @@ func TestCluster_threeCopies_aHolderThatMissedAWrite_pullsItBeforeServing(t *tes
 	if err != nil {
 		t.Fatal(err)
 	}
-	byName := map[string]*node.Node{}
-	for _, nd := range c.Running() {
-		byName[nd.Name()] = nd
-	}
-	do := func(nd *node.Node, req *protocol.Request) *protocol.Response {
-		var resp protocol.Response
-		nd.Do(ctx, req, &resp)
-		return &resp
-	}
+	byName := nodesByName(c)
 	// Two keys the crashed node is primary of: a session whose next primary
 	// missed its SET, and a logged-out one whose next backup missed its DEL.
 	var set, del string
@@ -325,12 +300,12 @@ func TestCluster_threeCopies_aHolderThatMissedAWrite_pullsItBeforeServing(t *tes
 		}
 	}
 	for _, k := range []string{set, del} {
-		if r := do(first, &protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte("v"), TTL: 60_000}); r.Code != protocol.CodeOK {
+		if r := doOn(ctx, first, &protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte("v"), TTL: 60_000}); r.Code != protocol.CodeOK {
 			t.Fatalf("SET %s: %v", k, r.Err())
 		}
 	}
 	live, _ := delMissed.Store().Entry(del)
-	if r := do(first, &protocol.Request{Op: protocol.OpDelete, Keys: []string{del}}); r.Code != protocol.CodeOK || r.N != 1 {
+	if r := doOn(ctx, first, &protocol.Request{Op: protocol.OpDelete, Keys: []string{del}}); r.Code != protocol.CodeOK || r.N != 1 {
 		t.Fatalf("DEL %s: %d %v", del, r.N, r.Err())
 	}
 	// Take each write away from the holder that is to miss it.
@@ -352,11 +327,27 @@ func TestCluster_threeCopies_aHolderThatMissedAWrite_pullsItBeforeServing(t *tes
 		}
 		return nil
 	})
-	if r := do(setMissed, &protocol.Request{Op: protocol.OpGet, Key: set}); r.Code != protocol.CodeOK || string(r.Value) != "v" {
+	if r := doOn(ctx, setMissed, &protocol.Request{Op: protocol.OpGet, Key: set}); r.Code != protocol.CodeOK || string(r.Value) != "v" {
 		t.Errorf("GET %s on its new primary %s, which had missed the write: %v %q; want v", set, setMissed.Name(), r.Code, r.Value)
 	}
 	// What a Go client that cannot reach the primary asks the backup.
-	if r := do(delMissed, &protocol.Request{Op: protocol.OpGet, Key: del, Flags: protocol.FlagReplicaRead | protocol.FlagForwarded}); r.Code != protocol.CodeNotFound {
+	if r := doOn(ctx, delMissed, &protocol.Request{Op: protocol.OpGet, Key: del, Flags: protocol.FlagReplicaRead | protocol.FlagForwarded}); r.Code != protocol.CodeNotFound {
 		t.Errorf("backup read of the logged-out %s on %s, which had missed the delete: %v %q; want not found", del, delMissed.Name(), r.Code, r.Value)
 	}
+}
+
+// doOn runs req on nd and returns its response.
+func doOn(ctx context.Context, nd *node.Node, req *protocol.Request) *protocol.Response {
+	var resp protocol.Response
+	nd.Do(ctx, req, &resp)
+	return &resp
+}
+
+// nodesByName returns c's running nodes by name.
+func nodesByName(c *nodetest.Cluster) map[string]*node.Node {
+	out := map[string]*node.Node{}
+	for _, nd := range c.Running() {
+		out[nd.Name()] = nd
+	}
+	return out
 }

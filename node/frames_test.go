@@ -22,25 +22,20 @@ func TestCluster_repliesOverTheFrameLimit_failAlone(t *testing.T) {
 	ctx := ctxFor(t)
 	entry := c.Node(0)
 	tag, part := notPrimaryOf(entry, func(i int) string { return fmt.Sprint("{t", i, "}") })
-	do := func(req *protocol.Request) *protocol.Response {
-		var resp protocol.Response
-		entry.Do(ctx, req, &resp)
-		return &resp
-	}
 	long := strings.Repeat("k", 900)
 	for i := range 200 { // 180 KB of keys: over the 48 KiB a page holds
-		if r := do(&protocol.Request{Op: protocol.OpSet, Key: fmt.Sprint(tag, long, i), Value: []byte("v"), TTL: 60_000}); r.Code != protocol.CodeOK {
+		if r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpSet, Key: fmt.Sprint(tag, long, i), Value: []byte("v"), TTL: 60_000}); r.Code != protocol.CodeOK {
 			t.Fatalf("SET: %v", r.Err())
 		}
 	}
 	big := strings.Repeat("v", 1<<20-64)
 	for _, k := range []string{"a", "b"} {
-		if r := do(&protocol.Request{Op: protocol.OpSet, Key: tag + k, Value: []byte(big), TTL: 60_000}); r.Code != protocol.CodeOK {
+		if r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpSet, Key: tag + k, Value: []byte(big), TTL: 60_000}); r.Code != protocol.CodeOK {
 			t.Fatalf("SET %s: %v", tag+k, r.Err())
 		}
 	}
 
-	scan := do(&protocol.Request{Op: protocol.OpScan, Partition: int32(part), Count: 1 << 20})
+	scan := doOn(ctx, entry, &protocol.Request{Op: protocol.OpScan, Partition: int32(part), Count: 1 << 20})
 	if scan.Code != protocol.CodeOK || len(scan.Keys) == 0 || scan.Cursor == 0 {
 		t.Errorf("forwarded SCAN of a partition with 180 KB of keys: %v, %d keys, cursor %d; want a page and a cursor", scan.Err(), len(scan.Keys), scan.Cursor)
 	}
@@ -69,7 +64,7 @@ func TestCluster_repliesOverTheFrameLimit_failAlone(t *testing.T) {
 	if tooLarge != 1 || whole != 1 || resps[2].Code != protocol.CodeOK {
 		t.Errorf("answers %v %v %v; want one value, one TooLarge, and the SET done", resps[0].Err(), resps[1].Err(), resps[2].Err())
 	}
-	if r := do(&protocol.Request{Op: protocol.OpGet, Key: tag + "a"}); r.Code != protocol.CodeOK || len(r.Value) != len(big) {
+	if r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpGet, Key: tag + "a"}); r.Code != protocol.CodeOK || len(r.Value) != len(big) {
 		t.Errorf("GET after: %v, %d bytes", r.Err(), len(r.Value))
 	}
 }

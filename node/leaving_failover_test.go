@@ -95,11 +95,6 @@ func TestCluster_threeCopies_aFailoverReadAsksAMemberLeaving(t *testing.T) {
 	t.Logf("%s (partition %d): primary %s, backup %s, leaving %s, new holder %s (stuck on partitions %v)",
 		key, part, primary, backup, leaver, newcomer, blockers)
 	P, B, Q, R := byName[primary], byName[backup], byName[leaver], byName[newcomer]
-	do := func(nd *node.Node, req *protocol.Request) *protocol.Response {
-		var resp protocol.Response
-		nd.Do(ctx, req, &resp)
-		return &resp
-	}
 	// Three 100-byte sessions in each of those partitions, one a batch: a
 	// pull of one applies its first batch, then waits 100 s at 1 byte/s
 	// for the next; a push (the leaver's hand-off, or a holder's to the
@@ -112,7 +107,7 @@ func TestCluster_threeCopies_aFailoverReadAsksAMemberLeaving(t *testing.T) {
 		if fill[p] == 0 {
 			continue
 		}
-		if r := do(P, &protocol.Request{Op: protocol.OpSet, Key: k, Value: value, TTL: 600_000}); r.Code != protocol.CodeOK {
+		if r := doOn(ctx, P, &protocol.Request{Op: protocol.OpSet, Key: k, Value: value, TTL: 600_000}); r.Code != protocol.CodeOK {
 			t.Fatalf("SET %s: %v", k, r.Err())
 		}
 		if fill[p]--; fill[p] == 0 {
@@ -121,7 +116,7 @@ func TestCluster_threeCopies_aFailoverReadAsksAMemberLeaving(t *testing.T) {
 	}
 	// The session, then its logout, acknowledged; then the backup loses
 	// the logout, so only the primary and the leaver have it.
-	if r := do(P, &protocol.Request{Op: protocol.OpSet, Key: key, Value: []byte("v"), TTL: 600_000}); r.Code != protocol.CodeOK {
+	if r := doOn(ctx, P, &protocol.Request{Op: protocol.OpSet, Key: key, Value: []byte("v"), TTL: 600_000}); r.Code != protocol.CodeOK {
 		t.Fatalf("SET %s: %v", key, r.Err())
 	}
 	var live protocol.Entry
@@ -132,7 +127,7 @@ func TestCluster_threeCopies_aFailoverReadAsksAMemberLeaving(t *testing.T) {
 		}
 		return nil
 	})
-	if r := do(P, &protocol.Request{Op: protocol.OpDelete, Keys: []string{key}}); r.Code != protocol.CodeOK || r.N != 1 {
+	if r := doOn(ctx, P, &protocol.Request{Op: protocol.OpDelete, Keys: []string{key}}); r.Code != protocol.CodeOK || r.N != 1 {
 		t.Fatalf("DEL %s: %d %v", key, r.N, r.Err())
 	}
 	nodetest.WaitFor(t, 5*time.Second, func() error {
@@ -198,7 +193,7 @@ func TestCluster_threeCopies_aFailoverReadAsksAMemberLeaving(t *testing.T) {
 	// refused the connection, and through the backup itself: the backup
 	// answers both.
 	for _, nd := range []*node.Node{R, B} {
-		if r := do(nd, &protocol.Request{Op: protocol.OpGet, Key: key}); r.Code != protocol.CodeNotFound {
+		if r := doOn(ctx, nd, &protocol.Request{Op: protocol.OpGet, Key: key}); r.Code != protocol.CodeNotFound {
 			t.Errorf("GET of the logged-out %s through %s, its primary down, %s leaving with the delete and %s without it: %v %q; want not found",
 				key, nd.Name(), leaver, newcomer, r.Code, r.Value)
 		}
@@ -229,7 +224,7 @@ func TestCluster_threeCopies_aFailoverReadAsksAMemberLeaving(t *testing.T) {
 		t.Fatalf("%s is not partition %d's primary once %s is dropped", backup, part, primary)
 	}
 	for _, nd := range []*node.Node{B, R} {
-		if r := do(nd, &protocol.Request{Op: protocol.OpGet, Key: key}); r.Code != protocol.CodeNotFound {
+		if r := doOn(ctx, nd, &protocol.Request{Op: protocol.OpGet, Key: key}); r.Code != protocol.CodeNotFound {
 			t.Errorf("GET of the logged-out %s through %s, %s promoted, %s leaving with the delete: %v %q; want not found",
 				key, nd.Name(), backup, leaver, r.Code, r.Value)
 		}
