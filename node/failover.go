@@ -106,8 +106,8 @@ func (n *Node) readBackup(ctx context.Context, v *view, p int, req *protocol.Req
 // acknowledged once one of them had it, so this one may have missed it:
 // it fetches the keys from every member but itself and the primary too,
 // leaving ones included (a member that held p when the write was
-// acknowledged still holds it until every member is ready, or, leaving,
-// until its hand-off is done, so the one that applied it is among them).
+// acknowledged still holds it until every member is ready, so the one
+// that applied it is among them).
 func (n *Node) readAsBackup(ctx context.Context, v *view, p int, req *protocol.Request, resp *protocol.Response) error {
 	k := len(v.table.Owners[p])
 	if k < 2 {
@@ -121,8 +121,8 @@ func (n *Node) readAsBackup(ctx context.Context, v *view, p int, req *protocol.R
 	}
 	srcs := n.keySources(v, p)
 	if k > 2 {
-		// Members leaving are out of the table but hold their partitions
-		// until their hand-off is done: one may hold the write.
+		// Members leaving are out of the table but keep their partitions
+		// until the others are ready: one may hold the write.
 		primary := v.primary(p)
 		for m := range v.members {
 			inTable := slices.Contains(v.table.Members, m)
