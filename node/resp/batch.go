@@ -25,24 +25,62 @@ const (
 // commands at the start of rest that may join it, each copied (the input
 // is reused once the loop moves on), and how many bytes of rest they took.
 // A batch holds keyed commands outside a transaction whose keys each lie
-// in one partition; anything else ends it and runs after it.
-func (c *conn) batch(args [][]byte, rest []byte) ([][][]byte, int) {
-	batch := [][][]byte{cloneArgs(args)}
+// in one partition; anything else ends it and runs after it. The caller
+// releases the batch once it has run.
+func (c *conn) batch(args [][]byte, rest []byte) (*batchArgs, int) {
+	ba := batchArgsPool.Get().(*batchArgs)
+	ba.add(args)
 	size := 0
 	if !c.batchable(args, &size) {
-		return batch, 0
+		return ba, 0
 	}
 	off := 0
-	for off < len(rest) && len(batch) < maxBatch && size < maxBatchBytes {
+	for off < len(rest) && len(ba.cmds) < maxBatch && size < maxBatchBytes {
 		next, n, err := c.rd.Parse(rest[off:])
 		if err != nil || n == 0 || len(next) == 0 || !c.batchable(next, &size) {
 			break // parsed again, and answered, once the batch is done
 		}
 		off += n
 		c.cmds.Add(1)
-		batch = append(batch, cloneArgs(next))
+		ba.add(next)
 	}
-	return batch, off
+	return ba, off
+}
+
+// batchArgs is a batch's commands, copied out of the input into one
+// buffer. They are pooled, so that a pipeline costs no allocation for its
+// arguments: nothing keeps a command's arguments once it has been
+// answered (a request's value is encoded, or copied into the store,
+// before the backend's call returns; what a command keeps, it copies).
+type batchArgs struct {
+	buf  []byte
+	args [][]byte
+	cmds [][][]byte // each a run of args, slices of buf
+}
+
+var batchArgsPool = sync.Pool{New: func() any { return new(batchArgs) }}
+
+// add copies a command's args in. Growing buf or args leaves the earlier
+// commands' slices on the old arrays, which stay as they were.
+func (ba *batchArgs) add(args [][]byte) {
+	from := len(ba.args)
+	for _, a := range args {
+		ba.buf = append(ba.buf, a...)
+		ba.args = append(ba.args, ba.buf[len(ba.buf)-len(a):len(ba.buf):len(ba.buf)])
+	}
+	ba.cmds = append(ba.cmds, ba.args[from:len(ba.args):len(ba.args)])
+}
+
+// release returns ba to the pool once its batch has run, keeping its
+// buffers unless a large command grew them past what is worth keeping.
+func (ba *batchArgs) release() {
+	clear(ba.args)
+	clear(ba.cmds)
+	if cap(ba.buf) > keepValue || cap(ba.args) > keepReqs {
+		*ba = batchArgs{}
+	}
+	ba.buf, ba.args, ba.cmds = ba.buf[:0], ba.args[:0], ba.cmds[:0]
+	batchArgsPool.Put(ba)
 }
 
 // batchable reports whether args may join a batch, adding its size.
@@ -122,6 +160,7 @@ func (c *conn) runBatch(ctx context.Context, batch [][][]byte) {
 		}
 		c.w.buf = append(c.w.buf, f.w.Bytes()...)
 	}
+	releaseForks(forks)
 }
 
 // runAlone runs the commands idx of a batch, each one request alone in its
@@ -178,11 +217,27 @@ func (c *conn) runGroup(ctx context.Context, batch [][][]byte, forks []*conn, g 
 }
 
 // fork returns a connection that runs one keyed command as c would, with
-// its own buffers.
+// its own buffers, those of an earlier batch's fork when one is free
+// (releaseForks).
 func (c *conn) fork() *conn {
-	f := &conn{s: c.s, id: c.id, addr: c.addr, laddr: c.laddr, authed: c.authed, created: c.created, w: NewWriter(),
-		owner: c, batchAt: c.batchAt}
+	f := forkPool.Get().(*conn)
+	*f = conn{s: c.s, id: c.id, addr: c.addr, laddr: c.laddr, authed: c.authed, created: c.created, w: f.w,
+		owner: c, batchAt: c.batchAt, reqs: f.reqs[:0], resps: f.resps}
 	f.w.SetProto(c.w.Proto())
 	f.resetTx()
 	return f
+}
+
+var forkPool = sync.Pool{New: func() any { return &conn{w: NewWriter()} }}
+
+// releaseForks returns a batch's forks to the pool once their replies are
+// copied out, keeping only their buffers.
+func releaseForks(forks []*conn) {
+	for _, f := range forks {
+		f.trim()
+		f.w.Reset()
+		clear(f.reqs[:cap(f.reqs)]) // they point into the batch's arguments
+		*f = conn{w: f.w, reqs: f.reqs[:0], resps: f.resps}
+		forkPool.Put(f)
+	}
 }

@@ -303,3 +303,69 @@ func TestServer_QueuedReplies_ReachOnlyTheirClient(t *testing.T) {
 	wg.Wait()
 	c.expect("+PONG\r\n", "ping")
 }
+
+// Pipelines of remote commands reuse the buffers of earlier batches (their
+// copied arguments, the forks that run their commands): nothing of one
+// batch may show in another's replies. Two connections, one speaking
+// RESP3, take turns, with values of every size, one past what a pooled
+// buffer keeps, and reads of keys written, deleted and never written.
+func TestServer_PipelinedRemoteCommands_ShareNothingAcrossBatches(t *testing.T) {
+	ts := startServer(t, slowRemote(0))
+	conns := []*rawConn{ts.dial(t), ts.dial(t)}
+	conns[1].cmd("hello", "3")
+	if got := conns[1].reply(); !strings.HasPrefix(got, "%") {
+		t.Fatalf("HELLO 3: got %q; want a map", got)
+	}
+	null := []string{"$-1\r\n", "_\r\n"}
+	pipeline := func(c *rawConn, cmds [][]string) {
+		t.Helper()
+		var in strings.Builder
+		for _, args := range cmds {
+			in.WriteString("*" + itoa(len(args)) + "\r\n")
+			for _, a := range args {
+				in.WriteString("$" + itoa(len(a)) + "\r\n" + a + "\r\n")
+			}
+		}
+		c.send(in.String())
+	}
+	for round := range 12 {
+		ci := round % 2
+		c := conns[ci]
+		size := []int{0, 1, 200, 5000, keepValue + 1, 3}[round%6]
+		var sets, gets [][]string
+		var want []string
+		for i := range 16 {
+			k := "r:" + itoa(round) + ":" + itoa(i)
+			v := strings.Repeat(string(rune('a'+round)), size) + itoa(i)
+			switch i % 4 {
+			case 0, 1:
+				sets = append(sets, []string{"set", k, v})
+				gets = append(gets, []string{"get", k})
+				want = append(want, "$"+itoa(len(v))+"\r\n"+v+"\r\n")
+			case 2: // written, then deleted
+				sets = append(sets, []string{"set", k, v}, []string{"del", k})
+				gets = append(gets, []string{"get", k})
+				want = append(want, null[ci])
+			case 3: // the previous round's key of the same slot, never written
+				gets = append(gets, []string{"get", "r:never:" + itoa(round) + ":" + itoa(i)})
+				want = append(want, null[ci])
+			}
+		}
+		pipeline(c, sets)
+		for _, args := range sets {
+			w := "+OK\r\n"
+			if args[0] == "del" {
+				w = ":1\r\n"
+			}
+			if got := c.reply(); got != w {
+				t.Fatalf("round %d: %s %s: got %.80q; want %q", round, args[0], args[1], got, w)
+			}
+		}
+		pipeline(c, gets)
+		for i, w := range want {
+			if got := c.reply(); got != w {
+				t.Fatalf("round %d: %q: got %.80q; want %.80q", round, gets[i], got, w)
+			}
+		}
+	}
+}

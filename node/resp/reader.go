@@ -255,22 +255,6 @@ func (r *Reader) parseInline(in []byte) ([][]byte, int, error) {
 	return r.args, n, nil
 }
 
-// cloneArgs copies args into one new buffer, for a command that outlives
-// the input it was parsed from.
-func cloneArgs(args [][]byte) [][]byte {
-	size := 0
-	for _, a := range args {
-		size += len(a)
-	}
-	buf := make([]byte, 0, size)
-	out := make([][]byte, len(args))
-	for i, a := range args {
-		buf = append(buf, a...)
-		out[i] = buf[len(buf)-len(a) : len(buf) : len(buf)]
-	}
-	return out
-}
-
 // parseInt parses a decimal integer (optional '-', no '+', no spaces),
 // refusing overflow. Short numbers, the common case, do not allocate.
 func parseInt(b []byte) (int64, bool) {

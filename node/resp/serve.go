@@ -504,12 +504,13 @@ func (c *conn) flush() gnet.Action {
 
 // offload runs a batch of commands on a goroutine (see batch); the
 // connection reads no further command until it is done.
-func (c *conn) offload(batch [][][]byte) gnet.Action {
+func (c *conn) offload(batch *batchArgs) gnet.Action {
 	s := c.s
 	c.busy = true
 	c.running.Store(true)
 	if !s.work.Go(func() {
-		c.runBatch(s.ctx, batch)
+		c.runBatch(s.ctx, batch.cmds)
+		batch.release()
 		c.stampInput() // idle from its reply, not from its command
 		c.running.Store(false)
 		c.done.Store(true)
