@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
@@ -88,10 +89,24 @@ func distinct(keys []string) []string {
 	return slices.Compact(keys)
 }
 
+// batchBufs holds buffers for forwardAtomic's encoded batches, which a
+// pipeline in a cluster sends by the thousand a second; one grown past
+// maxKeptBatch is left to the collector.
+var batchBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxKeptBatch = 64 << 10
+
 // forwardAtomic sends an atomic batch to partition p's primary as one
 // OpAtomic request.
 func (n *Node) forwardAtomic(ctx context.Context, v *view, p int, reqs []*protocol.Request, resps []*protocol.Response) error {
-	batch, err := protocol.EncodeBatch(reqs)
+	bp := batchBufs.Get().(*[]byte)
+	batch, err := protocol.AppendBatch((*bp)[:0], reqs)
+	defer func() { // the request was encoded for the peer before the call returned
+		if cap(batch) <= maxKeptBatch {
+			*bp = batch
+		}
+		batchBufs.Put(bp)
+	}()
 	if err != nil {
 		return err
 	}

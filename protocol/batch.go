@@ -19,9 +19,16 @@ const maxBatch = 1024
 // item is a msgpack bin32 written in place: its length is filled in once
 // the item is encoded, so no item is copied.
 func EncodeBatch[M encoder](ms []M) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(batchItemGuess * (len(ms) + 1))
-	e := msgpack.NewEncoder(&buf)
+	return AppendBatch(make([]byte, 0, batchItemGuess*(len(ms)+1)), ms)
+}
+
+// AppendBatch is EncodeBatch appending to dst, whose spare room it uses
+// first: a caller that sends batches often can reuse one buffer.
+func AppendBatch[M encoder](dst []byte, ms []M) ([]byte, error) {
+	buf := bytes.NewBuffer(dst)
+	e := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(e)
+	e.Reset(buf)
 	if err := e.EncodeArrayLen(len(ms)); err != nil {
 		return nil, err
 	}

@@ -29,6 +29,28 @@ func TestBatch_roundTrip(t *testing.T) {
 	}
 }
 
+// AppendBatch appends what EncodeBatch returns, after dst's bytes, and a
+// buffer with room for the batch is reused as it is.
+func TestBatch_appendReusesTheBuffer(t *testing.T) {
+	reqs, _ := sampleBatch(16, 200)
+	want, err := EncodeBatch(reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := AppendBatch([]byte("prefix"), reqs)
+	if err != nil || string(got) != "prefix"+string(want) {
+		t.Fatalf("AppendBatch after a prefix: %v; want the prefix and EncodeBatch's bytes", err)
+	}
+	buf := make([]byte, 0, len(want))
+	got, err = AppendBatch(buf, reqs)
+	if err != nil || !bytes.Equal(got, want) || &got[0] != &buf[:1][0] {
+		t.Fatalf("AppendBatch into room enough: %v, same bytes %t, in place %t", err, bytes.Equal(got, want), &got[0] == &buf[:1][0])
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _, _ = AppendBatch(buf[:0], reqs) }); allocs > 1 {
+		t.Errorf("AppendBatch into room enough: %.0f allocations; want at most 1 (the buffer's header)", allocs)
+	}
+}
+
 // roundTrip encodes ms as a batch and checks that decode gives them back.
 func roundTrip[M encoder](t *testing.T, what string, ms []M, decode func([]byte) ([]M, error)) {
 	t.Helper()
