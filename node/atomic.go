@@ -153,8 +153,9 @@ func (n *Node) serveAtomic(ctx context.Context, req *protocol.Request, resp *pro
 		return
 	}
 	resps := make([]*protocol.Response, len(reqs))
+	rs := make([]protocol.Response, len(reqs)) // one allocation, not one a request
 	for i := range resps {
-		resps[i] = new(protocol.Response)
+		resps[i] = &rs[i]
 	}
 	if err := n.doAtomic(ctx, reqs, resps, req.Flags&protocol.FlagForwarded != 0); err != nil {
 		resp.SetErr(err)
