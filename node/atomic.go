@@ -101,15 +101,16 @@ const maxKeptBatch = 64 << 10
 func (n *Node) forwardAtomic(ctx context.Context, v *view, p int, reqs []*protocol.Request, resps []*protocol.Response) error {
 	bp := batchBufs.Get().(*[]byte)
 	batch, err := protocol.AppendBatch((*bp)[:0], reqs)
+	if err != nil {
+		batchBufs.Put(bp)
+		return err
+	}
 	defer func() { // the request was encoded for the peer before the call returned
 		if cap(batch) <= maxKeptBatch {
 			*bp = batch
 		}
 		batchBufs.Put(bp)
 	}()
-	if err != nil {
-		return err
-	}
 	to := v.primary(p)
 	d := n.peers.timeout
 	if !slices.ContainsFunc(reqs, func(r *protocol.Request) bool { return !failsOver(v, p, r) }) {

@@ -230,14 +230,34 @@ func (c *conn) fork() *conn {
 
 var forkPool = sync.Pool{New: func() any { return &conn{w: NewWriter()} }}
 
+// What a pooled fork keeps: a connection keeps more (trim), but forks
+// pass from connection to connection and up to maxBatch of them wait in
+// the pool at a time.
+const (
+	keepForkResps = 16
+	keepForkValue = 16 << 10
+)
+
 // releaseForks returns a batch's forks to the pool once their replies are
-// copied out, keeping only their buffers.
+// copied out, keeping only their small buffers.
 func releaseForks(forks []*conn) {
 	for _, f := range forks {
-		f.trim()
-		f.w.Reset()
 		clear(f.reqs[:cap(f.reqs)]) // they point into the batch's arguments
-		*f = conn{w: f.w, reqs: f.reqs[:0], resps: f.resps}
+		reqs, resps := f.reqs[:0], f.resps
+		if cap(reqs) > keepForkResps || len(resps) > keepForkResps {
+			reqs, resps = nil, nil
+		}
+		for i := range resps {
+			if cap(resps[i].Value) > keepForkValue {
+				resps[i].Value = nil
+			}
+		}
+		w := f.w
+		if cap(w.buf) > keepForkValue {
+			w.buf = nil
+		}
+		w.buf = w.buf[:0]
+		*f = conn{w: w, reqs: reqs, resps: resps}
 		forkPool.Put(f)
 	}
 }
