@@ -346,7 +346,7 @@ func TestServer_PipelinedRemoteCommands_ShareNothingAcrossBatches(t *testing.T) 
 				sets = append(sets, []string{"set", k, v}, []string{"del", k})
 				gets = append(gets, []string{"get", k})
 				want = append(want, null[ci])
-			case 3: // the previous round's key of the same slot, never written
+			case 3: // a key never written
 				gets = append(gets, []string{"get", "r:never:" + itoa(round) + ":" + itoa(i)})
 				want = append(want, null[ci])
 			}
