@@ -125,21 +125,7 @@ func TestCluster_readsWithTwoBackups_failOverWithEveryAcknowledgedWrite(t *testi
 			del, delMissed = k, byName[ci.Members[owners[1]].Name]
 		}
 	}
-	for _, k := range []string{set, del} {
-		if r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte("v"), TTL: 60_000}); r.Code != protocol.CodeOK {
-			t.Fatalf("SET %s: %v", k, r.Err())
-		}
-	}
-	live, _ := delMissed.Store().Entry(del)
-	if r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpDelete, Keys: []string{del}}); r.Code != protocol.CodeOK || r.N != 1 {
-		t.Fatalf("DEL %s: %d %v", del, r.N, r.Err())
-	}
-	if e, ok := setMissed.Store().Entry(set); !ok || !setMissed.Store().Revert(set, e.Version, protocol.Entry{}, false) {
-		t.Fatalf("could not take %s's copy of %s away", setMissed.Name(), set)
-	}
-	if e, ok := delMissed.Store().Entry(del); !ok || !e.Tombstone || !delMissed.Store().Revert(del, e.Version, live, true) {
-		t.Fatalf("could not take the delete of %s away from %s", del, delMissed.Name())
-	}
+	writeThenTakeAway(t, ctx, entry, set, setMissed, del, delMissed)
 	table := entry.TableVersion()
 	c.Crash(2)
 	if r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpGet, Key: set}); r.Code != protocol.CodeOK || string(r.Value) != "v" {
@@ -299,22 +285,7 @@ func TestCluster_threeCopies_aHolderThatMissedAWrite_pullsItBeforeServing(t *tes
 			del, delMissed = k, byName[after.Members[after.Owners[p][1]]]
 		}
 	}
-	for _, k := range []string{set, del} {
-		if r := doOn(ctx, first, &protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte("v"), TTL: 60_000}); r.Code != protocol.CodeOK {
-			t.Fatalf("SET %s: %v", k, r.Err())
-		}
-	}
-	live, _ := delMissed.Store().Entry(del)
-	if r := doOn(ctx, first, &protocol.Request{Op: protocol.OpDelete, Keys: []string{del}}); r.Code != protocol.CodeOK || r.N != 1 {
-		t.Fatalf("DEL %s: %d %v", del, r.N, r.Err())
-	}
-	// Take each write away from the holder that is to miss it.
-	if e, ok := setMissed.Store().Entry(set); !ok || !setMissed.Store().Revert(set, e.Version, protocol.Entry{}, false) {
-		t.Fatalf("could not take %s's copy of %s away", setMissed.Name(), set)
-	}
-	if e, ok := delMissed.Store().Entry(del); !ok || !e.Tombstone || !delMissed.Store().Revert(del, e.Version, live, true) {
-		t.Fatalf("could not take the delete of %s away from %s", del, delMissed.Name())
-	}
+	writeThenTakeAway(t, ctx, first, set, setMissed, del, delMissed)
 	c.Crash(0)
 	c.WaitAgreed(t, 2)
 	// Ready: settled, nothing left to pull (two nodes cannot hold three
@@ -333,6 +304,29 @@ func TestCluster_threeCopies_aHolderThatMissedAWrite_pullsItBeforeServing(t *tes
 	// What a Go client that cannot reach the primary asks the backup.
 	if r := doOn(ctx, delMissed, &protocol.Request{Op: protocol.OpGet, Key: del, Flags: protocol.FlagReplicaRead | protocol.FlagForwarded}); r.Code != protocol.CodeNotFound {
 		t.Errorf("backup read of the logged-out %s on %s, which had missed the delete: %v %q; want not found", del, delMissed.Name(), r.Code, r.Value)
+	}
+}
+
+// writeThenTakeAway sets set and del through entry and deletes del, then
+// takes each write away from the holder that is to miss it, as if it had
+// not applied it: setMissed loses its copy of set, delMissed the delete of
+// del (its live entry is put back).
+func writeThenTakeAway(t *testing.T, ctx context.Context, entry *node.Node, set string, setMissed *node.Node, del string, delMissed *node.Node) {
+	t.Helper()
+	for _, k := range []string{set, del} {
+		if r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte("v"), TTL: 60_000}); r.Code != protocol.CodeOK {
+			t.Fatalf("SET %s: %v", k, r.Err())
+		}
+	}
+	live, _ := delMissed.Store().Entry(del)
+	if r := doOn(ctx, entry, &protocol.Request{Op: protocol.OpDelete, Keys: []string{del}}); r.Code != protocol.CodeOK || r.N != 1 {
+		t.Fatalf("DEL %s: %d %v", del, r.N, r.Err())
+	}
+	if e, ok := setMissed.Store().Entry(set); !ok || !setMissed.Store().Revert(set, e.Version, protocol.Entry{}, false) {
+		t.Fatalf("could not take %s's copy of %s away", setMissed.Name(), set)
+	}
+	if e, ok := delMissed.Store().Entry(del); !ok || !e.Tombstone || !delMissed.Store().Revert(del, e.Version, live, true) {
+		t.Fatalf("could not take the delete of %s away from %s", del, delMissed.Name())
 	}
 }
 
