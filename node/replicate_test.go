@@ -66,7 +66,7 @@ func TestNode_replicateMany_waitsForNoHungBackup(t *testing.T) {
 			}()
 			select {
 			case <-done:
-			case <-time.After(30 * time.Second): // the grace is 100 ms
+			case <-time.After(30 * time.Second): // the grace here is 1 s
 				t.Fatal("replicateMany still waits for a backup that never answers")
 			}
 			if gotErr := err != nil; gotErr != tc.wantErr || (!tc.wantErr && got != tc.wantApplied) {
