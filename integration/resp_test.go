@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,57 @@ func TestRESP_Node_RedisCLI(t *testing.T) {
 	for _, want := range []string{"OK", "db0:keys=1"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("redis-cli output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// A transaction may read at most what one reply carries (about 1 MiB):
+// MULTI, 200 GETs of a 1 MiB session and EXEC is refused before it copies
+// the value 200 times, and nothing in it runs. A pipeline of the same GETs
+// is not a transaction: every GET is answered with the value, as Redis
+// answers it.
+func TestRESP_Node_TransactionReadsAreBoundedPipelinesAreNot(t *testing.T) {
+	n := startRESPNode(t, nil)
+	ctx := context.Background()
+	rdb := goredis.NewClient(&goredis.Options{Addr: n.RESPAddr()})
+	defer rdb.Close()
+	big := strings.Repeat("v", 1<<20)
+	if err := rdb.Set(ctx, "{u}big", big, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Set(ctx, "{u}w", "x", time.Minute)
+		for range 200 {
+			p.Get(ctx, "{u}big")
+		}
+		return nil
+	})
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "more than one reply may carry") {
+		t.Errorf("MULTI, 200 GETs of 1 MiB, EXEC: %v; want the atomic step refused", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Errorf("the refused transaction allocated %d MB; want under 64", got>>20)
+	}
+	if err := rdb.Get(ctx, "{u}w").Err(); !errors.Is(err, goredis.Nil) {
+		t.Errorf("the refused transaction's SET: GET says %v; want nil (not run)", err)
+	}
+
+	cmds, err := rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for range 64 {
+			p.Get(ctx, "{u}big")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("pipeline of 64 GETs of 1 MiB: %v", err)
+	}
+	for i, c := range cmds {
+		if v, err := c.(*goredis.StringCmd).Result(); err != nil || len(v) != len(big) {
+			t.Fatalf("pipelined GET %d: %d bytes, %v; want the value", i, len(v), err)
 		}
 	}
 }

@@ -59,10 +59,12 @@ func (n *Node) doAtomic(ctx context.Context, reqs []*protocol.Request, resps []*
 		_ = n.ensureKeys(ctx, v, p, keys) // as execPrimary
 	}
 	backups := v.others(p)
+	maxRead := n.cfg.Limits.MaxAtomicReads(len(reqs))
 	if len(backups) == 0 {
-		return n.store.ExecAtomic(reqs, resps)
+		_, err := n.store.ExecAtomicTracked(reqs, resps, nil, maxRead)
+		return err
 	}
-	changes, err := n.store.ExecAtomicTracked(reqs, resps, keys)
+	changes, err := n.store.ExecAtomicTracked(reqs, resps, keys, maxRead)
 	if err != nil {
 		return err
 	}
@@ -162,30 +164,37 @@ func (n *Node) serveAtomic(ctx context.Context, req *protocol.Request, resp *pro
 		resp.SetErr(err)
 		return
 	}
-	if resp.Value, err = protocol.EncodeBatch(resps); err != nil {
+	if resp.Value, err = fitReplies(resps, n.cfg.Limits.MaxAtomicBatch()); err != nil {
 		resp.SetErr(err)
-		return
 	}
-	if max := n.cfg.Limits.MaxAtomicBatch(); len(resp.Value) > max {
-		// The batch ran, so its answer must come back: a failure would have
-		// the caller run it again. Values read go, largest first, until it
-		// fits; their requests answer TooLarge.
-		order := make([]int, len(resps))
-		for i := range order {
-			order[i] = i
-		}
-		slices.SortFunc(order, func(a, b int) int { return len(resps[b].Value) - len(resps[a].Value) })
-		size := len(resp.Value)
-		for _, i := range order {
-			if size <= max || len(resps[i].Value) == 0 {
-				break
-			}
-			size -= len(resps[i].Value)
-			*resps[i] = protocol.Response{Code: protocol.CodeTooLarge,
-				Msg: fmt.Sprintf("its value (%d bytes) and the others read in the same atomic step would not fit in one reply of %d bytes", len(resps[i].Value), max)}
-		}
-		if resp.Value, err = protocol.EncodeBatch(resps); err != nil {
-			resp.SetErr(err)
-		}
+}
+
+// fitReplies encodes an atomic batch's responses in at most limit bytes.
+// The batch ran, so its answer must come back: a failure would have the
+// caller run it again. The store refuses a batch whose reads would not fit
+// (Store.ExecAtomicTracked), so this is a last resort: values read go,
+// largest first, until the reply fits, and their requests answer
+// TooLarge.
+func fitReplies(resps []*protocol.Response, limit int) ([]byte, error) {
+	b, err := protocol.EncodeBatch(resps)
+	if err != nil || len(b) <= limit {
+		return b, err
 	}
+	order := make([]int, len(resps))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return len(resps[b].Value) - len(resps[a].Value) })
+	size := len(b)
+	for _, i := range order {
+		if size <= limit || len(resps[i].Value) == 0 {
+			break
+		}
+		r := protocol.Response{Code: protocol.CodeTooLarge,
+			Msg: fmt.Sprintf("its value (%d bytes) and the others read in the same atomic step would not fit in one reply of %d bytes", len(resps[i].Value), limit)}
+		// The message takes the value's place, with a few bytes of framing.
+		size += len(r.Msg) + 8 - len(resps[i].Value)
+		*resps[i] = r
+	}
+	return protocol.EncodeBatch(resps)
 }

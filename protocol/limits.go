@@ -50,6 +50,15 @@ func (l Limits) MaxFrame() int {
 // less room for the message's other fields.
 func (l Limits) MaxAtomicBatch() int { return l.MaxFrame() - atomicFieldsRoom }
 
+// MaxAtomicReads is the most bytes of values an atomic batch of n requests
+// may read: what its reply (at most MaxAtomicBatch) has room for once each
+// response's other fields are counted.
+func (l Limits) MaxAtomicReads(n int) int { return l.MaxAtomicBatch() - atomicReplyItemRoom*(n+1) }
+
+// atomicReplyItemRoom is room for one response of an atomic batch without
+// its value: its fields, a short error message and the batch's framing.
+const atomicReplyItemRoom = 160
+
 // CheckKey reports ErrTooLarge or ErrBadRequest for a key the limits refuse.
 func (l Limits) CheckKey(key string) error {
 	l = l.WithDefaults()

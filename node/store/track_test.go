@@ -67,7 +67,7 @@ func TestStore_ExecAtomicTracked_reportsEachKeyAcrossTheBatch(t *testing.T) {
 		{Op: protocol.OpGet, Key: "{u}b"},
 	}
 	resps := []*protocol.Response{{}, {}, {}}
-	ch, err := s.ExecAtomicTracked(reqs, resps, []string{"{u}a", "{u}b"})
+	ch, err := s.ExecAtomicTracked(reqs, resps, []string{"{u}a", "{u}b"}, 0)
 	if err != nil || len(ch) != 2 {
 		t.Fatalf("batch: %v, %d changes", err, len(ch))
 	}
