@@ -1,10 +1,12 @@
 package node_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"github.com/cloakroom/cloakroom/client"
 	"github.com/cloakroom/cloakroom/node"
 	"github.com/cloakroom/cloakroom/node/nodetest"
+	"github.com/cloakroom/cloakroom/protocol"
 )
 
 func TestNode_MaxConns_closesConnectionsPastTheLimit(t *testing.T) {
@@ -218,5 +221,30 @@ func TestCluster_NodeAtMaxConns_stillTakesItsMembers(t *testing.T) {
 	}
 	if got := counter(t, a, "cloakroom_member_reserve_connections"); got == 0 {
 		t.Error("node-2's connections to node-1 were not taken from the reserve")
+	}
+}
+
+// A TTL so large that the store's clock plus it would overflow is refused:
+// it used to be answered OK and leave the key expired (SET) or deleted
+// (TOUCH).
+func TestNode_TTLOutOfRange_isRefusedAndChangesNothing(t *testing.T) {
+	n := startLimited(t, func(*node.Config) {})
+	ctx := context.Background()
+	var resp protocol.Response
+	if n.Do(ctx, &protocol.Request{Op: protocol.OpSet, Key: "k", Value: []byte("v"), TTL: 60000}, &resp); resp.Code != protocol.CodeOK {
+		t.Fatalf("set: %v", resp.Code)
+	}
+	for _, req := range []protocol.Request{
+		{Op: protocol.OpSet, Key: "k", Value: []byte("w"), TTL: math.MaxInt64},
+		{Op: protocol.OpTouch, Key: "k", TTL: math.MaxInt64},
+		{Op: protocol.OpGetAndTouch, Key: "k", TTL: math.MaxInt64},
+		{Op: protocol.OpTouch, Key: "k", TTL: math.MinInt64, Flags: protocol.FlagAllowPast},
+	} {
+		if n.Do(ctx, &req, &resp); resp.Code != protocol.CodeBadRequest {
+			t.Errorf("%s with ttl %d: %v %s; want BadRequest", req.Op, req.TTL, resp.Code, resp.Msg)
+		}
+	}
+	if n.Do(ctx, &protocol.Request{Op: protocol.OpGet, Key: "k"}, &resp); resp.Code != protocol.CodeOK || string(resp.Value) != "v" || resp.TTL <= 0 {
+		t.Errorf("after the refused requests: %v %q ttl %d; want v with its TTL", resp.Code, resp.Value, resp.TTL)
 	}
 }

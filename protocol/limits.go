@@ -59,6 +59,11 @@ func (l Limits) MaxAtomicReads(n int) int { return l.MaxAtomicBatch() - atomicRe
 // its value: its fields, a short error message and the batch's framing.
 const atomicReplyItemRoom = 160
 
+// MaxTTL bounds a request's TTL (in ms, either sign): about 146 million
+// years, more than any expiry Redis accepts but far enough from the int64
+// limit that a store's clock plus a TTL cannot overflow.
+const MaxTTL = int64(1) << 62
+
 // CheckKey reports ErrTooLarge or ErrBadRequest for a key the limits refuse.
 func (l Limits) CheckKey(key string) error {
 	l = l.WithDefaults()
@@ -102,6 +107,9 @@ func (l Limits) Check(r *Request) error {
 	}
 	if r.Count < 0 {
 		return Errorf(CodeBadRequest, "negative count %d", r.Count)
+	}
+	if r.TTL > MaxTTL || r.TTL < -MaxTTL {
+		return Errorf(CodeBadRequest, "ttl %dms is out of range (at most %dms either way)", r.TTL, MaxTTL)
 	}
 	// Matching costs up to pattern length times key length per key, under
 	// a partition's lock: a pattern is no longer than a key may be.

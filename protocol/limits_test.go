@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 )
@@ -23,6 +24,9 @@ func TestLimits_Check(t *testing.T) {
 		{"pattern at limit", Request{Op: OpScan, Pattern: strings.Repeat("*", 8)}, nil},
 		{"pattern over", Request{Op: OpScan, Pattern: strings.Repeat("*", 9)}, ErrTooLarge},
 		{"keyless op", Request{Op: OpPing}, nil},
+		{"ttl at the limit", Request{Op: OpSet, Key: "k", TTL: MaxTTL}, nil},
+		{"ttl over", Request{Op: OpSet, Key: "k", TTL: math.MaxInt64}, ErrBadRequest},
+		{"ttl under", Request{Op: OpTouch, Key: "k", TTL: math.MinInt64}, ErrBadRequest},
 		// A transaction's batch may fill a frame, less room for its fields.
 		{"atomic batch over a value", Request{Op: OpAtomic, Value: make([]byte, l.MaxAtomicBatch())}, nil},
 		{"atomic batch over", Request{Op: OpAtomic, Value: make([]byte, l.MaxAtomicBatch()+1)}, ErrTooLarge},
