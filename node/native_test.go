@@ -433,7 +433,7 @@ func TestNative_replicatedEntries_applyInOrderWithoutWorkers(t *testing.T) {
 	// connection does not wait for it.
 	var entries []protocol.Entry
 	for i := range maxInlineEntries + 1 {
-		entries = append(entries, protocol.Entry{Key: "t:" + fmt.Sprint(i), Value: []byte("v"), TTL: 60_000, Version: 1})
+		entries = append(entries, protocol.Entry{Key: "{t}:" + fmt.Sprint(i), Value: []byte("v"), TTL: 60_000, Version: 1}) // one partition, as a push sends
 	}
 	p := int32(ring.Partition(entries[0].Key, n.cfg.Partitions))
 	resp := rc.do(&protocol.Request{ID: 500, Op: protocol.OpReplicate, Key: "primary", Partition: p, Table: v.table.Version, TableHash: v.hash, Entries: entries})

@@ -1,6 +1,9 @@
 package node_test
 
 import (
+	"fmt"
+	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -8,6 +11,7 @@ import (
 	"github.com/cloakroom/cloakroom/node"
 	"github.com/cloakroom/cloakroom/node/nodetest"
 	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
 )
 
 // TestNode_replicateMany_waitsForNoHungBackup: with two backups or more, a
@@ -76,5 +80,78 @@ func TestNode_replicateMany_waitsForNoHungBackup(t *testing.T) {
 				t.Errorf("replicateMany error %v; want the backup's NotOwner", err)
 			}
 		})
+	}
+}
+
+// OpReplicate is answered only by a holder of the partition on the same
+// table (a primary takes a former holder's push), and only for entries a
+// store could have written: the partition's
+// keys, within the limits, with a version and TTL in range. A forged
+// version of 2^64-1 used to be stored, after which the partition's next
+// versions wrapped around and every later write of the key, logouts
+// included, lost to it on the backup.
+func TestCluster_replicatedEntriesAreChecked(t *testing.T) {
+	c := nodetest.Start(t, 3)
+	ctx := ctxFor(t)
+	ci := c.Node(0).ClusterInfo()
+	const key = "sess:victim"
+	p := ring.Partition(key, ci.Partitions)
+	byName := nodesByName(c)
+	primary, backup := byName[ci.Members[ci.Owners[p][0]].Name], byName[ci.Members[ci.Owners[p][1]].Name]
+	var other *node.Node
+	for _, n := range byName {
+		if n != primary && n != backup {
+			other = n
+		}
+	}
+	hash := doOn(ctx, backup, &protocol.Request{Op: protocol.OpPing}).Version
+	replicate := func(to *node.Node, x protocol.Entry) *protocol.Response {
+		return doOn(ctx, to, &protocol.Request{Op: protocol.OpReplicate, Key: primary.Name(), Partition: int32(p), TableHash: hash, Entries: []protocol.Entry{x}})
+	}
+	entry := func(mutate func(*protocol.Entry)) protocol.Entry {
+		x := protocol.Entry{Key: key, Value: []byte("forged"), TTL: 60_000, Version: 1}
+		mutate(&x)
+		return x
+	}
+	otherKey, _ := notPrimaryOf(primary, func(i int) string { return fmt.Sprint("k", i) })
+	for _, tc := range []struct {
+		name string
+		to   *node.Node
+		x    protocol.Entry
+		want protocol.Code
+	}{
+		{"to a node that does not hold the partition", other, entry(func(*protocol.Entry) {}), protocol.CodeNotOwner},
+		{"version 2^64-1", backup, entry(func(x *protocol.Entry) { x.Version = math.MaxUint64 }), protocol.CodeBadRequest},
+		{"version 0", backup, entry(func(x *protocol.Entry) { x.Version = 0 }), protocol.CodeBadRequest},
+		{"ttl -5", backup, entry(func(x *protocol.Entry) { x.TTL = -5 }), protocol.CodeBadRequest},
+		{"ttl 2^63-1", backup, entry(func(x *protocol.Entry) { x.TTL = math.MaxInt64 }), protocol.CodeBadRequest},
+		{"a key of another partition", backup, entry(func(x *protocol.Entry) { x.Key = otherKey }), protocol.CodeBadRequest},
+		{"a key over the limit", backup, entry(func(x *protocol.Entry) { x.Key = strings.Repeat("k", protocol.DefaultLimits().MaxKey+1) }), protocol.CodeTooLarge},
+		{"a value over the limit", backup, entry(func(x *protocol.Entry) { x.Value = make([]byte, protocol.DefaultLimits().MaxValue+1) }), protocol.CodeTooLarge},
+	} {
+		if r := replicate(tc.to, tc.x); r.Code != tc.want {
+			t.Errorf("%s: %v %s; want %v", tc.name, r.Code, r.Msg, tc.want)
+		}
+	}
+	if _, ok := backup.Store().Entry(key); ok {
+		t.Fatal("the backup stored a refused entry")
+	}
+	// The same request with a well-formed entry is applied: the refusals
+	// above are the checks', not the test's.
+	if r := replicate(backup, entry(func(*protocol.Entry) {})); r.Code != protocol.CodeOK || r.N != 1 {
+		t.Fatalf("a well-formed entry: %v %s, applied %d; want OK 1", r.Code, r.Msg, r.N)
+	}
+	// And a client's write and logout win over it, on the backup too.
+	if r := doOn(ctx, c.Node(0), &protocol.Request{Op: protocol.OpSet, Key: key, Value: []byte("legit"), TTL: 60_000}); r.Code != protocol.CodeOK {
+		t.Fatalf("SET: %v", r.Err())
+	}
+	if e, ok := backup.Store().Entry(key); !ok || string(e.Value) != "legit" {
+		t.Errorf("backup after SET: %q, %v; want legit", e.Value, ok)
+	}
+	if r := doOn(ctx, c.Node(0), &protocol.Request{Op: protocol.OpDelete, Keys: []string{key}}); r.Code != protocol.CodeOK || r.N != 1 {
+		t.Fatalf("DEL: %v, %d", r.Err(), r.N)
+	}
+	if e, ok := backup.Store().Entry(key); !ok || !e.Tombstone {
+		t.Errorf("backup after DEL: %+v, %v; want a tombstone", e, ok)
 	}
 }

@@ -64,6 +64,11 @@ const atomicReplyItemRoom = 160
 // limit that a store's clock plus a TTL cannot overflow.
 const MaxTTL = int64(1) << 62
 
+// MaxVersion bounds an entry's version. Versions follow the wall clock in
+// µs (about 2^51 today), so none comes near it, and a partition's next
+// version, one past the highest it has seen, cannot overflow.
+const MaxVersion = uint64(1) << 62
+
 // CheckKey reports ErrTooLarge or ErrBadRequest for a key the limits refuse.
 func (l Limits) CheckKey(key string) error {
 	l = l.WithDefaults()

@@ -105,6 +105,23 @@ func (s *Store) ApplyBatch(entries []protocol.Entry) (int, error) {
 	return applied, nil
 }
 
+// checkEntry refuses an entry no store could have sent: a version past
+// protocol.MaxVersion would let the partition's next version wrap around
+// below the ones before it (later writes would then lose to it
+// everywhere), and a TTL below -1 (none) or past protocol.MaxTTL would
+// overflow the clock.
+func checkEntry(x *protocol.Entry) error {
+	switch {
+	case x.Key == "":
+		return protocol.Errorf(protocol.CodeBadRequest, "entry with an empty key")
+	case x.Version == 0 || x.Version > protocol.MaxVersion:
+		return protocol.Errorf(protocol.CodeBadRequest, "entry %q: version %d out of range [1,%d]", x.Key, x.Version, protocol.MaxVersion)
+	case x.TTL < -1 || x.TTL > protocol.MaxTTL:
+		return protocol.Errorf(protocol.CodeBadRequest, "entry %q: ttl %dms out of range", x.Key, x.TTL)
+	}
+	return nil
+}
+
 // applyNeed is the memory an Apply of x may take.
 func applyNeed(x *protocol.Entry) int64 {
 	if x.TTL == 0 || x.Tombstone {
@@ -115,6 +132,9 @@ func applyNeed(x *protocol.Entry) int64 {
 
 // applyLocked is Apply under p's lock, p being x's partition.
 func (s *Store) applyLocked(p *partition, x *protocol.Entry, now int64) (bool, error) {
+	if err := checkEntry(x); err != nil {
+		return false, err
+	}
 	if x.TTL == 0 {
 		return false, nil
 	}
