@@ -107,7 +107,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Nil means time.Now. Tests inject a fake.
 	Now func() time.Time
+
+	timeouts nativeTimeouts // zero fields: helloTimeout, frameTimeout (tests shorten them)
 }
+
+// nativeTimeouts bound how long a native connection may take to send its
+// hello, and the rest of a frame once its header has come.
+type nativeTimeouts struct{ hello, frame time.Duration }
 
 // DefaultConfig returns the configuration `cloakroomd` uses with no flags:
 // every listener on loopback only, as exposing a node is a deliberate act.
@@ -151,6 +157,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PeerTimeout == 0 {
 		c.PeerTimeout = 2 * time.Second
+	}
+	if c.timeouts.hello == 0 {
+		c.timeouts.hello = helloTimeout
+	}
+	if c.timeouts.frame == 0 {
+		c.timeouts.frame = frameTimeout
 	}
 	if c.Partitions == 0 {
 		c.Partitions = ring.DefaultPartitions

@@ -25,6 +25,16 @@ const maxInlineEntries = 64
 // nodes at once; the reader stops reading while they are all busy.
 const maxAsyncPerConn = 256
 
+// A native connection must send its hello within helloTimeout, and once a
+// frame's header has come, the rest of it within frameTimeout: a
+// connection that stalls before either is closed, so that thousands of
+// connections cannot each hold a frame buffer half-filled (up to twice the
+// frame limit each). Between frames a connection may idle.
+const (
+	helloTimeout = 10 * time.Second
+	frameTimeout = 30 * time.Second
+)
+
 // nativeConn is one native-protocol connection. A reader goroutine decodes
 // requests; those this node answers from memory alone run inline, and those
 // that wait on other nodes (forwarding, replication, transfers) run on
@@ -59,6 +69,8 @@ func (n *Node) serveNative(c net.Conn, member bool) {
 	go nc.flushLoop(done, flushed)
 	if member { // reads and writes: one that floods and never reads is closed too
 		_ = c.SetDeadline(time.Now().Add(n.cfg.PeerTimeout))
+	} else {
+		_ = c.SetReadDeadline(time.Now().Add(n.cfg.timeouts.hello))
 	}
 	nc.readLoop(member)
 	nc.async.Wait()
@@ -70,10 +82,19 @@ func (nc *nativeConn) readLoop(member bool) {
 	n := nc.n
 	br := bufio.NewReaderSize(nc.c, connBufSize)
 	fr := protocol.NewFrameReader(br, n.cfg.Limits.MaxFrame())
+	hello := false
+	fr.Partial = func(waiting bool) {
+		switch {
+		case !hello: // the hello's own deadline stands
+		case waiting:
+			_ = nc.c.SetReadDeadline(time.Now().Add(n.cfg.timeouts.frame))
+		default:
+			_ = nc.c.SetReadDeadline(time.Time{})
+		}
+	}
 	dec := protocol.NewDecoder()
 	var req protocol.Request
 	var resp protocol.Response
-	hello := false
 	for {
 		frame, err := fr.Next()
 		if err != nil {
@@ -118,6 +139,7 @@ func (nc *nativeConn) readLoop(member bool) {
 				}
 				_ = nc.c.SetDeadline(time.Time{})
 			}
+			_ = nc.c.SetReadDeadline(time.Time{})
 			hello = true
 			resp = protocol.Response{ID: req.ID, Version: protocol.Version, Value: []byte(n.cfg.Name)}
 			nc.reply(&resp, fr.Buffered() == 0)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -442,5 +443,44 @@ func TestNative_replicatedEntries_applyInOrderWithoutWorkers(t *testing.T) {
 	}
 	if w := n.work.Running(); w != 1 {
 		t.Errorf("%d workers after a transfer's batch; want the one that ran it", w)
+	}
+}
+
+// A connection that stalls before its hello, or in the middle of a frame,
+// is closed; one that idles between frames is not. (Thousands of
+// connections each holding a frame nearly sent used to keep 1.7 MB each.)
+func TestNative_stalledConnectionsAreClosed(t *testing.T) {
+	n := startTestNode(t, func(c *Config) {
+		c.timeouts = nativeTimeouts{hello: 300 * time.Millisecond, frame: 300 * time.Millisecond}
+	})
+	closedWithin := func(rc *rawConn, d time.Duration) bool {
+		rc.c.SetReadDeadline(time.Now().Add(d))
+		defer rc.c.SetReadDeadline(time.Time{})
+		_, err := rc.c.Read(make([]byte, 1))
+		return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+	}
+
+	silent := dialRaw(t, n)
+	idle := dialHello(t, n)
+	half := dialHello(t, n)
+	half.sendRaw(append(binary.BigEndian.AppendUint32(nil, 100_000), make([]byte, 50_000)...))
+
+	if !closedWithin(silent, 5*time.Second) {
+		t.Error("a connection that sent no hello is still open")
+	}
+	if !closedWithin(half, 5*time.Second) {
+		t.Error("a connection that stalled in the middle of a frame is still open")
+	}
+	// Ten times the frame timeout idle between frames, then served.
+	if closedWithin(idle, 3*time.Second) {
+		t.Fatal("an idle connection was closed")
+	}
+	if resp := idle.do(&protocol.Request{ID: 2, Op: protocol.OpPing}); resp.Code != protocol.CodeOK {
+		t.Errorf("ping after idling: %v", resp.Err())
+	}
+	// A large frame that arrives whole is read as before.
+	big := dialHello(t, n)
+	if resp := big.do(&protocol.Request{ID: 3, Op: protocol.OpSet, Key: "k", Value: make([]byte, 900_000), TTL: 60_000}); resp.Code != protocol.CodeOK {
+		t.Errorf("a 900 KB SET: %v", resp.Err())
 	}
 }

@@ -20,6 +20,12 @@ type FrameReader struct {
 	r   *bufio.Reader
 	max int
 	buf []byte
+
+	// Partial, if set, is called with true when a frame's header has come
+	// but not all of its body, and with false once Next returns that
+	// frame (or fails): a server sets a read deadline for the rest, so
+	// that a peer cannot hold a frame half-sent, and its buffer, for ever.
+	Partial func(waiting bool)
 }
 
 // NewFrameReader returns a FrameReader over r that refuses frames over max.
@@ -44,6 +50,10 @@ func (f *FrameReader) Next() ([]byte, error) {
 	}
 	if _, err := f.r.Discard(FrameHeader); err != nil {
 		return nil, err
+	}
+	if f.Partial != nil && f.r.Buffered() < n {
+		f.Partial(true)
+		defer f.Partial(false)
 	}
 	if cap(f.buf) > keepFrameBuf {
 		f.buf = nil // do not pin one large frame's buffer for good
