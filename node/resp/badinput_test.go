@@ -1,12 +1,14 @@
 package resp
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -347,4 +349,46 @@ func TestServer_CloseWhileConnectionsArrive(t *testing.T) {
 	ts.mustClose(t, "while connections arrived")
 	close(stop)
 	wg.Wait()
+}
+
+// Before AUTH a client can only be told NOAUTH, and may leave far less of
+// that unread: 20 clients pipelining HELLO and reading nothing used to
+// hold 2.2 GB of NOAUTH replies. One past maxUnreadUnauth is closed.
+func TestServer_UnauthenticatedClientThatNeverReadsIsClosedEarly(t *testing.T) {
+	ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.Password = "pw" })
+	// The kernel's buffers on both sides hold little of the replies: the
+	// client's receive buffer is set before it connects, so its window
+	// stays small.
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	nc, err := d.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	hog := &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+	hog.expect("-NOAUTH Authentication required.\r\n", "get", "k") // counted among the clients
+	open := ts.srv.Clients()
+	// Each HELLO (9 bytes) is answered with a NOAUTH error of about 100
+	// bytes: 300,000 of them make 30 MB of replies, far past the limit,
+	// and less than 64 MiB (maxUnread).
+	sent := make(chan error, 1)
+	go func() {
+		_, err := hog.nc.Write([]byte(strings.Repeat("HELLO 3\r\n", 300_000)))
+		sent <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for ts.srv.Clients() >= open {
+		if time.Now().After(deadline) {
+			t.Fatal("an unauthenticated connection leaving 30 MB of replies unread is still open")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	<-sent
+	hog.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, _ := io.Copy(io.Discard, hog.nc); n >= 4*maxUnreadUnauth {
+		t.Errorf("read %d bytes of replies; want the connection closed near %d", n, maxUnreadUnauth)
+	}
+	ts.dial(t).expect("-NOAUTH Authentication required.\r\n", "get", "k")
 }

@@ -14,14 +14,34 @@ import (
 // maxUnread bounds the replies one connection may leave unread. A client
 // that goes on sending commands without reading their replies would have
 // the node hold them all; past this it is disconnected instead, as Redis
-// does with its client output buffer limit. One reply larger than this is
-// still sent whole.
+// does with its client output buffer limit.
 const maxUnread = 64 << 20
+
+// maxReply bounds one MGET's reply: 1,000 keys of a 1 MiB session in one
+// 9 KB command would otherwise take 1 GB to answer (5 GB of the node's
+// memory while it is built, and every other client waits). Such an MGET is
+// answered with an error instead. Other replies (KEYS of a large
+// keyspace) are still sent whole.
+const maxReply = maxUnread
+
+// maxUnreadUnauth is maxUnread for a client that has not authenticated
+// (with --requirepass): it can only be told NOAUTH, and 20 such clients
+// pipelining HELLO and reading nothing used to hold 2.2 GB of those
+// replies (redis-server closes them at about 20 KB).
+const maxUnreadUnauth = 256 << 10
+
+// unreadLimit is maxUnread, or maxUnreadUnauth before AUTH.
+func (c *conn) unreadLimit() int {
+	if !c.authed {
+		return maxUnreadUnauth
+	}
+	return maxUnread
+}
 
 // tooMuchUnread closes a connection whose client does not read its replies.
 func (c *conn) tooMuchUnread() gnet.Action {
 	c.s.log.Warn("resp: closing a client that does not read its replies",
-		"peer", c.addr, "unread_bytes", c.gc.OutboundBuffered(), "limit", maxUnread)
+		"peer", c.addr, "unread_bytes", c.gc.OutboundBuffered(), "limit", c.unreadLimit())
 	return gnet.Close
 }
 

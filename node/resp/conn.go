@@ -245,7 +245,7 @@ func (c *conn) exec(ctx context.Context, cmd *command, resps []protocol.Response
 		}
 		return nil
 	}
-	c.execAll(ctx, resps, cmd.flags&flagWrite != 0, c.local())
+	c.execAll(ctx, resps, cmd.flags&flagWrite != 0, c.local(), -1)
 	c.redoFailed(ctx, &rt, cmd, resps)
 	return nil
 }

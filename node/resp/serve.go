@@ -424,7 +424,7 @@ func (c *conn) traffic() gnet.Action {
 			return c.quitNow()
 		}
 	}
-	if gc.OutboundBuffered() > maxUnread {
+	if gc.OutboundBuffered() > c.unreadLimit() {
 		return c.tooMuchUnread()
 	}
 	ran := 0 // commands run in this pass
@@ -465,11 +465,11 @@ func (c *conn) traffic() gnet.Action {
 			if c.quit {
 				return c.quitNow()
 			}
-			if c.w.Buffered() > maxUnread/4 { // a long pipeline of large replies
+			if limit := c.unreadLimit(); c.w.Buffered() > limit/4 { // a long pipeline of large replies
 				if act := c.flush(); act != gnet.None {
 					return act
 				}
-				if gc.OutboundBuffered() > maxUnread {
+				if gc.OutboundBuffered() > limit {
 					return c.tooMuchUnread()
 				}
 			}

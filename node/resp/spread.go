@@ -2,6 +2,7 @@ package resp
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
@@ -74,7 +75,15 @@ func (c *conn) runSpread(ctx context.Context, cmd *command, args [][]byte) {
 		}
 		built = false
 		resps := c.respsFor(len(c.reqs))
-		c.execAll(ctx, resps, !reads, c.onLoop || c.local())
+		room := -1 // bytes of values the reply has room for; -1: no limit (a write)
+		if reads {
+			room = maxReply - (len(c.w.buf) - mark)
+		}
+		if !c.execAll(ctx, resps, !reads, c.onLoop || c.local(), room) {
+			c.w.buf = c.w.buf[:mark]
+			c.w.Error(fmt.Sprintf("ERR the reply would be over %d bytes, the most one reply may take; ask for fewer keys at a time", maxReply))
+			return
+		}
 		c.redoFailed(ctx, &rt, cmd, resps)
 		for k := range resps {
 			if r := &resps[k]; r.Code != protocol.CodeOK && (!reads || r.Code != protocol.CodeNotFound) {
@@ -107,12 +116,21 @@ func (c *conn) chunk(cmd *command, args [][]byte, i int) {
 // serves them all without waiting), else together through DoAll, which
 // may run them at once. The n-th write of each key goes in the n-th DoAll
 // call, so a key written twice keeps the last value, as in order.
-func (c *conn) execAll(ctx context.Context, resps []protocol.Response, writes, local bool) {
+//
+// Unless room is negative, it reports false once the values read come to
+// more than room bytes: local requests stop there, before copying more;
+// requests sent to other nodes are all answered first (a chunk's worth).
+func (c *conn) execAll(ctx context.Context, resps []protocol.Response, writes, local bool, room int) bool {
 	if local {
 		for i := range c.reqs {
 			c.s.b.Do(ctx, &c.reqs[i], &resps[i])
+			if room >= 0 {
+				if room -= len(resps[i].Value); room < 0 {
+					return false
+				}
+			}
 		}
-		return
+		return true
 	}
 	round := make([]int, len(c.reqs)) // which DoAll call each request is in
 	rounds := 1
@@ -135,4 +153,13 @@ func (c *conn) execAll(ctx context.Context, resps []protocol.Response, writes, l
 		}
 		c.s.b.DoAll(ctx, rq, rs)
 	}
+	if room < 0 {
+		return true
+	}
+	for i := range resps {
+		if room -= len(resps[i].Value); room < 0 {
+			return false
+		}
+	}
+	return true
 }

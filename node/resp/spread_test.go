@@ -197,3 +197,46 @@ func TestSpread_MGetOfManyKeys_allocatesLittleAKey(t *testing.T) {
 		t.Errorf("MGET of %d keys allocated %d bytes a key; want at most 100", n, perKey)
 	}
 }
+
+// An MGET whose reply would be over maxReply is answered with an error,
+// and a local one stops copying values at the limit: 200 keys of a 1 MiB
+// session (a 1.8 KB command) used to take 1 GB of the node's memory. One
+// within the limit is answered whole.
+func TestSpread_MGetOverTheReplyLimit_isRefused(t *testing.T) {
+	ts := startServer(t, slowRemote(0))
+	big := strings.Repeat("v", 1<<20)
+	for _, k := range []string{"big", "r:big"} {
+		var resp protocol.Response
+		if ts.b.Do(context.Background(), &protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte(big), TTL: 60_000}, &resp); resp.Code != protocol.CodeOK {
+			t.Fatalf("set %s: %v", k, resp.Err())
+		}
+	}
+	mget := func(key string, n int) ([]byte, uint64) {
+		c := &conn{s: ts.srv, w: NewWriter(), authed: true}
+		c.resetTx()
+		args := [][]byte{[]byte("mget")}
+		for range n {
+			args = append(args, []byte(key))
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		c.dispatch(context.Background(), args)
+		runtime.ReadMemStats(&after)
+		return c.w.Bytes(), after.TotalAlloc - before.TotalAlloc
+	}
+	const refusal = "-ERR the reply would be over 67108864 bytes"
+	reply, alloc := mget("big", 200)
+	if !strings.HasPrefix(string(reply), refusal) {
+		t.Errorf("local MGET of 200 MiB: got %.60q; want the refusal", reply)
+	}
+	if alloc > 3*maxReply {
+		t.Errorf("local MGET of 200 MiB allocated %d MiB; want under %d", alloc>>20, 3*maxReply>>20)
+	}
+	if reply, _ := mget("r:big", 100); !strings.HasPrefix(string(reply), refusal) {
+		t.Errorf("remote MGET of 100 MiB: got %.60q; want the refusal", reply)
+	}
+	reply, _ = mget("big", 60)
+	if want := "*60\r\n$1048576\r\n" + big + "\r\n"; !strings.HasPrefix(string(reply), want) || len(reply) != 5+60*(len(big)+12) {
+		t.Errorf("MGET of 60 MiB: got %d bytes, %.20q; want 60 values", len(reply), reply)
+	}
+}
