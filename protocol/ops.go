@@ -42,7 +42,10 @@ const (
 	OpTTL
 	// OpScan lists keys of partition Partition after cursor Cursor, at most
 	// Count of them, matching the glob Pattern when it is set. The reply's
-	// Keys are the keys and its Cursor the next cursor (0 when done).
+	// Keys are the keys and its Cursor the next cursor (0 when done). A
+	// page matches a bounded number of keys against Pattern (ten times
+	// Count, at least 100), so it may hold fewer than Count keys, or none,
+	// before the partition ends; reply N counts the keys it examined.
 	OpScan
 	// OpCount counts the live keys on the node (DBSIZE).
 	OpCount

@@ -193,9 +193,15 @@ func decodeCursor(c uint64) (partition, pos uint64) {
 	return c >> cursorPosBits, (c & cursorPosMask) << posShift
 }
 
-// scan collects at least count keys matching pattern from the global cursor
-// on (fewer when the keyspace ends), and returns the next cursor. Every key
+// scan collects up to count keys matching pattern from the global cursor
+// on, and returns the next cursor (0 once the keyspace ends). Every key
 // present throughout the iteration is returned exactly once.
+//
+// Its work is bounded as Redis bounds a SCAN's: once its pages have
+// examined ten times count keys (OpScan's reply N), it returns what it
+// has, few keys or none, with a cursor. A SCAN whose pattern matched
+// nothing used to walk the whole keyspace in one call (300,000 keys, 10 s
+// with a costly pattern).
 func (c *conn) scan(ctx context.Context, cursor uint64, pattern string, count int) ([]string, uint64, error) {
 	parts := uint64(c.s.b.Partitions())
 	var keys []string
@@ -206,11 +212,13 @@ func (c *conn) scan(ctx context.Context, cursor uint64, pattern string, count in
 		c.s.b.Do(ctx, &req, &resp)
 		return resp.Err()
 	}
-	for p < parts && len(keys) < count {
+	budget := int64(max(10*count, 100)) // as store's scanExamine, for the whole call
+	for p < parts && len(keys) < count && budget > 0 {
 		if err := next(count - len(keys)); err != nil {
 			return nil, 0, err
 		}
 		keys = append(keys, resp.Keys...)
+		budget -= resp.N
 		if resp.Cursor == 0 {
 			p, pos = p+1, 0
 		} else {

@@ -229,6 +229,40 @@ func TestServer_Keys_Scan(t *testing.T) {
 	}
 }
 
+// A SCAN whose pattern matches nothing returns after examining about ten
+// times COUNT keys, with no keys and a cursor, as Redis's does: it used to
+// walk the whole keyspace in one call. Paging on finds every match.
+func TestServer_Scan_boundsItsWorkPerCall(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	for i := range 3000 {
+		c.expect("+OK\r\n", "set", "other:"+itoa(i), "v")
+	}
+	c.expect("+OK\r\n", "set", "user:1", "v")
+	calls, found := 0, 0
+	for cursor := "0"; ; calls++ {
+		if calls > 10_000 {
+			t.Fatal("SCAN did not finish")
+		}
+		c.cmd("scan", cursor, "match", "user:*", "count", "10")
+		lines := strings.Split(c.reply(), "\r\n")
+		cursor = lines[2]
+		found += strings.Count(strings.Join(lines[3:], "\n"), "user:1")
+		if calls == 0 && cursor == "0" {
+			t.Fatal("the first SCAN MATCH of 3,001 keys finished the iteration; want a cursor after about 100 keys")
+		}
+		if cursor == "0" {
+			break
+		}
+	}
+	if found != 1 {
+		t.Errorf("paging found user:1 %d times; want once", found)
+	}
+	if calls < 3001/200 {
+		t.Errorf("%d calls for 3,001 keys; want each to examine about 100", calls+1)
+	}
+}
+
 func TestServer_FlushAll(t *testing.T) {
 	ts := startServer(t)
 	c := ts.dial(t)

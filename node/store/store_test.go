@@ -419,6 +419,47 @@ func TestStore_Scan_visitsEveryKeyOnce(t *testing.T) {
 	}
 }
 
+// A page matches at most scanExamine(count) keys against its pattern and
+// then returns, with none found if need be, and a cursor after the last it
+// examined: a pattern that matches few of a large partition's keys costs
+// each page a bounded amount, and paging still finds each match once.
+func TestStore_Scan_pageExaminesABoundedNumberOfKeys(t *testing.T) {
+	s, _ := newTestStore(t, Config{Partitions: 1})
+	for i := range 3000 {
+		set(s, fmt.Sprint("other:", i), "v", time.Minute)
+	}
+	for i := range 5 {
+		set(s, fmt.Sprint("user:", i), "v", time.Minute)
+	}
+	seen := map[string]int{}
+	pages := 0
+	for cursor := uint64(0); ; pages++ {
+		r := exec(s, protocol.Request{Op: protocol.OpScan, Cursor: cursor, Count: 10, Pattern: "user:*"})
+		const most = 100             // ten times the count, at least 100
+		if r.N < 1 || r.N > most+2 { // +2: keys sharing the last one's position
+			t.Fatalf("page %d examined %d keys; want 1 to %d", pages, r.N, most)
+		}
+		for _, k := range r.Keys {
+			seen[k]++
+		}
+		if r.Cursor == 0 {
+			break
+		}
+		cursor = r.Cursor
+	}
+	if len(seen) != 5 {
+		t.Errorf("paging found %v; want the 5 user: keys", seen)
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("%s found %d times", k, n)
+		}
+	}
+	if pages < 3005/102 {
+		t.Errorf("%d pages for 3,005 keys; want at least %d (each examining at most about 100)", pages+1, 3005/102)
+	}
+}
+
 // A scan asked for more keys than fit in a frame returns a page that does
 // (its encoded keys within maxScanBytes) and a cursor for the rest: a
 // reply over the frame limit would fail, and close the connection it
