@@ -219,6 +219,10 @@ func cmdClient(_ context.Context, c *conn, args [][]byte) {
 		}
 		c.w.BulkString(sb.String())
 	case "no-evict", "no-touch":
+		if v := strings.ToLower(string(args[2])); v != "on" && v != "off" {
+			c.w.Error(string(errSyntax))
+			return
+		}
 		c.w.OK()
 	case "reply":
 		// Answering OK and replying on would leave a client that counts on

@@ -43,6 +43,9 @@ func TestServer_ErrorWording(t *testing.T) {
 		{[]string{"getex", "k", "ex", "0"}, "-ERR invalid expire time in 'getex' command\r\n"},
 		{[]string{"getex", "k", "persist", "ex", "1"}, "-ERR syntax error\r\n"},
 		{[]string{"getex", "k", "foo"}, "-ERR syntax error\r\n"},
+		{[]string{"getex", "k", "persist", "persist", "ex"}, "-ERR syntax error\r\n"},
+		{[]string{"client", "no-evict", "maybe"}, "-ERR syntax error\r\n"},
+		{[]string{"client", "no-touch"}, "-ERR wrong number of arguments for 'client|no-touch' command\r\n"},
 		{[]string{"select", "abc"}, "-ERR value is not an integer or out of range\r\n"},
 		{[]string{"select", "1"}, "-ERR DB index is out of range\r\n"},
 		{[]string{"client", "foo"}, "-ERR unknown subcommand 'foo'. Try CLIENT HELP.\r\n"},
@@ -136,6 +139,8 @@ func TestServer_Strings(t *testing.T) {
 	c.expect(":100\r\n", "ttl", "p")
 	c.expect("$1\r\nv\r\n", "getex", "k", "persist")
 	c.expect(":-1\r\n", "ttl", "k")
+	c.expect("$1\r\nv\r\n", "getex", "k", "persist", "PERSIST") // repeated, as Redis accepts
+	c.expect("+OK\r\n", "client", "no-evict", "on")
 	c.expect("$1\r\nv\r\n", "getex", "k", "ex", "50")
 	c.expect(":50\r\n", "ttl", "k")
 	c.expect("$1\r\nv\r\n", "getex", "k", "pxat", "1")

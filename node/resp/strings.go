@@ -3,6 +3,7 @@ package resp
 import (
 	"bytes"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/cloakroom/cloakroom/protocol"
@@ -235,11 +236,13 @@ func buildGetDel(c *conn, args [][]byte, _ bool) error {
 }
 
 // buildGetEx parses GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST].
+// PERSIST may be repeated, as Redis accepts it.
 func buildGetEx(c *conn, args [][]byte, _ bool) error {
-	switch opt := upper(args[len(args)-1]); {
+	persist := !slices.ContainsFunc(args[2:], func(a []byte) bool { return upper(a) != "PERSIST" })
+	switch {
 	case len(args) == 2:
 		c.add(protocol.OpGet, args[1])
-	case len(args) == 3 && opt == "PERSIST":
+	case persist:
 		c.add(protocol.OpGetAndTouch, args[1]).Flags = protocol.FlagNoTTL
 	case len(args) == 4:
 		switch kind := upper(args[2]); kind {
