@@ -163,6 +163,21 @@ func TestRESP_Node_TransactionReadsAreBoundedPipelinesAreNot(t *testing.T) {
 		t.Errorf("the refused transaction's SET: GET says %v; want nil (not run)", err)
 	}
 
+	// DEL in a transaction counts the keys it deletes and carries no value
+	// back: two sessions of 600 KB, over a reply's worth together, go.
+	for _, k := range []string{"{u}a", "{u}b"} {
+		if err := rdb.Set(ctx, k, strings.Repeat("s", 600<<10), time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var del *goredis.IntCmd
+	if _, err := rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		del = p.Del(ctx, "{u}a", "{u}b")
+		return nil
+	}); err != nil || del.Val() != 2 {
+		t.Errorf("MULTI, DEL of two 600 KB sessions, EXEC: %d, %v; want 2", del.Val(), err)
+	}
+
 	cmds, err := rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for range 64 {
 			p.Get(ctx, "{u}big")

@@ -53,6 +53,25 @@ func TestNode_Atomic_manyReadsOfALargeValueAreRefusedBeforeCopying(t *testing.T)
 	if n.Do(ctx, &protocol.Request{Op: protocol.OpGet, Key: "{u}w"}, &resp); resp.Code != protocol.CodeNotFound {
 		t.Errorf("the refused step's SET: %v; want it not run (NotFound)", resp.Code)
 	}
+	// However many requests a step built on its primary holds (a MULTI
+	// may queue thousands), the bound stands.
+	many := make([]*protocol.Request, 7000)
+	for i := range many {
+		many[i] = &protocol.Request{Op: protocol.OpGet, Key: "{u}big"}
+	}
+	manyResps := make([]*protocol.Response, len(many))
+	for i := range manyResps {
+		manyResps[i] = new(protocol.Response)
+	}
+	runtime.ReadMemStats(&before)
+	err = n.DoAtomic(ctx, many, manyResps)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, protocol.ErrTooLarge) {
+		t.Errorf("DoAtomic of 7,000 GETs: %v; want ErrTooLarge", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Errorf("refusing 7,000 GETs allocated %d MB; want under 64", got>>20)
+	}
 	// As many reads as fit do run.
 	if err := n.DoAtomic(ctx, reqs[:2], resps[:2]); err != nil || resps[1].Code != protocol.CodeOK || len(resps[1].Value) != len(big) {
 		t.Fatalf("SET and one GET: %v, %v with %d bytes", err, resps[1].Code, len(resps[1].Value))

@@ -52,8 +52,13 @@ func (l Limits) MaxAtomicBatch() int { return l.MaxFrame() - atomicFieldsRoom }
 
 // MaxAtomicReads is the most bytes of values an atomic batch of n requests
 // may read: what its reply (at most MaxAtomicBatch) has room for once each
-// response's other fields are counted.
-func (l Limits) MaxAtomicReads(n int) int { return l.MaxAtomicBatch() - atomicReplyItemRoom*(n+1) }
+// response's other fields are counted. A batch sent between nodes holds
+// at most maxBatch requests; one run where it was built (a MULTI on the
+// key's primary) may hold more, and is allowed as much as the largest
+// that travels, so that the bound never vanishes.
+func (l Limits) MaxAtomicReads(n int) int {
+	return l.MaxAtomicBatch() - atomicReplyItemRoom*(min(n, maxBatch)+1)
+}
 
 // atomicReplyItemRoom is room for one response of an atomic batch without
 // its value: its fields, a short error message and the batch's framing.

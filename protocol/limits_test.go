@@ -66,3 +66,22 @@ func TestLimits_aWriteAtTheLimitsFitsAFrame(t *testing.T) {
 		}
 	}
 }
+
+// The read bound of an atomic batch never vanishes, however many requests
+// it holds: past the most a batch between nodes holds, it stays where it
+// is there (it used to reach 0 at 6,943 requests, and 0 meant no bound).
+func TestLimits_MaxAtomicReads_neverVanishes(t *testing.T) {
+	var l Limits
+	least := l.MaxAtomicReads(maxBatch)
+	if least < l.WithDefaults().MaxValue*3/4 {
+		t.Errorf("MaxAtomicReads(%d) = %d; want most of a value (%d)", maxBatch, least, l.WithDefaults().MaxValue)
+	}
+	for _, n := range []int{maxBatch + 1, 6943, 100_000} {
+		if got := l.MaxAtomicReads(n); got != least {
+			t.Errorf("MaxAtomicReads(%d) = %d; want %d", n, got, least)
+		}
+	}
+	if one := l.MaxAtomicReads(1); one <= least {
+		t.Errorf("MaxAtomicReads(1) = %d; want more than with %d requests (%d)", one, maxBatch, least)
+	}
+}

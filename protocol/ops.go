@@ -144,6 +144,11 @@ const (
 	// primary acknowledged) and it has fetched any keys it may lack;
 	// otherwise it answers Unavailable.
 	FlagReplicaRead
+	// FlagNoValue makes a Get or GetAndDelete answer only whether the key
+	// was there, without its value: a DEL in a transaction, which counts
+	// the keys it deleted, need not carry a session back. A node that
+	// predates it answers with the value, which the caller ignores.
+	FlagNoValue
 )
 
 // Repeatable reports whether r may be sent again after an attempt that may

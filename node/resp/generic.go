@@ -42,9 +42,16 @@ func buildMSet(c *conn, args [][]byte, _ bool) error {
 }
 
 // buildDel deletes every key in one request, which the node splits across
-// owners; inside a transaction each key is its own single-key step.
+// owners; inside a transaction each key is its own single-key step, which
+// reports whether the key was there but not its value.
 func buildDel(c *conn, args [][]byte, atomic bool) error {
-	return c.multiKey(args, atomic, protocol.OpDelete, protocol.OpGetAndDelete)
+	if err := c.multiKey(args, atomic, protocol.OpDelete, protocol.OpGetAndDelete); err != nil || !atomic {
+		return err
+	}
+	for i := len(c.reqs) - (len(args) - 1); i < len(c.reqs); i++ {
+		c.reqs[i].Flags |= protocol.FlagNoValue
+	}
+	return nil
 }
 
 func buildExists(c *conn, args [][]byte, atomic bool) error {

@@ -110,6 +110,9 @@ func buildSet(c *conn, args [][]byte, _ bool) error {
 		if flags&protocol.FlagIfAbsent != 0 {
 			op = protocol.OpGet
 		}
+		if flags&protocol.FlagReturnOld == 0 {
+			flags |= protocol.FlagNoValue // only whether the key was there
+		}
 		c.add(op, args[1]).Flags = flags &^ protocol.FlagNoTTL
 		return nil
 	}

@@ -18,16 +18,16 @@ import (
 // answers its key's version, not its value. Only single-key ops are
 // allowed. resps must be as long as reqs.
 func (s *Store) ExecAtomic(reqs []*protocol.Request, resps []*protocol.Response) error {
-	_, err := s.ExecAtomicTracked(reqs, resps, nil, 0)
+	_, err := s.ExecAtomicTracked(reqs, resps, nil, -1)
 	return err
 }
 
 // ExecAtomicTracked is ExecAtomic, which also returns the Change of each of
-// keys (keys of the batch, each once) across the whole batch. If maxRead
-// is positive, a batch whose reads would copy more than maxRead bytes of
-// values is refused with ErrTooLarge before anything runs (readsFit): its
-// replies must fit in one message, and a thousand GETs of one large value
-// would otherwise copy it a thousand times.
+// keys (keys of the batch, each once) across the whole batch. Unless
+// maxRead is negative, a batch whose reads would copy more than maxRead
+// bytes of values is refused with ErrTooLarge before anything runs
+// (readsFit): its replies must fit in one message, and a thousand GETs of
+// one large value would otherwise copy it a thousand times.
 func (s *Store) ExecAtomicTracked(reqs []*protocol.Request, resps []*protocol.Response, keys []string, maxRead int) ([]Change, error) {
 	if len(reqs) == 0 {
 		return nil, nil
@@ -61,7 +61,7 @@ func (s *Store) ExecAtomicTracked(reqs []*protocol.Request, resps []*protocol.Re
 			}
 		}
 	}
-	if maxRead > 0 {
+	if maxRead >= 0 {
 		if err := s.readsFit(p, reqs, maxRead); err != nil {
 			return nil, err
 		}
@@ -142,9 +142,9 @@ func (s *Store) readsFit(p *partition, reqs []*protocol.Request, limit int) erro
 // reads reports whether r answers with a stored value.
 func reads(r *protocol.Request) bool {
 	switch r.Op {
-	case protocol.OpGet:
-		return !isGuard(r)
-	case protocol.OpGetAndTouch, protocol.OpGetAndDelete:
+	case protocol.OpGet, protocol.OpGetAndDelete:
+		return !isGuard(r) && r.Flags&protocol.FlagNoValue == 0
+	case protocol.OpGetAndTouch:
 		return true
 	case protocol.OpSet:
 		return r.Flags&protocol.FlagReturnOld != 0

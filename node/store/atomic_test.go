@@ -86,10 +86,18 @@ func TestStore_ExecAtomic_refusesReadsPastTheLimitBeforeRunning(t *testing.T) {
 	}
 	wantValue(t, s, "{u}big", big)
 
+	// A GETDEL that wants no value (a DEL in a transaction) reads none.
+	del := &protocol.Request{Op: protocol.OpGetAndDelete, Key: "{u}big", Flags: protocol.FlagNoValue}
+	resps, err := atomic(10, del)
+	if err != nil || resps[0].Code != protocol.CodeOK || len(resps[0].Value) != 0 {
+		t.Fatalf("GETDEL with FlagNoValue of a 1000-byte value, limit 10: %v, %v with %d bytes; want OK, no value", err, resps[0].Code, len(resps[0].Value))
+	}
+	wantMissing(t, s, "{u}big")
+
 	// A guard (WATCH) reads no value: it answers the version it checked.
 	w := set(s, "{u}big", big, time.Minute)
 	guard := &protocol.Request{Op: protocol.OpGet, Key: "{u}big", Flags: protocol.FlagIfVersion, Version: w.Version}
-	resps, err := atomic(10, guard, write)
+	resps, err = atomic(10, guard, write)
 	if err != nil {
 		t.Fatalf("a guard on a 1000-byte value, limit 10: %v", err)
 	}

@@ -334,6 +334,10 @@ func (s *Store) get(p *partition, req *protocol.Request, resp *protocol.Response
 	if !ok {
 		return protocol.ErrNotFound
 	}
+	if req.Flags&protocol.FlagNoValue != 0 {
+		resp.Version, resp.TTL = h.version, s.remaining(h, now)
+		return nil
+	}
 	resp.Value = append(resp.Value, valueOf(p.entryAt(l), h)...)
 	if resp.Value == nil {
 		resp.Value = []byte{}
