@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
+	"golang.org/x/sync/semaphore"
 )
 
 // connBufSize is each connection's read and write buffer: large enough to
@@ -24,6 +25,32 @@ const maxInlineEntries = 64
 // maxAsyncPerConn bounds the requests of one connection that wait on other
 // nodes at once; the reader stops reading while they are all busy.
 const maxAsyncPerConn = 256
+
+// maxAsyncReplyBytes bounds, per connection, the replies its waiting
+// requests may come to, each counted at the most it may be (replyRoom):
+// a client that pipelines transfers (OpFetch) and reads nothing used to
+// have the node hold 256 replies of up to a frame each, 265 MB a
+// connection. The reader stops reading while the room is taken.
+const maxAsyncReplyBytes = 32 << 20
+
+// replyRoom is the most req's reply may take.
+func (n *Node) replyRoom(req *protocol.Request) int64 {
+	switch req.Op {
+	case protocol.OpSet:
+		if req.Flags&protocol.FlagReturnOld == 0 {
+			return 1 << 10
+		}
+		return int64(n.cfg.Limits.MaxValue) + 1<<10
+	case protocol.OpTouch, protocol.OpDelete, protocol.OpExists, protocol.OpTTL, protocol.OpCount,
+		protocol.OpFlush, protocol.OpDigest, protocol.OpReplicate:
+		return 1 << 10 // a count or a code: no value
+	case protocol.OpGet, protocol.OpGetAndTouch, protocol.OpGetAndDelete:
+		return int64(n.cfg.Limits.MaxValue) + 1<<10
+	case protocol.OpScan:
+		return 64 << 10 // a page stops at 48 KiB of keys
+	}
+	return int64(n.cfg.Limits.MaxFrame()) // a transfer's batch, an atomic step, keys deleted
+}
 
 // A native connection must send its hello within helloTimeout, and once a
 // frame's header has come, the rest of it within frameTimeout: a
@@ -53,7 +80,8 @@ type nativeConn struct {
 
 	kick  chan struct{} // capacity 1: asynchronous replies wait to be flushed
 	async sync.WaitGroup
-	sem   chan struct{} // one token per asynchronous request in flight
+	sem   chan struct{}       // one token per asynchronous request in flight
+	room  *semaphore.Weighted // maxAsyncReplyBytes, taken by their replies' room
 }
 
 // serveNative serves one native-protocol connection until it closes. A
@@ -61,7 +89,8 @@ type nativeConn struct {
 // member in its hello within the peer timeout.
 func (n *Node) serveNative(c net.Conn, member bool) {
 	nc := &nativeConn{n: n, c: c, peer: c.RemoteAddr().String(),
-		bw: bufio.NewWriterSize(c, connBufSize), kick: make(chan struct{}, 1), sem: make(chan struct{}, maxAsyncPerConn)}
+		bw: bufio.NewWriterSize(c, connBufSize), kick: make(chan struct{}, 1), sem: make(chan struct{}, maxAsyncPerConn),
+		room: semaphore.NewWeighted(maxAsyncReplyBytes)}
 	nc.fw = protocol.NewFrameWriter(nc.bw)
 	nc.fw.Max = n.cfg.Limits.MaxFrame() // as its clients read (client.Config.Limits)
 	done := make(chan struct{})
@@ -146,6 +175,10 @@ func (nc *nativeConn) readLoop(member bool) {
 			continue
 		}
 		if !n.inline(&req) {
+			room := min(n.replyRoom(&req), maxAsyncReplyBytes)
+			if nc.room.Acquire(n.ctx, room) != nil {
+				return // the node is closing
+			}
 			nc.sem <- struct{}{}
 			r := req // the task owns its copy
 			n.work.Spawn(&nc.async, func() {
@@ -154,6 +187,7 @@ func (nc *nativeConn) readLoop(member bool) {
 				resp.ID = r.ID
 				nc.reply(&resp, false)
 				<-nc.sem
+				nc.room.Release(room)
 			})
 			continue
 		}

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -482,5 +484,44 @@ func TestNative_stalledConnectionsAreClosed(t *testing.T) {
 	big := dialHello(t, n)
 	if resp := big.do(&protocol.Request{ID: 3, Op: protocol.OpSet, Key: "k", Value: make([]byte, 900_000), TTL: 60_000}); resp.Code != protocol.CodeOK {
 		t.Errorf("a 900 KB SET: %v", resp.Err())
+	}
+}
+
+// The replies a connection's waiting requests may come to are bounded in
+// bytes: a client that pipelines 300 transfers of a partition holding 4 MiB
+// and reads nothing used to have the node run 256 of them and hold every
+// reply (265 MB). It runs about maxAsyncReplyBytes' worth, and the rest
+// once the client reads.
+func TestNative_waitingRepliesAreBoundedInBytes(t *testing.T) {
+	n := startTestNode(t)
+	rc := dialHello(t, n)
+	for i := range 4 {
+		key := fmt.Sprint("{big}", i)
+		if resp := rc.do(&protocol.Request{ID: uint64(10 + i), Op: protocol.OpSet, Key: key, Value: make([]byte, 1<<20), TTL: 600_000}); resp.Code != protocol.CodeOK {
+			t.Fatalf("set %s: %v", key, resp.Err())
+		}
+	}
+	p := int32(ring.Partition("{big}", n.cfg.Partitions))
+	const fetches = 300
+	var batch []byte
+	for i := range fetches {
+		b, err := protocol.AppendFrame(batch, &protocol.Request{ID: uint64(100 + i), Op: protocol.OpFetch, Partition: p, Count: math.MaxInt32})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = b
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rc.sendRaw(batch)
+	time.Sleep(2 * time.Second) // reading nothing
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 3*maxAsyncReplyBytes {
+		t.Errorf("%d transfers unread made the node allocate %d MiB; want under %d", fetches, got>>20, 3*maxAsyncReplyBytes>>20)
+	}
+	for range fetches {
+		if resp := rc.recv(); resp.Code != protocol.CodeOK || len(resp.Entries) == 0 {
+			t.Fatalf("fetch %d: %v with %d entries", resp.ID, resp.Err(), len(resp.Entries))
+		}
 	}
 }
