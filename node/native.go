@@ -30,20 +30,26 @@ const maxAsyncPerConn = 256
 // requests may come to, each counted at the most it may be (replyRoom):
 // a client that pipelines transfers (OpFetch) and reads nothing used to
 // have the node hold 256 replies of up to a frame each, 265 MB a
-// connection. The reader stops reading while the room is taken.
-const maxAsyncReplyBytes = 32 << 20
+// connection. The reader stops reading while the room is taken. It leaves
+// room for more than 50 forwarded pipelines (an atomic step each) at once.
+// Replies of at most smallReply are not counted: maxAsyncPerConn bounds
+// them.
+const (
+	maxAsyncReplyBytes = 64 << 20
+	smallReply         = 1 << 10
+)
 
 // replyRoom is the most req's reply may take.
 func (n *Node) replyRoom(req *protocol.Request) int64 {
 	switch req.Op {
 	case protocol.OpSet:
 		if req.Flags&protocol.FlagReturnOld == 0 {
-			return 1 << 10
+			return smallReply
 		}
 		return int64(n.cfg.Limits.MaxValue) + 1<<10
 	case protocol.OpTouch, protocol.OpDelete, protocol.OpExists, protocol.OpTTL, protocol.OpCount,
 		protocol.OpFlush, protocol.OpDigest, protocol.OpReplicate:
-		return 1 << 10 // a count or a code: no value
+		return smallReply // a count or a code: no value
 	case protocol.OpGet, protocol.OpGetAndTouch, protocol.OpGetAndDelete:
 		return int64(n.cfg.Limits.MaxValue) + 1<<10
 	case protocol.OpScan:
@@ -176,7 +182,9 @@ func (nc *nativeConn) readLoop(member bool) {
 		}
 		if !n.inline(&req) {
 			room := min(n.replyRoom(&req), maxAsyncReplyBytes)
-			if nc.room.Acquire(n.ctx, room) != nil {
+			if room <= smallReply {
+				room = 0
+			} else if nc.room.Acquire(n.ctx, room) != nil {
 				return // the node is closing
 			}
 			nc.sem <- struct{}{}
@@ -187,7 +195,9 @@ func (nc *nativeConn) readLoop(member bool) {
 				resp.ID = r.ID
 				nc.reply(&resp, false)
 				<-nc.sem
-				nc.room.Release(room)
+				if room > 0 {
+					nc.room.Release(room)
+				}
 			})
 			continue
 		}
