@@ -199,10 +199,14 @@ func (c *Cluster) closeAll() {
 }
 
 // LeakOptions are goleak options for tests that run nodes: memberlist's
-// probe goroutine may still be waiting out its timeout (half a second)
-// after Shutdown returns; it exits by itself.
+// probe goroutine, and the one that answers another member's indirect ping
+// with a nack, may still be waiting out their timeout (half a second)
+// after Shutdown returns; they exit by themselves.
 func LeakOptions() []goleak.Option {
-	return []goleak.Option{goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode")}
+	return []goleak.Option{
+		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).handleIndirectPing.func2"),
+	}
 }
 
 // StartNode starts one node, not clustered, with every listener on a
