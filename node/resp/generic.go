@@ -45,23 +45,19 @@ func buildMSet(c *conn, args [][]byte, _ bool) error {
 // owners; inside a transaction each key is its own single-key step, which
 // reports whether the key was there but not its value.
 func buildDel(c *conn, args [][]byte, atomic bool) error {
-	if err := c.multiKey(args, atomic, protocol.OpDelete, protocol.OpGetAndDelete); err != nil || !atomic {
-		return err
-	}
-	for i := len(c.reqs) - (len(args) - 1); i < len(c.reqs); i++ {
-		c.reqs[i].Flags |= protocol.FlagNoValue
-	}
-	return nil
+	return c.multiKey(args, atomic, protocol.OpDelete, protocol.OpGetAndDelete, protocol.FlagNoValue)
 }
 
 func buildExists(c *conn, args [][]byte, atomic bool) error {
-	return c.multiKey(args, atomic, protocol.OpExists, protocol.OpTTL)
+	return c.multiKey(args, atomic, protocol.OpExists, protocol.OpTTL, 0)
 }
 
-func (c *conn) multiKey(args [][]byte, atomic bool, many, single protocol.Op) error {
+// multiKey builds one request of op many for every key, or in a
+// transaction one of op single (with flags) for each.
+func (c *conn) multiKey(args [][]byte, atomic bool, many, single protocol.Op, flags protocol.Flags) error {
 	if atomic {
 		for _, k := range args[1:] {
-			c.add(single, k)
+			c.add(single, k).Flags = flags
 		}
 		return nil
 	}
@@ -219,7 +215,7 @@ func (c *conn) scan(ctx context.Context, cursor uint64, pattern string, count in
 		c.s.b.Do(ctx, &req, &resp)
 		return resp.Err()
 	}
-	budget := int64(max(10*count, 100)) // as store's scanExamine, for the whole call
+	budget := int64(store.ScanExamine(count)) // for the whole call, as for one page
 	for p < parts && len(keys) < count && budget > 0 {
 		if err := next(count - len(keys)); err != nil {
 			return nil, 0, err

@@ -105,6 +105,12 @@ func (s *Store) readsFit(p *partition, reqs []*protocol.Request, limit int) erro
 	}
 	now := s.now()
 	var written map[string]int // value sizes the batch's writes leave
+	write := func(key string, n int) {
+		if written == nil {
+			written = make(map[string]int)
+		}
+		written[key] = n
+	}
 	size := func(key string) int {
 		if n, ok := written[key]; ok {
 			return n
@@ -122,15 +128,9 @@ func (s *Store) readsFit(p *partition, reqs []*protocol.Request, limit int) erro
 		}
 		switch r.Op {
 		case protocol.OpSet:
-			if written == nil {
-				written = make(map[string]int)
-			}
-			written[r.Key] = max(size(r.Key), len(r.Value))
+			write(r.Key, max(size(r.Key), len(r.Value)))
 		case protocol.OpGetAndDelete:
-			if written == nil {
-				written = make(map[string]int)
-			}
-			written[r.Key] = 0
+			write(r.Key, 0)
 		}
 		if total > limit {
 			return protocol.Errorf(protocol.CodeTooLarge, "the values this atomic step reads come to more than %d bytes, more than one reply may carry; read them in smaller steps", limit)

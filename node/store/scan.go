@@ -52,7 +52,7 @@ const ScanPosBits = 47
 // together, so none is skipped.
 //
 // Its work is bounded, as Redis bounds a SCAN's: it matches at most
-// scanExamine(count) keys (and all those sharing the last one's position),
+// ScanExamine(count) keys (and all those sharing the last one's position),
 // and returns a cursor after the last it examined even if none matched.
 // The partition's lock is held only to copy the keys after the cursor;
 // matching, which a pattern of 1 KiB against keys of 1 KiB makes cost
@@ -97,7 +97,7 @@ func (s *Store) scan(req *protocol.Request, resp *protocol.Response) error {
 		}
 		return 1
 	})
-	budget := scanExamine(count)
+	budget := ScanExamine(count)
 	var keys []string
 	size, i := 0, 0
 	for i < len(items) && len(keys) < count && budget > 0 {
@@ -121,17 +121,18 @@ func (s *Store) scan(req *protocol.Request, resp *protocol.Response) error {
 		i = j
 	}
 	resp.Keys = keys
-	resp.N = int64(scanExamine(count) - budget)
+	resp.N = int64(ScanExamine(count) - budget)
 	if i < len(items) {
 		resp.Cursor = items[i-1].pos
 	}
 	return nil
 }
 
-// scanExamine is how many keys one scan page asking for count keys may
+// ScanExamine is how many keys one scan page asking for count keys may
 // match against its pattern: ten times count, as Redis visits up to ten
-// times COUNT buckets, and at least 100.
-func scanExamine(count int) int { return max(10*count, 100) }
+// times COUNT buckets, and at least 100. A RESP SCAN bounds its pages
+// together by the same.
+func ScanExamine(count int) int { return max(10*count, 100) }
 
 func (s *Store) checkPartition(p int32) error {
 	if p < 0 || int(p) >= len(s.parts) {

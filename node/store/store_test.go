@@ -419,7 +419,7 @@ func TestStore_Scan_visitsEveryKeyOnce(t *testing.T) {
 	}
 }
 
-// A page matches at most scanExamine(count) keys against its pattern and
+// A page matches at most ScanExamine(count) keys against its pattern and
 // then returns, with none found if need be, and a cursor after the last it
 // examined: a pattern that matches few of a large partition's keys costs
 // each page a bounded amount, and paging still finds each match once.
