@@ -43,6 +43,11 @@ type Config struct {
 	// itself and connects from the address it gossips from. Nodes set it
 	// for each other; applications leave it empty.
 	Peer string
+	// Password is sent in the hello of each connection, for nodes started
+	// with --native-password. A node that requires another one refuses the
+	// connection, and calls fail at once with ErrAuth. Nodes that require
+	// none ignore it.
+	Password string
 }
 
 func (c Config) withDefaults() Config {

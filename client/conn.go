@@ -48,9 +48,10 @@ type conn struct {
 	closed chan struct{} // closed when the reader exits
 }
 
-// dial connects to addr and performs the hello handshake, naming peer
-// (Config.Peer) in it.
-func dial(ctx context.Context, addr, peer string, timeout time.Duration, maxFrame int) (*conn, error) {
+// dial connects to addr and performs the hello handshake, naming cfg.Peer
+// and giving cfg.Password in it.
+func dial(ctx context.Context, addr string, cfg *Config) (*conn, error) {
+	timeout, maxFrame := cfg.DialTimeout, cfg.Limits.MaxFrame()
 	d := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -73,9 +74,13 @@ func dial(ctx context.Context, addr, peer string, timeout time.Duration, maxFram
 	go c.flushLoop()
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cl, err := c.do(hctx, &protocol.Request{Op: protocol.OpHello, Version: protocol.Version, Key: peer})
+	hello := &protocol.Request{Op: protocol.OpHello, Version: protocol.Version, Key: cfg.Peer}
+	if cfg.Password != "" {
+		hello.Value = []byte(cfg.Password)
+	}
+	cl, err := c.do(hctx, hello)
 	if err == nil {
-		err = cl.resp.Err() // refused: another protocol version, or a node at its connection limit
+		err = cl.resp.Err() // refused: another protocol version, the password, or a node at its connection limit
 		releaseCall(cl)
 	}
 	if err != nil {

@@ -18,4 +18,7 @@
 // and CompareAndSwap writes only if the session still has the version that
 // GetItem returned (two concurrent requests of one user cannot silently
 // overwrite each other).
+//
+// Nodes started with --native-password require it in Config.Password; a
+// call a node refuses for it fails at once with ErrAuth.
 package client

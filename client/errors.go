@@ -18,4 +18,7 @@ var (
 	ErrOutOfMemory = protocol.ErrOutOfMemory
 	// ErrUnavailable: no node could be reached or the node cannot serve now.
 	ErrUnavailable = protocol.ErrUnavailable
+	// ErrAuth: a node requires a password (Config.Password) that the
+	// client did not give. Calls that get it are not retried.
+	ErrAuth = protocol.ErrAuth
 )

@@ -84,7 +84,7 @@ func (p *nodePool) get(ctx context.Context) (*conn, error) {
 	if cn := s.conn.Load(); cn != nil && !cn.broken() {
 		return cn, nil // another caller dialled it
 	}
-	cn, err := dial(ctx, p.addr, p.cfg.Peer, p.cfg.DialTimeout, p.cfg.Limits.MaxFrame())
+	cn, err := dial(ctx, p.addr, &p.cfg)
 	if err != nil {
 		return nil, err
 	}

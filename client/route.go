@@ -115,8 +115,8 @@ func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, 
 			return nil, ctx.Err()
 		default:
 			var ns *notSentError
-			if !req.Repeatable() && !errors.As(err, &ns) || protocol.CodeOf(err) == protocol.CodeTooLarge {
-				return nil, err // a request too large for a frame stays so
+			if !req.Repeatable() && !errors.As(err, &ns) || lasting(err) {
+				return nil, err
 			}
 			lastErr = err
 		}
@@ -130,6 +130,13 @@ func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, 
 		}
 		backoff = min(backoff*2, 500*time.Millisecond)
 	}
+}
+
+// lasting reports whether err would come again however often the call is
+// tried: a request too large for a frame, or a password a node refuses.
+func lasting(err error) bool {
+	code := protocol.CodeOf(err)
+	return code == protocol.CodeTooLarge || code == protocol.CodeAuth
 }
 
 // attemptErr words the error of an attempt made with a deadline of its own
@@ -337,7 +344,7 @@ func (c *Client) sendGroup(ctx context.Context, sub *protocol.Request) (*call, e
 			releaseCall(cl)
 		} else if ctx.Err() != nil {
 			return nil, ctx.Err()
-		} else if protocol.CodeOf(err) == protocol.CodeTooLarge {
+		} else if lasting(err) {
 			return nil, err
 		}
 		if time.Now().Add(backoff).After(deadline) {

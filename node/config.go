@@ -54,6 +54,19 @@ type Config struct {
 	// Password, when set, is required on the Redis listener (AUTH or HELLO
 	// AUTH) before any other command. Empty means no authentication.
 	Password string
+	// NativePassword, when set, is required in the hello of every
+	// connection to the native listener (Addr), from Go clients
+	// (client.Config.Password) and from the other members, and this node
+	// gives it to them in turn: every member of a cluster must have the
+	// same one. Empty means no authentication there. It is compared in
+	// constant time.
+	NativePassword string
+	// NativePasswordOptional lets in native connections whose hello lacks
+	// NativePassword (or gives another), counting and logging them, for
+	// turning a password on or changing it in a running cluster: restart
+	// every node with the new password and this set, move the clients to
+	// the new password, then restart every node without it.
+	NativePasswordOptional bool
 	// HTTPAddr serves /healthz, /readyz and /metrics; empty disables it.
 	HTTPAddr string
 	// GossipAddr is the membership (gossip) listener, host:port.
@@ -246,6 +259,9 @@ func (c Config) Validate() error {
 	}
 	if strings.ContainsAny(c.Password, "\r\n") {
 		bad("requirepass: must not contain CR or LF")
+	}
+	if c.NativePasswordOptional && c.NativePassword == "" {
+		bad("native-password-optional: needs native-password")
 	}
 	if c.ExpiryInterval < 0 {
 		bad("expiry interval: %v; must not be negative", c.ExpiryInterval)

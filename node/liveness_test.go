@@ -143,7 +143,7 @@ func TestSilentMembersAreThoseThatMissedHeartbeats(t *testing.T) {
 // for other errors.
 func TestQuietPeers(t *testing.T) {
 	n, _ := quorumNode(t)
-	n.peers = newPeers("test", protocol.Limits{}, time.Hour)
+	n.peers = newPeers("test", "", protocol.Limits{}, time.Hour)
 	ctx := context.Background()
 	n.markQuiet(ctx, "b", errors.New("connection refused"))
 	if n.unresponsive("b") {

@@ -25,6 +25,7 @@ type metrics struct {
 	backupReads     prometheus.Counter
 	repairs         prometheus.Counter
 	refusedConns    prometheus.Counter
+	authFailures    prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -57,11 +58,14 @@ func newMetrics(n *Node) *metrics {
 	m.refusedConns = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_refused_connections_total", Help: "Native connections refused because the node was at --max-conns.",
 	})
+	m.authFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cloakroom_native_auth_failures_total", Help: "Native hellos without this node's --native-password: refused, or let in under --native-password-optional.",
+	})
 	m.repairs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_anti_entropy_repairs_total", Help: "Partitions found to differ from a backup and repaired.",
 	})
 	s := n.store
-	m.reg.MustRegister(requestsCollector{m}, m.conns, m.reserved, m.badFrames, m.replicaFailures, m.replicated, m.forwarded, m.backupReads, m.repairs, m.refusedConns,
+	m.reg.MustRegister(requestsCollector{m}, m.conns, m.reserved, m.badFrames, m.replicaFailures, m.replicated, m.forwarded, m.backupReads, m.repairs, m.refusedConns, m.authFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		stat("cloakroom_keys", "Live keys, including expired ones not yet collected.", prometheus.GaugeValue, func() int64 { return s.Stats().Keys }),
 		stat("cloakroom_tombstones", "Tombstones kept so that deletes stay final.", prometheus.GaugeValue, func() int64 { return s.Stats().Tombstones }),

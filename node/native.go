@@ -163,6 +163,12 @@ func (nc *nativeConn) readLoop(member bool) {
 				nc.reply(&resp, true)
 				return
 			}
+			if err := n.helloAuth(nc.peer, req.Value); err != nil {
+				resp = protocol.Response{ID: req.ID}
+				resp.SetErr(err)
+				nc.reply(&resp, true)
+				return
+			}
 			if member && !hello {
 				if req.Key == "" || !n.members.at(req.Key, hostOf(nc.c.RemoteAddr())) {
 					n.metrics.refusedConns.Inc()

@@ -26,6 +26,7 @@ type Node struct {
 	// once every ten seconds (warnOversized).
 	oversized    atomic.Int64
 	oversizedLog throttle.Every
+	auth         *nativeAuth // the native hello's password
 
 	ctx    context.Context // cancelled by Close; background work stops on it
 	cancel context.CancelFunc
@@ -70,6 +71,7 @@ func New(cfg Config) (*Node, error) {
 		conns: make(map[net.Conn]bool),
 
 		oversizedLog: throttle.Every{Period: 10 * time.Second},
+		auth:         newNativeAuth(&cfg),
 		work:         workpool.New(workpool.DefaultIdle),
 	}
 	limit := cfg.MaxMemory
@@ -82,7 +84,7 @@ func New(cfg Config) (*Node, error) {
 	n.store = store.New(store.Config{Partitions: cfg.Partitions, MaxMemory: limit, Now: cfg.Now})
 	n.metrics = newMetrics(n)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.peers = newPeers(cfg.Name, cfg.Limits, cfg.PeerTimeout)
+	n.peers = newPeers(cfg.Name, cfg.NativePassword, cfg.Limits, cfg.PeerTimeout)
 	n.transfers = newTransfers(n)
 	n.startID = randomID()
 

@@ -14,9 +14,10 @@ import (
 // replication and partition transfer. Node-to-node traffic never uses
 // memberlist's per-message connections.
 type peers struct {
-	self    string // this node's name, sent in each connection's hello
-	limits  protocol.Limits
-	timeout time.Duration
+	self     string // this node's name, sent in each connection's hello
+	password string // Config.NativePassword, sent there too
+	limits   protocol.Limits
+	timeout  time.Duration
 
 	mu      sync.RWMutex // guards clients and closed
 	clients map[string]*peerClient
@@ -28,8 +29,8 @@ type peerClient struct {
 	c    *client.Client
 }
 
-func newPeers(self string, limits protocol.Limits, timeout time.Duration) *peers {
-	return &peers{self: self, limits: limits, timeout: timeout, clients: make(map[string]*peerClient)}
+func newPeers(self, password string, limits protocol.Limits, timeout time.Duration) *peers {
+	return &peers{self: self, password: password, limits: limits, timeout: timeout, clients: make(map[string]*peerClient)}
 }
 
 // get returns the client for peer name at addr, replacing one that was made
@@ -51,7 +52,7 @@ func (ps *peers) get(name, addr string) (*client.Client, error) {
 	} else if pc != nil {
 		pc.c.Close()
 	}
-	c, err := client.New(client.Config{Addrs: []string{addr}, Direct: true, Limits: ps.limits, DialTimeout: ps.timeout, Peer: ps.self})
+	c, err := client.New(client.Config{Addrs: []string{addr}, Direct: true, Limits: ps.limits, DialTimeout: ps.timeout, Peer: ps.self, Password: ps.password})
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +99,7 @@ func (n *Node) callWithin(ctx context.Context, v *view, name string, req *protoc
 	r := *req // the client assigns its own request ID
 	resp, err := c.Exchange(ctx, &r)
 	if err != nil {
+		n.peerErr(name, err)
 		return nil, fmt.Errorf("%s %s: %w", req.Op, name, err)
 	}
 	return resp, nil
@@ -117,7 +119,11 @@ func (n *Node) callAll(ctx context.Context, v *view, name string, reqs []*protoc
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	return c.ExchangeAll(ctx, reqs)
+	resps, errs := c.ExchangeAll(ctx, reqs)
+	if len(errs) > 0 {
+		n.peerErr(name, errs[0])
+	}
+	return resps, errs
 }
 
 // peer returns the client for the member called name in view v.

@@ -11,11 +11,14 @@
 //
 // The first request on a connection must be OpHello with the client's
 // protocol version in Request.Version; the node answers with its own version
-// or closes the connection with CodeVersion. A node connecting to another
-// names itself in Request.Key: a node at its connection limit still takes
-// a few connections from its members' addresses, and answers a hello there
-// that names no member from that address with CodeUnavailable before
-// closing the connection.
+// or closes the connection with CodeVersion. A node started with a password
+// (--native-password) requires it in the hello's Request.Value and closes
+// the connection with CodeAuth when it is missing or wrong; a node without
+// one ignores the field. A node connecting to another names itself in
+// Request.Key: a node at its connection limit still takes a few
+// connections from its members' addresses, and answers a hello there that
+// names no member from that address with CodeUnavailable before closing
+// the connection.
 //
 // Every length is bounded before anything is allocated for it: a frame
 // larger than Limits.MaxFrame is refused without reading it, and every

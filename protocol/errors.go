@@ -24,6 +24,7 @@ const (
 	CodeInternal
 	CodeVersion
 	CodeDisabled
+	CodeAuth
 	codeEnd // keep last
 )
 
@@ -54,6 +55,9 @@ var (
 	ErrVersion = errors.New("cloakroom: protocol version mismatch")
 	// ErrDisabled: the operation is disabled on this node (e.g. flush).
 	ErrDisabled = errors.New("cloakroom: disabled")
+	// ErrAuth: the node requires a password (--native-password) and the
+	// connection's hello did not carry it.
+	ErrAuth = errors.New("cloakroom: authentication failed")
 )
 
 // codeErrors is the one table mapping codes to sentinel errors.
@@ -70,6 +74,7 @@ var codeErrors = [...]error{
 	CodeInternal:    ErrInternal,
 	CodeVersion:     ErrVersion,
 	CodeDisabled:    ErrDisabled,
+	CodeAuth:        ErrAuth,
 }
 
 // Error is a non-OK response as a Go error. It matches its sentinel with
@@ -156,6 +161,7 @@ var codeNames = [...]string{
 	CodeTooLarge: "too_large", CodeBadRequest: "bad_request", CodeUnknownOp: "unknown_op",
 	CodeOutOfMemory: "out_of_memory", CodeNotOwner: "not_owner", CodeUnavailable: "unavailable",
 	CodeInternal: "internal", CodeVersion: "version", CodeDisabled: "disabled",
+	CodeAuth: "auth",
 }
 
 func (c Code) String() string {

@@ -104,7 +104,7 @@ func cmdBench(ctx context.Context, e *env, args []string) int {
 	var t benchTarget
 	switch cfg.target {
 	case "cloakroom":
-		if t, err = newCloakroomTarget(e.addrs(), cfg.conns); err != nil {
+		if t, err = newCloakroomTarget(e.addrs(), e.password, cfg.conns); err != nil {
 			return e.fail("bench", err)
 		}
 	case "redis":

@@ -32,8 +32,8 @@ type cloakroomTarget struct {
 
 var _ benchTarget = (*cloakroomTarget)(nil)
 
-func newCloakroomTarget(addrs []string, conns int) (*cloakroomTarget, error) {
-	c, err := client.New(client.Config{Addrs: addrs, ConnsPerNode: conns})
+func newCloakroomTarget(addrs []string, password string, conns int) (*cloakroomTarget, error) {
+	c, err := client.New(client.Config{Addrs: addrs, ConnsPerNode: conns, Password: password})
 	if err != nil {
 		return nil, err
 	}

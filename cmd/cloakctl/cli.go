@@ -32,8 +32,9 @@ type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 
-	addr    string        // --addr: comma-separated native addresses
-	timeout time.Duration // --timeout: bound on one command's requests
+	addr     string        // --addr: comma-separated native addresses
+	password string        // --password: the nodes' --native-password
+	timeout  time.Duration // --timeout: bound on one command's requests
 
 	cmd command // the command being run, for its usage text
 }
@@ -98,10 +99,14 @@ func (e *env) commonFlags(fs *flag.FlagSet) {
 			e.addr = v
 		}
 	}
+	if e.password == "" {
+		e.password = e.getenv("CLOAKROOM_NATIVE_PASSWORD")
+	}
 	if e.timeout == 0 {
 		e.timeout = 5 * time.Second
 	}
 	fs.StringVar(&e.addr, "addr", e.addr, "node native address(es), comma-separated (env CLOAKROOM_ADDR)")
+	fs.StringVar(&e.password, "password", e.password, "the nodes' --native-password; better given as env CLOAKROOM_NATIVE_PASSWORD, which other users cannot read in the process list")
 	fs.DurationVar(&e.timeout, "timeout", e.timeout, "time limit for a command's requests")
 }
 
@@ -201,9 +206,14 @@ func (e *env) failKey(name, key string, err error) int {
 	return e.fail(name, fmt.Errorf("%q: %w", key, err))
 }
 
+// client returns a client of the nodes at addrs, with --password.
+func (e *env) client(addrs []string, direct bool) (*client.Client, error) {
+	return client.New(client.Config{Addrs: addrs, Direct: direct, Password: e.password})
+}
+
 // dial returns a client for --addr and a context bounded by --timeout.
 func (e *env) dial(ctx context.Context) (*client.Client, context.Context, context.CancelFunc, error) {
-	c, err := client.New(client.Config{Addrs: e.addrs()})
+	c, err := e.client(e.addrs(), false)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloakroom/cloakroom/node"
 	"github.com/cloakroom/cloakroom/node/nodetest"
 	"go.uber.org/goleak"
 )
@@ -56,6 +57,23 @@ func TestCloakctl_AddrFromEnvironment(t *testing.T) {
 	}
 	if r := cloakctl(t, env, "", "get", "k"); r.stdout != "v\n" {
 		t.Fatalf("get with CLOAKROOM_ADDR = %+v; want v", r)
+	}
+}
+
+func TestCloakctl_Password_fromFlagOrEnvironment(t *testing.T) {
+	addr := nodetest.StartNode(t, func(cfg *node.Config) { cfg.NativePassword = "pw" }).Addr()
+	if r := cloakctl(t, nil, "", "--addr", addr, "set", "k", "v"); r.code != exitFailure || !strings.Contains(r.stderr, "authentication failed") {
+		t.Fatalf("set without a password = %+v; want exit 3 and authentication failed", r)
+	}
+	if r := cloakctl(t, nil, "", "--addr", addr, "--password", "pw", "set", "k", "v"); r.code != exitOK {
+		t.Fatalf("set --password = %+v; want exit 0", r)
+	}
+	env := map[string]string{"CLOAKROOM_ADDR": addr, "CLOAKROOM_NATIVE_PASSWORD": "pw"}
+	if r := cloakctl(t, env, "", "get", "k"); r.stdout != "v\n" {
+		t.Fatalf("get with CLOAKROOM_NATIVE_PASSWORD = %+v; want v", r)
+	}
+	if r := cloakctl(t, env, "", "status"); r.code != exitOK {
+		t.Fatalf("status with CLOAKROOM_NATIVE_PASSWORD = %+v; want exit 0", r)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/cloakroom/cloakroom/client"
 	"github.com/cloakroom/cloakroom/protocol"
 )
 
@@ -26,14 +25,14 @@ func cmdStatus(ctx context.Context, e *env, args []string) int {
 	}
 	cctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	ci, err := clusterInfo(cctx, e.addrs())
+	ci, err := e.clusterInfo(cctx, e.addrs())
 	if err != nil {
 		return e.fail("status", err)
 	}
 	statuses := make([]*protocol.NodeStatus, len(ci.Members))
 	errs := make([]error, len(ci.Members))
 	for i, m := range ci.Members {
-		statuses[i], errs[i] = nodeStatus(cctx, m.Addr)
+		statuses[i], errs[i] = e.nodeStatus(cctx, m.Addr)
 	}
 	printStatus(e.stdout, ci, statuses, errs)
 	for _, err := range errs {
@@ -45,8 +44,8 @@ func cmdStatus(ctx context.Context, e *env, args []string) int {
 }
 
 // clusterInfo asks the first node of addrs that answers for its table.
-func clusterInfo(ctx context.Context, addrs []string) (*protocol.ClusterInfo, error) {
-	c, err := client.New(client.Config{Addrs: addrs, Direct: true})
+func (e *env) clusterInfo(ctx context.Context, addrs []string) (*protocol.ClusterInfo, error) {
+	c, err := e.client(addrs, true)
 	if err != nil {
 		return nil, err
 	}
@@ -58,8 +57,8 @@ func clusterInfo(ctx context.Context, addrs []string) (*protocol.ClusterInfo, er
 	return protocol.NewDecoder().DecodeClusterInfo(r.Value)
 }
 
-func nodeStatus(ctx context.Context, addr string) (*protocol.NodeStatus, error) {
-	c, err := client.New(client.Config{Addrs: []string{addr}, Direct: true})
+func (e *env) nodeStatus(ctx context.Context, addr string) (*protocol.NodeStatus, error) {
+	c, err := e.client([]string{addr}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +157,7 @@ func cmdPing(ctx context.Context, e *env, args []string) int {
 	}
 	cctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	s, err := nodeStatus(cctx, e.addrs()[0])
+	s, err := e.nodeStatus(cctx, e.addrs()[0])
 	if err != nil {
 		return e.fail("ping", err)
 	}

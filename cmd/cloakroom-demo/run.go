@@ -22,6 +22,7 @@ import (
 type options struct {
 	listen          string
 	cluster         []string
+	password        string // the nodes' --native-password
 	secret          []byte
 	insecureCookies bool
 	partitions      int
@@ -37,6 +38,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	var cluster, secret string
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&cluster, "cluster", "127.0.0.1:7400", "comma-separated native addresses of cluster nodes")
+	fs.StringVar(&o.password, "password", "", "the nodes' --native-password (empty: none); better given as CLOAKROOM_DEMO_PASSWORD")
 	fs.StringVar(&secret, "secret", "", "hex key (at least 32 bytes) for session key hashes; empty: random per process (dev only)")
 	fs.BoolVar(&o.insecureCookies, "insecure-cookies", false, "never mark cookies Secure, even over HTTPS (local development only)")
 	fs.IntVar(&o.partitions, "partitions", 0, "the cluster's partition count (0: ask the cluster)")
@@ -86,7 +88,7 @@ func run(ctx context.Context, o *options, logOut io.Writer) error {
 		rand.Read(secret)
 		log.Warn("no --secret: using a random one; sessions end when the demo restarts")
 	}
-	cl, err := client.New(client.Config{Addrs: o.cluster})
+	cl, err := client.New(client.Config{Addrs: o.cluster, Password: o.password})
 	if err != nil {
 		return err
 	}

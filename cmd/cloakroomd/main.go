@@ -77,6 +77,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.DurationVar(&c.RESPIdleTimeout, "resp-idle-timeout", 0, "close a Redis protocol connection idle this long, as Redis's timeout (0: never; at least 1s)")
 	fs.DurationVar(&respRetry, "resp-retry-window", resp.DefaultRetryWindow, "how long a Redis command failing while the cluster changes is tried again before TRYAGAIN is answered; conditional writes are answered at once (0: never tried again)")
 	fs.StringVar(&c.Password, "requirepass", c.Password, "password Redis clients must AUTH with (empty: none)")
+	fs.StringVar(&c.NativePassword, "native-password", c.NativePassword, "password every native connection (--addr) must give in its hello, from Go clients and members; the same on every member (empty: none). Better given as CLOAKROOM_NATIVE_PASSWORD")
+	fs.BoolVar(&c.NativePasswordOptional, "native-password-optional", c.NativePasswordOptional, "let in native connections without --native-password, counting and logging them: for turning it on or changing it in a running cluster")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listener for /healthz, /readyz, /metrics (empty disables)")
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "gossip (membership) listener")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "host other nodes and clients dial (default: the bind host)")

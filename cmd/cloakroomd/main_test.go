@@ -119,6 +119,17 @@ func TestParseFlags_otherFlags(t *testing.T) {
 	}
 }
 
+func TestParseFlags_nativePassword(t *testing.T) {
+	o := parse(t, nil, env{"CLOAKROOM_NATIVE_PASSWORD": "pw", "CLOAKROOM_NATIVE_PASSWORD_OPTIONAL": "true"})
+	if o.cfg.NativePassword != "pw" || !o.cfg.NativePasswordOptional {
+		t.Errorf("from the environment: got %q, optional %v; want pw, true", o.cfg.NativePassword, o.cfg.NativePasswordOptional)
+	}
+	var stderr bytes.Buffer
+	if _, err := parseFlags([]string{"--native-password-optional"}, env{}.get, &stderr); err == nil || !strings.Contains(err.Error(), "needs native-password") {
+		t.Errorf("--native-password-optional alone: %v; want an error saying it needs --native-password", err)
+	}
+}
+
 func TestParseFlags_respIdleSpin(t *testing.T) {
 	for _, tc := range []struct {
 		args []string

@@ -1,0 +1,73 @@
+package node
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"time"
+
+	"github.com/cloakroom/cloakroom/internal/throttle"
+	"github.com/cloakroom/cloakroom/protocol"
+)
+
+// nativeAuth checks the password in native hellos (Config.NativePassword)
+// and words what goes wrong with it, on either side of a connection.
+type nativeAuth struct {
+	sum      *[sha256.Size]byte // the password's hash; nil: none required
+	optional bool               // let in hellos without it (NativePasswordOptional)
+	inLog    throttle.Every     // hellos refused (or let in) here
+	outLog   throttle.Every     // members that refused this node's hello
+}
+
+func newNativeAuth(cfg *Config) *nativeAuth {
+	a := &nativeAuth{optional: cfg.NativePasswordOptional,
+		inLog: throttle.Every{Period: 10 * time.Second}, outLog: throttle.Every{Period: 10 * time.Second}}
+	if cfg.NativePassword != "" {
+		sum := sha256.Sum256([]byte(cfg.NativePassword))
+		a.sum = &sum
+	}
+	return a
+}
+
+// ok reports whether a hello giving password may go on. Hashing first
+// makes the comparison take the same time whatever the length given.
+func (a *nativeAuth) ok(password []byte) bool {
+	if a.sum == nil {
+		return true
+	}
+	sum := sha256.Sum256(password)
+	return subtle.ConstantTimeCompare(sum[:], a.sum[:]) == 1
+}
+
+// helloAuth checks the password of a hello from peer (an address). It returns
+// the error to answer with and close, or nil to serve the connection; a
+// hello let in without the password is counted and logged all the same.
+func (n *Node) helloAuth(peer string, password []byte) *protocol.Error {
+	a := n.auth
+	if a.ok(password) {
+		return nil
+	}
+	n.metrics.authFailures.Inc()
+	what := "no password"
+	if len(password) > 0 {
+		what = "a wrong password"
+	}
+	if a.optional {
+		if a.inLog.Allow(time.Now()) {
+			n.log.Warn("native: let in a connection whose hello gave "+what+" (--native-password-optional; logged at most every 10 s)", "peer", peer)
+		}
+		return nil
+	}
+	if a.inLog.Allow(time.Now()) {
+		n.log.Warn("native: refused a connection whose hello gave "+what+" (logged at most every 10 s)", "peer", peer)
+	}
+	return protocol.Errorf(protocol.CodeAuth, "node %s requires its --native-password in the hello (client.Config.Password); this one gave %s", n.cfg.Name, what)
+}
+
+// peerErr notes a call to member name that failed with err: a member that
+// refuses this node's password cannot be replicated to or forwarded to,
+// which an operator must hear of.
+func (n *Node) peerErr(name string, err error) {
+	if protocol.CodeOf(err) == protocol.CodeAuth && n.auth.outLog.Allow(time.Now()) {
+		n.log.Error("member refused this node's --native-password: set the same one on every member (logged at most every 10 s)", "peer", name, "err", err)
+	}
+}

@@ -1,0 +1,134 @@
+package node
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+const testPassword = "correct horse battery staple"
+
+// helloWith dials n and sends a hello giving password, then ping, in one
+// write, as a client that does not wait for the hello's answer would.
+func helloWith(t *testing.T, n *Node, password string) (*rawConn, *protocol.Response) {
+	t.Helper()
+	rc := dialRaw(t, n)
+	hello := &protocol.Request{ID: 1, Op: protocol.OpHello, Version: protocol.Version, Value: []byte(password)}
+	b, err := protocol.AppendFrame(nil, hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = protocol.AppendFrame(b, &protocol.Request{ID: 2, Op: protocol.OpSet, Key: "sess:1", Value: []byte("stolen"), TTL: 60_000}); err != nil {
+		t.Fatal(err)
+	}
+	rc.sendRaw(b)
+	return rc, rc.recv()
+}
+
+// count reads c.
+func count(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+func TestNative_password_isRequiredInTheHello(t *testing.T) {
+	n := startTestNode(t, func(cfg *Config) { cfg.NativePassword = testPassword })
+	for name, given := range map[string]string{
+		"none":   "",
+		"wrong":  "correct horse battery stapl",
+		"longer": testPassword + " ",
+		"case":   strings.ToUpper(testPassword),
+	} {
+		rc, resp := helloWith(t, n, given)
+		expectCode(t, name, resp, protocol.CodeAuth)
+		if !strings.Contains(resp.Msg, "--native-password") {
+			t.Errorf("%s: message %q does not name --native-password", name, resp.Msg)
+		}
+		rc.expectClosed() // the set sent behind the hello did not run
+	}
+	if got := count(t, n.metrics.authFailures); got != 4 {
+		t.Errorf("auth failures metric = %v; want 4", got)
+	}
+	if _, ok := n.Store().Entry("sess:1"); ok {
+		t.Fatal("a set sent behind a refused hello was stored")
+	}
+
+	rc, resp := helloWith(t, n, testPassword)
+	expectCode(t, "the password", resp, protocol.CodeOK)
+	expectCode(t, "set after the hello", rc.recv(), protocol.CodeOK)
+	// A later hello on the same connection is checked again.
+	expectCode(t, "a second hello, wrong", rc.do(&protocol.Request{ID: 3, Op: protocol.OpHello, Version: protocol.Version}), protocol.CodeAuth)
+	rc.expectClosed()
+}
+
+func TestNative_passwordOptional_letsInCountsAndLogs(t *testing.T) {
+	warns := &warnCounter{prefix: "native: let in a connection"}
+	n := startTestNode(t, func(cfg *Config) {
+		cfg.NativePassword, cfg.NativePasswordOptional = testPassword, true
+		cfg.Logger = slog.New(warns)
+	})
+	for _, given := range []string{"", "old password", "", testPassword} {
+		rc, resp := helloWith(t, n, given)
+		expectCode(t, "hello giving "+given, resp, protocol.CodeOK)
+		expectCode(t, "set after it", rc.recv(), protocol.CodeOK)
+	}
+	if got := count(t, n.metrics.authFailures); got != 3 {
+		t.Errorf("auth failures metric = %v; want 3 (the right password is not one)", got)
+	}
+	if got := warns.n.Load(); got != 1 {
+		t.Errorf("%d warnings for 3 hellos without the password; want 1 (every 10 s)", got)
+	}
+}
+
+func TestNative_noPassword_ignoresOneGiven(t *testing.T) {
+	n := startTestNode(t)
+	_, resp := helloWith(t, n, "anything")
+	expectCode(t, "a hello giving a password to a node that requires none", resp, protocol.CodeOK)
+	if got := count(t, n.metrics.authFailures); got != 0 {
+		t.Errorf("auth failures metric = %v; want 0", got)
+	}
+}
+
+func TestConfig_passwordOptionalNeedsAPassword(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.NativePasswordOptional = true
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "native-password-optional") {
+		t.Fatalf("Validate = %v; want an error naming native-password-optional", err)
+	}
+}
+
+// A member started without the cluster's password is refused by the
+// others, and says so in its log rather than only failing its transfers.
+func TestCluster_memberWithoutThePassword_isRefusedAndSaysSo(t *testing.T) {
+	first := startTestNode(t, func(cfg *Config) { cfg.Name, cfg.NativePassword = "node-1", testPassword })
+	errs := &warnCounter{prefix: "member refused this node's --native-password"}
+	cfg := first.cfg // its listeners' addresses are ":0"
+	cfg.Name, cfg.NativePassword, cfg.Join, cfg.Logger = "node-2", "", []string{first.GossipAddr()}, slog.New(errs)
+	second, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { second.Close() }) // before first's, whose leak check covers both
+	deadline := time.Now().Add(30 * time.Second)
+	for len(second.Members()) != 2 || errs.n.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("node-2 sees members %v and logged %d refusals of its hello; want 2 members and a refusal", second.Members(), errs.n.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := count(t, first.metrics.authFailures); got == 0 {
+		t.Error("node-1 counted no refused hello")
+	}
+	if ok, _ := second.Ready(); ok {
+		t.Error("node-2 is ready though it could fetch none of its partitions")
+	}
+}
