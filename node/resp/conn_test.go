@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -75,6 +76,47 @@ func TestServer_Client(t *testing.T) {
 	// OFF would read them out of step.
 	c.expect("-ERR CLIENT REPLY is not supported: every command is answered\r\n", "client", "reply", "off")
 	c.expect("+PONG\r\n", "ping")
+}
+
+// CLIENT LIST lists every connection in the order they came, or those
+// its TYPE or ID filter names, as Redis 7.0 does.
+func TestServer_ClientList_filters(t *testing.T) {
+	ts := startServer(t)
+	var ids []string
+	var conns []*rawConn
+	for range 3 {
+		c := ts.dial(t)
+		c.cmd("client", "id")
+		ids = append(ids, strings.TrimSuffix(strings.TrimPrefix(c.reply(), ":"), "\r\n"))
+		conns = append(conns, c)
+	}
+	c := conns[0]
+	list := func(args ...string) []string {
+		t.Helper()
+		c.cmd(append([]string{"client", "list"}, args...)...)
+		var got []string
+		for _, f := range strings.Fields(c.reply()) {
+			if id, ok := strings.CutPrefix(f, "id="); ok {
+				got = append(got, id)
+			}
+		}
+		return got
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{nil, ids},
+		{[]string{"TYPE", "normal"}, ids},
+		{[]string{"type", "pubsub"}, nil},
+		{[]string{"id", ids[2], ids[0]}, []string{ids[0], ids[2]}},
+		{[]string{"ID", ids[1], "999999"}, ids[1:2]},
+		{[]string{"id", "0", "-1"}, nil},
+	} {
+		if got := list(tc.args...); !slices.Equal(got, tc.want) {
+			t.Errorf("CLIENT LIST %q: ids %v; want %v", tc.args, got, tc.want)
+		}
+	}
 }
 
 func TestServer_Introspection(t *testing.T) {

@@ -1,8 +1,10 @@
 package resp
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -213,8 +215,13 @@ func cmdClient(_ context.Context, c *conn, args [][]byte) {
 	case "info":
 		c.w.BulkString(c.describe())
 	case "list":
+		only, err := listFilter(args[2:])
+		if err != "" {
+			c.w.Error(err)
+			return
+		}
 		var sb strings.Builder
-		for _, o := range c.s.snapshotConns() {
+		for _, o := range c.s.snapshotConns(only) {
 			sb.WriteString(o)
 		}
 		c.w.BulkString(sb.String())
@@ -242,13 +249,52 @@ func (c *conn) describe() string {
 		" lib-name=" + c.libName + " lib-ver=" + c.libVer + "\n"
 }
 
-// snapshotConns returns a CLIENT LIST line per connection.
-func (s *Server) snapshotConns() []string {
+// listFilter parses CLIENT LIST's options as Redis 7.0 does: TYPE t alone,
+// or ID followed by one or more IDs. It returns the IDs to list (nil: all;
+// empty: none), sorted, or the error to answer.
+func listFilter(args [][]byte) (only []int64, err string) {
+	switch {
+	case len(args) == 0:
+		return nil, ""
+	case len(args) == 2 && strings.EqualFold(string(args[0]), "type"):
+		switch t := strings.ToLower(string(args[1])); t {
+		case "normal":
+			return nil, ""
+		case "master", "replica", "slave", "pubsub":
+			return []int64{}, "" // no such clients here
+		default:
+			return nil, "ERR Unknown client type '" + trunc(string(args[1]), 128) + "'"
+		}
+	case len(args) >= 2 && strings.EqualFold(string(args[0]), "id"):
+		only = make([]int64, 0, len(args)-1)
+		for _, a := range args[1:] {
+			id, perr := strconv.ParseInt(string(a), 10, 64)
+			if perr != nil {
+				return nil, "ERR Invalid client ID"
+			}
+			only = append(only, id)
+		}
+		slices.Sort(only)
+		return only, ""
+	}
+	return nil, string(errSyntax)
+}
+
+// snapshotConns returns a CLIENT LIST line per connection, in the order
+// they connected, only for the IDs in only unless it is nil.
+func (s *Server) snapshotConns(only []int64) []string {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.conns))
+	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
-		out = append(out, "id="+strconv.FormatInt(c.id, 10)+" addr="+c.addr+" db=0\n")
+		if _, found := slices.BinarySearch(only, c.id); found || only == nil {
+			conns = append(conns, c)
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(conns, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
+	out := make([]string, len(conns))
+	for i, c := range conns {
+		out[i] = "id=" + strconv.FormatInt(c.id, 10) + " addr=" + c.addr + " db=0\n"
 	}
 	return out
 }
