@@ -4,10 +4,20 @@ package protocol
 // run, '?' any byte, '[abc]', '[^a]', '[a-z]' classes and '\' escapes. Like
 // Redis it works on bytes, and '*' matches '/' too (unlike path.Match).
 func MatchGlob(pattern, s string) bool {
+	ok, _ := MatchGlobCost(pattern, s)
+	return ok
+}
+
+// MatchGlobCost is MatchGlob, also returning the work it took: the pattern
+// bytes it compared. Matching takes at most about len(pattern) * len(s)
+// steps, a millisecond for a pattern and a key of 1 KiB each; callers that
+// match many keys (scans) bound the steps they spend, not only the keys.
+func MatchGlobCost(pattern, s string) (match bool, steps int) {
 	// Iterative matching with one backtrack point for the last '*'.
 	var starP, starS = -1, 0
 	p, i := 0, 0
 	for i < len(s) {
+		steps++
 		if p < len(pattern) {
 			switch c := pattern[p]; c {
 			case '*':
@@ -15,7 +25,7 @@ func MatchGlob(pattern, s string) bool {
 					p++
 				}
 				if p == len(pattern) {
-					return true
+					return true, steps
 				}
 				starP, starS = p, i
 				continue
@@ -24,7 +34,9 @@ func MatchGlob(pattern, s string) bool {
 				i++
 				continue
 			case '[':
-				if np, ok := matchClass(pattern, p, s[i]); ok {
+				np, ok := matchClass(pattern, p, s[i])
+				steps += np - p
+				if ok {
 					p = np
 					i++
 					continue
@@ -48,7 +60,7 @@ func MatchGlob(pattern, s string) bool {
 			}
 		}
 		if starP < 0 {
-			return false
+			return false, steps
 		}
 		starS++
 		p, i = starP, starS
@@ -56,7 +68,7 @@ func MatchGlob(pattern, s string) bool {
 	for p < len(pattern) && pattern[p] == '*' {
 		p++
 	}
-	return p == len(pattern)
+	return p == len(pattern), steps
 }
 
 // matchClass matches b against the class starting at pattern[p] == '['. It

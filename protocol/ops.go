@@ -44,8 +44,9 @@ const (
 	// Count of them, matching the glob Pattern when it is set. The reply's
 	// Keys are the keys and its Cursor the next cursor (0 when done). A
 	// page matches a bounded number of keys against Pattern (ten times
-	// Count, at least 100), so it may hold fewer than Count keys, or none,
-	// before the partition ends; reply N counts the keys it examined.
+	// Count, at least 100; a key whose match is costly counts as several),
+	// so it may hold fewer than Count keys, or none, before the partition
+	// ends; reply N counts the keys it examined, so weighted.
 	OpScan
 	// OpCount counts the live keys on the node (DBSIZE).
 	OpCount

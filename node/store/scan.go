@@ -53,7 +53,9 @@ const ScanPosBits = 47
 //
 // Its work is bounded, as Redis bounds a SCAN's: it matches at most
 // ScanExamine(count) keys (and all those sharing the last one's position),
-// and returns a cursor after the last it examined even if none matched.
+// a key whose match is costly counting as several, and returns a cursor
+// after the last it examined even if none matched; resp.N is the keys
+// examined, so counted.
 // The partition's lock is held only to copy the keys after the cursor;
 // matching, which a pattern of 1 KiB against keys of 1 KiB makes cost
 // milliseconds a key, runs without it. (A SCAN used to match every key of
@@ -107,8 +109,12 @@ func (s *Store) scan(req *protocol.Request, resp *protocol.Response) error {
 		}
 		from, grew := len(keys), 0
 		for _, it := range items[i:j] {
-			budget--
-			if req.Pattern == "" || protocol.MatchGlob(req.Pattern, it.key) {
+			match, steps := req.Pattern == "", 0
+			if !match {
+				match, steps = protocol.MatchGlobCost(req.Pattern, it.key)
+			}
+			budget -= 1 + steps/matchStepsPerKey
+			if match {
 				keys = append(keys, it.key)
 				grew += len(it.key) + 5 // 5: msgpack's string header, at most
 			}
@@ -130,9 +136,17 @@ func (s *Store) scan(req *protocol.Request, resp *protocol.Response) error {
 
 // ScanExamine is how many keys one scan page asking for count keys may
 // match against its pattern: ten times count, as Redis visits up to ten
-// times COUNT buckets, and at least 100. A RESP SCAN bounds its pages
-// together by the same.
+// times COUNT buckets, and at least 100. A key whose match takes more than
+// matchStepsPerKey steps counts as more than one. A RESP SCAN bounds its
+// pages together by the same.
 func ScanExamine(count int) int { return max(10*count, 100) }
+
+// matchStepsPerKey is the match work (protocol.MatchGlobCost's steps,
+// about a nanosecond each) that counts as one more key examined: a
+// session key against a prefix pattern takes a few dozen, a costly
+// pattern against a long key up to a million. Without it, a page of
+// ScanExamine(count) keys could match for count * 10 ms.
+const matchStepsPerKey = 1024
 
 func (s *Store) checkPartition(p int32) error {
 	if p < 0 || int(p) >= len(s.parts) {
