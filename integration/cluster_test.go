@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/cloakroom/cloakroom/client"
-	"github.com/cloakroom/cloakroom/node/nodetest"
 	"github.com/cloakroom/cloakroom/protocol"
 )
 
@@ -83,7 +82,7 @@ func sessionValue(i int) string { return fmt.Sprintf("coat-%d-%0180d", i, i) }
 func tables(ctx context.Context, t *testing.T, c *procCluster) map[string]*protocol.ClusterInfo {
 	out := map[string]*protocol.ClusterInfo{}
 	for _, p := range c.running() {
-		r, err := nodetest.DirectClient(t, p.native).Do(ctx, &protocol.Request{Op: protocol.OpTable})
+		r, err := c.direct(p.native).Do(ctx, &protocol.Request{Op: protocol.OpTable})
 		if err != nil {
 			continue
 		}
@@ -148,7 +147,7 @@ func TestCluster_processes_killOneLosesNothing(t *testing.T) {
 	}
 	none := func(int) bool { return false }
 	for _, p := range c.procs {
-		if errs := readAll(ctx, nodetest.DirectClient(t, p.native), n, none); len(errs) > 0 {
+		if errs := readAll(ctx, c.direct(p.native), n, none); len(errs) > 0 {
 			t.Fatalf("through %s: %d reads failed, first: %v", p.name, len(errs), errs[0])
 		}
 	}
@@ -172,7 +171,7 @@ func TestCluster_processes_killOneLosesNothing(t *testing.T) {
 	waitTablesAgree(ctx, t, c, 3)
 	c.waitReady()
 	for _, p := range c.procs {
-		if errs := readAll(ctx, nodetest.DirectClient(t, p.native), n, deleted); len(errs) > 0 {
+		if errs := readAll(ctx, c.direct(p.native), n, deleted); len(errs) > 0 {
 			t.Fatalf("after restart, through %s: %d reads wrong, first: %v", p.name, len(errs), errs[0])
 		}
 	}

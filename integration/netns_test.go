@@ -150,7 +150,7 @@ func TestPartition_isolatedNodeAcksNothing_healLosesAndResurrectsNothing(t *test
 		for _, nd := range all {
 			nodes[nd.name] = nd.native()
 		}
-		w.explain(ctx, nodes)
+		w.explain(ctx, nodes, "")
 	}
 	p := probe.snapshot()
 	t.Logf("figures: 5 nodes, --replicas 2, --gossip-preset local; n5 cut for %v", healAt.Sub(cutAt).Round(time.Millisecond))

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cloakroom/cloakroom/client"
 )
 
 // proc is one cloakroomd process of a cluster that a test can kill and
@@ -28,6 +30,21 @@ type procCluster struct {
 	bin   string
 	procs []*proc
 	extra []string // flags every node gets, for nodes added later
+	// password is the --native-password the test's own clients give
+	// (direct), for a test that sets one on its nodes.
+	password string
+}
+
+// direct returns a client of the node at addr alone (client.Config.Direct),
+// giving c.password, closed when the test ends.
+func (c *procCluster) direct(addr string) *client.Client {
+	c.t.Helper()
+	cl, err := client.New(client.Config{Addrs: []string{addr}, Direct: true, Password: c.password})
+	if err != nil {
+		c.t.Fatalf("direct client of %s: %v", addr, err)
+	}
+	c.t.Cleanup(func() { cl.Close() })
+	return cl
 }
 
 // startProcCluster starts n cloakroomd processes that join the first one,

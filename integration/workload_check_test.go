@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cloakroom/cloakroom/client"
-	"github.com/cloakroom/cloakroom/node/nodetest"
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
 )
@@ -109,7 +108,7 @@ func (w *workload) verify(ctx context.Context, c *procCluster, e expect) {
 	t.Logf("workload: %s", w.summary())
 	vs := []verdict{w.check(ctx, "routed client", w.cl, e.touchedTTLs)}
 	for _, p := range c.running() {
-		vs = append(vs, w.check(ctx, p.name, nodetest.DirectClient(t, p.native), false))
+		vs = append(vs, w.check(ctx, p.name, c.direct(p.native), false))
 	}
 	failed := false
 	for _, v := range vs {
@@ -130,7 +129,7 @@ func (w *workload) verify(ctx context.Context, c *procCluster, e expect) {
 		for _, p := range c.running() {
 			nodes[p.name] = p.native
 		}
-		w.explain(ctx, nodes)
+		w.explain(ctx, nodes, c.password)
 		c.logOutputs()
 	}
 	if failed {
@@ -153,8 +152,9 @@ func (w *workload) suspect(key string) {
 
 // explain logs what each node holds locally of the first keys a final
 // check found lost or resurrected (nodes: name → native address), so that
-// a failure shows where a value or a tombstone went.
-func (w *workload) explain(ctx context.Context, nodes map[string]string) {
+// a failure shows where a value or a tombstone went. Its clients give
+// password.
+func (w *workload) explain(ctx context.Context, nodes map[string]string, password string) {
 	w.badMu.Lock()
 	keys := slices.Clone(w.badKeys)
 	w.badMu.Unlock()
@@ -162,15 +162,15 @@ func (w *workload) explain(ctx context.Context, nodes map[string]string) {
 	for _, key := range keys {
 		var sb strings.Builder
 		for _, name := range names {
-			fmt.Fprintf(&sb, " | %s: %s", name, localEntry(ctx, nodes[name], key, w.parts))
+			fmt.Fprintf(&sb, " | %s: %s", name, localEntry(ctx, nodes[name], password, key, w.parts))
 		}
 		w.t.Logf("held of %s (partition %d):%s", key, ring.Partition(key, w.parts), sb.String())
 	}
 }
 
 // localEntry describes what the node at addr holds of key, without routing.
-func localEntry(ctx context.Context, addr, key string, parts int) string {
-	c, err := client.New(client.Config{Addrs: []string{addr}, Direct: true, DialTimeout: time.Second})
+func localEntry(ctx context.Context, addr, password, key string, parts int) string {
+	c, err := client.New(client.Config{Addrs: []string{addr}, Direct: true, DialTimeout: time.Second, Password: password})
 	if err != nil {
 		return err.Error()
 	}
