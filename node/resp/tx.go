@@ -189,7 +189,8 @@ func cmdWatch(ctx context.Context, c *conn, args [][]byte) {
 		if _, ok := c.tx.watched[string(k)]; ok {
 			continue // as Redis: the version of the first WATCH stands
 		}
-		req := protocol.Request{Op: protocol.OpGet, Key: string(k)}
+		// Only the version: a session of 1 MiB need not be copied for it.
+		req := protocol.Request{Op: protocol.OpGet, Key: string(k), Flags: protocol.FlagNoValue}
 		c.s.b.Do(ctx, &req, &resp)
 		var version uint64 // 0: absent
 		switch resp.Code {

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 
@@ -79,6 +80,29 @@ func TestServer_Watch_AbortsOnChange(t *testing.T) {
 	c.expect("+OK\r\n", "multi")
 	c.expect("+QUEUED\r\n", "get", "k")
 	c.expect("*1\r\n$1\r\n5\r\n", "exec")
+}
+
+// WATCH reads a key's version, not its value: watching a session of
+// 1 MiB, again and again, copies none of it.
+func TestServer_Watch_readsNoValue(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "set", "k", strings.Repeat("v", 1<<20))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 32 {
+		c.expect("+OK\r\n", "watch", "k")
+		c.expect("+OK\r\n", "unwatch")
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 8<<20 {
+		t.Errorf("32 WATCHes of a 1 MiB session allocated %d MiB; want well under 32", got>>20)
+	}
+	// And the version it read guards the transaction as before.
+	c.expect("+OK\r\n", "watch", "k")
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "set", "k", "small")
+	c.expect("*1\r\n+OK\r\n", "exec")
 }
 
 // A key watched again counts once, so a client that repeats WATCH does not
