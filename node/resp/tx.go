@@ -17,13 +17,23 @@ type txState struct {
 	bytes     int               // the queue's size, as txBytes counts it
 	partition int               // of the queued keys; -1 while none
 	watched   map[string]uint64 // WATCHed key -> the version it had (0: absent)
+	wbytes    int               // the watched keys' bytes
 }
 
-// maxWatched bounds the distinct keys one connection may WATCH. EXEC needs
-// them in one partition with its commands' keys, so a session store
-// watches a handful; Redis has no bound, but there a client that watches
-// key after key without EXEC grows the server without end.
-const maxWatched = 1 << 16
+// maxWatched and maxWatchedBytes bound the distinct keys one connection
+// may WATCH, in number and in bytes. EXEC needs them in one partition with
+// its commands' keys, so a session store watches a handful; Redis has no
+// bound, but there a client that watches key after key without EXEC grows
+// the server without end. (By number alone, 65,536 keys of 1 KiB held
+// about 100 MB a connection.)
+const (
+	maxWatched      = 1 << 16
+	maxWatchedBytes = 1 << 20
+)
+
+// errTooManyWatched is WATCH's answer past maxWatched or maxWatchedBytes.
+var errTooManyWatched = "ERR too many watched keys (the limit is " + strconv.Itoa(maxWatched) +
+	" keys and " + strconv.Itoa(maxWatchedBytes) + " bytes of keys); UNWATCH first"
 
 type queued struct {
 	cmd  *command
@@ -181,7 +191,7 @@ func cmdWatch(ctx context.Context, c *conn, args [][]byte) {
 		return
 	}
 	if c.watchOverflows(args[1:]) {
-		c.w.Error("ERR too many watched keys (the limit is " + strconv.Itoa(maxWatched) + "); UNWATCH first")
+		c.w.Error(errTooManyWatched)
 		return
 	}
 	var resp protocol.Response
@@ -205,26 +215,34 @@ func cmdWatch(ctx context.Context, c *conn, args [][]byte) {
 			c.tx.watched = make(map[string]uint64)
 		}
 		c.tx.watched[req.Key] = version
+		c.tx.wbytes += len(req.Key)
 	}
 	c.w.OK()
 }
 
 // watchOverflows reports whether watching keys would take the connection
-// past maxWatched distinct keys; then WATCH watches none of them.
+// past maxWatched distinct keys or maxWatchedBytes of them; then WATCH
+// watches none of them.
 func (c *conn) watchOverflows(keys [][]byte) bool {
-	if len(c.tx.watched)+len(keys) <= maxWatched {
+	size := 0
+	for _, k := range keys {
+		size += len(k)
+	}
+	if len(c.tx.watched)+len(keys) <= maxWatched && c.tx.wbytes+size <= maxWatchedBytes {
 		return false
 	}
 	fresh := make(map[string]bool)
+	size = 0
 	for _, k := range keys {
-		if _, ok := c.tx.watched[string(k)]; !ok {
+		if _, ok := c.tx.watched[string(k)]; !ok && !fresh[string(k)] {
 			fresh[string(k)] = true
+			size += len(k)
 		}
 	}
-	return len(c.tx.watched)+len(fresh) > maxWatched
+	return len(c.tx.watched)+len(fresh) > maxWatched || c.tx.wbytes+size > maxWatchedBytes
 }
 
 func cmdUnwatch(_ context.Context, c *conn, _ [][]byte) {
-	c.tx.watched = nil
+	c.tx.watched, c.tx.wbytes = nil, 0
 	c.w.OK()
 }

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -105,6 +106,22 @@ func TestServer_Watch_readsNoValue(t *testing.T) {
 	c.expect("*1\r\n+OK\r\n", "exec")
 }
 
+// Watched keys are bounded in bytes too: 1,024 keys of 1 KiB fill the
+// bound, and one more is refused until UNWATCH.
+func TestServer_Watch_keyBytesAreBounded(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	keys := []string{"watch"}
+	for i := range maxWatchedBytes / 1024 {
+		keys = append(keys, fmt.Sprintf("%01024d", i))
+	}
+	c.expect("+OK\r\n", keys...)
+	c.expect("+OK\r\n", keys[:2]...) // already watched: no more bytes
+	c.expect("-"+errTooManyWatched+"\r\n", "watch", "x")
+	c.expect("+OK\r\n", "unwatch")
+	c.expect("+OK\r\n", "watch", "x")
+}
+
 // A key watched again counts once, so a client that repeats WATCH does not
 // grow its connection; distinct keys are bounded by maxWatched.
 func TestServer_Watch_repeatsCountOnceAndDistinctKeysAreBounded(t *testing.T) {
@@ -123,7 +140,7 @@ func TestServer_Watch_repeatsCountOnceAndDistinctKeysAreBounded(t *testing.T) {
 		distinct = append(distinct, "k"+itoa(i))
 	}
 	c.expect("+OK\r\n", distinct[:maxWatched+1]...) // "watch" and as many keys as the bound
-	c.expect("-ERR too many watched keys (the limit is 65536); UNWATCH first\r\n", "watch", "one-more", "k1")
+	c.expect("-"+errTooManyWatched+"\r\n", "watch", "one-more", "k1")
 	c.expect("+OK\r\n", "unwatch")
 	c.expect("+OK\r\n", distinct[:3]...)
 
@@ -131,7 +148,7 @@ func TestServer_Watch_repeatsCountOnceAndDistinctKeysAreBounded(t *testing.T) {
 	// all: a key watched again afterwards is watched from then.
 	other := ts.dial(t)
 	c.expect("+OK\r\n", "unwatch")
-	c.expect("-ERR too many watched keys (the limit is 65536); UNWATCH first\r\n", distinct...)
+	c.expect("-"+errTooManyWatched+"\r\n", distinct...)
 	other.expect("+OK\r\n", "set", "k1", "changed")
 	c.expect("+OK\r\n", "multi")
 	c.expect("+QUEUED\r\n", "get", "k1")
