@@ -106,9 +106,16 @@ func (e *env) commonFlags(fs *flag.FlagSet) {
 		e.timeout = 5 * time.Second
 	}
 	fs.StringVar(&e.addr, "addr", e.addr, "node native address(es), comma-separated (env CLOAKROOM_ADDR)")
-	fs.StringVar(&e.password, "password", e.password, "the nodes' --native-password; better given as env CLOAKROOM_NATIVE_PASSWORD, which other users cannot read in the process list")
+	fs.Var(secret{&e.password}, "password", "the nodes' --native-password; better given as env CLOAKROOM_NATIVE_PASSWORD, which other users cannot read in the process list")
 	fs.DurationVar(&e.timeout, "timeout", e.timeout, "time limit for a command's requests")
 }
+
+// secret is a string flag whose value is never shown: usage text prints a
+// flag's current value as its default, and a password must not appear.
+type secret struct{ s *string }
+
+func (v secret) String() string     { return "" }
+func (v secret) Set(s string) error { *v.s = s; return nil }
 
 func (e *env) usage(fs *flag.FlagSet) {
 	w := e.stderr

@@ -75,6 +75,12 @@ func TestCloakctl_Password_fromFlagOrEnvironment(t *testing.T) {
 	if r := cloakctl(t, env, "", "status"); r.code != exitOK {
 		t.Fatalf("status with CLOAKROOM_NATIVE_PASSWORD = %+v; want exit 0", r)
 	}
+	// Usage text never shows it, from the environment or the command line.
+	for _, args := range [][]string{{"get", "--bogus", "k"}, {"ping", "-h"}, {"--password", "pw", "get", "--bogus", "k"}} {
+		if r := cloakctl(t, env, "", args...); strings.Contains(r.stdout+r.stderr, "pw") {
+			t.Errorf("cloakctl %q printed the password: %q", args, r.stderr)
+		}
+	}
 }
 
 func TestCloakctl_SetDash_readsValueFromStdin(t *testing.T) {
