@@ -109,7 +109,8 @@ func TestServer_ClientList_filters(t *testing.T) {
 		{nil, ids},
 		{[]string{"TYPE", "normal"}, ids},
 		{[]string{"type", "pubsub"}, nil},
-		{[]string{"id", ids[2], ids[0]}, []string{ids[0], ids[2]}},
+		{[]string{"id", ids[2], ids[0]}, []string{ids[2], ids[0]}}, // in the order asked
+		{[]string{"id", ids[1], ids[1]}, []string{ids[1], ids[1]}}, // and as often
 		{[]string{"ID", ids[1], "999999"}, ids[1:2]},
 		{[]string{"id", "0", "-1"}, nil},
 	} {

@@ -250,8 +250,8 @@ func (c *conn) describe() string {
 }
 
 // listFilter parses CLIENT LIST's options as Redis 7.0 does: TYPE t alone,
-// or ID followed by one or more IDs. It returns the IDs to list (nil: all;
-// empty: none), sorted, or the error to answer.
+// or ID followed by one or more IDs. It returns the IDs to list, in order
+// and repeats included (nil: all; empty: none), or the error to answer.
 func listFilter(args [][]byte) (only []int64, err string) {
 	switch {
 	case len(args) == 0:
@@ -268,30 +268,43 @@ func listFilter(args [][]byte) (only []int64, err string) {
 	case len(args) >= 2 && strings.EqualFold(string(args[0]), "id"):
 		only = make([]int64, 0, len(args)-1)
 		for _, a := range args[1:] {
-			id, perr := strconv.ParseInt(string(a), 10, 64)
-			if perr != nil {
+			id, ok := parseInt(a)
+			if !ok {
 				return nil, "ERR Invalid client ID"
 			}
 			only = append(only, id)
 		}
-		slices.Sort(only)
 		return only, ""
 	}
 	return nil, string(errSyntax)
 }
 
-// snapshotConns returns a CLIENT LIST line per connection, in the order
-// they connected, only for the IDs in only unless it is nil.
+// snapshotConns returns a CLIENT LIST line per connection: every one in
+// the order they connected if only is nil, else one for each ID of only
+// that is connected, in only's order, as Redis lists them.
 func (s *Server) snapshotConns(only []int64) []string {
 	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		if _, found := slices.BinarySearch(only, c.id); found || only == nil {
+	var conns []*conn
+	if only == nil {
+		conns = make([]*conn, 0, len(s.conns))
+		for c := range s.conns {
 			conns = append(conns, c)
+		}
+	} else {
+		byID := make(map[int64]*conn, len(s.conns))
+		for c := range s.conns {
+			byID[c.id] = c
+		}
+		for _, id := range only {
+			if c := byID[id]; c != nil {
+				conns = append(conns, c)
+			}
 		}
 	}
 	s.mu.Unlock()
-	slices.SortFunc(conns, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
+	if only == nil {
+		slices.SortFunc(conns, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
+	}
 	out := make([]string, len(conns))
 	for i, c := range conns {
 		out[i] = "id=" + strconv.FormatInt(c.id, 10) + " addr=" + c.addr + " db=0\n"
