@@ -30,3 +30,24 @@ func TestWrapf(t *testing.T) {
 		}
 	}
 }
+
+// A response set from a wrapped error keeps the context and says the
+// code's words once, as Err puts them first.
+func TestResponse_SetErr_saysTheCodeOnce(t *testing.T) {
+	refused := fmt.Errorf("hello 127.0.0.1:7401: %w", Errorf(CodeAuth, "node a requires its password"))
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{refused, "cloakroom: authentication failed: hello 127.0.0.1:7401: node a requires its password"},
+		{errors.Join(refused, ErrNotFound), "cloakroom: authentication failed: hello 127.0.0.1:7401: node a requires its password\ncloakroom: not found"},
+		{ErrAuth, "cloakroom: authentication failed"},
+		{Errorf(CodeAuth, "bare"), "cloakroom: authentication failed: bare"},
+	} {
+		var r Response
+		r.SetErr(tc.err)
+		if got := r.Err().Error(); got != tc.want {
+			t.Errorf("SetErr(%q): Err() = %q; want %q", tc.err, got, tc.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -72,7 +73,9 @@ func (r *Response) SetErr(err error) {
 	case err == nil || err == r.Code.Err():
 		r.Msg = "" // a bare sentinel says it all
 	default:
-		r.Msg = err.Error()
+		// Without the code's own words, which Err puts first: a wrapped
+		// error would otherwise say them twice.
+		r.Msg = strings.ReplaceAll(err.Error(), r.Code.Err().Error()+": ", "")
 	}
 }
 
