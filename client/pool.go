@@ -20,7 +20,17 @@ type nodePool struct {
 	// unanswered lately, so until then reads ask a backup first (see
 	// sendPartition) and refreshes ask this node last (see candidates).
 	quietUntil atomic.Int64
+	// refused is the node's last refusal of the password (ErrAuth), which
+	// calls get again without dialling until refusedUntil (unix
+	// nanoseconds): a misconfigured application at thousands of calls a
+	// second would otherwise open, and have refused, a connection a call.
+	refused      atomic.Pointer[error]
+	refusedUntil atomic.Int64
 }
+
+// refusalMemory is how long a node's refusal of the password is answered
+// from memory.
+const refusalMemory = time.Second
 
 // quiet reports whether a call here went unanswered within the last
 // AttemptTimeout.
@@ -84,8 +94,15 @@ func (p *nodePool) get(ctx context.Context) (*conn, error) {
 	if cn := s.conn.Load(); cn != nil && !cn.broken() {
 		return cn, nil // another caller dialled it
 	}
+	if err := p.refused.Load(); err != nil && time.Now().UnixNano() < p.refusedUntil.Load() {
+		return nil, *err
+	}
 	cn, err := dial(ctx, p.addr, &p.cfg)
 	if err != nil {
+		if protocol.CodeOf(err) == protocol.CodeAuth {
+			p.refused.Store(&err)
+			p.refusedUntil.Store(time.Now().Add(refusalMemory).UnixNano())
+		}
 		return nil, err
 	}
 	s.conn.Store(cn)

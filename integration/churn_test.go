@@ -140,6 +140,19 @@ func TestChurn_turnOnNativePassword_losesNothing(t *testing.T) {
 	restartEach("optional", func(args []string) []string {
 		return append(args, "--native-password", password, "--native-password-optional")
 	})
+	// README's step 2: no connection without the password is left open.
+	eventuallyWithin(t, 30*time.Second, func() error {
+		for _, p := range c.running() {
+			m, err := metricsOf(p)
+			if err != nil {
+				return err
+			}
+			if n := m["cloakroom_native_connections_without_password"]; n != 0 {
+				return fmt.Errorf("%s has %v connections without the password", p.name, n)
+			}
+		}
+		return nil
+	})
 	restartEach("required", func(args []string) []string {
 		return slices.DeleteFunc(args, func(a string) bool { return a == "--native-password-optional" })
 	})

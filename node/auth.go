@@ -3,6 +3,8 @@ package node
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloakroom/cloakroom/internal/throttle"
@@ -16,6 +18,7 @@ type nativeAuth struct {
 	optional bool               // let in hellos without it (NativePasswordOptional)
 	inLog    throttle.Every     // hellos refused (or let in) here
 	outLog   throttle.Every     // members that refused this node's hello
+	failures atomic.Int64       // hellos without the password, for the log
 }
 
 func newNativeAuth(cfg *Config) *nativeAuth {
@@ -38,29 +41,54 @@ func (a *nativeAuth) ok(password []byte) bool {
 	return subtle.ConstantTimeCompare(sum[:], a.sum[:]) == 1
 }
 
-// helloAuth checks the password of a hello from peer (an address). It returns
-// the error to answer with and close, or nil to serve the connection; a
-// hello let in without the password is counted and logged all the same.
-func (n *Node) helloAuth(peer string, password []byte) *protocol.Error {
+// helloAuth checks the password of a hello on nc. It returns the error to
+// answer with and close, or nil to serve the connection. A hello without
+// the password is counted and logged, let in or not; one let in
+// (NativePasswordOptional) marks nc, which counts in
+// cloakroom_native_connections_without_password until it closes, so that
+// an operator can tell when no client lacks the password any more.
+func (n *Node) helloAuth(nc *nativeConn, password []byte) *protocol.Error {
 	a := n.auth
 	if a.ok(password) {
 		return nil
 	}
 	n.metrics.authFailures.Inc()
+	total := a.failures.Add(1)
 	what := "no password"
 	if len(password) > 0 {
 		what = "a wrong password"
 	}
+	msg := "native: refused a connection whose hello gave " + what
 	if a.optional {
-		if a.inLog.Allow(time.Now()) {
-			n.log.Warn("native: let in a connection whose hello gave "+what+" (--native-password-optional; logged at most every 10 s)", "peer", peer)
+		msg = "native: let in a connection whose hello gave " + what + " (--native-password-optional)"
+		if !nc.unauth {
+			nc.unauth = true
+			n.metrics.unauthConns.Inc()
 		}
-		return nil
 	}
 	if a.inLog.Allow(time.Now()) {
-		n.log.Warn("native: refused a connection whose hello gave "+what+" (logged at most every 10 s)", "peer", peer)
+		n.log.Warn(msg+"; logged at most every 10 s, the others at debug level", "peer", nc.peer, "auth_failures_total", total)
+	} else {
+		n.log.Debug(msg, "peer", nc.peer)
+	}
+	if a.optional {
+		return nil
 	}
 	return protocol.Errorf(protocol.CodeAuth, "node %s requires its --native-password in the hello (client.Config.Password); this one gave %s", n.cfg.Name, what)
+}
+
+// loopbackOnly reports whether the listener address addr (host:port) takes
+// connections from this machine only.
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // peerErr notes a call to member name that failed with err: a member that

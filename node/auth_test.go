@@ -76,10 +76,12 @@ func TestNative_passwordOptional_letsInCountsAndLogs(t *testing.T) {
 		cfg.NativePassword, cfg.NativePasswordOptional = testPassword, true
 		cfg.Logger = slog.New(warns)
 	})
+	var conns []*rawConn
 	for _, given := range []string{"", "old password", "", testPassword} {
 		rc, resp := helloWith(t, n, given)
 		expectCode(t, "hello giving "+given, resp, protocol.CodeOK)
 		expectCode(t, "set after it", rc.recv(), protocol.CodeOK)
+		conns = append(conns, rc)
 	}
 	if got := count(t, n.metrics.authFailures); got != 3 {
 		t.Errorf("auth failures metric = %v; want 3 (the right password is not one)", got)
@@ -87,6 +89,31 @@ func TestNative_passwordOptional_letsInCountsAndLogs(t *testing.T) {
 	if got := warns.n.Load(); got != 1 {
 		t.Errorf("%d warnings for 3 hellos without the password; want 1 (every 10 s)", got)
 	}
+	// The gauge an operator watches before requiring the password: the
+	// connections let in without it, while they are open.
+	if got := gauge(t, n.metrics.unauthConns); got != 3 {
+		t.Errorf("connections without the password = %v; want 3", got)
+	}
+	for _, rc := range conns {
+		rc.c.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for gauge(t, n.metrics.unauthConns) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("connections without the password = %v after they closed; want 0", gauge(t, n.metrics.unauthConns))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// gauge reads g.
+func gauge(t *testing.T, g prometheus.Gauge) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
 }
 
 func TestNative_noPassword_ignoresOneGiven(t *testing.T) {
@@ -95,6 +122,17 @@ func TestNative_noPassword_ignoresOneGiven(t *testing.T) {
 	expectCode(t, "a hello giving a password to a node that requires none", resp, protocol.CodeOK)
 	if got := count(t, n.metrics.authFailures); got != 0 {
 		t.Errorf("auth failures metric = %v; want 0", got)
+	}
+}
+
+func TestLoopbackOnly(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:7946": true, "127.0.0.9:0": true, "[::1]:7946": true, "localhost:7946": true,
+		":7946": false, "0.0.0.0:7946": false, "10.0.0.7:7946": false, "node-a:7946": false, "[::]:7946": false,
+	} {
+		if got := loopbackOnly(addr); got != want {
+			t.Errorf("loopbackOnly(%q) = %v; want %v", addr, got, want)
+		}
 	}
 }
 

@@ -63,9 +63,9 @@ type Config struct {
 	NativePassword string
 	// NativePasswordOptional lets in native connections whose hello lacks
 	// NativePassword (or gives another), counting and logging them, for
-	// turning a password on or changing it in a running cluster: restart
-	// every node with the new password and this set, move the clients to
-	// the new password, then restart every node without it.
+	// turning a password on or changing it in a running cluster by rolling
+	// restarts (README, "Securing a cluster": changing it takes a restart
+	// with the old password and this set first).
 	NativePasswordOptional bool
 	// HTTPAddr serves /healthz, /readyz and /metrics; empty disables it.
 	HTTPAddr string

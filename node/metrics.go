@@ -26,6 +26,7 @@ type metrics struct {
 	repairs         prometheus.Counter
 	refusedConns    prometheus.Counter
 	authFailures    prometheus.Counter
+	unauthConns     prometheus.Gauge
 }
 
 func newMetrics(n *Node) *metrics {
@@ -61,11 +62,14 @@ func newMetrics(n *Node) *metrics {
 	m.authFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_native_auth_failures_total", Help: "Native hellos without this node's --native-password: refused, or let in under --native-password-optional.",
 	})
+	m.unauthConns = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "cloakroom_native_connections_without_password", Help: "Open native connections let in without this node's --native-password, under --native-password-optional.",
+	})
 	m.repairs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cloakroom_anti_entropy_repairs_total", Help: "Partitions found to differ from a backup and repaired.",
 	})
 	s := n.store
-	m.reg.MustRegister(requestsCollector{m}, m.conns, m.reserved, m.badFrames, m.replicaFailures, m.replicated, m.forwarded, m.backupReads, m.repairs, m.refusedConns, m.authFailures,
+	m.reg.MustRegister(requestsCollector{m}, m.conns, m.reserved, m.badFrames, m.replicaFailures, m.replicated, m.forwarded, m.backupReads, m.repairs, m.refusedConns, m.authFailures, m.unauthConns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		stat("cloakroom_keys", "Live keys, including expired ones not yet collected.", prometheus.GaugeValue, func() int64 { return s.Stats().Keys }),
 		stat("cloakroom_tombstones", "Tombstones kept so that deletes stay final.", prometheus.GaugeValue, func() int64 { return s.Stats().Tombstones }),

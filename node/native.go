@@ -88,6 +88,8 @@ type nativeConn struct {
 	async sync.WaitGroup
 	sem   chan struct{}       // one token per asynchronous request in flight
 	room  *semaphore.Weighted // maxAsyncReplyBytes, taken by their replies' room
+
+	unauth bool // let in without the password (helloAuth); read by serveNative once readLoop is done
 }
 
 // serveNative serves one native-protocol connection until it closes. A
@@ -111,6 +113,9 @@ func (n *Node) serveNative(c net.Conn, member bool) {
 	nc.async.Wait()
 	close(done)
 	<-flushed
+	if nc.unauth {
+		n.metrics.unauthConns.Dec()
+	}
 }
 
 func (nc *nativeConn) readLoop(member bool) {
@@ -163,7 +168,7 @@ func (nc *nativeConn) readLoop(member bool) {
 				nc.reply(&resp, true)
 				return
 			}
-			if err := n.helloAuth(nc.peer, req.Value); err != nil {
+			if err := n.helloAuth(nc, req.Value); err != nil {
 				resp = protocol.Response{ID: req.ID}
 				resp.SetErr(err)
 				nc.reply(&resp, true)

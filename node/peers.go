@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -120,8 +121,8 @@ func (n *Node) callAll(ctx context.Context, v *view, name string, reqs []*protoc
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	resps, errs := c.ExchangeAll(ctx, reqs)
-	if len(errs) > 0 {
-		n.peerErr(name, errs[0])
+	if i := slices.IndexFunc(errs, func(err error) bool { return err != nil }); i >= 0 {
+		n.peerErr(name, errs[i])
 	}
 	return resps, errs
 }
