@@ -30,12 +30,15 @@ func helloWith(t *testing.T, n *Node, password string) (*rawConn, *protocol.Resp
 	return rc, rc.recv()
 }
 
-// count reads c.
-func count(t *testing.T, c prometheus.Counter) float64 {
+// value reads a counter or a gauge.
+func value(t *testing.T, c prometheus.Metric) float64 {
 	t.Helper()
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {
 		t.Fatal(err)
+	}
+	if g := m.GetGauge(); g != nil {
+		return g.GetValue()
 	}
 	return m.GetCounter().GetValue()
 }
@@ -55,7 +58,7 @@ func TestNative_password_isRequiredInTheHello(t *testing.T) {
 		}
 		rc.expectClosed() // the set sent behind the hello did not run
 	}
-	if got := count(t, n.metrics.authFailures); got != 4 {
+	if got := value(t, n.metrics.authFailures); got != 4 {
 		t.Errorf("auth failures metric = %v; want 4", got)
 	}
 	if _, ok := n.Store().Entry("sess:1"); ok {
@@ -83,7 +86,7 @@ func TestNative_passwordOptional_letsInCountsAndLogs(t *testing.T) {
 		expectCode(t, "set after it", rc.recv(), protocol.CodeOK)
 		conns = append(conns, rc)
 	}
-	if got := count(t, n.metrics.authFailures); got != 3 {
+	if got := value(t, n.metrics.authFailures); got != 3 {
 		t.Errorf("auth failures metric = %v; want 3 (the right password is not one)", got)
 	}
 	if got := warns.n.Load(); got != 1 {
@@ -91,36 +94,26 @@ func TestNative_passwordOptional_letsInCountsAndLogs(t *testing.T) {
 	}
 	// The gauge an operator watches before requiring the password: the
 	// connections let in without it, while they are open.
-	if got := gauge(t, n.metrics.unauthConns); got != 3 {
+	if got := value(t, n.metrics.unauthConns); got != 3 {
 		t.Errorf("connections without the password = %v; want 3", got)
 	}
 	for _, rc := range conns {
 		rc.c.Close()
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for gauge(t, n.metrics.unauthConns) != 0 {
+	for value(t, n.metrics.unauthConns) != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("connections without the password = %v after they closed; want 0", gauge(t, n.metrics.unauthConns))
+			t.Fatalf("connections without the password = %v after they closed; want 0", value(t, n.metrics.unauthConns))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// gauge reads g.
-func gauge(t *testing.T, g prometheus.Gauge) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := g.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetGauge().GetValue()
 }
 
 func TestNative_noPassword_ignoresOneGiven(t *testing.T) {
 	n := startTestNode(t)
 	_, resp := helloWith(t, n, "anything")
 	expectCode(t, "a hello giving a password to a node that requires none", resp, protocol.CodeOK)
-	if got := count(t, n.metrics.authFailures); got != 0 {
+	if got := value(t, n.metrics.authFailures); got != 0 {
 		t.Errorf("auth failures metric = %v; want 0", got)
 	}
 }
@@ -163,7 +156,7 @@ func TestCluster_memberWithoutThePassword_isRefusedAndSaysSo(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := count(t, first.metrics.authFailures); got == 0 {
+	if got := value(t, first.metrics.authFailures); got == 0 {
 		t.Error("node-1 counted no refused hello")
 	}
 	if ok, _ := second.Ready(); ok {
