@@ -1,10 +1,12 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -137,6 +139,21 @@ func (c *Client) sendRouted(ctx context.Context, req *protocol.Request) (*call, 
 func lasting(err error) bool {
 	code := protocol.CodeOf(err)
 	return code == protocol.CodeTooLarge || code == protocol.CodeAuth
+}
+
+// joinErrs joins the errors of a split request's groups, lasting ones
+// first: the joined error takes the code of its first part, and a call
+// that failed for a lasting reason in one group must not be tried again
+// for another's.
+func joinErrs(errs []error) error {
+	rank := func(err error) int {
+		if lasting(err) {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(errs, func(a, b error) int { return cmp.Compare(rank(a), rank(b)) })
+	return errors.Join(errs...)
 }
 
 // attemptErr words the error of an attempt made with a deadline of its own
@@ -296,7 +313,7 @@ func (c *Client) sendSplit(ctx context.Context, req *protocol.Request) (*call, e
 	wg.Wait()
 	cl := callPool.Get().(*call)
 	cl.resp = protocol.Response{N: total}
-	if err := errors.Join(errs...); err != nil {
+	if err := joinErrs(errs); err != nil {
 		cl.resp.SetErr(err)
 	}
 	return cl, nil
