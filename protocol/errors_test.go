@@ -42,6 +42,9 @@ func TestResponse_SetErr_saysTheCodeOnce(t *testing.T) {
 		{refused, "cloakroom: authentication failed: hello 127.0.0.1:7401: node a requires its password"},
 		{errors.Join(refused, ErrNotFound), "cloakroom: authentication failed: hello 127.0.0.1:7401: node a requires its password\ncloakroom: not found"},
 		{ErrAuth, "cloakroom: authentication failed"},
+		{fmt.Errorf("node x closed the connection: %w", ErrUnavailable), "cloakroom: unavailable: node x closed the connection"},
+		{fmt.Errorf("%w", ErrUnavailable), "cloakroom: unavailable"},
+		{errors.Join(fmt.Errorf("a: %w", ErrUnavailable), ErrUnavailable, fmt.Errorf("%w: b", ErrUnavailable)), "cloakroom: unavailable: a\nb"},
 		{Errorf(CodeAuth, "bare"), "cloakroom: authentication failed: bare"},
 	} {
 		var r Response

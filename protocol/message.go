@@ -73,10 +73,24 @@ func (r *Response) SetErr(err error) {
 	case err == nil || err == r.Code.Err():
 		r.Msg = "" // a bare sentinel says it all
 	default:
-		// Without the code's own words, which Err puts first: a wrapped
-		// error would otherwise say them twice.
-		r.Msg = strings.ReplaceAll(err.Error(), r.Code.Err().Error()+": ", "")
+		r.Msg = withoutWords(err.Error(), r.Code.Err().Error())
 	}
+}
+
+// withoutWords returns msg without the words w of its code, which Err
+// puts first: an error wrapping the code's sentinel, before its context or
+// after it, would otherwise say them twice. Each line of a joined error is
+// treated alike; lines of w alone go.
+func withoutWords(msg, w string) string {
+	lines := strings.Split(msg, "\n")
+	out := lines[:0]
+	for _, l := range lines {
+		l = strings.TrimSuffix(strings.ReplaceAll(l, w+": ", ""), ": "+w)
+		if l != w && l != "" {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 const (
