@@ -284,26 +284,24 @@ func listFilter(args [][]byte) (only []int64, err string) {
 // that is connected, in only's order, as Redis lists them.
 func (s *Server) snapshotConns(only []int64) []string {
 	s.mu.Lock()
-	var conns []*conn
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock() // a connection's id and addr never change
 	if only == nil {
-		conns = make([]*conn, 0, len(s.conns))
-		for c := range s.conns {
-			conns = append(conns, c)
-		}
+		slices.SortFunc(conns, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
 	} else {
-		byID := make(map[int64]*conn, len(s.conns))
-		for c := range s.conns {
+		byID := make(map[int64]*conn, len(conns))
+		for _, c := range conns {
 			byID[c.id] = c
 		}
+		conns = conns[:0]
 		for _, id := range only {
 			if c := byID[id]; c != nil {
 				conns = append(conns, c)
 			}
 		}
-	}
-	s.mu.Unlock()
-	if only == nil {
-		slices.SortFunc(conns, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
 	}
 	out := make([]string, len(conns))
 	for i, c := range conns {

@@ -265,7 +265,7 @@ func parseInt(b []byte) (int64, bool) {
 	if len(digits) == 0 || len(digits) > 18 {
 		if len(digits) > 18 && len(digits) <= 20 {
 			n, err := strconv.ParseInt(string(b), 10, 64)
-			return n, err == nil && (digits[0] != '0')
+			return n, err == nil && digits[0] >= '1' && digits[0] <= '9' // no '+', no leading zero
 		}
 		return 0, false
 	}

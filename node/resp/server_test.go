@@ -56,6 +56,7 @@ func TestServer_ErrorWording(t *testing.T) {
 		{[]string{"client", "list", "id"}, "-ERR syntax error\r\n"},
 		{[]string{"client", "list", "id", "1", "abc"}, "-ERR Invalid client ID\r\n"},
 		{[]string{"client", "list", "id", "+1"}, "-ERR Invalid client ID\r\n"},
+		{[]string{"client", "list", "id", "+1234567890123456789"}, "-ERR Invalid client ID\r\n"},
 		{[]string{"client", "list", "id", "01"}, "-ERR Invalid client ID\r\n"},
 		{[]string{"client", "list", "type", "foo"}, "-ERR Unknown client type 'foo'\r\n"},
 		{[]string{"client", "list", "type", "normal", "id", "1"}, "-ERR syntax error\r\n"},
