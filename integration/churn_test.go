@@ -147,7 +147,10 @@ func TestChurn_turnOnNativePassword_losesNothing(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if n := m["cloakroom_native_connections_without_password"]; n != 0 {
+			n, ok := m["cloakroom_native_connections_without_password"]
+			if !ok {
+				return fmt.Errorf("%s has no cloakroom_native_connections_without_password", p.name)
+			} else if n != 0 {
 				return fmt.Errorf("%s has %v connections without the password", p.name, n)
 			}
 		}

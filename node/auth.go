@@ -77,6 +77,13 @@ func (n *Node) helloAuth(nc *nativeConn, password []byte) *protocol.Error {
 	return protocol.Errorf(protocol.CodeAuth, "node %s requires its --native-password in the hello (client.Config.Password); this one gave %s", n.cfg.Name, what)
 }
 
+// passwordWithoutGossipKey reports whether cfg sets a native password but
+// leaves gossip unkeyed where others may reach it: whoever can gossip joins
+// as a member and is given partitions and the password.
+func passwordWithoutGossipKey(cfg *Config) bool {
+	return cfg.NativePassword != "" && len(cfg.GossipKey) == 0 && cfg.GossipAddr != "" && !loopbackOnly(cfg.GossipAddr)
+}
+
 // loopbackOnly reports whether the listener address addr (host:port) takes
 // connections from this machine only.
 func loopbackOnly(addr string) bool {

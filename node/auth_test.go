@@ -129,6 +129,26 @@ func TestLoopbackOnly(t *testing.T) {
 	}
 }
 
+func TestPasswordWithoutGossipKey(t *testing.T) {
+	for _, tc := range []struct {
+		password, gossip string
+		key              []byte
+		want             bool
+	}{
+		{"pw", "0.0.0.0:7946", nil, true},
+		{"pw", "10.0.0.7:7946", nil, true},
+		{"pw", "0.0.0.0:7946", make([]byte, 32), false},
+		{"pw", "127.0.0.1:7946", nil, false},
+		{"pw", "", nil, false},
+		{"", "0.0.0.0:7946", nil, false},
+	} {
+		cfg := Config{NativePassword: tc.password, GossipAddr: tc.gossip, GossipKey: tc.key}
+		if got := passwordWithoutGossipKey(&cfg); got != tc.want {
+			t.Errorf("password %q, gossip %q, key %d bytes: %v; want %v", tc.password, tc.gossip, len(tc.key), got, tc.want)
+		}
+	}
+}
+
 func TestConfig_passwordOptionalNeedsAPassword(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.NativePasswordOptional = true

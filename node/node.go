@@ -130,7 +130,7 @@ func New(cfg Config) (*Node, error) {
 	n.serveRESP()
 	n.log.Info("node started", "addr", n.native.Addr().String(), "http", n.HTTPAddr(), "resp", n.RESPAddr(), "gossip", n.GossipAddr(),
 		"partitions", cfg.Partitions, "max_memory", cfg.MaxMemory, "limits", cfg.Limits.String())
-	if cfg.NativePassword != "" && len(cfg.GossipKey) == 0 && cfg.GossipAddr != "" && !loopbackOnly(cfg.GossipAddr) {
+	if passwordWithoutGossipKey(&cfg) {
 		n.log.Warn("--native-password without --gossip-key: whoever reaches the gossip port can join as a member, be given partitions and learn the password; set --gossip-key too", "gossip", cfg.GossipAddr)
 	}
 	return n, nil

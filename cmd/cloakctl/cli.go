@@ -106,7 +106,7 @@ func (e *env) commonFlags(fs *flag.FlagSet) {
 		e.timeout = 5 * time.Second
 	}
 	fs.StringVar(&e.addr, "addr", e.addr, "node native address(es), comma-separated (env CLOAKROOM_ADDR)")
-	fs.Var(secret{&e.password}, "password", "the nodes' --native-password; better given as env CLOAKROOM_NATIVE_PASSWORD, which other users cannot read in the process list")
+	fs.Var(secret{&e.password}, "password", "`password` of the nodes (their --native-password); better given as env CLOAKROOM_NATIVE_PASSWORD, which other users cannot read in the process list")
 	fs.DurationVar(&e.timeout, "timeout", e.timeout, "time limit for a command's requests")
 }
 
