@@ -69,6 +69,10 @@ type Config struct {
 	NativePasswordOptional bool
 	// HTTPAddr serves /healthz, /readyz and /metrics; empty disables it.
 	HTTPAddr string
+	// HTTPProfiling also serves Go's profiler there (/debug/pprof/). Off by
+	// default: whoever reaches the metrics port could keep the node busy
+	// profiling or tracing.
+	HTTPProfiling bool
 	// GossipAddr is the membership (gossip) listener, host:port.
 	GossipAddr string
 	// Advertise is the host other nodes and clients dial to reach this node.

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
 
 	"github.com/cloakroom/cloakroom/protocol"
@@ -45,5 +46,29 @@ func TestMetrics_requestsTotal_sumsShards(t *testing.T) {
 		if got[k] != w {
 			t.Errorf("cloakroom_requests_total{%s} = %v; want %v (all: %v)", k, got[k], w, got)
 		}
+	}
+}
+
+// Go's profiler is served only when asked for (--http-pprof): whoever
+// reaches the metrics port could otherwise keep the node profiling.
+func TestHTTP_profilerOnlyWhenAskedFor(t *testing.T) {
+	get := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}} // no idle connection outlives the test
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprint("profiling ", on), func(t *testing.T) {
+			n := startTestNode(t, func(cfg *Config) { cfg.HTTPProfiling = on })
+			for path, want := range map[string]int{"/metrics": http.StatusOK, "/debug/pprof/": http.StatusNotFound, "/debug/pprof/heap": http.StatusNotFound} {
+				if on && path != "/metrics" {
+					want = http.StatusOK
+				}
+				resp, err := get.Get("http://" + n.HTTPAddr() + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					t.Errorf("GET %s = %d; want %d", path, resp.StatusCode, want)
+				}
+			}
+		})
 	}
 }

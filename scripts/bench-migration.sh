@@ -49,7 +49,7 @@ start_node() {
 	local a g h
 	a=$(free_port) g=$(free_port) h=$(free_port)
 	start_bg "$bin/cloakroomd" --name "$name" --addr "127.0.0.1:$a" --resp-addr "" \
-		--http-addr "127.0.0.1:$h" --gossip-addr "127.0.0.1:$g" --replicas 2 \
+		--http-addr "127.0.0.1:$h" --http-pprof --gossip-addr "127.0.0.1:$g" --replicas 2 \
 		--gossip-preset local --log-level warn ${rate_flag[@]+"${rate_flag[@]}"} "$@"
 	wait_port "$a"
 	NATIVE=127.0.0.1:$a HTTP=127.0.0.1:$h GOSSIP=127.0.0.1:$g

@@ -80,6 +80,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&c.NativePassword, "native-password", c.NativePassword, "password every native connection (--addr) must give in its hello, from Go clients and members; the same on every member (empty: none). Better given as CLOAKROOM_NATIVE_PASSWORD")
 	fs.BoolVar(&c.NativePasswordOptional, "native-password-optional", c.NativePasswordOptional, "let in native connections without --native-password, counting and logging them: for turning it on or changing it in a running cluster")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listener for /healthz, /readyz, /metrics (empty disables)")
+	fs.BoolVar(&c.HTTPProfiling, "http-pprof", c.HTTPProfiling, "also serve Go's profiler on --http-addr (/debug/pprof/)")
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "gossip (membership) listener")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "host other nodes and clients dial (default: the bind host)")
 	fs.StringVar(&join, "join", "", "comma-separated gossip addresses of any cluster members")
