@@ -56,7 +56,9 @@ func (n *Node) doAtomic(ctx context.Context, reqs []*protocol.Request, resps []*
 	}
 	keys = distinct(keys)
 	if n.unsure(p) {
-		_ = n.ensureKeys(ctx, v, p, keys) // as execPrimary
+		if err := n.ensureKeys(ctx, v, p, keys); err != nil { // as execPrimary
+			return err
+		}
 	}
 	backups := v.others(p)
 	maxRead := n.cfg.Limits.MaxAtomicReads(len(reqs))
