@@ -56,9 +56,7 @@ func (n *Node) doAtomic(ctx context.Context, reqs []*protocol.Request, resps []*
 	}
 	keys = distinct(keys)
 	if n.unsure(p) {
-		if err := n.ensureKeys(ctx, v, p, keys); err != nil { // as execPrimary
-			return err
-		}
+		_ = n.ensureKeys(ctx, v, p, keys) // as execPrimary
 	}
 	backups := v.others(p)
 	maxRead := n.cfg.Limits.MaxAtomicReads(len(reqs))

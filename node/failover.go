@@ -131,7 +131,7 @@ func (n *Node) readAsBackup(ctx context.Context, v *view, p int, req *protocol.R
 			}
 		}
 	}
-	if all, _ := n.fetchKeys(ctx, v, p, requestKeys(req), srcs); !all {
+	if !n.fetchKeys(ctx, v, p, requestKeys(req), srcs) {
 		return protocol.Errorf(protocol.CodeUnavailable, "partition %d: %s could not fetch the keys from every node that may hold them", p, n.cfg.Name)
 	}
 	n.store.ExecOn(p, req, resp)

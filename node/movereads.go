@@ -38,60 +38,41 @@ func (n *Node) unsure(p int) bool { return !n.settled.Load() || n.transfers.sync
 
 // ensureKeys fetches keys of partition p that this node lacks from the
 // nodes that may hold them (keySources), so that a request during a
-// transfer or a table change sees what they hold. It returns nil if, for
-// every key, at least one source answered; else an Unavailable error to
-// answer with.
-//
-// One answer is enough: a source that does not answer may be down and not
-// yet noticed, and the request must not wait for failure detection. With
-// two copies, either former holder has every acknowledged write. With no
-// answer at all for a key, serving what this node has could answer "not
-// found" for a live session, or take a write whose older version arrives
-// later with a higher one; the request is refused instead, to be tried
-// again.
-func (n *Node) ensureKeys(ctx context.Context, v *view, p int, keys []string) error {
-	if _, covered := n.fetchKeys(ctx, v, p, keys, n.keySources(v, p)); !covered {
-		return protocol.Errorf(protocol.CodeUnavailable, "partition %d is moving to %s, and no node that held it answered for the keys; try again", p, n.cfg.Name)
-	}
-	return nil
+// transfer or a table change sees what they hold. It reports whether every
+// source answered for every key.
+func (n *Node) ensureKeys(ctx context.Context, v *view, p int, keys []string) bool {
+	return n.fetchKeys(ctx, v, p, keys, n.keySources(v, p))
 }
 
 // fetchKeys fetches keys of partition p from the members srcs and applies
-// what they hold. It reports whether every source answered for every key
-// (all), and whether at least one answered for each key (covered).
-func (n *Node) fetchKeys(ctx context.Context, v *view, p int, keys []string, srcs []string) (all, covered bool) {
+// what they hold; it reports whether every one answered for every key.
+func (n *Node) fetchKeys(ctx context.Context, v *view, p int, keys []string, srcs []string) bool {
 	if len(srcs) == 0 {
-		return true, true
+		return true
 	}
 	// Every key is fetched, present or not: a copy here may be older than
 	// one a node still on the previous table acknowledged. The sources are
 	// asked at once; entries apply by version, so arrival order is moot.
 	var failed atomic.Bool
-	answered := make([]atomic.Bool, len(keys))
 	var wg sync.WaitGroup
 	for _, src := range srcs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i, k := range keys {
+			for _, k := range keys {
 				r, err := n.call(ctx, v, src, &protocol.Request{Op: protocol.OpFetch, Partition: int32(p), Key: k})
 				if err != nil || r.Code != protocol.CodeOK {
 					failed.Store(true)
 					continue
 				}
-				for j := range r.Entries {
-					_, _ = n.store.Apply(&r.Entries[j])
+				for i := range r.Entries {
+					_, _ = n.store.Apply(&r.Entries[i])
 				}
-				answered[i].Store(true)
 			}
 		}()
 	}
 	wg.Wait()
-	covered = true
-	for i := range answered {
-		covered = covered && answered[i].Load()
-	}
-	return !failed.Load(), covered
+	return !failed.Load()
 }
 
 // waitArrived waits at most d until partition p is no longer unsure: every

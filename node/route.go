@@ -325,12 +325,9 @@ func (n *Node) execPrimary(ctx context.Context, v *view, p int, req *protocol.Re
 			return
 		}
 	default:
-		// A source that does not answer is passed over if another answered
-		// (ensureKeys), as a backup serving a read (readAsBackup) may not.
-		if err := n.ensureKeys(ctx, v, p, requestKeys(req)); err != nil {
-			resp.SetErr(err)
-			return
-		}
+		// A source that does not answer is passed over: the primary serves
+		// what it has, as a backup serving a read (readAsBackup) does not.
+		_ = n.ensureKeys(ctx, v, p, requestKeys(req))
 	}
 	replicated := mutates(req.Op) && len(v.table.Owners[p]) > 1
 	switch {
