@@ -52,21 +52,27 @@ func (n *Node) fetchKeys(ctx context.Context, v *view, p int, keys []string, src
 	}
 	// Every key is fetched, present or not: a copy here may be older than
 	// one a node still on the previous table acknowledged. The sources are
-	// asked at once; entries apply by version, so arrival order is moot.
+	// asked at once, and each for all the keys together, so that one that
+	// does not answer costs one peer timeout, not one per key; entries
+	// apply by version, so arrival order is moot.
+	reqs := make([]*protocol.Request, len(keys))
+	for i, k := range keys {
+		reqs[i] = &protocol.Request{Op: protocol.OpFetch, Partition: int32(p), Key: k}
+	}
 	var failed atomic.Bool
 	var wg sync.WaitGroup
 	for _, src := range srcs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for _, k := range keys {
-				r, err := n.call(ctx, v, src, &protocol.Request{Op: protocol.OpFetch, Partition: int32(p), Key: k})
-				if err != nil || r.Code != protocol.CodeOK {
+			resps, errs := n.callAll(ctx, v, src, reqs, n.peers.timeout)
+			for i, r := range resps {
+				if r == nil || errs != nil && errs[i] != nil || r.Code != protocol.CodeOK {
 					failed.Store(true)
 					continue
 				}
-				for i := range r.Entries {
-					_, _ = n.store.Apply(&r.Entries[i])
+				for j := range r.Entries {
+					_, _ = n.store.Apply(&r.Entries[j])
 				}
 			}
 		}()
