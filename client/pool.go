@@ -21,15 +21,19 @@ type nodePool struct {
 	// sendPartition) and refreshes ask this node last (see candidates).
 	quietUntil atomic.Int64
 	// refused is the node's last refusal of the password (ErrAuth), which
-	// calls get again without dialling until refusedUntil (unix
-	// nanoseconds): a misconfigured application at thousands of calls a
-	// second would otherwise open, and have refused, a connection a call.
-	refused      atomic.Pointer[error]
-	refusedUntil atomic.Int64
+	// calls get again without dialling until it ends: a misconfigured
+	// application at thousands of calls a second would otherwise open, and
+	// have refused, a connection a call.
+	refused atomic.Pointer[refusal]
 }
 
-// refusalMemory is how long a node's refusal of the password is answered
-// from memory.
+// refusal is a node's refusal of the password, answered from memory until
+// its end (for refusalMemory).
+type refusal struct {
+	err error
+	end time.Time
+}
+
 const refusalMemory = time.Second
 
 // quiet reports whether a call here went unanswered within the last
@@ -94,14 +98,13 @@ func (p *nodePool) get(ctx context.Context) (*conn, error) {
 	if cn := s.conn.Load(); cn != nil && !cn.broken() {
 		return cn, nil // another caller dialled it
 	}
-	if err := p.refused.Load(); err != nil && time.Now().UnixNano() < p.refusedUntil.Load() {
-		return nil, *err
+	if r := p.refused.Load(); r != nil && time.Now().Before(r.end) {
+		return nil, r.err
 	}
 	cn, err := dial(ctx, p.addr, &p.cfg)
 	if err != nil {
 		if protocol.CodeOf(err) == protocol.CodeAuth {
-			p.refused.Store(&err)
-			p.refusedUntil.Store(time.Now().Add(refusalMemory).UnixNano())
+			p.refused.Store(&refusal{err, time.Now().Add(refusalMemory)})
 		}
 		return nil, err
 	}

@@ -65,14 +65,14 @@ func (n *Node) fetchKeys(ctx context.Context, v *view, p int, keys []string, src
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resps, errs := n.callAll(ctx, v, src, reqs, n.peers.timeout)
-			for i, r := range resps {
-				if r == nil || errs != nil && errs[i] != nil || r.Code != protocol.CodeOK {
+			resps, _ := n.callAll(ctx, v, src, reqs, n.peers.timeout)
+			for _, r := range resps {
+				if r == nil || r.Code != protocol.CodeOK { // nil: no answer (its error is in errs)
 					failed.Store(true)
 					continue
 				}
-				for j := range r.Entries {
-					_, _ = n.store.Apply(&r.Entries[j])
+				for i := range r.Entries {
+					_, _ = n.store.Apply(&r.Entries[i])
 				}
 			}
 		}()

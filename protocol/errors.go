@@ -3,7 +3,6 @@ package protocol
 import (
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // Code is a response status. Codes are part of the wire protocol.
@@ -149,7 +148,7 @@ func Wrapf(c Code, err error, format string, args ...any) *Error {
 	}
 	why := err.Error()
 	if sentinel := c.Err(); sentinel != nil {
-		if why = strings.ReplaceAll(why, sentinel.Error()+": ", ""); why == sentinel.Error() {
+		if why = withoutWords(why, sentinel.Error()); why == "" {
 			return &Error{Code: c, Msg: msg}
 		}
 	}
