@@ -67,7 +67,8 @@ type Config struct {
 	// restarts (README, "Securing a cluster": changing it takes a restart
 	// with the old password and this set first).
 	NativePasswordOptional bool
-	// HTTPAddr serves /healthz, /readyz and /metrics; empty disables it.
+	// HTTPAddr serves /healthz, /readyz, /servingz and /metrics; empty
+	// disables it.
 	HTTPAddr string
 	// HTTPProfiling also serves Go's profiler there (/debug/pprof/). Off by
 	// default: whoever reaches the metrics port could keep the node busy

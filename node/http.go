@@ -34,6 +34,13 @@ func (n *Node) startHTTP(addr string) (*httpServer, error) {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	mux.HandleFunc("GET /servingz", func(w http.ResponseWriter, _ *http.Request) {
+		if ok, why := n.Serving(); !ok {
+			http.Error(w, why, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "serving")
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
 	// Profiles, for operators who ask for them (--http-pprof): whoever
 	// reaches /metrics could otherwise keep the node tracing or profiling.
@@ -70,6 +77,23 @@ func (n *Node) Ready() (bool, string) {
 	}
 	if k := n.transfers.syncCnt.Load(); k > 0 {
 		return false, fmt.Sprintf("%d partitions still arriving", k)
+	}
+	return true, ""
+}
+
+// Serving reports whether the node serves sessions now: it has joined its
+// cluster, is not shutting down, and is on the majority side. This is the
+// check for a load balancer's list of nodes (/servingz). Ready is stricter:
+// it also waits for the members to agree on the table and for the node's
+// partitions to arrive, which every node of a cluster being resized may be
+// doing at once, while each of them still serves (fetching the keys a
+// request needs from the nodes that have them).
+func (n *Node) Serving() (bool, string) {
+	if !n.serving() {
+		return false, n.state()
+	}
+	if why := n.noQuorum(); why != "" {
+		return false, "no quorum: " + why
 	}
 	return true, ""
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,5 +168,45 @@ func TestQuietPeers(t *testing.T) {
 	n.quiet.mark("b", time.Now().Add(-time.Millisecond))
 	if n.unresponsive("b") || !n.unresponsive("c") {
 		t.Fatalf("quiet b/c = %v/%v after b's time ran out; want c only", n.unresponsive("b"), n.unresponsive("c"))
+	}
+}
+
+// /servingz (Serving) drops a node that serves nothing, the minority side
+// of a split among them, and only such a node: a node of a cluster being
+// resized is not ready until its partitions arrive, but serves meanwhile.
+func TestServing_refusedWithoutQuorum_notWhilePartitionsArrive(t *testing.T) {
+	n, m := quorumNode(t)
+	if ok, why := n.Serving(); ok || why != "joining its cluster" {
+		t.Fatalf("before joining: Serving() = %v, %q; want false, joining", ok, why)
+	}
+	n.joined.Store(true)
+	n.settled.Store(true)
+	t0 := time.Now()
+	m.evalQuorum(t0)
+	if ok, why := n.Serving(); !ok {
+		t.Fatalf("joined, with quorum: Serving() = false, %q", why)
+	}
+	if ok, why := n.Ready(); !ok {
+		t.Fatalf("joined, with quorum, nothing arriving: Ready() = false, %q", why)
+	}
+
+	cut := t0.Add(quorumWindow + time.Second) // b and c silent for a window
+	m.evalQuorum(cut)
+	if ok, why := n.Serving(); ok || !strings.HasPrefix(why, "no quorum: ") {
+		t.Fatalf("cut off from b and c: Serving() = %v, %q; want false, no quorum", ok, why)
+	}
+
+	m.heardFrom("b", cut, true) // quorum back: every held partition is pulled again
+	m.evalQuorum(cut)
+	if ok, why := n.Serving(); !ok {
+		t.Fatalf("quorum back, partitions arriving: Serving() = false, %q", why)
+	}
+	if ok, why := n.Ready(); ok || !strings.HasSuffix(why, "still arriving") {
+		t.Fatalf("quorum back, partitions arriving: Ready() = %v, %q; want false, still arriving", ok, why)
+	}
+
+	n.draining.Store(true)
+	if ok, why := n.Serving(); ok || why != "shutting down" {
+		t.Fatalf("draining: Serving() = %v, %q; want false, shutting down", ok, why)
 	}
 }

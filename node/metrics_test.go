@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/cloakroom/cloakroom/protocol"
@@ -71,4 +73,29 @@ func TestHTTP_profilerOnlyWhenAskedFor(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A load balancer's check (/servingz) and a rollout's (/readyz) both pass
+// on a node that serves with its partitions here, and say why when not.
+func TestHTTP_servingzAndReadyz(t *testing.T) {
+	get := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	n := startTestNode(t)
+	check := func(path string, want int, body string) {
+		t.Helper()
+		resp, err := get.Get("http://" + n.HTTPAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || strings.TrimSpace(string(b)) != body {
+			t.Errorf("GET %s = %d %q; want %d %q", path, resp.StatusCode, b, want, body)
+		}
+	}
+	check("/servingz", http.StatusOK, "serving")
+	check("/readyz", http.StatusOK, "ready")
+	n.draining.Store(true) // as on SIGTERM, before the listeners close
+	check("/servingz", http.StatusServiceUnavailable, "shutting down")
+	check("/readyz", http.StatusServiceUnavailable, "shutting down")
+	n.draining.Store(false)
 }
