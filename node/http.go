@@ -66,11 +66,11 @@ func (h *httpServer) close() error {
 	return h.srv.Shutdown(ctx)
 }
 
-// Ready reports whether the node holds every partition it should and takes
-// work; when not, it says why.
+// Ready reports whether the node serves (Serving) and holds every
+// partition it should; when not, it says why.
 func (n *Node) Ready() (bool, string) {
-	if !n.serving() {
-		return false, n.state()
+	if ok, why := n.Serving(); !ok {
+		return false, why
 	}
 	if !n.settled.Load() {
 		return false, "members do not all have the same partition table yet"

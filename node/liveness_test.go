@@ -174,6 +174,7 @@ func TestQuietPeers(t *testing.T) {
 // /servingz (Serving) drops a node that serves nothing, the minority side
 // of a split among them, and only such a node: a node of a cluster being
 // resized is not ready until its partitions arrive, but serves meanwhile.
+// /readyz (Ready) drops the minority side too.
 func TestServing_refusedWithoutQuorum_notWhilePartitionsArrive(t *testing.T) {
 	n, m := quorumNode(t)
 	if ok, why := n.Serving(); ok || why != "joining its cluster" {
@@ -194,6 +195,9 @@ func TestServing_refusedWithoutQuorum_notWhilePartitionsArrive(t *testing.T) {
 	m.evalQuorum(cut)
 	if ok, why := n.Serving(); ok || !strings.HasPrefix(why, "no quorum: ") {
 		t.Fatalf("cut off from b and c: Serving() = %v, %q; want false, no quorum", ok, why)
+	}
+	if ok, why := n.Ready(); ok || !strings.HasPrefix(why, "no quorum: ") {
+		t.Fatalf("cut off from b and c: Ready() = %v, %q; want false, no quorum", ok, why)
 	}
 
 	m.heardFrom("b", cut, true) // quorum back: every held partition is pulled again
