@@ -94,7 +94,11 @@ func TestHTTP_servingzAndReadyz(t *testing.T) {
 	}
 	check("/servingz", http.StatusOK, "serving")
 	check("/readyz", http.StatusOK, "ready")
-	n.draining.Store(true) // as on SIGTERM, before the listeners close
+	n.transfers.syncCnt.Store(1) // as while a partition arrives: serving, not in sync
+	check("/servingz", http.StatusOK, "serving")
+	check("/readyz", http.StatusServiceUnavailable, "1 partitions still arriving")
+	n.transfers.syncCnt.Store(0)
+	n.draining.Store(true) // as on SIGTERM, once the partitions are handed over
 	check("/servingz", http.StatusServiceUnavailable, "shutting down")
 	check("/readyz", http.StatusServiceUnavailable, "shutting down")
 	n.draining.Store(false)

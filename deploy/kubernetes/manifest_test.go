@@ -169,6 +169,9 @@ func TestManifest_objectsAgree(t *testing.T) {
 			for _, cp := range c.Ports {
 				if (cp.Name == target || strconv.Itoa(int(cp.ContainerPort)) == target) && cp.Protocol == sp.Protocol {
 					found = true
+					if cp.Name != sp.Name {
+						t.Errorf("Service %s port %s reaches the container's port %s", name, sp.Name, cp.Name)
+					}
 				}
 			}
 			if !found {
@@ -187,13 +190,16 @@ func TestManifest_objectsAgree(t *testing.T) {
 		t.Errorf("Service %s is for clients: it must balance over ready nodes only", cs.Name)
 	}
 
-	// Probes: a new node is first ready when in sync (/readyz), then while
-	// it serves (/servingz); alive is /healthz. All on the HTTP port.
+	// Probes: a new node is first ready when in sync (/readyz), then until
+	// it terminates (/healthz): not /readyz, which every node fails during
+	// a resize, nor /servingz, which a node cut off from the majority
+	// fails, and OrderedReady recreates no lost pod while one before it is
+	// unready. Alive is /healthz. All on the HTTP port.
 	for _, pr := range []struct {
 		name  string
 		probe *corev1.Probe
 		path  string
-	}{{"startupProbe", c.StartupProbe, "/readyz"}, {"readinessProbe", c.ReadinessProbe, "/servingz"}, {"livenessProbe", c.LivenessProbe, "/healthz"}} {
+	}{{"startupProbe", c.StartupProbe, "/readyz"}, {"readinessProbe", c.ReadinessProbe, "/healthz"}, {"livenessProbe", c.LivenessProbe, "/healthz"}} {
 		if pr.probe == nil || pr.probe.HTTPGet == nil {
 			t.Errorf("%s: want an HTTP GET of %s", pr.name, pr.path)
 			continue
@@ -205,37 +211,67 @@ func TestManifest_objectsAgree(t *testing.T) {
 	if _, ok := ports["http"]; !ok {
 		t.Errorf("the container has no port named http for its probes")
 	}
-
-	// Gossip only from members; every other port from anywhere, or the
-	// probes and clients could not reach it.
-	gossip := map[int32]bool{}
-	for _, cp := range c.Ports {
-		if strings.HasPrefix(cp.Name, "gossip") {
-			gossip[cp.ContainerPort] = true
-		}
+	if p := c.StartupProbe; p != nil && time.Duration(p.PeriodSeconds*p.FailureThreshold)*time.Second < 5*time.Minute {
+		t.Errorf("startupProbe gives a node %d × %d s to receive its partitions; want at least 5 minutes, or a node with many sessions to pull is restarted before it is done", p.FailureThreshold, p.PeriodSeconds)
 	}
-	open := map[int32]bool{}
-	for _, rule := range m.policy.Spec.Ingress {
+	if uid, sc := dockerfileUID(t), ss.Spec.Template.Spec.SecurityContext; sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != uid {
+		t.Errorf("the pod's runAsUser is not %d, the Dockerfile's user", uid)
+	}
+
+	m.checkNetworkPolicy(t, c)
+}
+
+// checkNetworkPolicy checks that the NetworkPolicy restricts ingress only,
+// lets only members reach the gossip ports (TCP and UDP), and lets anyone
+// reach every other container port: probes, clients and Prometheus.
+func (m *manifest) checkNetworkPolicy(t *testing.T, c corev1.Container) {
+	t.Helper()
+	pol := m.policy.Spec
+	if !slices.Equal(pol.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+		t.Errorf("NetworkPolicy policyTypes %v; want [Ingress]: restricting egress would cut the members off from DNS and each other", pol.PolicyTypes)
+	}
+	allows := func(rule networkingv1.NetworkPolicyIngressRule, cp corev1.ContainerPort) bool {
+		if len(rule.Ports) == 0 {
+			return true
+		}
 		for _, p := range rule.Ports {
-			port := p.Port.IntVal
-			switch {
-			case len(rule.From) == 0 && gossip[port]:
-				t.Errorf("NetworkPolicy lets anyone reach gossip port %d", port)
-			case len(rule.From) == 0:
-				open[port] = true
-			case gossip[port]:
-				for _, from := range rule.From {
-					if from.PodSelector == nil || from.NamespaceSelector != nil || from.IPBlock != nil {
-						t.Errorf("NetworkPolicy: gossip port %d from %v; want the members only", port, from)
-						continue
-					}
-					m.selects(t, "the NetworkPolicy's gossip peers", from.PodSelector)
-				}
+			proto := corev1.ProtocolTCP
+			if p.Protocol != nil {
+				proto = *p.Protocol
+			}
+			if proto == cp.Protocol && (p.Port == nil || p.Port.IntValue() == int(cp.ContainerPort) || p.Port.String() == cp.Name) {
+				return true
 			}
 		}
+		return false
+	}
+	membersOnly := func(rule networkingv1.NetworkPolicyIngressRule) bool {
+		for _, from := range rule.From {
+			if from.PodSelector == nil || from.NamespaceSelector != nil || from.IPBlock != nil {
+				return false
+			}
+			sel, err := metav1.LabelSelectorAsSelector(from.PodSelector)
+			if err != nil || sel.Empty() || !sel.Matches(m.podLabels()) {
+				return false
+			}
+		}
+		return len(rule.From) > 0
 	}
 	for _, cp := range c.Ports {
-		if !gossip[cp.ContainerPort] && !open[cp.ContainerPort] {
+		fromAnyone, fromMembers := false, false
+		for _, rule := range pol.Ingress {
+			if allows(rule, cp) {
+				fromAnyone = fromAnyone || len(rule.From) == 0
+				fromMembers = fromMembers || membersOnly(rule)
+			}
+		}
+		gossip := strings.HasPrefix(cp.Name, "gossip")
+		switch {
+		case gossip && fromAnyone:
+			t.Errorf("NetworkPolicy lets anyone reach gossip port %d/%s", cp.ContainerPort, cp.Protocol)
+		case gossip && !fromMembers:
+			t.Errorf("NetworkPolicy: no rule opens gossip port %d/%s to the members alone (every peer a podSelector of theirs)", cp.ContainerPort, cp.Protocol)
+		case !gossip && !fromAnyone:
 			t.Errorf("NetworkPolicy: port %s (%d) is not open; probes, clients and Prometheus need it", cp.Name, cp.ContainerPort)
 		}
 	}
@@ -295,6 +331,21 @@ func dockerfileEnv(t *testing.T) map[string]string {
 		t.Fatal("the Dockerfile sets no ENV")
 	}
 	return env
+}
+
+// dockerfileUID returns the user ID the Dockerfile creates its user with.
+func dockerfileUID(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`useradd .*--uid (\d+)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("the Dockerfile creates no user with useradd --uid")
+	}
+	uid, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return uid
 }
 
 // podEnv returns the environment cloakroomd sees in a pod: the image's,
@@ -396,9 +447,33 @@ func TestManifest_configurationIsAccepted(t *testing.T) {
 		}
 		t.Errorf("terminationGracePeriodSeconds %s; want at least the drain timeout (%v) plus 10 s, or a node is killed while it hands its partitions over", got, drain)
 	}
+	// The store's cap leaves the Go runtime room under the memory limit,
+	// whether or not the node could read the limit from its cgroup.
+	limit := c.Resources.Limits.Memory()
+	max, err := binaryBytes(env["CLOAKROOM_MAX_MEMORY"])
+	switch {
+	case limit.IsZero():
+		t.Error("the container has no memory limit")
+	case err != nil:
+		t.Errorf("CLOAKROOM_MAX_MEMORY=%q: %v; want it set, at most 80%% of the memory limit", env["CLOAKROOM_MAX_MEMORY"], err)
+	case max <= 0 || float64(max) > 0.8*float64(limit.Value()):
+		t.Errorf("CLOAKROOM_MAX_MEMORY is %d bytes, the memory limit %d: want at most 80%% of it", max, limit.Value())
+	}
 	if n, err := strconv.Atoi(env["CLOAKROOM_REPLICAS"]); err != nil || n < 2 {
 		t.Errorf("CLOAKROOM_REPLICAS=%q; want at least 2 copies, so that one node lost or restarted loses no session", env["CLOAKROOM_REPLICAS"])
 	}
+}
+
+// binaryBytes reads a size as the manifest writes CLOAKROOM_MAX_MEMORY:
+// a number of KiB, MiB or GiB.
+func binaryBytes(v string) (int64, error) {
+	for i, unit := range []string{"KiB", "MiB", "GiB"} {
+		if n, ok := strings.CutSuffix(v, unit); ok {
+			k, err := strconv.ParseInt(n, 10, 64)
+			return k << (10 * (i + 1)), err
+		}
+	}
+	return 0, errors.New("not a number of KiB, MiB or GiB")
 }
 
 // freePort returns a loopback port free at the time of the call.

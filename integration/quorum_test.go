@@ -1,0 +1,104 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloakroom/cloakroom/client"
+	"github.com/cloakroom/cloakroom/protocol"
+	"github.com/cloakroom/cloakroom/ring"
+)
+
+// httpGet returns node p's answer to GET path: its status and body.
+func httpGet(p *proc, path string) (int, string, error) {
+	resp, err := http.Get("http://" + p.http + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b)), err
+}
+
+// TestCluster_twoOfThreeKilled_theLastRefusesUntilTheyRestart: with two of
+// three nodes killed at once (two machines lost), the one left has no
+// majority. It refuses sessions, never serving a stale one, and its
+// /servingz and /readyz say "no quorum", while /healthz still answers: so
+// under Kubernetes, whose readiness probe is /healthz
+// (deploy/kubernetes), the StatefulSet recreates the lost pods. Restarted,
+// empty, on their old addresses, they join it, and every session with a
+// copy on the survivor is served again.
+func TestCluster_twoOfThreeKilled_theLastRefusesUntilTheyRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := startProcCluster(t, 3, "--replicas", "2")
+	waitTablesAgree(ctx, t, c, 3)
+	cl := newRouted(t, c.procs[0].native)
+	const n = 300
+	if failed := loadSessions(ctx, cl, n, 10); failed > 0 {
+		t.Fatalf("%d of %d sets failed", failed, n)
+	}
+	// The sessions the survivor holds a copy of, by the table they were
+	// written under.
+	ci := tables(ctx, t, c)[c.procs[0].name]
+	self := slices.IndexFunc(ci.Members, func(m protocol.MemberInfo) bool { return m.Name == c.procs[0].name })
+	var kept []int
+	for i := range n {
+		if slices.Contains(ci.Owners[ring.Partition(sessionKey(i), ci.Partitions)], uint16(self)) {
+			kept = append(kept, i)
+		}
+	}
+	if len(kept) == 0 || len(kept) == n {
+		t.Fatalf("the survivor holds %d of %d sessions; want some, not all", len(kept), n)
+	}
+
+	c.kill(1)
+	c.kill(2)
+	survivor := c.procs[0]
+	eventuallyWithin(t, 20*time.Second, func() error {
+		for _, path := range []string{"/servingz", "/readyz"} {
+			code, body, err := httpGet(survivor, path)
+			if err != nil || code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "no quorum") {
+				return fmt.Errorf("%s: %d %q %v; want 503, no quorum", path, code, body, err)
+			}
+		}
+		return nil
+	})
+	if code, body, err := httpGet(survivor, "/healthz"); err != nil || code != http.StatusOK {
+		t.Fatalf("/healthz on the survivor: %d %q %v; want 200", code, body, err)
+	}
+	alone := c.direct(survivor.native)
+	sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err := alone.Get(sctx, sessionKey(kept[0]))
+	scancel()
+	if !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("a session read from the survivor alone: %v; want ErrUnavailable (no quorum), never the session", err)
+	}
+
+	for _, i := range []int{1, 2} {
+		c.rejoin(i)
+	}
+	c.waitReady()
+	for _, p := range c.procs {
+		if code, body, err := httpGet(p, "/servingz"); err != nil || code != http.StatusOK {
+			t.Errorf("%s /servingz after the restarts: %d %q %v; want 200", p.name, code, body, err)
+		}
+	}
+	for _, i := range kept {
+		v, err := cl.Get(ctx, sessionKey(i))
+		if err != nil || string(v) != sessionValue(i) {
+			t.Fatalf("session %d, which the survivor held, after the restarts: %.40q, %v", i, v, err)
+		}
+	}
+	t.Logf("%d of %d sessions had a copy on the survivor; all served after the restarts", len(kept), n)
+}
