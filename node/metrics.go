@@ -74,7 +74,7 @@ func newMetrics(n *Node) *metrics {
 		stat("cloakroom_keys", "Live keys, including expired ones not yet collected.", prometheus.GaugeValue, func() int64 { return s.Stats().Keys }),
 		stat("cloakroom_tombstones", "Tombstones kept so that deletes stay final.", prometheus.GaugeValue, func() int64 { return s.Stats().Tombstones }),
 		stat("cloakroom_memory_used_bytes", "Store memory account: arena plus index.", prometheus.GaugeValue, func() int64 { return s.Stats().UsedMemory() }),
-		stat("cloakroom_memory_max_bytes", "Configured --max-memory (0: no limit).", prometheus.GaugeValue, func() int64 { return n.cfg.MaxMemory }),
+		stat("cloakroom_memory_max_bytes", "The store's memory limit: --max-memory, or without it the share of the container's or machine's memory the node chose (0: no limit).", prometheus.GaugeValue, s.MaxMemory),
 		stat("cloakroom_evictions_total", "Entries evicted to stay under --max-memory.", prometheus.CounterValue, func() int64 { return s.Stats().Evictions }),
 		stat("cloakroom_expirations_total", "Entries removed because their TTL passed.", prometheus.CounterValue, func() int64 { return s.Stats().Expirations }),
 		stat("cloakroom_compactions_total", "Partition arena compactions.", prometheus.CounterValue, func() int64 { return s.Stats().Compactions }),
@@ -83,9 +83,19 @@ func newMetrics(n *Node) *metrics {
 		stat("cloakroom_silent_members", "Members of the node's table that have not answered its heartbeats for 1.5s (stopped, cut off or overloaded); reads do not wait for them.", prometheus.GaugeValue, func() int64 { return int64(n.silentMembers()) }),
 		stat("cloakroom_partitions_syncing", "Partitions this node holds that are still arriving.", prometheus.GaugeValue, func() int64 { return int64(n.transfers.syncCnt.Load()) }),
 		stat("cloakroom_transfer_entries_total", "Entries applied by partition transfers.", prometheus.CounterValue, func() int64 { return n.transfers.moved.Load() }),
+		stat("cloakroom_serving", "1 while the node serves sessions (as /servingz: joined, on the majority side, not past its hand-over when shutting down), else 0.", prometheus.GaugeValue, func() int64 { return boolInt(n.Serving()) }),
+		stat("cloakroom_ready", "1 while the node is ready (as /readyz: serving, every member on the same table, no partition arriving), else 0.", prometheus.GaugeValue, func() int64 { return boolInt(n.Ready()) }),
 		stat("cloakroom_under_replicated_partitions", "Partitions with fewer holders than --replicas.", prometheus.GaugeValue, func() int64 { return int64(n.underReplicated()) }),
 	)
 	return m
+}
+
+// boolInt is 1 for ok, else 0: a check as a gauge.
+func boolInt(ok bool, _ string) int64 {
+	if ok {
+		return 1
+	}
+	return 0
 }
 
 // stat exports f's value as the metric name.

@@ -103,3 +103,55 @@ func TestHTTP_servingzAndReadyz(t *testing.T) {
 	check("/readyz", http.StatusServiceUnavailable, "shutting down")
 	n.draining.Store(false)
 }
+
+// gauge returns the value of the unlabelled metric name on node n, failing
+// the test if n does not export it.
+func gauge(t *testing.T, n *Node, name string) float64 {
+	t.Helper()
+	families, err := n.metrics.reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			m := f.GetMetric()[0]
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// cloakroom_serving and cloakroom_ready are /servingz and /readyz as
+// gauges, for alerts; cloakroom_memory_max_bytes is the store's limit in
+// effect, configured or chosen by the node.
+func TestMetrics_servingReadyAndMemoryLimit(t *testing.T) {
+	n := startTestNode(t, func(cfg *Config) { cfg.MaxMemory = 64 << 20 })
+	want := func(serving, ready float64) {
+		t.Helper()
+		if s, r := gauge(t, n, "cloakroom_serving"), gauge(t, n, "cloakroom_ready"); s != serving || r != ready {
+			t.Errorf("cloakroom_serving %v, cloakroom_ready %v; want %v, %v", s, r, serving, ready)
+		}
+	}
+	want(1, 1)
+	n.transfers.syncCnt.Store(1) // a partition arriving
+	want(1, 0)
+	n.transfers.syncCnt.Store(0)
+	n.draining.Store(true)
+	want(0, 0)
+	n.draining.Store(false)
+	if got := gauge(t, n, "cloakroom_memory_max_bytes"); got != 64<<20 {
+		t.Errorf("cloakroom_memory_max_bytes %v with --max-memory 64MiB", got)
+	}
+}
+
+func TestMetrics_memoryLimitChosenWithoutMaxMemory(t *testing.T) {
+	n := startTestNode(t)
+	limit, _ := safetyLimit()
+	if got := gauge(t, n, "cloakroom_memory_max_bytes"); limit == 0 || got != float64(limit) {
+		t.Errorf("cloakroom_memory_max_bytes %v; want the limit the node chose, %d", got, limit)
+	}
+}

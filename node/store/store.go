@@ -86,6 +86,10 @@ func New(cfg Config) *Store {
 // Partitions returns the partition count.
 func (s *Store) Partitions() int { return len(s.parts) }
 
+// MaxMemory returns the bytes the store may hold (Config.MaxMemory); 0 for
+// no limit.
+func (s *Store) MaxMemory() int64 { return s.cfg.MaxMemory }
+
 // now returns the store clock in milliseconds. On the system clock it is
 // time.Since(base), which reads only the monotonic clock; time.Now would
 // read the wall clock too, and Sub would ignore it (base has a monotonic
