@@ -340,7 +340,7 @@ func (n *Node) Status() *protocol.NodeStatus {
 	st := n.store.Stats()
 	s := &protocol.NodeStatus{
 		Name: n.cfg.Name, TableVersion: v.table.Version, Members: len(v.table.Members),
-		Keys: st.Keys, Tombstones: st.Tombstones, MemoryUsed: st.UsedMemory(), MemoryMax: n.cfg.MaxMemory,
+		Keys: st.Keys, Tombstones: st.Tombstones, MemoryUsed: st.UsedMemory(), MemoryMax: n.store.MaxMemory(),
 		Evictions: st.Evictions, Arriving: int(n.transfers.syncCnt.Load()), Sending: int(n.transfers.pushCnt.Load()),
 		UnderReplicated: n.underReplicated(),
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"sync/atomic"
 
+	"github.com/cloakroom/cloakroom/node/store"
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -71,13 +72,8 @@ func newMetrics(n *Node) *metrics {
 	s := n.store
 	m.reg.MustRegister(requestsCollector{m}, m.conns, m.reserved, m.badFrames, m.replicaFailures, m.replicated, m.forwarded, m.backupReads, m.repairs, m.refusedConns, m.authFailures, m.unauthConns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		stat("cloakroom_keys", "Live keys, including expired ones not yet collected.", prometheus.GaugeValue, func() int64 { return s.Stats().Keys }),
-		stat("cloakroom_tombstones", "Tombstones kept so that deletes stay final.", prometheus.GaugeValue, func() int64 { return s.Stats().Tombstones }),
-		stat("cloakroom_memory_used_bytes", "Store memory account: arena plus index.", prometheus.GaugeValue, func() int64 { return s.Stats().UsedMemory() }),
+		storeCollector(s),
 		stat("cloakroom_memory_max_bytes", "The store's memory limit: --max-memory, or without it the share of the container's or machine's memory the node chose (0: no limit).", prometheus.GaugeValue, s.MaxMemory),
-		stat("cloakroom_evictions_total", "Entries evicted to stay under --max-memory.", prometheus.CounterValue, func() int64 { return s.Stats().Evictions }),
-		stat("cloakroom_expirations_total", "Entries removed because their TTL passed.", prometheus.CounterValue, func() int64 { return s.Stats().Expirations }),
-		stat("cloakroom_compactions_total", "Partition arena compactions.", prometheus.CounterValue, func() int64 { return s.Stats().Compactions }),
 		stat("cloakroom_table_version", "Version of the node's partition table.", prometheus.GaugeValue, func() int64 { return int64(n.view().table.Version) }),
 		stat("cloakroom_members", "Cluster members in the node's table.", prometheus.GaugeValue, func() int64 { return int64(len(n.view().table.Members)) }),
 		stat("cloakroom_silent_members", "Members of the node's table that have not answered its heartbeats for 1.5s (stopped, cut off or overloaded); reads do not wait for them.", prometheus.GaugeValue, func() int64 { return int64(n.silentMembers()) }),
@@ -98,12 +94,57 @@ func boolInt(ok bool, _ string) int64 {
 	return 0
 }
 
+// storeCollector exports the store's Stats, read once a scrape: Stats
+// locks every partition in turn.
+func storeCollector(s *store.Store) prometheus.Collector {
+	type metric struct {
+		desc  *prometheus.Desc
+		typ   prometheus.ValueType
+		value func(store.Stats) int64
+	}
+	def := func(name, help string, typ prometheus.ValueType, value func(store.Stats) int64) metric {
+		return metric{prometheus.NewDesc(name, help, nil, nil), typ, value}
+	}
+	ms := []metric{
+		def("cloakroom_keys", "Live keys, including expired ones not yet collected.", prometheus.GaugeValue, func(st store.Stats) int64 { return st.Keys }),
+		def("cloakroom_tombstones", "Tombstones kept so that deletes stay final.", prometheus.GaugeValue, func(st store.Stats) int64 { return st.Tombstones }),
+		def("cloakroom_memory_used_bytes", "Store memory account: arena plus index.", prometheus.GaugeValue, store.Stats.UsedMemory),
+		def("cloakroom_evictions_total", "Entries evicted before they expired, to stay under the store's memory limit (cloakroom_memory_max_bytes).", prometheus.CounterValue, func(st store.Stats) int64 { return st.Evictions }),
+		def("cloakroom_writes_refused_total", "Writes this node's store refused: at its memory limit, with nothing left to evict.", prometheus.CounterValue, func(st store.Stats) int64 { return st.Refusals }),
+		def("cloakroom_expirations_total", "Entries removed because their TTL passed.", prometheus.CounterValue, func(st store.Stats) int64 { return st.Expirations }),
+		def("cloakroom_compactions_total", "Partition arena compactions.", prometheus.CounterValue, func(st store.Stats) int64 { return st.Compactions }),
+	}
+	return collectorsFunc{
+		describe: func(ch chan<- *prometheus.Desc) {
+			for _, m := range ms {
+				ch <- m.desc
+			}
+		},
+		collect: func(ch chan<- prometheus.Metric) {
+			st := s.Stats()
+			for _, m := range ms {
+				ch <- prometheus.MustNewConstMetric(m.desc, m.typ, float64(m.value(st)))
+			}
+		},
+	}
+}
+
+// collectorsFunc is a Collector of metrics computed at scrape time.
+type collectorsFunc struct {
+	describe func(chan<- *prometheus.Desc)
+	collect  func(chan<- prometheus.Metric)
+}
+
+func (c collectorsFunc) Describe(ch chan<- *prometheus.Desc) { c.describe(ch) }
+func (c collectorsFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
+
 // stat exports f's value as the metric name.
 func stat(name, help string, typ prometheus.ValueType, f func() int64) prometheus.Collector {
 	desc := prometheus.NewDesc(name, help, nil, nil)
-	return collectorFunc{desc, func(ch chan<- prometheus.Metric) {
-		ch <- prometheus.MustNewConstMetric(desc, typ, float64(f()))
-	}}
+	return collectorsFunc{
+		describe: func(ch chan<- *prometheus.Desc) { ch <- desc },
+		collect:  func(ch chan<- prometheus.Metric) { ch <- prometheus.MustNewConstMetric(desc, typ, float64(f())) },
+	}
 }
 
 // reqShards is how many copies of the request counters there are. Every
@@ -147,12 +188,3 @@ func (c requestsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.m.reqVec.Collect(ch)
 }
-
-// collectorFunc is a Collector of one metric computed at scrape time.
-type collectorFunc struct {
-	desc    *prometheus.Desc
-	collect func(chan<- prometheus.Metric)
-}
-
-func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }

@@ -149,9 +149,29 @@ func TestMetrics_servingReadyAndMemoryLimit(t *testing.T) {
 }
 
 func TestMetrics_memoryLimitChosenWithoutMaxMemory(t *testing.T) {
-	n := startTestNode(t)
 	limit, _ := safetyLimit()
-	if got := gauge(t, n, "cloakroom_memory_max_bytes"); limit == 0 || got != float64(limit) {
+	if limit == 0 {
+		t.Skip("no memory limit to read here (cgroup v2 or /proc/meminfo)")
+	}
+	n := startTestNode(t)
+	if got := gauge(t, n, "cloakroom_memory_max_bytes"); got != float64(limit) {
 		t.Errorf("cloakroom_memory_max_bytes %v; want the limit the node chose, %d", got, limit)
+	}
+}
+
+// cloakroom_writes_refused_total counts the writes the store refused for
+// memory, from 0 at start: an alert's rate sees the first refusal too.
+func TestMetrics_writesRefusedForMemory(t *testing.T) {
+	n := startTestNode(t, func(cfg *Config) { cfg.MaxMemory = 1 })
+	if got := gauge(t, n, "cloakroom_writes_refused_total"); got != 0 {
+		t.Fatalf("cloakroom_writes_refused_total %v at start; want 0", got)
+	}
+	var resp protocol.Response
+	n.Do(context.Background(), &protocol.Request{Op: protocol.OpSet, Key: "k", Value: []byte("v"), Flags: protocol.FlagNoTTL}, &resp)
+	if resp.Code != protocol.CodeOutOfMemory {
+		t.Fatalf("a set over a 1-byte limit: %v; want out of memory", resp.Err())
+	}
+	if got := gauge(t, n, "cloakroom_writes_refused_total"); got != 1 {
+		t.Fatalf("cloakroom_writes_refused_total %v after one refused set; want 1", got)
 	}
 }

@@ -129,7 +129,7 @@ func New(cfg Config) (*Node, error) {
 	n.goRun(func() { n.acceptLoop(n.native, n.serveNative) })
 	n.serveRESP()
 	n.log.Info("node started", "addr", n.native.Addr().String(), "http", n.HTTPAddr(), "resp", n.RESPAddr(), "gossip", n.GossipAddr(),
-		"partitions", cfg.Partitions, "max_memory", cfg.MaxMemory, "limits", cfg.Limits.String())
+		"partitions", cfg.Partitions, "max_memory", n.store.MaxMemory(), "limits", cfg.Limits.String())
 	if passwordWithoutGossipKey(&cfg) {
 		n.log.Warn("--native-password without --gossip-key: whoever reaches the gossip port can join as a member, be given partitions and learn the password; set --gossip-key too", "gossip", cfg.GossipAddr)
 	}

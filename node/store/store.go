@@ -56,6 +56,7 @@ type Store struct {
 	entries     atomic.Int64 // indexed entries (keys and tombstones)
 	evictions   atomic.Int64
 	expirations atomic.Int64
+	refusals    atomic.Int64 // writes refused at MaxMemory
 	compactions atomic.Int64
 }
 
@@ -123,6 +124,7 @@ type Stats struct {
 	Evictions   int64
 	Expirations int64
 	Compactions int64
+	Refusals    int64 // writes refused at MaxMemory, with nothing left to evict
 }
 
 // UsedMemory is the store's memory account: arena plus index.
@@ -142,6 +144,7 @@ func (s *Store) Stats() Stats {
 	st.Evictions = s.evictions.Load()
 	st.Expirations = s.expirations.Load()
 	st.Compactions = s.compactions.Load()
+	st.Refusals = s.refusals.Load()
 	return st
 }
 
@@ -478,6 +481,7 @@ func (s *Store) reserveBytes(need int64) error {
 	if s.evict(need) {
 		return nil
 	}
+	s.refusals.Add(1)
 	return protocol.Errorf(protocol.CodeOutOfMemory, "max-memory %d bytes reached and nothing left to evict", s.cfg.MaxMemory)
 }
 

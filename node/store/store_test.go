@@ -384,6 +384,9 @@ func TestStore_MaxMemory_refusesWhenNothingEvictable(t *testing.T) {
 	if !errors.Is(r.Err(), protocol.ErrOutOfMemory) {
 		t.Fatalf("set over a tiny limit: %v; want ErrOutOfMemory", r.Err())
 	}
+	if got := s.Stats().Refusals; got != 1 {
+		t.Fatalf("Stats().Refusals = %d after one refused set; want 1", got)
+	}
 }
 
 func TestStore_Scan_visitsEveryKeyOnce(t *testing.T) {
