@@ -72,20 +72,23 @@ func TestAlerts_parseAndEachIsComplete(t *testing.T) {
 	}
 }
 
-// codeNames returns the values of the code label of
-// cloakroom_requests_total: the native protocol's code names.
-func codeNames(t *testing.T) []string {
+// protocolNames returns the names in a table of protocol/FILE whose
+// entries read `Prefix...: "name"`: the values of the op and code labels
+// of cloakroom_requests_total.
+func protocolNames(t *testing.T, file, prefix string, must ...string) []string {
 	t.Helper()
-	b, err := os.ReadFile("../../protocol/errors.go")
+	b, err := os.ReadFile("../../protocol/" + file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
-	for _, m := range regexp.MustCompile(`Code\w+: "([a-z_]+)"`).FindAllSubmatch(b, -1) {
+	for _, m := range regexp.MustCompile(prefix+`\w+: "([a-z_]+)"`).FindAllSubmatch(b, -1) {
 		names = append(names, string(m[1]))
 	}
-	if !slices.Contains(names, "ok") || !slices.Contains(names, "not_found") {
-		t.Fatalf("found codes %v in protocol/errors.go; the code names table moved?", names)
+	for _, n := range must {
+		if !slices.Contains(names, n) {
+			t.Fatalf("found %v in protocol/%s, without %q: the names table moved?", names, file, n)
+		}
 	}
 	return names
 }
@@ -185,40 +188,170 @@ func scrapeNode(t *testing.T) map[string][]map[string]string {
 // Prometheus's own series, which a scrape adds beside a node's.
 var scrapeSeries = []string{"up"}
 
+// targetLabels are the labels Prometheus gives every series of a target:
+// job and instance always, namespace and pod on Kubernetes.
+var targetLabels = []string{"job", "instance", "namespace", "pod"}
+
+// jobNames are job names a scrape of Cloakroom may have, which an alert
+// must match all of: a PodMonitor's with jobLabel (deploy/kubernetes), and
+// the Prometheus Operator's default for one without.
+var jobNames = []string{"cloakroom", "default/cloakroom"}
+
+// keptLabels returns the labels each element of e's result has, as far as
+// an annotation may name them: a set, or all=true for the labels of the
+// series it selects (plus the target labels).
+func keptLabels(e parser.Expr) (set map[string]bool, all bool) {
+	switch e := e.(type) {
+	case *parser.AggregateExpr:
+		if e.Without {
+			return nil, true
+		}
+		set = map[string]bool{}
+		for _, l := range e.Grouping {
+			set[l] = true
+		}
+		return set, false
+	case *parser.BinaryExpr:
+		l, lall := keptLabels(e.LHS)
+		if e.Op != parser.LOR || e.LHS.Type() != parser.ValueTypeVector {
+			if e.LHS.Type() != parser.ValueTypeVector {
+				return keptLabels(e.RHS)
+			}
+			return l, lall
+		}
+		// or: an element comes from either side.
+		r, rall := keptLabels(e.RHS)
+		switch {
+		case lall:
+			return r, rall
+		case rall:
+			return l, false
+		}
+		for k := range l {
+			if !r[k] {
+				delete(l, k)
+			}
+		}
+		return l, false
+	case *parser.Call:
+		for _, a := range e.Args {
+			if t := a.Type(); t == parser.ValueTypeVector || t == parser.ValueTypeMatrix {
+				return keptLabels(a)
+			}
+		}
+		return map[string]bool{}, false
+	case *parser.ParenExpr:
+		return keptLabels(e.Expr)
+	case *parser.StepInvariantExpr:
+		return keptLabels(e.Expr)
+	}
+	return nil, true // a selector: its series' labels
+}
+
+// counterFuncs are the functions that make a rate of a counter.
+var counterFuncs = []string{"rate", "irate", "increase"}
+
 func TestAlerts_nameOnlyMetricsAndLabelsANodeExports(t *testing.T) {
 	rules := loadRules(t)
 	metrics := scrapeNode(t)
-	codes := codeNames(t)
+	values := map[string][]string{
+		"code": protocolNames(t, "errors.go", "Code", "ok", "not_found", "unavailable"),
+		"op":   protocolNames(t, "ops.go", "Op", "get", "set", "replicate"),
+	}
 	p := parser.NewParser(parser.Options{})
 	for _, r := range rules {
 		expr, err := p.ParseExpr(r.Expr)
 		if err != nil {
 			t.Fatalf("%s: %v", r.Alert, err) // rulefmt parsed it already
 		}
-		for _, sel := range parser.ExtractSelectors(expr) {
-			var name string
-			for _, m := range sel {
-				if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
-					name = m.Value
-				}
+		// The labels of the series the expression selects, and the
+		// target's.
+		known := map[string]bool{}
+		for _, l := range targetLabels {
+			known[l] = true
+		}
+		parser.Inspect(expr, func(node parser.Node, path []parser.Node) error {
+			vs, ok := node.(*parser.VectorSelector)
+			if !ok {
+				return nil
 			}
+			name := vs.Name
 			if slices.Contains(scrapeSeries, name) {
-				continue
+				for _, m := range vs.LabelMatchers {
+					for _, job := range jobNames {
+						if m.Name == "job" && !m.Matches(job) {
+							t.Errorf("%s: %s does not match the job name %q", r.Alert, m, job)
+						}
+					}
+				}
+				return nil
 			}
 			series, ok := metrics[name]
 			if !ok {
 				t.Errorf("%s: cloakroomd exports no metric %q", r.Alert, name)
-				continue
+				return nil
 			}
-			for _, m := range sel {
-				if m.Name == labels.MetricName || m.Name == "job" || m.Name == "instance" {
+			for _, ls := range series {
+				for l := range ls {
+					known[l] = true
+				}
+			}
+			if strings.HasSuffix(name, "_total") && !slices.ContainsFunc(path, func(n parser.Node) bool {
+				c, ok := n.(*parser.Call)
+				return ok && slices.Contains(counterFuncs, c.Func.Name)
+			}) {
+				t.Errorf("%s: counter %s outside %v: its value only grows", r.Alert, name, counterFuncs)
+			}
+			for _, m := range vs.LabelMatchers {
+				if m.Name == labels.MetricName || slices.Contains(targetLabels, m.Name) {
 					continue
 				}
 				if !slices.ContainsFunc(series, func(ls map[string]string) bool { _, ok := ls[m.Name]; return ok }) {
 					t.Errorf("%s: %s has no label %q", r.Alert, name, m.Name)
 				}
-				if m.Name == "code" && m.Type == labels.MatchEqual && !slices.Contains(codes, m.Value) {
-					t.Errorf("%s: code %q is no code name (%v)", r.Alert, m.Value, codes)
+				vals, ok := values[m.Name]
+				if !ok {
+					continue
+				}
+				var want []string
+				switch m.Type {
+				case labels.MatchEqual, labels.MatchNotEqual:
+					want = []string{m.Value}
+				default:
+					want = strings.Split(m.Value, "|") // an alternation of names
+				}
+				for _, v := range want {
+					if !slices.Contains(vals, v) {
+						t.Errorf("%s: %s=%q: %q is no %s name (%v)", r.Alert, m.Name, m.Value, v, m.Name, vals)
+					}
+				}
+			}
+			return nil
+		})
+		// Grouping and matching name only labels the series have.
+		parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
+			var used []string
+			switch n := node.(type) {
+			case *parser.AggregateExpr:
+				used = n.Grouping
+			case *parser.BinaryExpr:
+				if n.VectorMatching != nil {
+					used = n.VectorMatching.MatchingLabels
+				}
+			}
+			for _, l := range used {
+				if !known[l] {
+					t.Errorf("%s: groups or matches by %q, which no series it selects has", r.Alert, l)
+				}
+			}
+			return nil
+		})
+		// The annotations name only labels the result keeps.
+		set, all := keptLabels(expr)
+		for _, a := range r.Annotations {
+			for _, m := range regexp.MustCompile(`\$labels\.(\w+)`).FindAllStringSubmatch(a, -1) {
+				if l := m[1]; (all && !known[l]) || (!all && !set[l]) {
+					t.Errorf("%s: an annotation names $labels.%s, which its result does not keep", r.Alert, l)
 				}
 			}
 		}
