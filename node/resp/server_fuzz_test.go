@@ -69,9 +69,15 @@ func encodeCommand(args [][]byte) []byte {
 	return b
 }
 
+// fuzzPassword is the password of FuzzServerCommands's second server.
+const fuzzPassword = "fuzz-secret"
+
 // FuzzServerCommands sends commands built from the fuzzer's bytes (any
 // command, any arguments: wrong arities, types, numbers, flags and their
 // combinations, transactions) to a server over TCP, pipelined, then PING.
+// The first byte picks the server: without a password, or with
+// fuzzPassword (which some seeds give to AUTH or HELLO), where a client
+// that has not authenticated is answered NOAUTH, and so is its PING.
 // Every command must get exactly one well-formed reply, in order, within
 // a few seconds, and PING must find the connection still in step: a
 // handler that panics would take the whole node down (it runs on the event
@@ -96,13 +102,21 @@ func FuzzServerCommands(f *testing.F) {
 		{{"command", "docs", "get"}, {"command", "count"}, {"command", "info"}, {"cluster", "keyslot", "k"}, {"cluster", "shards"}},
 		{{"getset", "k", "v"}, {"getdel", "k"}, {"setnx", "k", "v"}, {"dbsize"}, {"time"}, {"echo", "x"}},
 		{{"flushall", "ASYNC"}, {"flushdb"}, {"readonly"}, {"readwrite"}, {"quit"}, {"ping"}},
+		{{"get", "k"}, {"auth", "wrong"}, {"auth", "default", fuzzPassword}, {"get", "k"}},
+		{{"hello", "3", "AUTH", "default", fuzzPassword}, {"set", "k", "v"}, {"client", "setname", "x"}},
+		{{"hello", "3"}, {"multi"}, {"auth", fuzzPassword}, {"exec"}},
 	} {
-		f.Add(fuzzInput(names, seed...))
+		f.Add(append([]byte{0}, fuzzInput(names, seed...)...))
+		f.Add(append([]byte{1}, fuzzInput(names, seed...)...))
 	}
-	ts := startServer(f)
+	servers := []*testServer{startServer(f), startServer(f, func(cfg *Config, _ *storeBackend) { cfg.Password = fuzzPassword })}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 {
+			return
+		}
+		ts := servers[data[0]&1]
 		ts.b.st.Flush()
-		cmds := fuzzCommands(data, names)
+		cmds := fuzzCommands(data[1:], names)
 		nc, err := net.Dial("tcp", ts.addr)
 		if err != nil {
 			t.Fatal(err)
@@ -138,7 +152,7 @@ func FuzzServerCommands(f *testing.F) {
 		if err := readReply(br, &sb); err != nil {
 			t.Fatalf("after %q, PING: no reply: %v", cmds, err)
 		}
-		if got := sb.String(); got != "+PONG\r\n" && got != "+QUEUED\r\n" {
+		if got := sb.String(); got != "+PONG\r\n" && got != "+QUEUED\r\n" && (ts == servers[0] || !strings.HasPrefix(got, "-NOAUTH ")) {
 			t.Fatalf("after %q, PING answered %q: the replies are out of step", cmds, got)
 		}
 	})
