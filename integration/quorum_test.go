@@ -36,13 +36,7 @@ func httpGet(p *proc, path string) (int, string, error) {
 // empty, on their old addresses, they join it, and every session with a
 // copy on the survivor is served again.
 func TestCluster_twoOfThreeKilled_theLastRefusesUntilTheyRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three processes")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c := startProcCluster(t, 3, "--replicas", "2")
-	waitTablesAgree(ctx, t, c, 3)
+	ctx, c := threeNodes(t)
 	cl := newRouted(t, c.procs[0].native)
 	const n = 300
 	if failed := loadSessions(ctx, cl, n, 10); failed > 0 {
