@@ -31,6 +31,8 @@ var diffCommands = [][]string{
 	{"set", "x", "v"}, {"pexpireat", "x", "-9223372036854775808"}, {"exists", "x"},
 	{"set", "y", "v"}, {"expireat", "y", "-9223372036854775"}, {"exists", "y"},
 	{"persist", "nope"}, {"ttl", "nope"}, {"type", "nope"}, {"scan", "abc"}, {"scan", "0", "count", "0"}, {"scan", "0", "type", "hash"},
+	{"scan", "-1"}, {"scan", "-"}, {"scan", " 1"}, {"scan", "1 "}, {"scan", "+18446744073709551615"},
+	{"scan", "18446744073709551616"}, {"scan", "-18446744073709551616"},
 	{"select", "0"}, {"select", "abc"}, {"client", "foo"}, {"client", "setname", "a b"}, {"client", "setname", "web"},
 	{"client", "getname"}, {"config", "get", "save"}, {"config", "get", "appendonly"}, {"config", "get", "timeout"}, {"auth", "x"}, {"auth", "default", "x"},
 	{"exec"}, {"discard"}, {"multi"}, {"multi"}, {"watch", "a"}, {"set", "{t}a", "1"}, {"get", "{t}a"}, {"exec"},

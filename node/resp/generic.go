@@ -283,10 +283,34 @@ func cmdKeys(ctx context.Context, c *conn, args [][]byte) {
 	c.w.Strings(all)
 }
 
+// parseCursor reads a SCAN cursor as Redis does, with C's strtoul: decimal
+// digits after an optional sign, a negative cursor wrapping around (-1 is
+// 2^64-1, past every key); nothing at all reads as 0.
+func parseCursor(b []byte) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, true
+	}
+	digits, neg := b, false
+	if b[0] == '+' || b[0] == '-' {
+		digits, neg = b[1:], b[0] == '-'
+	}
+	if len(digits) == 0 || digits[0] == '+' || digits[0] == '-' {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(digits), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
+}
+
 // cmdScan answers SCAN cursor [MATCH pattern] [COUNT n] [TYPE type].
 func cmdScan(ctx context.Context, c *conn, args [][]byte) {
-	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
-	if err != nil {
+	cursor, ok := parseCursor(args[1])
+	if !ok {
 		c.w.Error("ERR invalid cursor")
 		return
 	}
@@ -318,6 +342,7 @@ func cmdScan(ctx context.Context, c *conn, args [][]byte) {
 		}
 	}
 	var keys []string
+	var err error
 	next := uint64(0)
 	// MATCH "" matches only the empty key, which no node stores (to the
 	// store an empty pattern means every key).
