@@ -12,7 +12,7 @@ import (
 
 // Membership changes on a procCluster, as an operator or an autoscaler
 // makes them: nodes join the running ones, leave with SIGTERM, come back on
-// their old addresses.
+// their old addresses or, as a Kubernetes pod, on new ones.
 
 // drainWait bounds how long a SIGTERM'd node may take to hand off its
 // partitions and exit: the nodes' --drain-timeout (30s) plus a margin.
@@ -44,16 +44,23 @@ func (c *procCluster) joinArgs(args []string) []string {
 func (c *procCluster) add() int {
 	c.t.Helper()
 	t := c.t
-	p := &proc{
-		name:   fmt.Sprintf("n%d", len(c.procs)+1),
-		native: stableAddr(t), resp: stableAddr(t), http: stableAddr(t), gossip: stableAddr(t),
-	}
-	p.args = []string{"--name", p.name, "--addr", p.native, "--resp-addr", p.resp,
-		"--http-addr", p.http, "--gossip-addr", p.gossip, "--allow-flush"}
+	p := &proc{name: fmt.Sprintf("n%d", len(c.procs)+1)}
+	p.readdress(t)
 	p.args = c.joinArgs(append(p.args, c.extra...))
 	c.procs = append(c.procs, p)
 	c.start(p)
 	return len(c.procs) - 1
+}
+
+// restartElsewhere starts node i again, empty, under its name but on new
+// addresses, joining the running nodes: as Kubernetes recreates a pod, with
+// a new IP.
+func (c *procCluster) restartElsewhere(i int) {
+	c.t.Helper()
+	p := c.procs[i]
+	p.readdress(c.t)
+	p.args = c.joinArgs(append(p.args, c.extra...))
+	c.start(p)
 }
 
 // rejoin starts node i again, empty, on its old addresses, joining the

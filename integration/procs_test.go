@@ -54,12 +54,8 @@ func startProcCluster(t *testing.T, n int, extra ...string) *procCluster {
 	c := &procCluster{t: t, bin: buildCloakroomd(t), extra: extra}
 	t.Cleanup(c.stopAll)
 	for i := range n {
-		p := &proc{
-			name:   fmt.Sprintf("n%d", i+1),
-			native: stableAddr(t), resp: stableAddr(t), http: stableAddr(t), gossip: stableAddr(t),
-		}
-		p.args = []string{"--name", p.name, "--addr", p.native, "--resp-addr", p.resp,
-			"--http-addr", p.http, "--gossip-addr", p.gossip, "--allow-flush"}
+		p := &proc{name: fmt.Sprintf("n%d", i+1)}
+		p.readdress(t)
 		if i > 0 {
 			p.args = append(p.args, "--join", c.procs[0].gossip)
 		}
@@ -69,6 +65,14 @@ func startProcCluster(t *testing.T, n int, extra ...string) *procCluster {
 	}
 	c.waitReady()
 	return c
+}
+
+// readdress gives p new loopback addresses, and the flags for its name and
+// them.
+func (p *proc) readdress(t *testing.T) {
+	p.native, p.resp, p.http, p.gossip = stableAddr(t), stableAddr(t), stableAddr(t), stableAddr(t)
+	p.args = []string{"--name", p.name, "--addr", p.native, "--resp-addr", p.resp,
+		"--http-addr", p.http, "--gossip-addr", p.gossip, "--allow-flush"}
 }
 
 func (c *procCluster) start(p *proc) {

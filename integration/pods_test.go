@@ -16,6 +16,9 @@ import (
 	"github.com/cloakroom/cloakroom/ring"
 )
 
+// What Kubernetes does to a StatefulSet's pods, done to processes: two of
+// three lost at once, and a pod recreated under its name at a new address.
+
 // httpGet returns node p's answer to GET path: its status and body.
 func httpGet(p *proc, path string) (int, string, error) {
 	resp, err := http.Get("http://" + p.http + path)
@@ -98,4 +101,48 @@ func TestCluster_twoOfThreeKilled_theLastRefusesUntilTheyRestart(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d sessions had a copy on the survivor; all served after the restarts", len(kept), n)
+}
+
+// TestCluster_nodeBackUnderItsNameAtNewAddresses_losesNothing: as
+// Kubernetes recreates a pod, a node comes back empty under its name but at
+// new addresses, once after leaving gracefully and once after kill -9.
+// Each time every session is read through every node (each forwarding to
+// the node's new address), and the client that knew the old addresses
+// reads and writes all of them too.
+func TestCluster_nodeBackUnderItsNameAtNewAddresses_losesNothing(t *testing.T) {
+	ctx, c := threeNodes(t)
+	cl := newRouted(t, c.procs[0].native)
+	const n = 3000
+	if failed := loadSessions(ctx, cl, n, 20); failed > 0 {
+		t.Fatalf("%d of %d sets failed", failed, n)
+	}
+	none := func(int) bool { return false }
+	for _, step := range []struct {
+		name string
+		node int
+		stop func(i int)
+	}{
+		{"SIGTERM", 2, func(i int) { c.stop(i, drainWait) }},
+		{"kill -9", 1, c.kill},
+	} {
+		old := c.procs[step.node].native
+		step.stop(step.node)
+		start := time.Now()
+		c.restartElsewhere(step.node)
+		c.waitReady()
+		waitTablesAgree(ctx, t, c, 3)
+		t.Logf("after %s, %s back at %s (was %s): every node ready and on one table %v later",
+			step.name, c.procs[step.node].name, c.procs[step.node].native, old, time.Since(start).Round(time.Millisecond))
+		for _, p := range c.procs {
+			if errs := readAll(ctx, c.direct(p.native), n, none); len(errs) > 0 {
+				t.Fatalf("after %s, through %s: %d of %d reads failed, first %v", step.name, p.name, len(errs), n, errs[0])
+			}
+		}
+		if errs := readAll(ctx, cl, n, none); len(errs) > 0 {
+			t.Fatalf("after %s, the first client: %d of %d reads failed, first %v", step.name, len(errs), n, errs[0])
+		}
+		if failed := loadSessions(ctx, cl, n, 20); failed > 0 {
+			t.Fatalf("after %s, the first client: %d of %d sets failed", step.name, failed, n)
+		}
+	}
 }
