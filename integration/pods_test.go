@@ -129,8 +129,15 @@ func TestCluster_nodeBackUnderItsNameAtNewAddresses_losesNothing(t *testing.T) {
 		step.stop(step.node)
 		start := time.Now()
 		c.restartElsewhere(step.node)
+		// Ready, on one table, and ready still on it. After kill -9 the
+		// node comes back before the others declare its old address dead:
+		// until then they refuse it as a conflicting address, so it loses
+		// quorum (their tables are another member set), and it refuses
+		// requests until they take it back and it has pulled its
+		// partitions again.
 		c.waitReady()
 		waitTablesAgree(ctx, t, c, 3)
+		c.waitReady()
 		t.Logf("after %s, %s back at %s (was %s): every node ready and on one table %v later",
 			step.name, c.procs[step.node].name, c.procs[step.node].native, old, time.Since(start).Round(time.Millisecond))
 		for _, p := range c.procs {
