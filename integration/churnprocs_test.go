@@ -98,26 +98,11 @@ func metricsOf(p *proc) (map[string]float64, error) {
 	return out, sc.Err()
 }
 
-// readyz returns node p's /readyz status code and body.
-func readyz(p *proc) (int, string, error) {
-	resp, err := http.Get("http://" + p.http + "/readyz")
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		b.WriteString(sc.Text())
-	}
-	return resp.StatusCode, b.String(), nil
-}
-
 // fullyReplicated reports nil once every running node answers /readyz with
 // 200 and reports no under-replicated partition.
 func (c *procCluster) fullyReplicated() error {
 	for _, p := range c.running() {
-		code, body, err := readyz(p)
+		code, body, err := httpGet(p, "/readyz")
 		if err != nil {
 			return fmt.Errorf("%s: %v", p.name, err)
 		}

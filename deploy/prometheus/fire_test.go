@@ -130,9 +130,10 @@ func firing(t *testing.T, rules []rulefmt.Rule, series map[string]string) []stri
 	t.Helper()
 	st := promqltest.LoadedStorage(t, loadText(series))
 	query := prules.EngineQueryFunc(promqltest.NewTestEngine(t, false, 0, promqltest.DefaultMaxSamplesPerQuery), st)
+	p := parser.NewParser(parser.Options{})
 	var out []string
 	for _, r := range rules {
-		expr, err := parser.NewParser(parser.Options{}).ParseExpr(r.Expr)
+		expr, err := p.ParseExpr(r.Expr)
 		if err != nil {
 			t.Fatalf("%s: %v", r.Alert, err)
 		}

@@ -294,10 +294,7 @@ func parseCursor(b []byte) (uint64, bool) {
 	if b[0] == '+' || b[0] == '-' {
 		digits, neg = b[1:], b[0] == '-'
 	}
-	if len(digits) == 0 || digits[0] == '+' || digits[0] == '-' {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(string(digits), 10, 64)
+	v, err := strconv.ParseUint(string(digits), 10, 64) // no second sign, nor none at all
 	if err != nil {
 		return 0, false
 	}
