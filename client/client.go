@@ -223,12 +223,15 @@ func (c *Client) TTL(ctx context.Context, key string) (time.Duration, error) {
 }
 
 // Delete deletes keys and returns how many of them existed. Deleted keys are
-// unreadable everywhere when it returns.
+// unreadable everywhere when it returns. Every attempt of the call carries
+// one token, which the nodes keep in the keys' tombstones: a key that an
+// attempt deleted without its answer arriving (it timed out) is counted by
+// the attempt that answers.
 func (c *Client) Delete(ctx context.Context, keys ...string) (int, error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
-	resp, err := c.do(ctx, &protocol.Request{Op: protocol.OpDelete, Keys: keys})
+	resp, err := c.do(ctx, &protocol.Request{Op: protocol.OpDelete, Keys: keys, Value: protocol.NewDeleteToken()})
 	if err != nil {
 		return 0, err
 	}

@@ -295,7 +295,7 @@ func (c *Client) sendSplit(ctx context.Context, req *protocol.Request) (*call, e
 			defer wg.Done()
 			// Each group is routed by its first key; a group the node
 			// cannot serve alone is split again there (forwarded).
-			sub := &protocol.Request{Op: req.Op, Key: keys[0], Keys: keys}
+			sub := &protocol.Request{Op: req.Op, Key: keys[0], Keys: keys, Value: req.Value}
 			cl, err := c.sendGroup(ctx, sub)
 			mu.Lock()
 			defer mu.Unlock()
@@ -323,28 +323,24 @@ func (c *Client) sendSplit(ctx context.Context, req *protocol.Request) (*call, e
 // key's partition, with sendRouted's retries and per-attempt deadline.
 //
 // A Delete's failed attempt may still have deleted some of the keys (those
-// on the nodes that answered; a node counts only the deletes it kept), and
-// the next attempt finds them gone, so a Delete's count adds up its
-// attempts. An Exists counts afresh each time.
+// on the nodes that answered, or all of them if only the answer was lost).
+// Each attempt counts afresh, as an Exists does: the keys an earlier
+// attempt deleted keep the call's delete token (Delete), and count again.
 func (c *Client) sendGroup(ctx context.Context, sub *protocol.Request) (*call, error) {
 	deadline := time.Now().Add(c.cfg.RetryTimeout)
 	backoff := 20 * time.Millisecond
-	var deleted int64 // by failed attempts
 	for attempt := 0; ; attempt++ {
 		r, err := c.currentRoutes(ctx, attempt > 0)
 		if err != nil {
 			return nil, err
 		}
 		addr := r.addrs[r.owners[ring.Partition(sub.Key, r.partitions)][0]]
-		req := &protocol.Request{Op: sub.Op, Keys: sub.Keys}
+		req := &protocol.Request{Op: sub.Op, Keys: sub.Keys, Value: sub.Value}
 		actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout) // as sendRouted's
 		cl, err := c.pool(addr).do(actx, req)
 		cancel()
 		err = c.attemptErr(ctx, err)
 		if err == nil {
-			if sub.Op == protocol.OpDelete {
-				cl.resp.N += deleted
-			}
 			code := cl.resp.Code
 			if code != protocol.CodeNotOwner && code != protocol.CodeUnavailable {
 				return cl, nil
@@ -353,9 +349,6 @@ func (c *Client) sendGroup(ctx context.Context, sub *protocol.Request) (*call, e
 			// safe to repeat.
 			if time.Now().Add(backoff).After(deadline) {
 				return cl, nil
-			}
-			if sub.Op == protocol.OpDelete {
-				deleted = cl.resp.N
 			}
 			err = cl.resp.Err()
 			releaseCall(cl)

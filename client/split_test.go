@@ -1,12 +1,15 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloakroom/cloakroom/client"
+	"github.com/cloakroom/cloakroom/node/store"
 	"github.com/cloakroom/cloakroom/protocol"
 )
 
@@ -41,57 +44,88 @@ func tableStub(t *testing.T, reply func(*protocol.Request) *protocol.Response) s
 	return addr
 }
 
-// A Delete whose attempts deleted some keys and then failed (a node they
-// were forwarded to was down) counts those keys too: the attempt that
-// succeeds finds them gone.
+// A Delete's attempts that deleted keys and then failed (a node they were
+// forwarded to was down) or went unanswered (the node applied it, the
+// answer was lost) leave those keys deleted; the attempt that answers
+// counts them, because every attempt carries the call's one delete token
+// and a real store counts a key whose tombstone keeps it. Each key counts
+// once, however many attempts deleted it. An Exists counts afresh.
 func TestClient_DeleteCountsWhatAFailedAttemptDeleted(t *testing.T) {
+	keys := []string{"a", "b", "c"}
 	for _, tc := range []struct {
 		op   protocol.Op
-		want int
+		want []int // the count of each call, one after the other
 	}{
-		{protocol.OpDelete, 4}, // 2 deleted, then failed; 1, failed; then the last
-		{protocol.OpExists, 1}, // the last attempt's count: each counts afresh
+		{protocol.OpDelete, []int{3, 0}}, // the second call finds nothing left to delete
+		{protocol.OpExists, []int{3, 3}},
 	} {
 		t.Run(tc.op.String(), func(t *testing.T) {
+			st := store.New(store.Config{Partitions: 7})
+			for _, k := range keys {
+				var r protocol.Response
+				if st.Exec(&protocol.Request{Op: protocol.OpSet, Key: k, Value: []byte("v"), TTL: 60_000}, &r); r.Code != protocol.CodeOK {
+					t.Fatal(r.Err())
+				}
+			}
 			var mu sync.Mutex
-			attempts := 0
+			var tokens [][]byte // of each attempt
 			addr := tableStub(t, func(req *protocol.Request) *protocol.Response {
 				if req.Op != tc.op {
 					return &protocol.Response{Code: protocol.CodeBadRequest, Msg: "unexpected " + req.Op.String()}
 				}
 				mu.Lock()
 				defer mu.Unlock()
-				attempts++
-				switch attempts {
-				case 1:
-					return &protocol.Response{Code: protocol.CodeUnavailable, Msg: "forward: n3 is down", N: 2, Table: 1}
-				case 2:
-					return &protocol.Response{Code: protocol.CodeUnavailable, Msg: "forward: n3 is down", N: 1, Table: 1}
+				tokens = append(tokens, slices.Clone(req.Value))
+				resp := &protocol.Response{Table: 1}
+				switch len(tokens) % 3 {
+				case 1: // "a" applied, then a forward failed
+					st.Exec(&protocol.Request{Op: req.Op, Keys: req.Keys[:1], Value: req.Value}, resp)
+					resp.Code, resp.Msg = protocol.CodeUnavailable, "forward: n3 is down"
+				case 2: // everything applied, the answer lost
+					st.Exec(req, resp)
+					return nil
+				default:
+					st.Exec(req, resp)
 				}
-				return &protocol.Response{N: 1, Table: 1}
+				resp.Table = 1
+				return resp
 			})
-			c, err := client.New(client.Config{Addrs: []string{addr}, DialTimeout: time.Second})
+			c, err := client.New(client.Config{Addrs: []string{addr}, DialTimeout: time.Second, AttemptTimeout: 200 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { c.Close() })
-			keys := []string{"a", "b", "c"}
-			var n int
-			if tc.op == protocol.OpDelete {
-				n, err = c.Delete(ctxT(t), keys...)
-			} else {
-				var resp *protocol.Response
-				if resp, err = c.Do(ctxT(t), &protocol.Request{Op: tc.op, Keys: keys}); err == nil {
-					n = int(resp.N)
+			for call, want := range tc.want {
+				var n int
+				if tc.op == protocol.OpDelete {
+					n, err = c.Delete(ctxT(t), keys...)
+				} else {
+					var resp *protocol.Response
+					if resp, err = c.Do(ctxT(t), &protocol.Request{Op: tc.op, Keys: keys}); err == nil {
+						n = int(resp.N)
+					}
 				}
+				if err != nil {
+					t.Fatalf("call %d: %v", call+1, err)
+				}
+				mu.Lock()
+				attempts := tokens[call*3:]
+				if n != want || len(attempts) != 3 {
+					t.Errorf("call %d: count %d after %d attempts; want %d after 3", call+1, n, len(attempts), want)
+				}
+				if tc.op == protocol.OpDelete {
+					same := len(attempts[0]) == protocol.DeleteTokenLen
+					for _, tok := range attempts {
+						same = same && bytes.Equal(tok, attempts[0])
+					}
+					if !same {
+						t.Errorf("call %d: delete tokens %x; want one of %d bytes for every attempt", call+1, attempts, protocol.DeleteTokenLen)
+					}
+				}
+				mu.Unlock()
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if n != tc.want || attempts != 3 {
-				t.Fatalf("count %d after %d attempts, want %d after 3", n, attempts, tc.want)
+			if tc.op == protocol.OpDelete && bytes.Equal(tokens[0], tokens[3]) {
+				t.Errorf("two calls sent the same delete token %x", tokens[0])
 			}
 		})
 	}

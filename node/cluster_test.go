@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -83,6 +84,27 @@ func TestCluster_forwardsAndReplicates(t *testing.T) {
 		if copies(c, k) != 0 {
 			t.Fatalf("%s still has a live copy after delete", k)
 		}
+	}
+	// A delete's token reaches every copy, through forwards: the call sent
+	// again (its answer lost) counts what it deleted, through any node,
+	// and another call counts nothing.
+	keys = []string{"s10", "s11", "s12", "s13", "s14", "s15", "nope"}
+	tok := protocol.NewDeleteToken()
+	for j := range c.Len() {
+		r := doOn(ctx, c.Node(j), &protocol.Request{Op: protocol.OpDelete, Keys: keys, Value: tok})
+		if r.Code != protocol.CodeOK || r.N != 6 {
+			t.Fatalf("delete with one token through %s: %d, %v; want 6 each time", c.Node(j).Name(), r.N, r.Err())
+		}
+	}
+	for _, k := range keys[:6] {
+		for _, nd := range c.Running() {
+			if e, ok := nd.Store().Entry(k); ok && !bytes.Equal(e.Value, tok) {
+				t.Errorf("%s's copy of %s: tombstone %v, value %x; want the delete's token %x", nd.Name(), k, e.Tombstone, e.Value, tok)
+			}
+		}
+	}
+	if r := doOn(ctx, c.Node(2), &protocol.Request{Op: protocol.OpDelete, Keys: keys, Value: protocol.NewDeleteToken()}); r.N != 0 {
+		t.Errorf("another delete of the same keys counted %d, %v; want 0", r.N, r.Err())
 	}
 }
 

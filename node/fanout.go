@@ -46,7 +46,7 @@ func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, res
 		go func() {
 			defer wg.Done()
 			var r protocol.Response
-			sub := &protocol.Request{Op: req.Op, Keys: keys}
+			sub := &protocol.Request{Op: req.Op, Keys: keys, Value: req.Value} // Value: a delete's token
 			n.execPrimary(ctx, v, p, sub, &r)
 			add(&r)
 		}()
@@ -56,7 +56,7 @@ func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, res
 		go func() {
 			defer wg.Done()
 			var r protocol.Response
-			_ = n.forward(ctx, v, owner, &protocol.Request{Op: req.Op, Keys: keys}, &r, n.peers.timeout)
+			_ = n.forward(ctx, v, owner, &protocol.Request{Op: req.Op, Keys: keys, Value: req.Value}, &r, n.peers.timeout)
 			add(&r)
 		}()
 	}

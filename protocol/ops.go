@@ -30,7 +30,11 @@ const (
 	OpTouch
 	// OpDelete deletes Keys; reply N counts the keys that existed. Keys on
 	// several nodes are deleted by each, whatever the others do: with an
-	// error, N counts those deleted where it took effect.
+	// error, N counts those deleted where it took effect. Value, if set, is
+	// the call's delete token (DeleteTokenLen bytes, NewDeleteToken): each
+	// tombstone keeps it, and a key found deleted under the same token
+	// counts as deleted, so a call sent again after an attempt whose answer
+	// was lost counts what that attempt deleted, once.
 	OpDelete
 	// OpGetAndTouch reads Key and sets its TTL in one step (GETEX).
 	OpGetAndTouch

@@ -65,7 +65,11 @@ func (c *conn) multiKey(args [][]byte, atomic bool, many, single protocol.Op, fl
 	for i, k := range args[1:] {
 		keys[i] = string(k)
 	}
-	c.reqs = append(c.reqs, protocol.Request{Op: many, Keys: keys})
+	r := protocol.Request{Op: many, Keys: keys}
+	if many == protocol.OpDelete {
+		r.Value = protocol.NewDeleteToken() // for its attempts (doAgain)
+	}
+	c.reqs = append(c.reqs, r)
 	return nil
 }
 

@@ -97,7 +97,7 @@ func (b *storeBackend) deleteEach(req *protocol.Request, resp *protocol.Response
 			continue
 		}
 		var r protocol.Response
-		b.st.Exec(&protocol.Request{Op: protocol.OpDelete, Keys: []string{k}}, &r)
+		b.st.Exec(&protocol.Request{Op: protocol.OpDelete, Keys: []string{k}, Value: req.Value}, &r)
 		resp.N += r.N
 	}
 	if failed {

@@ -129,17 +129,13 @@ func (c *conn) doAtomic(ctx context.Context, repeatable bool, reqs []protocol.Re
 
 // doAgain sends req again while it fails because the cluster is changing
 // (again). A DEL of keys on several nodes deletes what it can at each
-// attempt: its count adds them up.
+// attempt; the keys an attempt deleted keep the DEL's token (multiKey), so
+// the next attempt counts them again and its count is the DEL's.
 func (c *conn) doAgain(ctx context.Context, rt *retrier, cmd *command, req *protocol.Request, resp *protocol.Response) {
 	rq := []*protocol.Request{req}
-	var deleted int64
 	for c.again(ctx, rt, repeatable(cmd, req), rq, resp.Code) {
-		if req.Op == protocol.OpDelete {
-			deleted += resp.N // not there for the next attempt to count
-		}
 		c.s.b.Do(ctx, req, resp)
 	}
-	resp.N += deleted
 }
 
 // redo sends again, together through DoAll, the requests of rq that may

@@ -87,7 +87,7 @@ func (s *Store) Fetch(pi int, cursor uint64, maxBytes int) ([]protocol.Entry, ui
 			}
 			size += sz
 			x := protocol.Entry{Key: key, TTL: s.remaining(h, now), Version: h.version, Tombstone: h.tombstone()}
-			if !x.Tombstone {
+			if !x.Tombstone || h.valLen > 0 { // a tombstone's value is its delete token
 				if len(buf)+h.valLen > cap(buf) {
 					buf = make([]byte, 0, max(h.valLen, min(fetchValueBlock, maxBytes)))
 				}

@@ -43,11 +43,9 @@ func (s *Store) entryLocked(p *partition, key string) (protocol.Entry, bool) {
 
 func (s *Store) toEntry(key string, e []byte, h header, now int64) protocol.Entry {
 	x := protocol.Entry{Key: key, TTL: s.remaining(h, now), Version: h.version, Tombstone: h.tombstone()}
-	if !x.Tombstone {
-		x.Value = slices.Clone(valueOf(e, h))
-		if x.Value == nil {
-			x.Value = []byte{}
-		}
+	x.Value = slices.Clone(valueOf(e, h)) // a tombstone's: its delete token, if it has one
+	if x.Value == nil && !x.Tombstone {
+		x.Value = []byte{}
 	}
 	return x
 }
@@ -130,6 +128,18 @@ func applyNeed(x *protocol.Entry) int64 {
 	return int64(hdrSize + len(x.Key) + len(x.Value))
 }
 
+// storedValue is the value to store for x: a live entry's value, or a
+// tombstone's delete token (nothing else: a tombstone holds no value).
+func storedValue(x *protocol.Entry) []byte {
+	switch {
+	case !x.Tombstone:
+		return x.Value
+	case len(x.Value) == protocol.DeleteTokenLen:
+		return x.Value
+	}
+	return nil
+}
+
 // applyLocked is Apply under p's lock, p being x's partition.
 func (s *Store) applyLocked(p *partition, x *protocol.Entry, now int64) (bool, error) {
 	if err := checkEntry(x); err != nil {
@@ -158,11 +168,12 @@ func (s *Store) applyLocked(p *partition, x *protocol.Entry, now int64) (bool, e
 			nh.deadline = now + s.cfg.TombstoneTTL.Milliseconds()
 		}
 	}
-	var value []byte
-	if !x.Tombstone {
-		value = x.Value
+	value := storedValue(x)
+	err := p.write(x.Key, l, ok, nh, value)
+	if err != nil && x.Tombstone && value != nil {
+		err = p.write(x.Key, l, ok, nh, nil) // no room for the token: as del
 	}
-	if err := p.write(x.Key, l, ok, nh, value); err != nil {
+	if err != nil {
 		if protocol.CodeOf(err) == protocol.CodeTooLarge {
 			return false, err
 		}
@@ -234,14 +245,12 @@ func (s *Store) Revert(key string, version uint64, prev protocol.Entry, had bool
 	if prev.TTL > 0 {
 		h.deadline = now + prev.TTL
 	}
-	var value []byte
+	value := storedValue(&prev)
 	if prev.Tombstone {
 		h.flags = flagTombstone
 		if h.deadline == 0 {
 			h.deadline = now + s.cfg.TombstoneTTL.Milliseconds()
 		}
-	} else {
-		value = prev.Value
 	}
 	if err := p.write(key, l, true, h, value); err != nil {
 		p.unlink(key, l) // no room to put it back: better absent than unacknowledged

@@ -177,7 +177,7 @@ func (s *Store) deleteMatch(req *protocol.Request, resp *protocol.Response) erro
 		return true
 	})
 	for _, k := range keys {
-		n, err := s.del(p, k, now)
+		n, err := s.del(p, k, now, nil)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"hash/maphash"
 	"reflect"
@@ -162,7 +163,7 @@ func (s *Store) Exec(req *protocol.Request, resp *protocol.Response) {
 	switch req.Op {
 	case protocol.OpPing:
 	case protocol.OpDelete:
-		err = s.deleteKeys(req.Keys, resp, nil)
+		err = s.deleteKeys(req.Keys, req.Value, resp, nil)
 	case protocol.OpExists:
 		for _, k := range req.Keys {
 			p := s.partition(k)
@@ -244,10 +245,11 @@ func (s *Store) execTracked(p *partition, req *protocol.Request, resp *protocol.
 	return err
 }
 
-// deleteKeys deletes keys, each under its partition's lock, and adds to
-// resp.N those that existed. If track is not nil (one per key) it records
-// each key's entries just before and after (ExecTracked).
-func (s *Store) deleteKeys(keys []string, resp *protocol.Response, track []Change) error {
+// deleteKeys deletes keys, each under its partition's lock, with the delete
+// token of the call (see del), and adds to resp.N those that existed. If
+// track is not nil (one per key) it records each key's entries just before
+// and after (ExecTracked).
+func (s *Store) deleteKeys(keys []string, token []byte, resp *protocol.Response, track []Change) error {
 	var err error
 	for i, k := range keys {
 		p := s.partition(k)
@@ -256,7 +258,7 @@ func (s *Store) deleteKeys(keys []string, resp *protocol.Response, track []Chang
 			track[i].Key = k
 			track[i].Before, track[i].Had = s.entryLocked(p, k)
 		}
-		n, derr := s.del(p, k, s.now())
+		n, derr := s.del(p, k, s.now(), token)
 		if track != nil {
 			track[i].After, track[i].Has = s.entryLocked(p, k)
 		}
@@ -288,7 +290,7 @@ func (s *Store) execLocked(p *partition, req *protocol.Request, resp *protocol.R
 		if err := s.get(p, req, resp, now); err != nil {
 			return err
 		}
-		_, err := s.del(p, req.Key, now)
+		_, err := s.del(p, req.Key, now, nil)
 		return err
 	case protocol.OpTTL:
 		_, h, ok := s.live(p, req.Key, now)
@@ -429,7 +431,7 @@ func (s *Store) touch(p *partition, req *protocol.Request, resp *protocol.Respon
 	}
 	resp.N = 1
 	if f&protocol.FlagNoTTL == 0 && req.TTL <= 0 {
-		_, err := s.del(p, req.Key, now)
+		_, err := s.del(p, req.Key, now, nil)
 		resp.TTL = 0
 		return err
 	}
@@ -442,17 +444,28 @@ func (s *Store) touch(p *partition, req *protocol.Request, resp *protocol.Respon
 	return nil
 }
 
-// del replaces key's live entry with a tombstone; it reports 1 if there was
-// a live entry.
-func (s *Store) del(p *partition, key string, now int64) (int, error) {
+// del replaces key's live entry with a tombstone that keeps token, the
+// delete call's (protocol.NewDeleteToken), if it has one. It reports 1 if
+// there was a live entry, or if key's tombstone keeps the same token: an
+// earlier attempt of the same call deleted it, and its answer was lost
+// (timed out, or refused after the delete had reached a backup).
+func (s *Store) del(p *partition, key string, now int64, token []byte) (int, error) {
 	l, h, ok := s.live(p, key, now)
 	if !ok {
+		if h.tombstone() && len(token) > 0 && bytes.Equal(valueOf(p.entryAt(l), h), token) {
+			return 1, nil
+		}
 		return 0, nil
 	}
 	d := max(h.deadline, now) + s.cfg.TombstoneTTL.Milliseconds()
 	th := header{flags: flagTombstone, deadline: d, version: s.nextVersion(p, now)}
-	if err := p.write(key, l, true, th, nil); err != nil {
-		return 0, err // in place always fits; kept for safety
+	if err := p.write(key, l, true, th, token); err != nil {
+		// No room to move the entry for its token (its value was shorter):
+		// a tombstone without one goes in place. A delete is never refused
+		// for memory.
+		if err := p.write(key, l, true, th, nil); err != nil {
+			return 0, err // in place always fits; kept for safety
+		}
 	}
 	s.maybeCompact(p)
 	return 1, nil

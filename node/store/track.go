@@ -28,7 +28,7 @@ func (s *Store) ExecTracked(pi int, req *protocol.Request, resp *protocol.Respon
 	switch {
 	case req.Op == protocol.OpDelete:
 		changes = make([]Change, len(req.Keys))
-		err = s.deleteKeys(req.Keys, resp, changes)
+		err = s.deleteKeys(req.Keys, req.Value, resp, changes)
 	case !singleKey(req.Op):
 		err = protocol.Errorf(protocol.CodeBadRequest, "op %s is not tracked", req.Op)
 	default:

@@ -1,0 +1,120 @@
+package store
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/cloakroom/cloakroom/protocol"
+)
+
+func del(s *Store, token []byte, keys ...string) int64 {
+	return exec(s, protocol.Request{Op: protocol.OpDelete, Keys: keys, Value: token}).N
+}
+
+// A delete sent again with its token counts the keys its earlier attempt
+// deleted, and no other delete does: one without the token, or with
+// another, finds them gone.
+func TestStore_Delete_tokenCountsAnAttemptsOwnDeletes(t *testing.T) {
+	s, _ := newTestStore(t, Config{Partitions: 7})
+	set(s, "short", "1", time.Minute) // a value shorter than a token: the tombstone moves
+	set(s, "long", string(bytes.Repeat([]byte("v"), 300)), time.Minute)
+	set(s, "none", "1", time.Minute)
+	tok, other := protocol.NewDeleteToken(), protocol.NewDeleteToken()
+	if n := del(s, tok, "short", "long", "absent"); n != 2 {
+		t.Fatalf("first attempt counted %d; want 2", n)
+	}
+	if n := del(s, tok, "short", "long", "absent"); n != 2 {
+		t.Fatalf("the same call again counted %d; want 2, what its first attempt deleted", n)
+	}
+	if n := del(s, other, "short", "long"); n != 0 {
+		t.Errorf("another call counted %d; want 0", n)
+	}
+	if n := del(s, nil, "short", "long"); n != 0 {
+		t.Errorf("a call without a token counted %d; want 0", n)
+	}
+	if n := del(s, nil, "none"); n != 1 {
+		t.Fatalf("delete without a token counted %d; want 1", n)
+	}
+	if n := del(s, nil, "none"); n != 0 {
+		t.Errorf("a tokenless tombstone counted again: %d; want 0", n)
+	}
+	// GETDEL keeps no token: no DEL finds its key but as gone.
+	set(s, "gd", "1", time.Minute)
+	exec(s, protocol.Request{Op: protocol.OpGetAndDelete, Key: "gd"})
+	if n := del(s, tok, "gd"); n != 0 {
+		t.Errorf("DEL after GETDEL counted %d; want 0", n)
+	}
+	// A key set again is live: any delete counts it, and its tombstone
+	// takes the new call's token.
+	set(s, "short", "2", time.Minute)
+	if n := del(s, other, "short"); n != 1 {
+		t.Errorf("delete of a key set again counted %d; want 1", n)
+	}
+	if n := del(s, tok, "short"); n != 0 {
+		t.Errorf("the old call's token counted %d on the new tombstone; want 0", n)
+	}
+	for _, k := range []string{"short", "long", "gd"} {
+		wantMissing(t, s, k)
+	}
+	st := s.Stats()
+	if st.Keys != 0 || st.Tombstones != 4 {
+		t.Errorf("keys=%d tombstones=%d; want 0 and 4", st.Keys, st.Tombstones)
+	}
+	if used := s.usedMemory(); used != st.UsedMemory() {
+		t.Errorf("usedMemory %d; want %d", used, st.UsedMemory())
+	}
+}
+
+// A tombstone's token travels with it, to a backup (Entry, Apply) and to a
+// new owner (Fetch), and comes back with a revert: the call's next attempt
+// may reach any of them.
+func TestStore_Delete_tokenTravelsWithTheTombstone(t *testing.T) {
+	src, _ := newTestStore(t, Config{Partitions: 3})
+	tok := protocol.NewDeleteToken()
+	set(src, "k", "1", time.Minute)
+	set(src, "j", "1", time.Minute)
+	del(src, tok, "k", "j")
+	x, ok := src.Entry("k")
+	if !ok || !x.Tombstone || !bytes.Equal(x.Value, tok) {
+		t.Fatalf("Entry of the tombstone: %+v; want a tombstone with value %x", x, tok)
+	}
+
+	backup, _ := newTestStore(t, Config{Partitions: 3})
+	if ok, err := backup.Apply(&x); !ok || err != nil {
+		t.Fatalf("Apply: %v, %v", ok, err)
+	}
+	if n := del(backup, tok, "k"); n != 1 {
+		t.Errorf("the backup counted %d for the call's token; want 1", n)
+	}
+
+	owner, _ := newTestStore(t, Config{Partitions: 3})
+	for p := range src.Partitions() {
+		es, _ := src.Fetch(p, 0, 1<<20)
+		if _, err := owner.ApplyBatch(es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := del(owner, tok, "k", "j"); n != 2 {
+		t.Errorf("the new owner counted %d for the call's token; want 2", n)
+	}
+
+	// A write over the tombstone that the cluster did not acknowledge is
+	// undone, back to the tombstone and its token.
+	w := set(src, "k", "2", time.Minute)
+	if !src.Revert("k", w.Version, x, true) {
+		t.Fatal("revert refused")
+	}
+	if n := del(src, tok, "k"); n != 1 {
+		t.Errorf("after a revert to the tombstone, counted %d; want 1", n)
+	}
+
+	// A tombstone arriving with a value that is no token keeps none.
+	odd := protocol.Entry{Key: "odd", Value: []byte("not a token"), TTL: 60_000, Version: 99, Tombstone: true}
+	if ok, err := backup.Apply(&odd); !ok || err != nil {
+		t.Fatalf("Apply: %v, %v", ok, err)
+	}
+	if got, _ := backup.Entry("odd"); !got.Tombstone || len(got.Value) != 0 {
+		t.Errorf("tombstone applied with a stray value: %+v; want a tombstone without one", got)
+	}
+}
