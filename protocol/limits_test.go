@@ -22,6 +22,8 @@ func TestLimits_Check(t *testing.T) {
 		{"delete with a token", Request{Op: OpDelete, Keys: []string{"a"}, Value: NewDeleteToken()}, nil},
 		{"delete token short", Request{Op: OpDelete, Keys: []string{"a"}, Value: make([]byte, DeleteTokenLen-1)}, ErrBadRequest},
 		{"delete token long", Request{Op: OpDelete, Keys: []string{"a"}, Value: make([]byte, DeleteTokenLen+1)}, ErrBadRequest},
+		{"getdel with a token", Request{Op: OpGetAndDelete, Key: "a", Flags: FlagNoValue, Value: NewDeleteToken()}, nil},
+		{"getdel token long", Request{Op: OpGetAndDelete, Key: "a", Flags: FlagNoValue, Value: make([]byte, DeleteTokenLen+1)}, ErrBadRequest},
 		{"value over", Request{Op: OpSet, Key: "k", Value: make([]byte, 17)}, ErrTooLarge},
 		{"negative count", Request{Op: OpScan, Count: -1}, ErrBadRequest},
 		{"pattern at limit", Request{Op: OpScan, Pattern: strings.Repeat("*", 8)}, nil},

@@ -38,7 +38,10 @@ const (
 	OpDelete
 	// OpGetAndTouch reads Key and sets its TTL in one step (GETEX).
 	OpGetAndTouch
-	// OpGetAndDelete reads Key and deletes it (GETDEL).
+	// OpGetAndDelete reads Key and deletes it (GETDEL). With FlagNoValue it
+	// only says whether Key was there (a DEL's key in a pipeline or a
+	// transaction), and Value may be a delete token, as OpDelete's: a key
+	// found deleted under it counts as there.
 	OpGetAndDelete
 	// OpExists counts how many of Keys exist (a key named twice counts twice).
 	OpExists

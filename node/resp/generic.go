@@ -55,9 +55,14 @@ func buildExists(c *conn, args [][]byte, atomic bool) error {
 // multiKey builds one request of op many for every key, or in a
 // transaction one of op single (with flags) for each.
 func (c *conn) multiKey(args [][]byte, atomic bool, many, single protocol.Op, flags protocol.Flags) error {
+	var token []byte // a DEL's, for its attempts (doAgain, redo)
+	if many == protocol.OpDelete {
+		token = protocol.NewDeleteToken()
+	}
 	if atomic {
 		for _, k := range args[1:] {
-			c.add(single, k).Flags = flags
+			r := c.add(single, k)
+			r.Flags, r.Value = flags, token
 		}
 		return nil
 	}
@@ -65,11 +70,7 @@ func (c *conn) multiKey(args [][]byte, atomic bool, many, single protocol.Op, fl
 	for i, k := range args[1:] {
 		keys[i] = string(k)
 	}
-	r := protocol.Request{Op: many, Keys: keys}
-	if many == protocol.OpDelete {
-		r.Value = protocol.NewDeleteToken() // for its attempts (doAgain)
-	}
-	c.reqs = append(c.reqs, r)
+	c.reqs = append(c.reqs, protocol.Request{Op: many, Keys: keys, Value: token})
 	return nil
 }
 

@@ -37,6 +37,11 @@ type storeBackend struct {
 	// with CodeUnavailable, as while the cluster notices a lost node.
 	failures atomic.Int32
 
+	// lost is how many more Do and DoAtomic calls on remote keys (each
+	// key, for a DEL of several) run and then fail with CodeUnavailable,
+	// as a forward whose answer did not come in time.
+	lost atomic.Int32
+
 	// backwards makes DoAll run its requests one at a time, last first:
 	// DoAll may run them in any order, and this order shows a caller that
 	// relies on theirs.
@@ -57,6 +62,7 @@ func (b *storeBackend) Do(ctx context.Context, req *protocol.Request, resp *prot
 		b.deleteEach(req, resp)
 		return
 	}
+	defer b.loses(req.Key, resp)
 	if b.fails(req.Key) {
 		*resp = protocol.Response{}
 		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: node-b is unreachable"))
@@ -82,7 +88,12 @@ func (b *storeBackend) DoAtomic(ctx context.Context, reqs []*protocol.Request, r
 	if len(reqs) > 0 && b.fails(reqs[0].Key) {
 		return protocol.Errorf(protocol.CodeUnavailable, "forward: node-b is unreachable")
 	}
-	return b.st.ExecAtomic(reqs, resps)
+	err := b.st.ExecAtomic(reqs, resps)
+	var lost protocol.Response
+	if err == nil && len(reqs) > 0 && b.loses(reqs[0].Key, &lost) {
+		return lost.Err()
+	}
+	return err
 }
 
 // deleteEach deletes req's keys as a node does those on several nodes:
@@ -98,11 +109,26 @@ func (b *storeBackend) deleteEach(req *protocol.Request, resp *protocol.Response
 		}
 		var r protocol.Response
 		b.st.Exec(&protocol.Request{Op: protocol.OpDelete, Keys: []string{k}, Value: req.Value}, &r)
+		if b.loses(k, &r) {
+			failed = true
+			continue
+		}
 		resp.N += r.N
 	}
 	if failed {
 		resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: node-b is unreachable"))
 	}
+}
+
+// loses reports whether the answer of a call on key that ran is lost,
+// using up one of lost; if so it makes resp say so.
+func (b *storeBackend) loses(key string, resp *protocol.Response) bool {
+	if b.remote == nil || !b.remote(key) || b.lost.Add(-1) < 0 {
+		return false
+	}
+	*resp = protocol.Response{}
+	resp.SetErr(protocol.Errorf(protocol.CodeUnavailable, "forward: node-b did not answer in time"))
+	return true
 }
 
 // fails reports whether a call on key fails, using up one of failures.

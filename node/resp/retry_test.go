@@ -202,6 +202,35 @@ func TestRetry_DelPipelinedOrInATransaction_succeeds(t *testing.T) {
 	c.expect(":0\r\n", "exists", "r:a", "r:b", "r:c")
 }
 
+// A DEL whose attempt ran but whose answer was lost (a forward that timed
+// out) is sent again, and the attempt that answers counts what the lost
+// one deleted: alone, of keys on several nodes, pipelined and in a
+// transaction. Each key counts once.
+func TestRetry_DelWhoseAnswerWasLost_countsWhatItDeleted(t *testing.T) {
+	ts := failing(t, 0, 0)
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "mset", "a", "1", "r:b", "2", "r:c", "3", "r:d", "4", "r:e", "5", "r:f", "6")
+	ts.b.lost.Store(1)
+	c.expect(":1\r\n", "del", "r:b")
+	ts.b.lost.Store(1)
+	c.expect(":2\r\n", "del", "a", "r:c", "r:b", "nope")
+	ts.b.lost.Store(2)
+	c.send("*2\r\n$3\r\ndel\r\n$3\r\nr:d\r\n*2\r\n$3\r\ndel\r\n$3\r\nr:e\r\n")
+	for i := range 2 {
+		if got := c.reply(); got != ":1\r\n" {
+			t.Errorf("pipelined DEL %d, its answer lost once: got %q; want :1", i, got)
+		}
+	}
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "del", "r:f")
+	ts.b.lost.Store(1)
+	c.expect("*1\r\n:1\r\n", "exec")
+	if n := ts.b.lost.Load(); n > 0 {
+		t.Errorf("%d answers left to lose; the test lost fewer than it meant to", n)
+	}
+	c.expect(":0\r\n", "exists", "a", "r:b", "r:c", "r:d", "r:e", "r:f")
+}
+
 // Only the requests that failed are sent again: a key already written
 // must not be written again, over what another client wrote since.
 func TestRetry_MSetAcrossPartitions_sendsAgainOnlyWhatFailed(t *testing.T) {

@@ -287,10 +287,19 @@ func (s *Store) execLocked(p *partition, req *protocol.Request, resp *protocol.R
 		}
 		return s.touch(p, req, resp, now)
 	case protocol.OpGetAndDelete:
+		// With FlagNoValue it is a DEL's, in a pipeline or a transaction:
+		// Value is the DEL's token, as OpDelete's.
+		var token []byte
+		if req.Flags&protocol.FlagNoValue != 0 {
+			token = req.Value
+		}
 		if err := s.get(p, req, resp, now); err != nil {
+			if s.deletedBy(p, req.Key, now, token) {
+				return nil
+			}
 			return err
 		}
-		_, err := s.del(p, req.Key, now, nil)
+		_, err := s.del(p, req.Key, now, token)
 		return err
 	case protocol.OpTTL:
 		_, h, ok := s.live(p, req.Key, now)
@@ -452,7 +461,7 @@ func (s *Store) touch(p *partition, req *protocol.Request, resp *protocol.Respon
 func (s *Store) del(p *partition, key string, now int64, token []byte) (int, error) {
 	l, h, ok := s.live(p, key, now)
 	if !ok {
-		if h.tombstone() && len(token) > 0 && bytes.Equal(valueOf(p.entryAt(l), h), token) {
+		if s.deletedBy(p, key, now, token) {
 			return 1, nil
 		}
 		return 0, nil
@@ -469,6 +478,16 @@ func (s *Store) del(p *partition, key string, now int64, token []byte) (int, err
 	}
 	s.maybeCompact(p)
 	return 1, nil
+}
+
+// deletedBy reports whether key's tombstone keeps token: a delete with
+// that token, an earlier attempt of the same call, deleted it.
+func (s *Store) deletedBy(p *partition, key string, now int64, token []byte) bool {
+	if len(token) == 0 {
+		return false
+	}
+	l, h, ok := s.live(p, key, now)
+	return !ok && h.tombstone() && bytes.Equal(valueOf(p.entryAt(l), h), token)
 }
 
 func (s *Store) maybeCompact(p *partition) {

@@ -39,6 +39,24 @@ func TestStore_Delete_tokenCountsAnAttemptsOwnDeletes(t *testing.T) {
 	if n := del(s, nil, "none"); n != 0 {
 		t.Errorf("a tokenless tombstone counted again: %d; want 0", n)
 	}
+	// A DEL's key in a pipeline or a transaction is a GETDEL that only
+	// says whether it was there (FlagNoValue): the same token counts it.
+	set(s, "p", "1", time.Minute)
+	getdel := func(token []byte, flags protocol.Flags) protocol.Code {
+		return exec(s, protocol.Request{Op: protocol.OpGetAndDelete, Key: "p", Value: token, Flags: flags}).Code
+	}
+	if c := getdel(tok, protocol.FlagNoValue); c != protocol.CodeOK {
+		t.Fatalf("GETDEL of a live key: %v; want OK", c)
+	}
+	if c := getdel(tok, protocol.FlagNoValue); c != protocol.CodeOK {
+		t.Errorf("GETDEL sent again with its token: %v; want OK, as its first attempt", c)
+	}
+	if c := getdel(other, protocol.FlagNoValue); c != protocol.CodeNotFound {
+		t.Errorf("GETDEL with another token: %v; want NotFound", c)
+	}
+	if c := getdel(tok, 0); c != protocol.CodeNotFound {
+		t.Errorf("GETDEL that reads the value, sent again: %v; want NotFound, the value is gone", c)
+	}
 	// GETDEL keeps no token: no DEL finds its key but as gone.
 	set(s, "gd", "1", time.Minute)
 	exec(s, protocol.Request{Op: protocol.OpGetAndDelete, Key: "gd"})
@@ -58,8 +76,8 @@ func TestStore_Delete_tokenCountsAnAttemptsOwnDeletes(t *testing.T) {
 		wantMissing(t, s, k)
 	}
 	st := s.Stats()
-	if st.Keys != 0 || st.Tombstones != 4 {
-		t.Errorf("keys=%d tombstones=%d; want 0 and 4", st.Keys, st.Tombstones)
+	if st.Keys != 0 || st.Tombstones != 5 {
+		t.Errorf("keys=%d tombstones=%d; want 0 and 5", st.Keys, st.Tombstones)
 	}
 	if used := s.usedMemory(); used != st.UsedMemory() {
 		t.Errorf("usedMemory %d; want %d", used, st.UsedMemory())
