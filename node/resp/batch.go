@@ -192,8 +192,9 @@ func (c *conn) runAlone(ctx context.Context, batch [][][]byte, forks []*conn, id
 }
 
 // runGroup runs the commands g of a batch, which share a partition, as one
-// atomic step. If that fails, nothing of it took effect, and each command
-// runs again on its own, in order, for its own reply.
+// atomic step. If that fails, each command runs again on its own, in
+// order, for its own reply: a step that failed took no effect, unless only
+// its answer was lost, which a command safe to repeat may meet again.
 func (c *conn) runGroup(ctx context.Context, batch [][][]byte, forks []*conn, g []int) {
 	var rq []*protocol.Request
 	var rs []*protocol.Response
@@ -206,7 +207,14 @@ func (c *conn) runGroup(ctx context.Context, batch [][][]byte, forks []*conn, g 
 	}
 	if err := c.s.b.DoAtomic(ctx, rq, rs); err != nil {
 		for _, i := range g {
-			forks[i].dispatch(ctx, batch[i])
+			f := forks[i]
+			// The step may have been applied with its answer lost (a
+			// forward that timed out): a DEL runs again with its token,
+			// to count the keys it deleted then.
+			if r := &f.reqs[0]; r.Op == protocol.OpGetAndDelete && r.Flags&protocol.FlagNoValue != 0 {
+				f.delToken = r.Value
+			}
+			f.dispatch(ctx, batch[i])
 		}
 		return
 	}

@@ -47,6 +47,7 @@ type conn struct {
 	hungUp   atomic.Bool // closed: a command retrying for it stops (retry.go)
 	owner    *conn       // a fork's connection (batch.go); nil for a connection
 	batchAt  time.Time   // when a fork's batch was built: its retries' window starts then (retry.go)
+	delToken []byte      // a fork's DEL run again after its batch's atomic step failed keeps its token (runGroup)
 	after    *afterPoll  // its loop's, set by OnOpen
 
 	reqs    []protocol.Request  // the current command's requests

@@ -55,9 +55,11 @@ func buildExists(c *conn, args [][]byte, atomic bool) error {
 // multiKey builds one request of op many for every key, or in a
 // transaction one of op single (with flags) for each.
 func (c *conn) multiKey(args [][]byte, atomic bool, many, single protocol.Op, flags protocol.Flags) error {
-	var token []byte // a DEL's, for its attempts (doAgain, redo)
+	var token []byte // a DEL's, for its attempts (doAgain, redo, runGroup)
 	if many == protocol.OpDelete {
-		token = protocol.NewDeleteToken()
+		if token = c.delToken; token == nil {
+			token = protocol.NewDeleteToken()
+		}
 	}
 	if atomic {
 		for _, k := range args[1:] {

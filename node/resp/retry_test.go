@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -221,6 +222,22 @@ func TestRetry_DelWhoseAnswerWasLost_countsWhatItDeleted(t *testing.T) {
 			t.Errorf("pipelined DEL %d, its answer lost once: got %q; want :1", i, got)
 		}
 	}
+	// Two DELs pipelined on one partition run as one atomic step; that
+	// failing, each runs again alone, with its token.
+	g1, g2 := "r:g", ""
+	for i := 0; g2 == ""; i++ {
+		if k := fmt.Sprint("r:g", i); !ts.srv.spreads(g1, k) {
+			g2 = k
+		}
+	}
+	c.expect("+OK\r\n", "mset", g1, "1", g2, "2")
+	ts.b.lost.Store(1)
+	c.send(fmt.Sprintf("*2\r\n$3\r\ndel\r\n$%d\r\n%s\r\n*2\r\n$3\r\ndel\r\n$%d\r\n%s\r\n", len(g1), g1, len(g2), g2))
+	for i := range 2 {
+		if got := c.reply(); got != ":1\r\n" {
+			t.Errorf("DEL %d of a pipelined step whose answer was lost: got %q; want :1", i, got)
+		}
+	}
 	c.expect("+OK\r\n", "multi")
 	c.expect("+QUEUED\r\n", "del", "r:f")
 	ts.b.lost.Store(1)
@@ -228,7 +245,7 @@ func TestRetry_DelWhoseAnswerWasLost_countsWhatItDeleted(t *testing.T) {
 	if n := ts.b.lost.Load(); n > 0 {
 		t.Errorf("%d answers left to lose; the test lost fewer than it meant to", n)
 	}
-	c.expect(":0\r\n", "exists", "a", "r:b", "r:c", "r:d", "r:e", "r:f")
+	c.expect(":0\r\n", "exists", "a", "r:b", "r:c", "r:d", "r:e", "r:f", g1, g2)
 }
 
 // Only the requests that failed are sent again: a key already written
