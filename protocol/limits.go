@@ -115,7 +115,7 @@ func (l Limits) Check(r *Request) error {
 	} else if err := l.CheckValue(r.Value); err != nil {
 		return err
 	}
-	if (r.Op == OpDelete || r.Op == OpGetAndDelete) && len(r.Value) != 0 && len(r.Value) != DeleteTokenLen {
+	if (r.Op == OpDelete || r.Op == OpGetAndDelete || r.Op == OpDeleteMatch) && len(r.Value) != 0 && len(r.Value) != DeleteTokenLen {
 		return Errorf(CodeBadRequest, "delete token is %d bytes; want %d or none", len(r.Value), DeleteTokenLen)
 	}
 	if r.Count < 0 {

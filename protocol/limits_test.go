@@ -23,6 +23,7 @@ func TestLimits_Check(t *testing.T) {
 		{"delete token short", Request{Op: OpDelete, Keys: []string{"a"}, Value: make([]byte, DeleteTokenLen-1)}, ErrBadRequest},
 		{"delete token long", Request{Op: OpDelete, Keys: []string{"a"}, Value: make([]byte, DeleteTokenLen+1)}, ErrBadRequest},
 		{"getdel with a token", Request{Op: OpGetAndDelete, Key: "a", Flags: FlagNoValue, Value: NewDeleteToken()}, nil},
+		{"deletematch token short", Request{Op: OpDeleteMatch, Pattern: "u:*", Value: make([]byte, 3)}, ErrBadRequest},
 		{"getdel token long", Request{Op: OpGetAndDelete, Key: "a", Flags: FlagNoValue, Value: make([]byte, DeleteTokenLen+1)}, ErrBadRequest},
 		{"value over", Request{Op: OpSet, Key: "k", Value: make([]byte, 17)}, ErrTooLarge},
 		{"negative count", Request{Op: OpScan, Count: -1}, ErrBadRequest},

@@ -61,7 +61,8 @@ const (
 	OpFlush
 	// OpDeleteMatch tombstones every live key of partition Partition that
 	// matches the glob Pattern, under one lock: when it returns, none of
-	// them is readable. Reply N counts them.
+	// them is readable. Reply N counts them. Value may be a delete token,
+	// as OpDelete's: a key found deleted under it counts too.
 	OpDeleteMatch
 	// OpTable returns the node's view of the cluster: Value is a
 	// ClusterInfo encoded with EncodeClusterInfo.

@@ -3,12 +3,14 @@ package session_test
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cloakroom/cloakroom/client/session"
 	"github.com/cloakroom/cloakroom/node"
+	"github.com/cloakroom/cloakroom/protocol"
 )
 
 func list(t *testing.T, b *browser) []session.SessionInfo {
@@ -70,6 +72,7 @@ func TestListSessions_dropsExpiredSessions(t *testing.T) {
 func TestLogoutEverywhere_endsEverySessionOfTheUserAtOnce(t *testing.T) {
 	e := newEnv(t, false)
 	laptop, phone, bob := twoDevices(t, e)
+	before := allKeys(t, e)
 	laptop.get("/everywhere?u=alice")
 	if len(laptop.last) != 1 || laptop.last[0].MaxAge >= 0 {
 		t.Errorf("laptop Set-Cookie: got %v; want the cookie expired", laptop.last)
@@ -83,8 +86,19 @@ func TestLogoutEverywhere_endsEverySessionOfTheUserAtOnce(t *testing.T) {
 	if got := bob.get("/whoami"); got != "bob" {
 		t.Errorf("bob: got %q; want still bob", got)
 	}
-	if keys := allKeys(t, e); len(keys) != 1 {
-		t.Errorf("store holds %v; want only bob's session", keys)
+	after := allKeys(t, e)
+	if len(after) != 1 {
+		t.Errorf("store holds %v; want only bob's session", after)
+	}
+	// Each ended session's tombstone keeps the call's delete token, so
+	// that an attempt sent again after a lost answer counts it.
+	for _, k := range before {
+		if slices.Contains(after, k) {
+			continue
+		}
+		if x, ok := e.node.Store().Entry(k); !ok || !x.Tombstone || len(x.Value) != protocol.DeleteTokenLen {
+			t.Errorf("entry of an ended session: %+v, %v; want a tombstone keeping a delete token", x, ok)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"slices"
 
 	"github.com/cloakroom/cloakroom/protocol"
@@ -170,14 +171,19 @@ func (s *Store) deleteMatch(req *protocol.Request, resp *protocol.Response) erro
 	defer p.mu.Unlock()
 	var keys []string
 	now := s.now()
-	p.forEach(func(key string, _ loc, h header) bool {
-		if !h.tombstone() && !h.expired(now) && protocol.MatchGlob(req.Pattern, key) {
+	p.forEach(func(key string, l loc, h header) bool {
+		// A tombstone keeping the request's token is a key an earlier
+		// attempt of this call deleted: it counts again (del).
+		if h.expired(now) || h.tombstone() && (len(req.Value) == 0 || !bytes.Equal(valueOf(p.entryAt(l), h), req.Value)) {
+			return true
+		}
+		if protocol.MatchGlob(req.Pattern, key) {
 			keys = append(keys, key)
 		}
 		return true
 	})
 	for _, k := range keys {
-		n, err := s.del(p, k, now, nil)
+		n, err := s.del(p, k, now, req.Value)
 		if err != nil {
 			return err
 		}

@@ -136,3 +136,33 @@ func TestStore_Delete_tokenTravelsWithTheTombstone(t *testing.T) {
 		t.Errorf("tombstone applied with a stray value: %+v; want a tombstone without one", got)
 	}
 }
+
+// "Log out everywhere" (OpDeleteMatch) sent again with its token counts
+// the sessions its earlier attempt ended; another call counts none.
+func TestStore_DeleteMatch_tokenCountsAnAttemptsOwnDeletes(t *testing.T) {
+	s, _ := newTestStore(t, Config{Partitions: 1})
+	for _, k := range []string{"u:a:1", "u:a:2", "u:b:1"} {
+		set(s, k, "1", time.Minute)
+	}
+	match := func(token []byte) (int64, []string) {
+		r := exec(s, protocol.Request{Op: protocol.OpDeleteMatch, Partition: 0, Pattern: "u:a:*", Value: token})
+		if r.Code != protocol.CodeOK {
+			t.Fatal(r.Err())
+		}
+		return r.N, r.Keys
+	}
+	tok := protocol.NewDeleteToken()
+	if n, keys := match(tok); n != 2 || len(keys) != 2 {
+		t.Fatalf("first attempt: %d, %v; want 2", n, keys)
+	}
+	if n, keys := match(tok); n != 2 || len(keys) != 2 {
+		t.Errorf("the same call again: %d, %v; want 2, the keys its first attempt deleted", n, keys)
+	}
+	if n, _ := match(protocol.NewDeleteToken()); n != 0 {
+		t.Errorf("another call: %d; want 0", n)
+	}
+	if n, _ := match(nil); n != 0 {
+		t.Errorf("a call without a token: %d; want 0", n)
+	}
+	wantValue(t, s, "u:b:1", "1")
+}
