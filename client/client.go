@@ -223,15 +223,15 @@ func (c *Client) TTL(ctx context.Context, key string) (time.Duration, error) {
 }
 
 // Delete deletes keys and returns how many of them existed. Deleted keys are
-// unreadable everywhere when it returns. Every attempt of the call carries
-// one token, which the nodes keep in the keys' tombstones: a key that an
-// attempt deleted without its answer arriving (it timed out) is counted by
-// the attempt that answers.
+// unreadable everywhere when it returns; a key named twice counts once.
+// Every attempt of the call carries one token, which the nodes keep in the
+// keys' tombstones: a key that an attempt deleted without its answer
+// arriving (it timed out) is counted by the attempt that answers.
 func (c *Client) Delete(ctx context.Context, keys ...string) (int, error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
-	resp, err := c.do(ctx, &protocol.Request{Op: protocol.OpDelete, Keys: keys, Value: protocol.NewDeleteToken()})
+	resp, err := c.do(ctx, &protocol.Request{Op: protocol.OpDelete, Keys: keys}) // send adds the token
 	if err != nil {
 		return 0, err
 	}
@@ -250,7 +250,9 @@ func (c *Client) Ping(ctx context.Context) error {
 }
 
 // Do sends a raw protocol request and returns the node's response, or its
-// error. It is for tools and adapters that need an op without a method.
+// error. It is for tools and adapters that need an op without a method. A
+// delete (OpDelete, OpDeleteMatch) without a token is sent with one, as
+// Delete's is.
 func (c *Client) Do(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
 	resp, err := c.do(ctx, req)
 	if err != nil {
@@ -388,6 +390,13 @@ func (c *Client) send(ctx context.Context, req *protocol.Request) (*call, error)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if (req.Op == protocol.OpDelete || req.Op == protocol.OpDeleteMatch) && len(req.Value) == 0 {
+		// One token for every attempt of the call (see Delete), on a copy:
+		// the caller's request is left as it was.
+		r := *req
+		r.Value = protocol.NewDeleteToken()
+		req = &r
 	}
 	if c.cfg.Direct {
 		return c.sendDirect(ctx, req)

@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -54,12 +55,14 @@ func TestClient_DeleteCountsWhatAFailedAttemptDeleted(t *testing.T) {
 	keys := []string{"a", "b", "c"}
 	for _, tc := range []struct {
 		op   protocol.Op
+		raw  bool  // through Do, without a token of the caller's
 		want []int // the count of each call, one after the other
 	}{
-		{protocol.OpDelete, []int{3, 0}}, // the second call finds nothing left to delete
-		{protocol.OpExists, []int{3, 3}},
+		{protocol.OpDelete, false, []int{3, 0}}, // the second call finds nothing left to delete
+		{protocol.OpDelete, true, []int{3, 0}},
+		{protocol.OpExists, true, []int{3, 3}},
 	} {
-		t.Run(tc.op.String(), func(t *testing.T) {
+		t.Run(fmt.Sprint(tc.op, map[bool]string{true: "/Do"}[tc.raw]), func(t *testing.T) {
 			st := store.New(store.Config{Partitions: 7})
 			for _, k := range keys {
 				var r protocol.Response
@@ -97,7 +100,7 @@ func TestClient_DeleteCountsWhatAFailedAttemptDeleted(t *testing.T) {
 			t.Cleanup(func() { c.Close() })
 			for call, want := range tc.want {
 				var n int
-				if tc.op == protocol.OpDelete {
+				if !tc.raw {
 					n, err = c.Delete(ctxT(t), keys...)
 				} else {
 					var resp *protocol.Response

@@ -28,7 +28,8 @@ const (
 	// (persist), TTLIfNone, TTLIfSet, TTLIfGreater, TTLIfLess, AllowPast.
 	// Reply N is 1 if the TTL changed.
 	OpTouch
-	// OpDelete deletes Keys; reply N counts the keys that existed. Keys on
+	// OpDelete deletes Keys; reply N counts the keys that existed (a key
+	// named twice, once). Keys on
 	// several nodes are deleted by each, whatever the others do: with an
 	// error, N counts those deleted where it took effect. Value, if set, is
 	// the call's delete token (DeleteTokenLen bytes, NewDeleteToken): each

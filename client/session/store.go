@@ -62,10 +62,8 @@ func (m *Manager) deleteUser(ctx context.Context, tag string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// The token makes an attempt sent again after one whose answer was
-	// lost count the sessions that one ended.
 	resp, err := m.cfg.Client.Do(ctx, &protocol.Request{
-		Op: protocol.OpDeleteMatch, Partition: part, Pattern: m.keys.userPattern(tag), Value: protocol.NewDeleteToken(),
+		Op: protocol.OpDeleteMatch, Partition: part, Pattern: m.keys.userPattern(tag),
 	})
 	if err != nil {
 		return 0, fmt.Errorf("log out everywhere: %w", err)

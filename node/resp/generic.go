@@ -1,8 +1,10 @@
 package resp
 
 import (
+	"bytes"
 	"context"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/cloakroom/cloakroom/node/store"
@@ -53,7 +55,9 @@ func buildExists(c *conn, args [][]byte, atomic bool) error {
 }
 
 // multiKey builds one request of op many for every key, or in a
-// transaction one of op single (with flags) for each.
+// transaction one of op single (with flags) for each. A DEL's key named
+// again gets no second request there: it would find the DEL's own
+// tombstone and count twice (the store skips it in one request).
 func (c *conn) multiKey(args [][]byte, atomic bool, many, single protocol.Op, flags protocol.Flags) error {
 	var token []byte // a DEL's, for its attempts (doAgain, redo, runGroup)
 	if many == protocol.OpDelete {
@@ -62,7 +66,14 @@ func (c *conn) multiKey(args [][]byte, atomic bool, many, single protocol.Op, fl
 		}
 	}
 	if atomic {
-		for _, k := range args[1:] {
+		var seen map[string]bool // a long DEL's keys; a short one's are searched
+		if token != nil && len(args) > 9 {
+			seen = make(map[string]bool, len(args)-1)
+		}
+		for i, k := range args[1:] {
+			if token != nil && named(args[1:1+i], k, seen) {
+				continue
+			}
 			r := c.add(single, k)
 			r.Flags, r.Value = flags, token
 		}
@@ -74,6 +85,19 @@ func (c *conn) multiKey(args [][]byte, atomic bool, many, single protocol.Op, fl
 	}
 	c.reqs = append(c.reqs, protocol.Request{Op: many, Keys: keys, Value: token})
 	return nil
+}
+
+// named reports whether key is among earlier, or, if seen is not nil, in
+// seen, which it then adds key to.
+func named(earlier [][]byte, key []byte, seen map[string]bool) bool {
+	if seen == nil {
+		return slices.ContainsFunc(earlier, func(e []byte) bool { return bytes.Equal(e, key) })
+	}
+	if seen[string(key)] {
+		return true
+	}
+	seen[string(key)] = true
+	return false
 }
 
 // replyCount answers how many keys the requests found.

@@ -163,6 +163,31 @@ func TestServer_Strings(t *testing.T) {
 	c.expect("+none\r\n", "type", "nope")
 }
 
+// A key a DEL names twice counts once, as in Redis: alone, in a
+// transaction and pipelined (each key its own request there), and with
+// more keys than a short list (the store and the RESP layer search those).
+func TestServer_DelOfAKeyNamedTwice_countsItOnce(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	mset := func() { c.expect("+OK\r\n", "mset", "a", "1", "{a}b", "2") }
+	mset()
+	c.expect(":2\r\n", "del", "a", "{a}b", "a", "nope", "{a}b")
+	mset()
+	c.expect(":2\r\n", "del", "a", "a", "a", "a", "a", "a", "a", "a", "a", "a", "{a}b", "a")
+	mset()
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "del", "a", "a", "{a}b")
+	c.expect("+QUEUED\r\n", "del", "a")
+	c.expect("*2\r\n:2\r\n:0\r\n", "exec")
+	mset()
+	c.send("*3\r\n$3\r\ndel\r\n$1\r\na\r\n$1\r\na\r\n*3\r\n$3\r\ndel\r\n$4\r\n{a}b\r\n$4\r\n{a}b\r\n")
+	for i := range 2 {
+		if got := c.reply(); got != ":1\r\n" {
+			t.Errorf("pipelined DEL %d of a key named twice: got %q; want :1", i, got)
+		}
+	}
+}
+
 func TestServer_Expire_Options(t *testing.T) {
 	// The store's clock stands still, so that a TTL reads back exactly
 	// (with the system clock, 2 ms passed under -race on a loaded machine).

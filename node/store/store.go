@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -246,12 +247,24 @@ func (s *Store) execTracked(p *partition, req *protocol.Request, resp *protocol.
 }
 
 // deleteKeys deletes keys, each under its partition's lock, with the delete
-// token of the call (see del), and adds to resp.N those that existed. If
-// track is not nil (one per key) it records each key's entries just before
-// and after (ExecTracked).
+// token of the call (see del), and adds to resp.N those that existed. A key
+// named again counts once, as in Redis: the second time it would find the
+// call's own tombstone. If track is not nil (one per key) it records each
+// key's entries just before and after (ExecTracked); a key named again
+// leaves its Change empty.
 func (s *Store) deleteKeys(keys []string, token []byte, resp *protocol.Response, track []Change) error {
 	var err error
+	var seen map[string]bool // for long lists; short ones are searched
+	if len(keys) > 8 {
+		seen = make(map[string]bool, len(keys))
+	}
 	for i, k := range keys {
+		if seen != nil && seen[k] || seen == nil && slices.Contains(keys[:i], k) {
+			continue
+		}
+		if seen != nil {
+			seen[k] = true
+		}
 		p := s.partition(k)
 		p.mu.Lock()
 		if track != nil {
