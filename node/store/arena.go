@@ -24,13 +24,22 @@ type allocator struct {
 	free [][]byte   // standard chunks ready for reuse
 
 	inUse atomic.Int64 // bytes of chunks handed out and not yet released
+
+	mapper func(n int) ([]byte, error) // maps memory; nil: mapMemory (tests make it fail)
+}
+
+func (a *allocator) mapMemory(n int) ([]byte, error) {
+	if a.mapper != nil {
+		return a.mapper(n)
+	}
+	return mapMemory(n)
 }
 
 // alloc returns a chunk of at least n bytes: a standard chunk when n fits in
 // one, else a dedicated mapping.
 func (a *allocator) alloc(n int) ([]byte, error) {
 	if n > chunkSize {
-		b, err := mapMemory(n)
+		b, err := a.mapMemory(n)
 		if err != nil {
 			return nil, fmt.Errorf("map %d bytes: %w", n, err)
 		}
@@ -40,7 +49,7 @@ func (a *allocator) alloc(n int) ([]byte, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.free) == 0 {
-		slab, err := mapMemory(chunkSize * slabChunks)
+		slab, err := a.mapMemory(chunkSize * slabChunks)
 		if err != nil {
 			return nil, fmt.Errorf("map %d bytes: %w", chunkSize*slabChunks, err)
 		}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -176,4 +178,42 @@ func TestStore_DeleteMatch_tokenCountsAnAttemptsOwnDeletes(t *testing.T) {
 		t.Errorf("a call without a token: %d; want 0", n)
 	}
 	wantValue(t, s, "u:b:1", "1")
+}
+
+// With the arena full and nothing more to map, a delete still goes
+// through: a tombstone without the token it has no room for goes in place
+// of an entry whose value is shorter than a token, deleted here or
+// replicated from the primary.
+func TestStore_Delete_withNoRoomForItsToken_goesInPlaceWithoutIt(t *testing.T) {
+	s, _ := newTestStore(t, Config{Partitions: 1})
+	set(s, "tiny", "1", time.Minute)
+	set(s, "tiny2", "1", time.Minute)
+	s.alloc.mu.Lock()
+	s.alloc.free = nil
+	s.alloc.mapper = func(int) ([]byte, error) { return nil, errors.New("no memory to map") }
+	s.alloc.mu.Unlock()
+	full := false
+	for i := 0; i < chunkSize && !full; i++ {
+		full = set(s, fmt.Sprint("fill", i), "0123456789", time.Minute).Code != protocol.CodeOK
+	}
+	if !full {
+		t.Fatal("the arena took a chunk's worth of sets with nothing to map")
+	}
+	tok := protocol.NewDeleteToken()
+	if n := del(s, tok, "tiny"); n != 1 {
+		t.Fatalf("delete with the arena full counted %d; want 1", n)
+	}
+	x := protocol.Entry{Key: "tiny2", TTL: 60_000, Version: 1 << 60, Tombstone: true, Value: tok}
+	if ok, err := s.Apply(&x); !ok || err != nil {
+		t.Fatalf("applying a tombstone with the arena full: %v, %v; want applied", ok, err)
+	}
+	for _, k := range []string{"tiny", "tiny2"} {
+		wantMissing(t, s, k)
+		if e, _ := s.Entry(k); !e.Tombstone || len(e.Value) != 0 {
+			t.Errorf("%s: %+v; want a tombstone without a token", k, e)
+		}
+	}
+	if used := s.usedMemory(); used != s.Stats().UsedMemory() {
+		t.Errorf("usedMemory %d; want %d", used, s.Stats().UsedMemory())
+	}
 }
