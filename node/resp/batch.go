@@ -194,7 +194,8 @@ func (c *conn) runAlone(ctx context.Context, batch [][][]byte, forks []*conn, id
 // runGroup runs the commands g of a batch, which share a partition, as one
 // atomic step. If that fails, each command runs again on its own, in
 // order, for its own reply: a step that failed took no effect, unless only
-// its answer was lost, which a command safe to repeat may meet again.
+// its answer was lost, so after an unavailable step only the commands
+// safe to repeat run again.
 func (c *conn) runGroup(ctx context.Context, batch [][][]byte, forks []*conn, g []int) {
 	var rq []*protocol.Request
 	var rs []*protocol.Response
@@ -206,11 +207,18 @@ func (c *conn) runGroup(ctx context.Context, batch [][][]byte, forks []*conn, g 
 		}
 	}
 	if err := c.s.b.DoAtomic(ctx, rq, rs); err != nil {
+		code := protocol.CodeOf(err)
 		for _, i := range g {
 			f := forks[i]
-			// The step may have been applied with its answer lost (a
-			// forward that timed out): a DEL runs again with its token,
-			// to count the keys it deleted then.
+			// An unavailable step may have been applied with its answer
+			// lost (a forward that timed out). A command whose answer
+			// depends on what it found is answered so, as it would be
+			// alone (doAgain), not run again to find its own write; a DEL
+			// runs again with its token, to count the keys it deleted.
+			if code == protocol.CodeUnavailable && !allRepeatable(f.lookup(batch[i][0]), f.reqs) {
+				f.w.Error(string(backendError(code, errMsg(err))))
+				continue
+			}
 			if r := &f.reqs[0]; r.Op == protocol.OpGetAndDelete && r.Flags&protocol.FlagNoValue != 0 {
 				f.delToken = r.Value
 			}

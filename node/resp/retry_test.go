@@ -248,6 +248,26 @@ func TestRetry_DelWhoseAnswerWasLost_countsWhatItDeleted(t *testing.T) {
 	c.expect(":0\r\n", "exists", "a", "r:b", "r:c", "r:d", "r:e", "r:f", g1, g2)
 }
 
+// A pipeline's commands on one partition run as one atomic step. When
+// that step fails unavailable, its answer may only have been lost: a
+// command whose answer depends on what it found (SET NX) is answered
+// TRYAGAIN, as it would be alone, rather than run a second time and find
+// its own write; the others run again.
+func TestRetry_PipelinedStepWhoseAnswerWasLost_runsNoConditionalWriteTwice(t *testing.T) {
+	ts := failing(t, 0, 0)
+	c := ts.dial(t)
+	ts.b.lost.Store(1)
+	c.send("*4\r\n$3\r\nset\r\n$6\r\nr:{n}1\r\n$1\r\nv\r\n$2\r\nnx\r\n" +
+		"*5\r\n$3\r\nset\r\n$6\r\nr:{n}2\r\n$1\r\nw\r\n$2\r\nex\r\n$2\r\n60\r\n")
+	if got := c.reply(); !strings.HasPrefix(got, "-TRYAGAIN ") {
+		t.Errorf("SET NX of a step whose answer was lost: got %q; want TRYAGAIN", got)
+	}
+	if got := c.reply(); got != "+OK\r\n" {
+		t.Errorf("SET EX of that step: got %q; want +OK, run again", got)
+	}
+	c.expect("*2\r\n$1\r\nv\r\n$1\r\nw\r\n", "mget", "r:{n}1", "r:{n}2")
+}
+
 // Only the requests that failed are sent again: a key already written
 // must not be written again, over what another client wrote since.
 func TestRetry_MSetAcrossPartitions_sendsAgainOnlyWhatFailed(t *testing.T) {
