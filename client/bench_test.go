@@ -43,6 +43,30 @@ func BenchmarkClient_GetSet(b *testing.B) {
 	})
 }
 
+// BenchmarkClient_LoginLogout is sessions starting and ending against one
+// in-process node, from 50 workers: a set, then a delete of one key.
+func BenchmarkClient_LoginLogout(b *testing.B) {
+	n := startNode(b)
+	c := newClient(b, n.Addr())
+	ctx := context.Background()
+	val := make([]byte, 200)
+	b.SetParallelism(25)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 0))
+		for pb.Next() {
+			k := fmt.Sprint("session:", r.Uint64())
+			if err := c.Set(ctx, k, val, time.Hour); err != nil {
+				b.Fatal(err)
+			}
+			if n, err := c.Delete(ctx, k); n != 1 || err != nil {
+				b.Fatalf("delete: %d, %v", n, err)
+			}
+		}
+	})
+}
+
 // BenchmarkClient_cluster_Set writes 200-byte sessions to an in-process
 // three-node cluster with two copies of each, from 50 workers.
 func BenchmarkClient_cluster_Set(b *testing.B) {

@@ -289,26 +289,34 @@ func (c *Client) sendSplit(ctx context.Context, req *protocol.Request) (*call, e
 		errs  []error
 		wg    sync.WaitGroup
 	)
+	run := func(keys []string) {
+		// Each group is routed by its first key; a group the node
+		// cannot serve alone is split again there (forwarded).
+		sub := &protocol.Request{Op: req.Op, Key: keys[0], Keys: keys, Value: req.Value}
+		cl, err := c.sendGroup(ctx, sub)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		total += cl.resp.N
+		if cl.resp.Code != protocol.CodeOK {
+			errs = append(errs, cl.resp.Err())
+		}
+		releaseCall(cl)
+	}
+	// Every group but one on a goroutine of its own; that one (the only
+	// one, for a Delete of one session) here.
+	var last []string
 	for _, keys := range groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// Each group is routed by its first key; a group the node
-			// cannot serve alone is split again there (forwarded).
-			sub := &protocol.Request{Op: req.Op, Key: keys[0], Keys: keys, Value: req.Value}
-			cl, err := c.sendGroup(ctx, sub)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			total += cl.resp.N
-			if cl.resp.Code != protocol.CodeOK {
-				errs = append(errs, cl.resp.Err())
-			}
-			releaseCall(cl)
-		}()
+		if prev := last; prev != nil {
+			wg.Go(func() { run(prev) })
+		}
+		last = keys
+	}
+	if last != nil {
+		run(last)
 	}
 	wg.Wait()
 	cl := callPool.Get().(*call)

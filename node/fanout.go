@@ -14,14 +14,18 @@ import (
 
 // multiKey splits a Delete or Exists by primary, runs the groups in
 // parallel (locally or forwarded) and adds up their counts. Every group
-// runs, whatever happens to the others.
+// runs, whatever happens to the others. The last group runs on the
+// calling goroutine: a request of one group (a DEL of one session, the
+// common case) costs no goroutine, and none on an event loop, which
+// would otherwise stall waiting for it.
 func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, resp *protocol.Response) {
-	byPart := map[int][]string{}
-	for _, k := range req.Keys {
-		p := ring.Partition(k, n.cfg.Partitions)
-		byPart[p] = append(byPart[p], k)
+	p, one := onePartition(req.Keys, n.cfg.Partitions)
+	if _, primary := v.holds(p); one && primary {
+		// One group, here: run as it is, with nothing to add up.
+		sub := protocol.Request{Op: req.Op, Keys: req.Keys, Value: req.Value} // not Key: every key counts (execPrimary)
+		n.execPrimary(ctx, v, p, &sub, resp)
+		return
 	}
-	remote := map[string][]string{}
 	var mu sync.Mutex
 	var total int64
 	var failed failures
@@ -31,38 +35,78 @@ func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, res
 		total += r.N
 		failed.add(r)
 	}
-	var wg sync.WaitGroup
-	for p, keys := range byPart {
-		if _, primary := v.holds(p); !primary {
-			if req.Flags&protocol.FlagForwarded != 0 {
-				add(&protocol.Response{Code: protocol.CodeNotOwner, Msg: fmt.Sprintf("%s is not the primary of partition %d", n.cfg.Name, p)})
+	var jobs []func()
+	group := func(p int, keys []string) {
+		if _, primary := v.holds(p); primary {
+			jobs = append(jobs, func() {
+				var r protocol.Response
+				sub := &protocol.Request{Op: req.Op, Keys: keys, Value: req.Value} // Value: a delete's token
+				n.execPrimary(ctx, v, p, sub, &r)
+				add(&r)
+			})
+			return
+		}
+		if req.Flags&protocol.FlagForwarded != 0 {
+			add(&protocol.Response{Code: protocol.CodeNotOwner, Msg: fmt.Sprintf("%s is not the primary of partition %d", n.cfg.Name, p)})
+			return
+		}
+		n.forwardGroup(ctx, v, req, v.primary(p), keys, &jobs, add)
+	}
+	if one {
+		group(p, req.Keys)
+	} else {
+		byPart := map[int][]string{}
+		for _, k := range req.Keys {
+			p := ring.Partition(k, n.cfg.Partitions)
+			byPart[p] = append(byPart[p], k)
+		}
+		remote := map[string][]string{} // the keys of other primaries, one request each
+		for p, keys := range byPart {
+			if _, primary := v.holds(p); primary || req.Flags&protocol.FlagForwarded != 0 {
+				group(p, keys)
 				continue
 			}
-			owner := v.primary(p)
-			remote[owner] = append(remote[owner], keys...)
-			continue
+			remote[v.primary(p)] = append(remote[v.primary(p)], keys...)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var r protocol.Response
-			sub := &protocol.Request{Op: req.Op, Keys: keys, Value: req.Value} // Value: a delete's token
-			n.execPrimary(ctx, v, p, sub, &r)
-			add(&r)
-		}()
+		for owner, keys := range remote {
+			n.forwardGroup(ctx, v, req, owner, keys, &jobs, add)
+		}
 	}
-	for owner, keys := range remote {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var r protocol.Response
-			_ = n.forward(ctx, v, owner, &protocol.Request{Op: req.Op, Keys: keys, Value: req.Value}, &r, n.peers.timeout)
-			add(&r)
-		}()
+	var wg sync.WaitGroup
+	for i, job := range jobs {
+		if i == len(jobs)-1 {
+			job()
+			break
+		}
+		n.work.Spawn(&wg, job)
 	}
 	wg.Wait()
 	resp.N = total
 	failed.report(resp, "group of keys", "groups of keys")
+}
+
+// forwardGroup adds to jobs the forward of req's keys to their primary
+// owner, whose answer goes to add.
+func (n *Node) forwardGroup(ctx context.Context, v *view, req *protocol.Request, owner string, keys []string, jobs *[]func(), add func(*protocol.Response)) {
+	*jobs = append(*jobs, func() {
+		var r protocol.Response
+		_ = n.forward(ctx, v, owner, &protocol.Request{Op: req.Op, Keys: keys, Value: req.Value}, &r, n.peers.timeout)
+		add(&r)
+	})
+}
+
+// onePartition returns the partition of keys if they all share one.
+func onePartition(keys []string, partitions int) (int, bool) {
+	if len(keys) == 0 {
+		return 0, false
+	}
+	p := ring.Partition(keys[0], partitions)
+	for _, k := range keys[1:] {
+		if ring.Partition(k, partitions) != p {
+			return 0, false
+		}
+	}
+	return p, true
 }
 
 // failures keeps the first of several failed answers, for one answer that
