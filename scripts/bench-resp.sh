@@ -23,6 +23,11 @@
 # with 1, each request waits for the one before, so requests/s measure the
 # round trip of a client that sends one command at a time.
 #
+# With BENCH_DEL=1 each target also answers DELs (a logout) of the same
+# depth: first 300,000 SETs spread over 100,000 keys (pipelined, not
+# measured), then redis-benchmark "DEL key:__rand_int__" -r 100000, so that
+# most DELs find a session to delete.
+#
 # Usage: scripts/bench-resp.sh [rounds]   (default 1; targets alternate)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -112,7 +117,14 @@ echo
 bench() {
 	redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c "$clients" -d 200 -n "$requests" -P "$2" ${keyspace:+-r "$keyspace"} --csv 2>/dev/null |
 		awk -F, 'NR > 1 { gsub(/"/, "", $1); gsub(/"/, "", $2); gsub(/"/, "", $7); print $1, $2, $7 }'
+	if [[ ${BENCH_DEL:-} == 1 ]]; then
+		redis-benchmark -h 127.0.0.1 -p "$1" -t set -c "$clients" -d 200 -n 300000 -r 100000 -P 16 -q >/dev/null 2>&1
+		redis-benchmark -h 127.0.0.1 -p "$1" -c "$clients" -n "$requests" -P "$2" -r 100000 --csv DEL 'key:__rand_int__' 2>/dev/null |
+			awk -F, 'NR > 1 { gsub(/"/, "", $2); gsub(/"/, "", $7); print "DEL", $2, $7 }'
+	fi
 }
+tests="SET GET"
+if [[ ${BENCH_DEL:-} == 1 ]]; then tests="SET GET DEL"; fi
 
 declare -A rps p99
 for round in $(seq "$rounds"); do
@@ -174,7 +186,7 @@ table() {
 	printf '%-6s %-4s %12s %8s %12s %8s %9s %11s %9s %11s %10s %10s\n' test P "redis rps" "p99 ms" "$label rps" "p99 ms" \
 		"rps ratio" "95% CI" "p99 ratio" "95% CI" "rps rounds" "p99 rounds"
 	for P in $pipelines; do
-		for test in SET GET; do
+		for test in $tests; do
 			local k=redis/$P/$test t=$target/$P/$test
 			read -r rr_ rci rw < <(paired "${rps[$k]}" "${rps[$t]}" more)
 			read -r pr_ pci pw < <(paired "${p99[$k]}" "${p99[$t]}" less)

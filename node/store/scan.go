@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"slices"
 
 	"github.com/cloakroom/cloakroom/protocol"
@@ -174,7 +173,7 @@ func (s *Store) deleteMatch(req *protocol.Request, resp *protocol.Response) erro
 	p.forEach(func(key string, l loc, h header) bool {
 		// A tombstone keeping the request's token is a key an earlier
 		// attempt of this call deleted: it counts again (del).
-		if h.expired(now) || h.tombstone() && (len(req.Value) == 0 || !bytes.Equal(valueOf(p.entryAt(l), h), req.Value)) {
+		if h.expired(now) || h.tombstone() && !keeps(p, l, h, req.Value) {
 			return true
 		}
 		if protocol.MatchGlob(req.Pattern, key) {

@@ -474,7 +474,7 @@ func (s *Store) touch(p *partition, req *protocol.Request, resp *protocol.Respon
 func (s *Store) del(p *partition, key string, now int64, token []byte) (int, error) {
 	l, h, ok := s.live(p, key, now)
 	if !ok {
-		if s.deletedBy(p, key, now, token) {
+		if keeps(p, l, h, token) {
 			return 1, nil
 		}
 		return 0, nil
@@ -500,7 +500,13 @@ func (s *Store) deletedBy(p *partition, key string, now int64, token []byte) boo
 		return false
 	}
 	l, h, ok := s.live(p, key, now)
-	return !ok && h.tombstone() && bytes.Equal(valueOf(p.entryAt(l), h), token)
+	return !ok && keeps(p, l, h, token)
+}
+
+// keeps reports whether the entry at l, with header h (zero: none), is a
+// tombstone that keeps token.
+func keeps(p *partition, l loc, h header, token []byte) bool {
+	return len(token) > 0 && h.tombstone() && bytes.Equal(valueOf(p.entryAt(l), h), token)
 }
 
 func (s *Store) maybeCompact(p *partition) {
