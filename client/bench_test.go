@@ -23,22 +23,30 @@ func BenchmarkClient_GetSet(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.SetParallelism(25) // 50 workers on 2 CPUs
+	workers(b, func(r *rand.Rand) {
+		k := fmt.Sprint("session:", r.IntN(keys))
+		var err error
+		if r.IntN(2) == 0 {
+			_, err = c.Get(ctx, k)
+		} else {
+			err = c.Set(ctx, k, val, time.Hour)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+// workers times op from 50 workers (25 a CPU on this 2-CPU machine), each
+// with a random source of its own.
+func workers(b *testing.B, op func(r *rand.Rand)) {
+	b.SetParallelism(25)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		r := rand.New(rand.NewPCG(rand.Uint64(), 0))
 		for pb.Next() {
-			k := fmt.Sprint("session:", r.IntN(keys))
-			var err error
-			if r.IntN(2) == 0 {
-				_, err = c.Get(ctx, k)
-			} else {
-				err = c.Set(ctx, k, val, time.Hour)
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
+			op(r)
 		}
 	})
 }
@@ -50,19 +58,13 @@ func BenchmarkClient_LoginLogout(b *testing.B) {
 	c := newClient(b, n.Addr())
 	ctx := context.Background()
 	val := make([]byte, 200)
-	b.SetParallelism(25)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		r := rand.New(rand.NewPCG(rand.Uint64(), 0))
-		for pb.Next() {
-			k := fmt.Sprint("session:", r.Uint64())
-			if err := c.Set(ctx, k, val, time.Hour); err != nil {
-				b.Fatal(err)
-			}
-			if n, err := c.Delete(ctx, k); n != 1 || err != nil {
-				b.Fatalf("delete: %d, %v", n, err)
-			}
+	workers(b, func(r *rand.Rand) {
+		k := fmt.Sprint("session:", r.Uint64())
+		if err := c.Set(ctx, k, val, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+		if n, err := c.Delete(ctx, k); n != 1 || err != nil {
+			b.Fatalf("delete: %d, %v", n, err)
 		}
 	})
 }
@@ -77,15 +79,9 @@ func BenchmarkClient_cluster_Set(b *testing.B) {
 	if err := cl.Set(ctx, "warm", val, time.Hour); err != nil {
 		b.Fatal(err)
 	}
-	b.SetParallelism(25)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		r := rand.New(rand.NewPCG(rand.Uint64(), 0))
-		for pb.Next() {
-			if err := cl.Set(ctx, fmt.Sprint("session:", r.IntN(100_000)), val, time.Hour); err != nil {
-				b.Fatal(err)
-			}
+	workers(b, func(r *rand.Rand) {
+		if err := cl.Set(ctx, fmt.Sprint("session:", r.IntN(100_000)), val, time.Hour); err != nil {
+			b.Fatal(err)
 		}
 	})
 }

@@ -36,6 +36,13 @@ func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, res
 		failed.add(r)
 	}
 	var jobs []func()
+	forward := func(owner string, keys []string) {
+		jobs = append(jobs, func() {
+			var r protocol.Response
+			_ = n.forward(ctx, v, owner, &protocol.Request{Op: req.Op, Keys: keys, Value: req.Value}, &r, n.peers.timeout)
+			add(&r)
+		})
+	}
 	group := func(p int, keys []string) {
 		if _, primary := v.holds(p); primary {
 			jobs = append(jobs, func() {
@@ -50,7 +57,7 @@ func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, res
 			add(&protocol.Response{Code: protocol.CodeNotOwner, Msg: fmt.Sprintf("%s is not the primary of partition %d", n.cfg.Name, p)})
 			return
 		}
-		n.forwardGroup(ctx, v, req, v.primary(p), keys, &jobs, add)
+		forward(v.primary(p), keys)
 	}
 	if one {
 		group(p, req.Keys)
@@ -69,7 +76,7 @@ func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, res
 			remote[v.primary(p)] = append(remote[v.primary(p)], keys...)
 		}
 		for owner, keys := range remote {
-			n.forwardGroup(ctx, v, req, owner, keys, &jobs, add)
+			forward(owner, keys)
 		}
 	}
 	var wg sync.WaitGroup
@@ -83,16 +90,6 @@ func (n *Node) multiKey(ctx context.Context, v *view, req *protocol.Request, res
 	wg.Wait()
 	resp.N = total
 	failed.report(resp, "group of keys", "groups of keys")
-}
-
-// forwardGroup adds to jobs the forward of req's keys to their primary
-// owner, whose answer goes to add.
-func (n *Node) forwardGroup(ctx context.Context, v *view, req *protocol.Request, owner string, keys []string, jobs *[]func(), add func(*protocol.Response)) {
-	*jobs = append(*jobs, func() {
-		var r protocol.Response
-		_ = n.forward(ctx, v, owner, &protocol.Request{Op: req.Op, Keys: keys, Value: req.Value}, &r, n.peers.timeout)
-		add(&r)
-	})
 }
 
 // onePartition returns the partition of keys if they all share one.

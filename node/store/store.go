@@ -481,13 +481,15 @@ func (s *Store) del(p *partition, key string, now int64, token []byte) (int, err
 	}
 	d := max(h.deadline, now) + s.cfg.TombstoneTTL.Milliseconds()
 	th := header{flags: flagTombstone, deadline: d, version: s.nextVersion(p, now)}
-	if err := p.write(key, l, true, th, token); err != nil {
+	err := p.write(key, l, true, th, token)
+	if err != nil && token != nil {
 		// No room to move the entry for its token (its value was shorter):
 		// a tombstone without one goes in place. A delete is never refused
 		// for memory.
-		if err := p.write(key, l, true, th, nil); err != nil {
-			return 0, err // in place always fits; kept for safety
-		}
+		err = p.write(key, l, true, th, nil)
+	}
+	if err != nil {
+		return 0, err // in place always fits; kept for safety
 	}
 	s.maybeCompact(p)
 	return 1, nil
