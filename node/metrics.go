@@ -112,7 +112,8 @@ func storeCollector(s *store.Store) prometheus.Collector {
 		def("cloakroom_evictions_total", "Entries evicted before they expired, to stay under the store's memory limit (cloakroom_memory_max_bytes).", prometheus.CounterValue, func(st store.Stats) int64 { return st.Evictions }),
 		def("cloakroom_writes_refused_total", "Writes this node's store refused: at its memory limit, with nothing left to evict.", prometheus.CounterValue, func(st store.Stats) int64 { return st.Refusals }),
 		def("cloakroom_expirations_total", "Entries removed because their TTL passed.", prometheus.CounterValue, func(st store.Stats) int64 { return st.Expirations }),
-		def("cloakroom_compactions_total", "Partition arena compactions.", prometheus.CounterValue, func(st store.Stats) int64 { return st.Compactions }),
+		def("cloakroom_compactions_total", "Partitions whose arena was compacted whole, to make room under the memory limit.", prometheus.CounterValue, func(st store.Stats) int64 { return st.Compactions }),
+		def("cloakroom_chunks_cleaned_total", "Arena chunks released after writes moved their live entries away, taking back the room of overwritten and deleted sessions.", prometheus.CounterValue, func(st store.Stats) int64 { return st.ChunksCleaned }),
 	}
 	return collectorsFunc{
 		describe: func(ch chan<- *prometheus.Desc) {

@@ -34,6 +34,9 @@ func checkAccounting(s *Store) error {
 				}
 				return true
 			})
+			if err := checkChunks(p); err != nil {
+				return fmt.Errorf("partition %d: %v", pi, err)
+			}
 			switch {
 			case used != p.used:
 				return fmt.Errorf("partition %d: used %d; entries add up to %d", pi, p.used, used)
@@ -56,6 +59,52 @@ func checkAccounting(s *Store) error {
 	}
 	if got := s.alloc.inUse.Load(); got != arena {
 		return fmt.Errorf("allocator counts %d bytes in use; partitions hold %d", got, arena)
+	}
+	return nil
+}
+
+// checkChunks walks every chunk's entries up to its fill and checks the
+// chunk's dead bytes, and the partition's, against what the index still
+// points at.
+func checkChunks(p *partition) error {
+	if len(p.use) != len(p.chunks) {
+		return fmt.Errorf("%d chunks, %d chunk records", len(p.chunks), len(p.use))
+	}
+	var dead int64
+	for i, c := range p.chunks {
+		u := p.use[i]
+		if c == nil {
+			if u != (chunkUse{}) {
+				return fmt.Errorf("released chunk %d has record %+v", i, u)
+			}
+			continue
+		}
+		if i == p.cur && u.fill != p.off {
+			return fmt.Errorf("chunk %d being appended to: fill %d, append offset %d", i, u.fill, p.off)
+		}
+		live := 0
+		off := 0
+		for off < u.fill {
+			h := readHeader(c[off:])
+			if h.size() <= hdrSize-1 || off+h.size() > len(c) {
+				return fmt.Errorf("chunk %d: entry at %d of size %d does not fit", i, off, h.size())
+			}
+			l := makeLoc(i, off)
+			if il, ok := p.lookup(string(keyOf(c[off:], h))); ok && il == l {
+				live += h.size()
+			}
+			off += h.size()
+		}
+		if off != u.fill {
+			return fmt.Errorf("chunk %d: entries end at %d, fill %d", i, off, u.fill)
+		}
+		if u.dead != u.fill-live {
+			return fmt.Errorf("chunk %d: %d dead bytes counted, %d of %d not indexed", i, u.dead, u.fill-live, u.fill)
+		}
+		dead += int64(u.dead)
+	}
+	if dead != p.dead {
+		return fmt.Errorf("dead %d; chunks add up to %d", p.dead, dead)
 	}
 	return nil
 }

@@ -11,8 +11,9 @@ import (
 
 // partition holds the entries of one partition: a pointer-free index from
 // key hash to location, and the arena chunks the entries live in. Entries
-// are appended; space freed by overwrites and deletes is reclaimed by
-// compaction, which copies the live entries into fresh chunks.
+// are appended; space freed by overwrites and deletes is reclaimed a chunk
+// at a time (clean.go), or by compaction, which copies every live entry
+// into fresh chunks.
 type partition struct {
 	alloc    *allocator
 	seed     maphash.Seed
@@ -23,6 +24,7 @@ type partition struct {
 	index  map[uint64]loc // key hash → entry
 	spill  map[string]loc // keys whose hash another key already holds in index
 	chunks [][]byte       // arena; nil where a chunk was released
+	use    []chunkUse     // for each of chunks, its fill and dead bytes
 	cur    int            // chunk being appended to, -1 if none
 	off    int            // append offset in chunks[cur]
 	used   int64          // bytes of entries still referenced
@@ -30,6 +32,12 @@ type partition struct {
 	keys   int            // live (non-tombstone) entries, including expired ones not yet dropped
 	tombs  int            // tombstones
 	maxVer uint64         // highest version written or applied
+
+	// Chunk cleaning (clean.go): whether writes are cleaning, the chunk
+	// being cleaned (-1: none) and the offset its next step starts at.
+	cleaning  bool
+	victim    int
+	victimOff int
 
 	snap    *fetchSnap // newest transfer snapshot (fetch.go), nil if none
 	snapSeq uint64     // snapshots taken
@@ -92,6 +100,7 @@ func (p *partition) unlink(key string, l loc) {
 	}
 	p.used -= int64(hd.size())
 	p.dead += int64(hd.size())
+	p.use[l.chunk()].dead += hd.size()
 	p.account(hd, -1)
 	p.entries.Add(-1)
 }
@@ -174,20 +183,35 @@ func (p *partition) append(n int) (loc, error) {
 		if err != nil {
 			return 0, err
 		}
-		p.chunks = append(p.chunks, b)
-		return makeLoc(len(p.chunks)-1, 0), nil
+		i := p.addChunk(b)
+		p.use[i].fill = n
+		return makeLoc(i, 0), nil
 	}
 	if p.cur < 0 || p.off+n > len(p.chunks[p.cur]) {
 		b, err := p.alloc.alloc(chunkSize)
 		if err != nil {
 			return 0, err
 		}
-		p.chunks = append(p.chunks, b)
-		p.cur, p.off = len(p.chunks)-1, 0
+		p.cur, p.off = p.addChunk(b), 0
 	}
 	l := makeLoc(p.cur, p.off)
 	p.off += n
+	p.use[p.cur].fill = p.off
 	return l, nil
+}
+
+// addChunk puts b in the first slot a released chunk left, or a new one,
+// and returns its number.
+func (p *partition) addChunk(b []byte) int {
+	for i, c := range p.chunks {
+		if c == nil {
+			p.chunks[i], p.use[i] = b, chunkUse{}
+			return i
+		}
+	}
+	p.chunks = append(p.chunks, b)
+	p.use = append(p.use, chunkUse{})
+	return len(p.chunks) - 1
 }
 
 // arenaBytes is the size of every chunk the partition holds.
@@ -209,9 +233,9 @@ func (p *partition) wantsCompaction() bool {
 // room to the value, and releases the old chunks. On an allocation failure
 // the partition is left as it was.
 func (p *partition) compact() error {
-	old := p.chunks
+	old, oldUse := p.chunks, p.use
 	oldCur, oldOff := p.cur, p.off
-	p.chunks, p.cur, p.off = nil, -1, 0
+	p.chunks, p.use, p.cur, p.off = nil, nil, -1, 0
 	moves := make(map[uint64]loc, len(p.index))
 	var spill map[string]loc
 	var used int64
@@ -234,7 +258,7 @@ func (p *partition) compact() error {
 		for _, c := range p.chunks {
 			p.alloc.release(c)
 		}
-		p.chunks, p.cur, p.off = old, oldCur, oldOff
+		p.chunks, p.use, p.cur, p.off = old, oldUse, oldCur, oldOff
 		return err
 	}
 	for h, l := range p.index {
@@ -259,7 +283,7 @@ func (p *partition) compact() error {
 			p.alloc.release(c)
 		}
 	}
-	p.index, p.spill, p.used, p.dead = moves, spill, used, 0
+	p.index, p.spill, p.used, p.dead, p.cleaning = moves, spill, used, 0, false
 	return nil
 }
 
@@ -327,6 +351,6 @@ func (p *partition) reset() {
 		}
 	}
 	p.entries.Add(-int64(p.keys + p.tombs))
-	p.index, p.spill, p.chunks, p.snap = make(map[uint64]loc), nil, nil, nil
-	p.cur, p.off, p.used, p.dead, p.keys, p.tombs = -1, 0, 0, 0, 0, 0
+	p.index, p.spill, p.chunks, p.use, p.snap = make(map[uint64]loc), nil, nil, nil, nil
+	p.cur, p.off, p.used, p.dead, p.keys, p.tombs, p.cleaning = -1, 0, 0, 0, 0, 0, false
 }

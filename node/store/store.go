@@ -55,11 +55,12 @@ type Store struct {
 	snapMu    sync.Mutex // guards snapParts
 	snapParts []int      // partitions holding a transfer snapshot, least recently used first
 
-	entries     atomic.Int64 // indexed entries (keys and tombstones)
-	evictions   atomic.Int64
-	expirations atomic.Int64
-	refusals    atomic.Int64 // writes refused at MaxMemory
-	compactions atomic.Int64
+	entries       atomic.Int64 // indexed entries (keys and tombstones)
+	evictions     atomic.Int64
+	expirations   atomic.Int64
+	refusals      atomic.Int64 // writes refused at MaxMemory
+	compactions   atomic.Int64
+	chunksCleaned atomic.Int64
 }
 
 // New returns an empty Store.
@@ -125,8 +126,11 @@ type Stats struct {
 	IndexBytes  int64 // estimated bytes of the indexes
 	Evictions   int64
 	Expirations int64
-	Compactions int64
-	Refusals    int64 // writes refused at MaxMemory, with nothing left to evict
+	Compactions int64 // partitions compacted whole, to make room for a write at MaxMemory
+	// ChunksCleaned counts arena chunks whose live entries writes moved
+	// away, so that the chunk could be released.
+	ChunksCleaned int64
+	Refusals      int64 // writes refused at MaxMemory, with nothing left to evict
 }
 
 // UsedMemory is the store's memory account: arena plus index.
@@ -146,6 +150,7 @@ func (s *Store) Stats() Stats {
 	st.Evictions = s.evictions.Load()
 	st.Expirations = s.expirations.Load()
 	st.Compactions = s.compactions.Load()
+	st.ChunksCleaned = s.chunksCleaned.Load()
 	st.Refusals = s.refusals.Load()
 	return st
 }
@@ -511,9 +516,10 @@ func keeps(p *partition, l loc, h header, token []byte) bool {
 	return len(token) > 0 && h.tombstone() && bytes.Equal(valueOf(p.entryAt(l), h), token)
 }
 
+// maybeCompact takes back dead room after a write to p, a chunk at a time.
 func (s *Store) maybeCompact(p *partition) {
-	if p.wantsCompaction() && p.compact() == nil {
-		s.compactions.Add(1)
+	if p.reclaim() {
+		s.chunksCleaned.Add(1)
 	}
 }
 

@@ -326,8 +326,8 @@ func TestStore_Compaction_keepsLiveKeys(t *testing.T) {
 	for i := range 19 { // k19 was deleted in the last round
 		exec(s, protocol.Request{Op: protocol.OpDelete, Keys: []string{fmt.Sprint("k", i)}})
 	}
-	if s.Stats().Compactions == 0 {
-		t.Fatal("no compaction ran; the test proves nothing")
+	if s.Stats().ChunksCleaned == 0 {
+		t.Fatal("no chunk was cleaned; the test proves nothing")
 	}
 	for i := range n {
 		key := fmt.Sprint("k", i)
