@@ -46,8 +46,12 @@ func (n *Node) antiEntropyRound(ctx context.Context) {
 		if _, primary := v.holds(p); !primary || n.transfers.syncing(p) {
 			continue
 		}
+		others := v.others(p)
+		if len(others) == 0 {
+			continue // no copy to compare with: a single node, or --replicas 0
+		}
 		sum, count := n.store.Digest(p)
-		for _, b := range v.others(p) {
+		for _, b := range others {
 			if ctx.Err() != nil || n.view() != v {
 				return // closing, or the table changed: transfers take over
 			}
