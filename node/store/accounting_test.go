@@ -79,6 +79,9 @@ func checkChunks(p *partition) error {
 			}
 			continue
 		}
+		if u.fill > len(c) {
+			return fmt.Errorf("chunk %d of %d bytes filled to %d", i, len(c), u.fill)
+		}
 		if i == p.cur && u.fill != p.off {
 			return fmt.Errorf("chunk %d being appended to: fill %d, append offset %d", i, u.fill, p.off)
 		}
@@ -105,6 +108,31 @@ func checkChunks(p *partition) error {
 	}
 	if dead != p.dead {
 		return fmt.Errorf("dead %d; chunks add up to %d", p.dead, dead)
+	}
+	return checkCleaning(p)
+}
+
+// checkCleaning checks the chunk being cleaned: held, not the one appended
+// to, and walked up to an entry's start, every entry before it dead.
+func checkCleaning(p *partition) error {
+	if !p.cleaning || p.victim < 0 {
+		return nil
+	}
+	v := p.victim
+	if v >= len(p.chunks) || p.chunks[v] == nil || v == p.cur {
+		return fmt.Errorf("cleaning chunk %d: released, or the one appended to (%d)", v, p.cur)
+	}
+	c := p.chunks[v]
+	off := 0
+	for off < p.victimOff {
+		h := readHeader(c[off:])
+		if il, ok := p.lookup(string(keyOf(c[off:], h))); ok && il == makeLoc(v, off) {
+			return fmt.Errorf("cleaning chunk %d at %d: the entry at %d, behind it, is still indexed", v, p.victimOff, off)
+		}
+		off += h.size()
+	}
+	if off != p.victimOff || off > p.use[v].fill {
+		return fmt.Errorf("cleaning chunk %d at %d: not an entry's start (fill %d)", v, p.victimOff, p.use[v].fill)
 	}
 	return nil
 }

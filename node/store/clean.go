@@ -6,7 +6,7 @@ import "hash/maphash"
 // write path takes their room back a little at a time: a partition whose
 // dead bytes reach its used ones (and a chunk's worth) starts cleaning, and
 // each write to it then examines up to cleanBatch entries of one chunk (the
-// one with the most room to give back), moving the live ones to the end of
+// one with the most dead bytes), moving the live ones to the end of
 // the arena; once past its last entry it releases the chunk and picks the
 // next, until the dead bytes are down to a quarter of the used ones.
 //
@@ -24,7 +24,7 @@ const cleanUntil = 4
 // cleanBatch bounds the entries one write examines while cleaning.
 const cleanBatch = 64
 
-// minCleanGain is the least room a chunk must give back to be cleaned: a
+// minCleanGain is the least dead room a chunk must hold to be cleaned: a
 // chunk that is nearly all live costs a whole copy for little.
 const minCleanGain = chunkSize / 8
 
@@ -62,17 +62,22 @@ func (p *partition) reclaim() bool {
 	return released
 }
 
-// pickVictim returns the chunk, other than the one being appended to, that
-// would give back the most room (dead entries and the unused end), or -1
-// if none would give back minCleanGain.
+// pickVictim returns the chunk, other than the one being appended to,
+// with the most dead bytes (of two with as many, the one with the larger
+// unused end), or -1 if none has minCleanGain dead. Only dead bytes count
+// towards the choice: releasing a chunk then always lowers p.dead by at
+// least minCleanGain, so cleaning ends. Counting unused ends too would let
+// it go on for ever, each release of a chunk holding one large entry
+// leaving the same unused end behind in the chunk the entry moved to.
 func (p *partition) pickVictim() int {
-	best, bestGain := -1, minCleanGain-1
+	best, bestDead, bestEnd := -1, minCleanGain-1, 0
 	for i, c := range p.chunks {
 		if c == nil || i == p.cur {
 			continue
 		}
-		if g := p.use[i].dead + len(c) - p.use[i].fill; g > bestGain {
-			best, bestGain = i, g
+		d, end := p.use[i].dead, len(c)-p.use[i].fill
+		if d > bestDead || d == bestDead && best >= 0 && end > bestEnd {
+			best, bestDead, bestEnd = i, d, end
 		}
 	}
 	return best

@@ -145,3 +145,130 @@ func TestPartition_cleanStep_withNothingToMap_stopsWithEveryKeyIntact(t *testing
 		t.Fatal(err)
 	}
 }
+
+// TestStore_cleaning_endsWhenOnlyUnusedEndsAreLeft: chunks that hold one
+// large entry each leave most of their room unused at the end; cleaning
+// must not take them for dead room, moving one after another for ever.
+func TestStore_cleaning_endsWhenOnlyUnusedEndsAreLeft(t *testing.T) {
+	s, _ := newTestStore(t, Config{Partitions: 1})
+	p := s.parts[0]
+	del := func(k string) { exec(s, protocol.Request{Op: protocol.OpDelete, Keys: []string{k}}) }
+	for i := range 30 {
+		set(s, fmt.Sprint("a", i), strings.Repeat("a", 21000), time.Hour) // three to a chunk
+	}
+	for i := range 5 {
+		set(s, fmt.Sprint("t", i), strings.Repeat("t", 33000), time.Hour) // one to a chunk, half of it unused
+	}
+	for i := range 20 {
+		set(s, fmt.Sprint("z", i), strings.Repeat("z", 21000), time.Hour)
+	}
+	for i := 0; i < 30; i += 3 {
+		del(fmt.Sprint("a", i))
+	}
+	for i := range 20 {
+		del(fmt.Sprint("z", i))
+	}
+	cleaned := s.Stats().ChunksCleaned
+	for i := range 1000 {
+		set(s, "small", fmt.Sprint(i%10), time.Hour) // in place after the first
+	}
+	p.mu.Lock()
+	cleaning := p.cleaning
+	p.mu.Unlock()
+	if n := s.Stats().ChunksCleaned - cleaned; cleaning || n > 30 {
+		t.Fatalf("after 1,000 writes: still cleaning %v, %d chunks cleaned; want cleaning over after a few", cleaning, n)
+	}
+	if err := checkAccounting(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// midClean returns a store whose one partition is cleaning, part way
+// through a chunk that still holds live entries.
+func midClean(t *testing.T) (*Store, *partition) {
+	t.Helper()
+	s, _ := newTestStore(t, Config{Partitions: 1})
+	p := s.parts[0]
+	const n = 2000
+	for i := range n {
+		set(s, fmt.Sprint("k", i), strings.Repeat("v", 200), time.Hour)
+	}
+	for i := range n {
+		if i%3 == 0 {
+			continue // a third stay where they are, live
+		}
+		set(s, fmt.Sprint("k", i), strings.Repeat("w", 50), time.Hour) // appended: the 200-byte room is dead
+		p.mu.Lock()
+		mid := p.cleaning && p.victim >= 0 && p.victimOff > 0
+		p.mu.Unlock()
+		if mid {
+			return s, p
+		}
+	}
+	t.Fatal("writes never started cleaning")
+	return nil, nil
+}
+
+func wantKeys(t *testing.T, s *Store) {
+	t.Helper()
+	for i := range 2000 {
+		if r := get(s, fmt.Sprint("k", i)); r.Code != protocol.CodeOK {
+			t.Fatalf("k%d lost: %v", i, r.Code)
+		}
+	}
+	if err := checkAccounting(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStore_cleaning_withNothingToMap_stopsAndKeepsEveryKey(t *testing.T) {
+	s, p := midClean(t)
+	if err := checkAccounting(s); err != nil {
+		t.Fatal(err)
+	}
+	s.alloc.mu.Lock()
+	s.alloc.free = nil
+	s.alloc.mapper = func(int) ([]byte, error) { return nil, errors.New("no memory to map") }
+	s.alloc.mu.Unlock()
+	p.mu.Lock()
+	p.cur = -1 // the next append needs a new chunk: cleaning has nowhere to move an entry
+	p.mu.Unlock()
+	for i := 0; ; i++ {
+		set(s, "k0", fmt.Sprint(i%10), time.Hour) // in place: needs no memory
+		p.mu.Lock()
+		cleaning := p.cleaning
+		p.mu.Unlock()
+		if !cleaning {
+			break
+		}
+		if i == 10000 {
+			t.Fatal("cleaning went on with no memory to move entries to")
+		}
+	}
+	wantKeys(t, s)
+}
+
+func TestStore_cleaning_compactedOrFlushedMidway_goesOnSound(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		do   func(s *Store, p *partition)
+	}{
+		{"compacted whole, as eviction does", func(s *Store, p *partition) {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if err := p.compact(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"flushed", func(s *Store, p *partition) { s.Flush() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, p := midClean(t)
+			tc.do(s, p)
+			for i := range 2000 {
+				set(s, fmt.Sprint("k", i), strings.Repeat("x", 20+i%300), time.Hour)
+			}
+			wantKeys(t, s)
+		})
+	}
+}
