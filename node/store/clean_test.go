@@ -124,7 +124,7 @@ func TestPartition_cleanStep_withNothingToMap_stopsWithEveryKeyIntact(t *testing
 		set(s, fmt.Sprint("k", i), strings.Repeat("v", 200), time.Hour)
 	}
 	s.alloc.mu.Lock()
-	s.alloc.free = nil
+	s.alloc.warm, s.alloc.spare, s.alloc.cold = nil, nil, nil
 	s.alloc.mapper = func(int) ([]byte, error) { return nil, errors.New("no memory to map") }
 	s.alloc.mu.Unlock()
 
@@ -227,7 +227,7 @@ func TestStore_cleaning_withNothingToMap_stopsAndKeepsEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.alloc.mu.Lock()
-	s.alloc.free = nil
+	s.alloc.warm, s.alloc.spare, s.alloc.cold = nil, nil, nil
 	s.alloc.mapper = func(int) ([]byte, error) { return nil, errors.New("no memory to map") }
 	s.alloc.mu.Unlock()
 	p.mu.Lock()

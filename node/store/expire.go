@@ -16,6 +16,8 @@ const (
 // RunExpiry drops expired entries and tombstones in the background until ctx
 // is done: every interval it walks partitions round-robin for at most a
 // quarter of the interval. Lazy expiry on read covers what it has not reached.
+// It also gives the pages of free arena chunks beyond the few kept back to
+// the kernel (allocator.giveBack), so that writes never wait on it.
 func (s *Store) RunExpiry(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -26,6 +28,7 @@ func (s *Store) RunExpiry(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			next = s.ExpireCycle(next, interval/4)
+			s.alloc.giveBack()
 		}
 	}
 }

@@ -189,7 +189,7 @@ func TestStore_Delete_withNoRoomForItsToken_goesInPlaceWithoutIt(t *testing.T) {
 	set(s, "tiny", "1", time.Minute)
 	set(s, "tiny2", "1", time.Minute)
 	s.alloc.mu.Lock()
-	s.alloc.free = nil
+	s.alloc.warm, s.alloc.spare, s.alloc.cold = nil, nil, nil
 	s.alloc.mapper = func(int) ([]byte, error) { return nil, errors.New("no memory to map") }
 	s.alloc.mu.Unlock()
 	full := false
