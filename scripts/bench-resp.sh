@@ -28,6 +28,13 @@
 # measured), then redis-benchmark "DEL key:__rand_int__" -r 100000, so that
 # most DELs find a session to delete.
 #
+# With BENCH_RENEW=1 each target also renews a million sessions: first
+# 3,000,000 SETs of 400 bytes spread over 1,000,000 keys (pipelined, not
+# measured), then 1,000,000 SETs of 100 bytes over the same keys (-r
+# 1000000), measured. Each renewal leaves the old value's room dead, so the
+# store has to take it back while it serves them (docs/architecture.md,
+# "Accounting and reclaiming dead room").
+#
 # Usage: scripts/bench-resp.sh [rounds]   (default 1; targets alternate)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -122,9 +129,15 @@ bench() {
 		redis-benchmark -h 127.0.0.1 -p "$1" -c "$clients" -n "$requests" -P "$2" -r 100000 --csv DEL 'key:__rand_int__' 2>/dev/null |
 			awk -F, 'NR > 1 { gsub(/"/, "", $2); gsub(/"/, "", $7); print "DEL", $2, $7 }'
 	fi
+	if [[ ${BENCH_RENEW:-} == 1 ]]; then
+		redis-benchmark -h 127.0.0.1 -p "$1" -t set -c "$clients" -d 400 -n 3000000 -r 1000000 -P 16 -q >/dev/null 2>&1
+		redis-benchmark -h 127.0.0.1 -p "$1" -t set -c "$clients" -d 100 -n 1000000 -r 1000000 -P "$2" --csv 2>/dev/null |
+			awk -F, 'NR > 1 { gsub(/"/, "", $2); gsub(/"/, "", $7); print "RENEW", $2, $7 }'
+	fi
 }
 tests="SET GET"
-if [[ ${BENCH_DEL:-} == 1 ]]; then tests="SET GET DEL"; fi
+if [[ ${BENCH_DEL:-} == 1 ]]; then tests="$tests DEL"; fi
+if [[ ${BENCH_RENEW:-} == 1 ]]; then tests="$tests RENEW"; fi
 
 declare -A rps p99
 for round in $(seq "$rounds"); do

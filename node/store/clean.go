@@ -15,8 +15,9 @@ import "hash/maphash"
 // (partition.compact), holds its lock, and the event loop that wrote, for
 // time that grows with the partition: in BenchmarkPartition_reclaim, at
 // 3,700 sessions (a partition of a million-session node), the slowest
-// write took 8-9 ms when writes compacted, 0.3-0.5 ms now; at 37,000,
-// about 100 ms, against 0.6-1.3 ms (docs/benchmarks.md).
+// write took 8.2-8.4 ms when writes compacted, 0.3-0.6 ms now; at 37,000,
+// 91-105 ms against 1.0-1.3 ms (docs/benchmarks.md, "Dead room back a
+// chunk at a time").
 
 // cleanUntil ends cleaning once dead <= used/cleanUntil.
 const cleanUntil = 4
