@@ -39,7 +39,7 @@ type chunkUse struct {
 // reason to start. It reports whether it released a chunk.
 func (p *partition) reclaim() bool {
 	if !p.cleaning {
-		if !p.wantsCompaction() {
+		if !p.wantsCleaning() {
 			return false
 		}
 		p.cleaning, p.victim = true, -1
@@ -95,7 +95,7 @@ func (p *partition) cleanStep(n int) (bool, error) {
 	for ; n > 0 && p.victimOff < p.use[v].fill; n-- {
 		e := c[p.victimOff:]
 		h := readHeader(e)
-		if err := p.moveIfIndexed(makeLoc(v, p.victimOff), h, keyOf(e, h)); err != nil {
+		if err := p.moveIfIndexed(makeLoc(v, p.victimOff), e, h); err != nil {
 			return false, err
 		}
 		p.victimOff += h.size()
@@ -110,10 +110,11 @@ func (p *partition) cleanStep(n int) (bool, error) {
 	return true, nil
 }
 
-// moveIfIndexed copies the entry at l, with header h and key key, to the
+// moveIfIndexed copies the entry at l (its bytes e, its header h) to the
 // end of the arena and points the index at the copy, if the index points
 // at l; the old copy becomes dead.
-func (p *partition) moveIfIndexed(l loc, h header, key []byte) error {
+func (p *partition) moveIfIndexed(l loc, e []byte, h header) error {
+	key := keyOf(e, h)
 	hash := maphash.Bytes(p.seed, key) & p.hashMask
 	inIndex := false
 	if cur, ok := p.index[hash]; ok && cur == l {
@@ -121,23 +122,18 @@ func (p *partition) moveIfIndexed(l loc, h header, key []byte) error {
 	} else if cur, ok := p.spill[string(key)]; !ok || cur != l {
 		return nil // dead already
 	}
-	size := h.size()
-	src := p.entryAt(l)[:hdrSize+h.keyLen+h.valLen]
-	h.valCap = h.valLen
-	nl, err := p.append(h.size())
+	nl, size, err := p.appendTrimmed(e, h)
 	if err != nil {
 		return err
 	}
-	dst := p.entryAt(nl)
-	copy(dst, src)
-	h.write(dst)
 	if inIndex {
 		p.index[hash] = nl
 	} else {
 		p.spill[string(key)] = nl
 	}
-	p.used += int64(h.size() - size)
-	p.dead += int64(size)
-	p.use[l.chunk()].dead += size
+	old := h.size()
+	p.used += int64(size - old)
+	p.dead += int64(old)
+	p.use[l.chunk()].dead += old
 	return nil
 }

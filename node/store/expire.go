@@ -73,7 +73,7 @@ func (s *Store) expirePartition(p *partition) {
 			break
 		}
 	}
-	s.maybeCompact(p)
+	s.reclaim(p)
 }
 
 // evictSample is how many entries eviction looks at to pick the one nearest

@@ -223,10 +223,25 @@ func (p *partition) arenaBytes() int64 {
 	return n
 }
 
-// wantsCompaction reports whether at least half of the arena, and at least
+// wantsCleaning reports whether at least half of the arena, and at least
 // one chunk's worth, is dead.
-func (p *partition) wantsCompaction() bool {
+func (p *partition) wantsCleaning() bool {
 	return p.dead >= chunkSize && p.dead >= p.used
+}
+
+// appendTrimmed appends a copy of entry e, whose header is h, with its
+// value room trimmed to the value, and returns where and its size.
+func (p *partition) appendTrimmed(e []byte, h header) (loc, int, error) {
+	src := e[:hdrSize+h.keyLen+h.valLen]
+	h.valCap = h.valLen
+	nl, err := p.append(h.size())
+	if err != nil {
+		return 0, 0, err
+	}
+	dst := p.entryAt(nl)
+	copy(dst, src)
+	h.write(dst)
+	return nl, h.size(), nil
 }
 
 // compact copies every referenced entry into fresh chunks, trimming value
@@ -241,18 +256,9 @@ func (p *partition) compact() error {
 	var used int64
 	move := func(l loc) (loc, error) {
 		e := old[l.chunk()][l.off():]
-		h := readHeader(e)
-		src := e[:hdrSize+h.keyLen+h.valLen]
-		h.valCap = h.valLen
-		nl, err := p.append(h.size())
-		if err != nil {
-			return 0, err
-		}
-		dst := p.entryAt(nl)
-		copy(dst, src)
-		h.write(dst)
-		used += int64(h.size())
-		return nl, nil
+		nl, size, err := p.appendTrimmed(e, readHeader(e))
+		used += int64(size)
+		return nl, err
 	}
 	fail := func(err error) error {
 		for _, c := range p.chunks {

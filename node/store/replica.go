@@ -179,7 +179,7 @@ func (s *Store) applyLocked(p *partition, x *protocol.Entry, now int64) (bool, e
 		}
 		return false, protocol.Errorf(protocol.CodeOutOfMemory, "apply: %v", err)
 	}
-	s.maybeCompact(p)
+	s.reclaim(p)
 	return true, nil
 }
 
@@ -237,7 +237,7 @@ func (s *Store) Revert(key string, version uint64, prev protocol.Entry, had bool
 	}
 	if !had {
 		p.unlink(key, l)
-		s.maybeCompact(p)
+		s.reclaim(p)
 		return true
 	}
 	now := s.now()
@@ -255,6 +255,6 @@ func (s *Store) Revert(key string, version uint64, prev protocol.Entry, had bool
 	if err := p.write(key, l, true, h, value); err != nil {
 		p.unlink(key, l) // no room to put it back: better absent than unacknowledged
 	}
-	s.maybeCompact(p)
+	s.reclaim(p)
 	return true
 }

@@ -352,7 +352,7 @@ func (s *Store) live(p *partition, key string, now int64) (loc, header, bool) {
 	if h.expired(now) {
 		p.unlink(key, l)
 		s.expirations.Add(1)
-		s.maybeCompact(p)
+		s.reclaim(p)
 		return 0, header{}, false
 	}
 	return l, h, !h.tombstone()
@@ -428,7 +428,7 @@ func (s *Store) set(p *partition, req *protocol.Request, resp *protocol.Response
 		return fmt.Errorf("%w: %v", protocol.ErrOutOfMemory, err)
 	}
 	resp.Version = nh.version
-	s.maybeCompact(p)
+	s.reclaim(p)
 	return nil
 }
 
@@ -496,7 +496,7 @@ func (s *Store) del(p *partition, key string, now int64, token []byte) (int, err
 	if err != nil {
 		return 0, err // in place always fits; kept for safety
 	}
-	s.maybeCompact(p)
+	s.reclaim(p)
 	return 1, nil
 }
 
@@ -516,8 +516,8 @@ func keeps(p *partition, l loc, h header, token []byte) bool {
 	return len(token) > 0 && h.tombstone() && bytes.Equal(valueOf(p.entryAt(l), h), token)
 }
 
-// maybeCompact takes back dead room after a write to p, a chunk at a time.
-func (s *Store) maybeCompact(p *partition) {
+// reclaim takes back dead room after a write to p, a chunk at a time.
+func (s *Store) reclaim(p *partition) {
 	if p.reclaim() {
 		s.chunksCleaned.Add(1)
 	}
