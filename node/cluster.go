@@ -182,6 +182,7 @@ func (n *Node) recompute() {
 		}
 	}
 	n.settled.Store(settled)
+	defer n.publishTopology(settled) // whether or not the view changes below
 	version := cur.table.Version
 	switch {
 	case hash != cur.hash:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,10 @@ type respListener struct {
 	srv  *resp.Server
 	ln   net.Listener
 	topo atomic.Pointer[resp.Topology] // current slot ownership, as Redis clients see it
+
+	// topoView is the view topo was made from; only the cluster goroutine
+	// (recompute, through publishTopology) touches it.
+	topoView *view
 }
 
 // startRESP binds addr and creates the Redis protocol server for it;
@@ -31,6 +36,8 @@ func (n *Node) startRESP(addr string) (*respListener, error) {
 		return nil, fmt.Errorf("listen resp %s: %w", addr, err)
 	}
 	r := &respListener{ln: ln}
+	// Until the node has its first table (runCluster computes it before
+	// the node serves), it describes itself alone.
 	r.topo.Store(soloTopology(n.cfg.Name, respAdvertise(n.cfg.Advertise, ln.Addr().String())))
 	r.srv = resp.NewServer(n, resp.Config{
 		Password:    n.cfg.Password,
@@ -144,9 +151,57 @@ func respAdvertise(advertise, bound string) string {
 	return net.JoinHostPort(host, port)
 }
 
+// publishTopology makes the Redis listener describe the current view, for
+// CLUSTER SLOTS/SHARDS/NODES and MOVED, with settled as its Settled: every
+// member serves from a table of the same members. It makes a new Topology
+// only when the view or settled changed. Only the cluster goroutine calls
+// it (recompute).
+func (n *Node) publishTopology(settled bool) {
+	r := n.resp
+	if r == nil {
+		return
+	}
+	v := n.view()
+	if v.provisional {
+		return // not joined yet: keep describing itself alone
+	}
+	if v == r.topoView {
+		cur := r.topo.Load()
+		if cur.Settled != settled {
+			t := *cur // Shards are shared: a Topology is never changed
+			t.Settled = settled
+			r.topo.Store(&t)
+		}
+		return
+	}
+	t := n.topologyOf(v)
+	t.Settled = settled
+	r.topo.Store(t)
+	r.topoView = v
+}
+
+// topologyOf is v's slot layout. A member without a Redis listener cannot
+// be dialled by Redis clients: the partitions it is primary of are shown
+// as served by this node, which forwards them, and it is left out of the
+// replicas.
+func (n *Node) topologyOf(v *view) *resp.Topology {
+	addr := func(name string) string { return v.members[name].RESPAddr }
+	return TopologyOf(n.cfg.Partitions, v.table.Version,
+		func(p int) string {
+			if pr := v.primary(p); addr(pr) != "" {
+				return pr
+			}
+			return v.self
+		},
+		func(p int) []string {
+			return slices.DeleteFunc(v.table.Holders(p)[1:], func(m string) bool { return addr(m) == "" })
+		},
+		addr)
+}
+
 // soloTopology is the topology of a node alone: it serves every slot.
 func soloTopology(name, addr string) *resp.Topology {
-	return &resp.Topology{Epoch: 1, Shards: []resp.Shard{{
+	return &resp.Topology{Epoch: 1, Settled: true, Shards: []resp.Shard{{
 		Slots:   [][2]uint16{{0, ring.SlotCount - 1}},
 		Primary: resp.Peer{Name: name, Addr: addr},
 	}}}

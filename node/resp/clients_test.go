@@ -167,7 +167,7 @@ func TestRedigo_SessionFlow(t *testing.T) {
 func TestGoRedis_ClusterClient_RoutesToOwners(t *testing.T) {
 	a := startServer(t, func(cfg *Config, b *storeBackend) { cfg.ClusterMode = true; b.name = "node-a" })
 	b := startServer(t, func(cfg *Config, b *storeBackend) { cfg.ClusterMode = true; b.name = "node-b" })
-	topo := &Topology{Epoch: 2, Shards: []Shard{
+	topo := &Topology{Epoch: 2, Settled: true, Shards: []Shard{
 		{Slots: [][2]uint16{{0, 8191}}, Primary: Peer{Name: "node-a", Addr: a.addr}},
 		{Slots: [][2]uint16{{8192, 16383}}, Primary: Peer{Name: "node-b", Addr: b.addr}},
 	}}

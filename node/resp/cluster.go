@@ -42,16 +42,20 @@ func (s *Server) table() *slotTable {
 	return t
 }
 
-// moved returns a MOVED redirect when key's slot is served by another node.
+// moved returns a MOVED redirect when key's slot is served by another node
+// and the topology is settled.
 func (s *Server) moved(key []byte) errReply {
 	t := s.table()
+	if t.topo == nil || !t.topo.Settled {
+		return ""
+	}
 	slot := ring.Slot(string(key))
 	i := t.owner[slot]
 	if i < 0 {
 		return ""
 	}
 	p := t.topo.Shards[i].Primary
-	if p.Name == s.b.Name() {
+	if p.Name == s.b.Name() || p.Addr == "" {
 		return ""
 	}
 	return errReply("MOVED " + strconv.Itoa(int(slot)) + " " + p.Addr)

@@ -181,12 +181,32 @@ func TestServer_Cluster(t *testing.T) {
 	}
 	c.expect("+OK\r\n", "set", "foo", "v")
 
-	// Slots served elsewhere are redirected.
-	ts.b.topo.Store(&Topology{Epoch: 2, Shards: []Shard{
+	// Slots served elsewhere are redirected, once every node has the
+	// layout.
+	split := Topology{Epoch: 2, Settled: true, Shards: []Shard{
 		{Slots: [][2]uint16{{0, 8191}}, Primary: Peer{Name: "node-a", Addr: addr}},
 		{Slots: [][2]uint16{{8192, 16383}}, Primary: Peer{Name: "node-b", Addr: "10.0.0.2:6379"}},
-	}})
+	}}
+	ts.b.topo.Store(&split)
 	c.expect("-MOVED 12182 10.0.0.2:6379\r\n", "get", "foo")
 	c.expect("-MOVED 12182 10.0.0.2:6379\r\n", "set", "{foo}x", "v")
 	c.expect("$-1\r\n", "get", "a{b}") // slot 3300
+
+	// While nodes disagree on the layout the node serves every slot
+	// itself (its backend forwards), so that no client is sent back and
+	// forth; CLUSTER SLOTS still shows the layout.
+	unsettled := split
+	unsettled.Epoch, unsettled.Settled = 3, false
+	ts.b.topo.Store(&unsettled)
+	c.expect("$1\r\nv\r\n", "get", "foo")
+	c.cmd("cluster", "slots")
+	if got := c.reply(); !strings.Contains(got, "10.0.0.2") {
+		t.Errorf("CLUSTER SLOTS while unsettled: got %q; want node-b's slots", got)
+	}
+
+	// A primary without a Redis address cannot be redirected to.
+	noAddr := split
+	noAddr.Epoch, noAddr.Shards = 4, []Shard{split.Shards[0], {Slots: split.Shards[1].Slots, Primary: Peer{Name: "node-b"}}}
+	ts.b.topo.Store(&noAddr)
+	c.expect("$1\r\nv\r\n", "get", "foo")
 }

@@ -185,7 +185,7 @@ func startServer(t testing.TB, opts ...func(*Config, *storeBackend)) *testServer
 		t.Fatal(err)
 	}
 	if b.topo.Load() == nil {
-		b.topo.Store(&Topology{Epoch: 1, Shards: []Shard{{Slots: [][2]uint16{{0, ring.SlotCount - 1}}, Primary: Peer{Name: b.name, Addr: ln.Addr().String()}}}})
+		b.topo.Store(&Topology{Epoch: 1, Settled: true, Shards: []Shard{{Slots: [][2]uint16{{0, ring.SlotCount - 1}}, Primary: Peer{Name: b.name, Addr: ln.Addr().String()}}}})
 	}
 	srv := NewServer(b, cfg)
 	done := make(chan struct{})

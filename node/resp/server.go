@@ -43,6 +43,13 @@ type Topology struct {
 	Shards []Shard
 	// Epoch increases with every ownership change.
 	Epoch uint64
+	// Settled says that every node serves from this same layout. Only
+	// then does the server answer MOVED for a slot another node serves;
+	// while nodes disagree (a member joined or left moments ago) it serves
+	// the command itself, through the backend, which forwards it to the
+	// owner. Two nodes on different layouts would otherwise send a client
+	// back and forth between them until it gave up.
+	Settled bool
 }
 
 // Shard is a set of slot ranges served by one primary and its replicas.
@@ -70,7 +77,8 @@ type Config struct {
 	// other command.
 	Password string
 	// ClusterMode makes the server act as a Redis Cluster node: CLUSTER
-	// commands answer and keys owned elsewhere get MOVED redirects.
+	// commands answer and keys owned elsewhere get MOVED redirects (once
+	// the topology is settled; see Topology.Settled).
 	ClusterMode bool
 	// Limits bound one command; zero fields mean DefaultLimits' values.
 	Limits Limits

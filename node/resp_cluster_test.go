@@ -1,0 +1,152 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloakroom/cloakroom/node"
+	"github.com/cloakroom/cloakroom/node/nodetest"
+	"github.com/cloakroom/cloakroom/ring"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// respClusterMode gives every node a Redis listener in cluster mode.
+func respClusterMode(_ int, cfg *node.Config) {
+	cfg.RESPAddr = "127.0.0.1:0"
+	cfg.RESPClusterMode = true
+}
+
+// slotOwners reads CLUSTER SLOTS from addr: the primary's address of every
+// slot, or an error if a slot is missing or listed twice.
+func slotOwners(ctx context.Context, addr string) ([]string, error) {
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1})
+	defer rdb.Close()
+	ranges, err := rdb.ClusterSlots(ctx).Result()
+	if err != nil {
+		return nil, err
+	}
+	owners := make([]string, 16384)
+	for _, r := range ranges {
+		for s := r.Start; s <= r.End; s++ {
+			if owners[s] != "" {
+				return nil, fmt.Errorf("%s: slot %d listed twice", addr, s)
+			}
+			owners[s] = r.Nodes[0].Addr
+		}
+	}
+	if i := slices.Index(owners, ""); i >= 0 {
+		return nil, fmt.Errorf("%s: slot %d is missing", addr, i)
+	}
+	return owners, nil
+}
+
+// waitLayout waits until every node of nodes describes the same slot layout
+// in which exactly those nodes are primaries, and returns it.
+func waitLayout(t *testing.T, ctx context.Context, nodes []*node.Node) []string {
+	t.Helper()
+	var layout []string
+	nodetest.WaitFor(t, 20*time.Second, func() error {
+		var want []string
+		for _, nd := range nodes {
+			want = append(want, nd.RESPAddr())
+		}
+		slices.Sort(want)
+		for i, nd := range nodes {
+			owners, err := slotOwners(ctx, nd.RESPAddr())
+			if err != nil {
+				return err
+			}
+			primaries := slices.Compact(slices.Sorted(slices.Values(owners)))
+			if !slices.Equal(primaries, want) {
+				return fmt.Errorf("%s lists primaries %v; want %v", nd.Name(), primaries, want)
+			}
+			if i > 0 && !slices.Equal(owners, layout) {
+				return fmt.Errorf("%s and %s describe different layouts", nodes[0].Name(), nd.Name())
+			}
+			layout = owners
+		}
+		return nil
+	})
+	return layout
+}
+
+// forwarded sums cloakroom_forwarded_requests_total over nodes.
+func forwarded(t *testing.T, nodes []*node.Node) float64 {
+	t.Helper()
+	var sum float64
+	for _, nd := range nodes {
+		sum += counter(t, nd, "cloakroom_forwarded_requests_total")
+	}
+	return sum
+}
+
+// In --resp-cluster-mode every node describes the cluster's partition
+// table as Redis Cluster slots, and redirects keys it is not primary for,
+// so that cluster clients send each command to its primary in one hop;
+// the layout follows membership changes.
+func TestRESPClusterMode_layoutAndRedirects(t *testing.T) {
+	c := nodetest.Start(t, 3, respClusterMode)
+	ctx := ctxFor(t)
+	nodes := c.Running()
+	layout := waitLayout(t, ctx, nodes)
+
+	// A plain client on the first node is sent to each key's primary.
+	plain := goredis.NewClient(&goredis.Options{Addr: nodes[0].RESPAddr(), MaxRetries: -1})
+	t.Cleanup(func() { plain.Close() })
+	redirected := 0
+	for i := range 50 {
+		key := fmt.Sprint("sess:", i)
+		owner := layout[ring.Slot(key)]
+		err := plain.Set(ctx, key, "v", time.Minute).Err()
+		if owner == nodes[0].RESPAddr() {
+			if err != nil {
+				t.Errorf("SET %s on its primary: %v", key, err)
+			}
+			continue
+		}
+		redirected++
+		if err == nil || !strings.HasPrefix(err.Error(), "MOVED ") || !strings.HasSuffix(err.Error(), " "+owner) {
+			t.Errorf("SET %s on a node that is not its primary: got %v; want MOVED to %s", key, err, owner)
+		}
+	}
+	if redirected == 0 {
+		t.Fatal("no key of 50 belongs to another node: the test proves nothing")
+	}
+
+	// A cluster client seeded with one node reaches every primary directly.
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{nodes[1].RESPAddr()}})
+	t.Cleanup(func() { cc.Close() })
+	before := forwarded(t, nodes)
+	const sessions = 300
+	for i := range sessions {
+		key := fmt.Sprint("sess:", i)
+		if err := cc.Set(ctx, key, key, time.Hour).Err(); err != nil {
+			t.Fatalf("SET %s: %v", key, err)
+		}
+		if v, err := cc.Get(ctx, key).Result(); err != nil || v != key {
+			t.Fatalf("GET %s: %q, %v", key, v, err)
+		}
+	}
+	if n := forwarded(t, nodes) - before; n != 0 {
+		t.Errorf("%d of %d requests were forwarded between nodes; want none", int(n), 2*sessions)
+	}
+
+	// A node that leaves is no longer described, and the sessions stay
+	// reachable through the cluster client.
+	c.Stop(2)
+	c.WaitAgreed(t, 2)
+	c.WaitReady(t)
+	nodes = c.Running()
+	waitLayout(t, ctx, nodes)
+	cc.ReloadState(ctx)
+	for i := range sessions {
+		key := fmt.Sprint("sess:", i)
+		if v, err := cc.Get(ctx, key).Result(); err != nil || v != key {
+			t.Errorf("GET %s after a node left: %q, %v", key, v, err)
+		}
+	}
+}
