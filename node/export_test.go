@@ -18,3 +18,6 @@ func SetDropDelay(d time.Duration) (restore func()) {
 func (n *Node) ReplicateMany(backups []string, one func(string) (bool, error)) (int, error) {
 	return n.replicateMany(backups, one)
 }
+
+// MaxHTTPConns is maxHTTPConns for the tests of package node_test.
+const MaxHTTPConns = maxHTTPConns

@@ -10,7 +10,19 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 )
+
+// maxHTTPConns bounds the HTTP listener's open connections: probes and
+// scrapes need a few, and without a bound idle keep-alive connections
+// could take every file descriptor the node has, its Redis and native
+// listeners' included. Past it, new connections wait in the kernel's
+// backlog until one closes.
+const maxHTTPConns = 256
+
+// httpIdleTimeout closes keep-alive connections that sent no request for
+// this long, so that idle ones do not hold the slots maxHTTPConns bounds.
+const httpIdleTimeout = 30 * time.Second
 
 // httpServer serves health, readiness and metrics.
 type httpServer struct {
@@ -49,7 +61,15 @@ func (n *Node) startHTTP(addr string) (*httpServer, error) {
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
-	h := &httpServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	h := &httpServer{ln: ln, srv: &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second, // no endpoint takes a body
+		IdleTimeout:       httpIdleTimeout,
+		// No WriteTimeout: /debug/pprof/profile and /trace answer after
+		// the seconds they are asked for.
+	}}
+	ln = netutil.LimitListener(ln, maxHTTPConns)
 	n.goRun(func() {
 		if err := h.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("http serve", "err", err)

@@ -46,6 +46,40 @@ func TestServer_ProtocolErrors_CloseOnlyThatConnection(t *testing.T) {
 	bystander.expect("$1\r\nv\r\n", "get", "keep")
 }
 
+// An HTTP request to the Redis port (a web page can make a browser send
+// one anywhere) closes the connection before anything in it runs, as in
+// redis-server: its body would otherwise run as commands.
+func TestServer_HTTPRequestClosesTheConnection(t *testing.T) {
+	ts := startServer(t)
+	bystander := ts.dial(t)
+	bystander.expect("+OK\r\n", "set", "keep", "v")
+	body := "SET crossproto pwned\r\n"
+	cases := []struct{ name, in string }{
+		{"POST", "POST / HTTP/1.1\r\nHost: node:6379\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n\r\n" + body},
+		{"GET with a Host header", "GET / HTTP/1.1\r\nHost: node:6379\r\n\r\n" + body},
+		{"lower-case host header", "GET /x HTTP/1.0\r\nhost: node\r\n\r\n" + body},
+		{"POST in RESP framing", "*3\r\n$4\r\npost\r\n$1\r\n/\r\n$8\r\nHTTP/1.1\r\n*3\r\n$3\r\nSET\r\n$10\r\ncrossproto\r\n$5\r\npwned\r\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ts.dial(t)
+			c.send(tc.in)
+			if !c.closed() {
+				t.Errorf("connection still open after an HTTP request; want closed")
+			}
+			bystander.expect("$-1\r\n", "get", "crossproto")
+		})
+	}
+	bystander.expect("$1\r\nv\r\n", "get", "keep")
+	// Inside a transaction too.
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "multi")
+	c.send("POST / HTTP/1.1\r\n")
+	if !c.closed() {
+		t.Errorf("connection still open after POST inside MULTI; want closed")
+	}
+}
+
 func TestServer_Inline(t *testing.T) {
 	ts := startServer(t)
 	c := ts.dial(t)

@@ -2,6 +2,7 @@ package resp
 
 import (
 	"context"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,8 +41,33 @@ func (c *conn) unreadLimit() int {
 
 // tooMuchUnread closes a connection whose client does not read its replies.
 func (c *conn) tooMuchUnread() gnet.Action {
-	c.s.log.Warn("resp: closing a client that does not read its replies",
-		"peer", c.addr, "unread_bytes", c.gc.OutboundBuffered(), "limit", c.unreadLimit())
+	if c.s.unreadLog.Allow(time.Now()) {
+		c.s.log.Warn("resp: closing a client that does not read its replies (logged once every 10s)",
+			"peer", c.addr, "unread_bytes", c.gc.OutboundBuffered(), "limit", c.unreadLimit())
+	}
+	return gnet.Close
+}
+
+// httpCommand reports whether name, a command Redis does not know, is the
+// start of an HTTP request ("POST / HTTP/1.1") or one of its headers
+// ("Host: ..."), which Redis clients never send. A web page can make a
+// browser send an HTTP request to any address and port, the node's Redis
+// port included, and the request's body would run as commands: a page
+// could forge or delete sessions. The connection is closed instead, as
+// redis-server does.
+func httpCommand(name []byte) bool {
+	return strings.EqualFold(string(name), "post") || strings.EqualFold(string(name), "host:")
+}
+
+// refuseHTTP closes a connection that sent an HTTP request (httpCommand),
+// with no reply to it.
+func (c *conn) refuseHTTP() gnet.Action {
+	c.w.Reset()
+	c.closing = true
+	if c.s.httpLog.Allow(time.Now()) {
+		c.s.log.Warn("resp: closing a connection that sent an HTTP request (POST or Host:), possibly a cross-protocol attack from a web page (logged once every 10s)",
+			"peer", c.addr)
+	}
 	return gnet.Close
 }
 

@@ -29,6 +29,7 @@ type conn struct {
 	libVer  string
 	authed  bool
 	quit    bool         // close after flushing the current replies
+	http    bool         // it sent an HTTP request: close it at once (refuseHTTP)
 	cmds    atomic.Int64 // commands run; written by the connection, read by INFO
 
 	input     atomic.Bool // it sent input since the idle sweeper last looked (with an idle timeout)
@@ -129,6 +130,10 @@ func trunc(s string, n int) string {
 func (c *conn) dispatch(ctx context.Context, args [][]byte) {
 	cmd := c.lookup(args[0])
 	if cmd == nil {
+		if httpCommand(args[0]) {
+			c.http = true // the caller closes the connection (refuseHTTP)
+			return
+		}
 		c.queueError(unknownCommand(args))
 		return
 	}

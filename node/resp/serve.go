@@ -56,6 +56,9 @@ type Server struct {
 	admitted   atomic.Int64   // connections accepted and not closed, enrolling or open
 	refused    atomic.Int64   // connections closed at once for MaxClients
 	refusalLog throttle.Every // refusals are logged once every ten seconds
+	unreadLog  throttle.Every // so are clients closed for not reading their replies,
+	floodLog   throttle.Every // for sending too much while a command ran,
+	httpLog    throttle.Every // and for sending an HTTP request
 	fileLimit  int            // the open-file limit at start; 0 if unknown
 	idleClosed atomic.Int64   // connections closed for the idle timeout
 	retries    atomic.Int64   // attempts made again while the cluster changed (retry.go)
@@ -123,6 +126,9 @@ func NewServer(b Backend, cfg Config) *Server {
 		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
 		afters:     map[gnet.EventLoop]*afterPoll{},
 		refusalLog: throttle.Every{Period: 10 * time.Second},
+		unreadLog:  throttle.Every{Period: 10 * time.Second},
+		floodLog:   throttle.Every{Period: 10 * time.Second},
+		httpLog:    throttle.Every{Period: 10 * time.Second},
 		fileLimit:  fileLimit,
 		work:       workpool.New(cfg.workerIdle),
 	}
@@ -412,8 +418,10 @@ func (c *conn) traffic() gnet.Action {
 			// Input waits for the running command, within bounds: a
 			// client may pipeline, not flood.
 			if n := gc.InboundBuffered(); n > c.rd.lim.MaxCommand+maxUnread {
-				c.s.log.Warn("resp: closing a client that sent too much while a command ran",
-					"peer", c.addr, "buffered_bytes", n)
+				if c.s.floodLog.Allow(time.Now()) {
+					c.s.log.Warn("resp: closing a client that sent too much while a command ran (logged once every 10s)",
+						"peer", c.addr, "buffered_bytes", n)
+				}
 				return gnet.Close
 			}
 			return gnet.None
@@ -464,6 +472,9 @@ func (c *conn) traffic() gnet.Action {
 			}
 			if c.quit {
 				return c.quitNow()
+			}
+			if c.http {
+				return c.refuseHTTP()
 			}
 			if limit := c.unreadLimit(); c.w.Buffered() > limit/4 { // a long pipeline of large replies
 				if act := c.flush(); act != gnet.None {
