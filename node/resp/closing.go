@@ -48,6 +48,28 @@ func (c *conn) tooMuchUnread() gnet.Action {
 	return gnet.Close
 }
 
+// holdInput notes how much input the connection leaves buffered unrun
+// once the loop has served it (conn.held, Server.waiting), and closes it
+// if that input grew and all connections' together are past
+// MaxWaitingInput.
+func (c *conn) holdInput() gnet.Action {
+	n := int64(c.gc.InboundBuffered())
+	if n == c.held {
+		return gnet.None
+	}
+	total := c.s.waiting.Add(n - c.held)
+	grew := n > c.held
+	c.held = n
+	if grew && c.s.cfg.MaxWaitingInput > 0 && total > c.s.cfg.MaxWaitingInput {
+		if c.s.waitLog.Allow(time.Now()) {
+			c.s.log.Warn("resp: closing a client: the connections' input waiting to be run is over its bound (logged once every 10s)",
+				"peer", c.addr, "its_bytes", n, "all_bytes", total, "limit", c.s.cfg.MaxWaitingInput)
+		}
+		return gnet.Close
+	}
+	return gnet.None
+}
+
 // httpCommand reports whether name, a command Redis does not know, is the
 // start of an HTTP request ("POST / HTTP/1.1") or one of its headers
 // ("Host: ..."), which Redis clients never send. A web page can make a

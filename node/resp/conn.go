@@ -30,6 +30,7 @@ type conn struct {
 	authed  bool
 	quit    bool         // close after flushing the current replies
 	http    bool         // it sent an HTTP request: close it at once (refuseHTTP)
+	held    int64        // its input left buffered unrun, as counted in Server.waiting (holdInput; event loop's field)
 	cmds    atomic.Int64 // commands run; written by the connection, read by INFO
 
 	input     atomic.Bool // it sent input since the idle sweeper last looked (with an idle timeout)

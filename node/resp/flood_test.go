@@ -2,9 +2,12 @@ package resp
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,4 +111,35 @@ func TestServer_longPipelineOfAClosedClientIsMostlyNotRun(t *testing.T) {
 	if ran == 0 {
 		t.Errorf("ran none of the closed client's commands; want its first pass")
 	}
+}
+
+// The input all connections hold unrun is bounded (MaxWaitingInput): a
+// connection whose unfinished command takes the total past it is closed,
+// the others' are kept, and what a connection held is let go with it.
+func TestServer_waitingInputIsBounded(t *testing.T) {
+	ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.MaxWaitingInput = 1 << 20 })
+	bystander := ts.dial(t)
+	bystander.expect("+PONG\r\n", "ping")
+	const size = 1_000_000
+	head := "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\n"
+	part := head + strings.Repeat("x", 600_000) // of a SET of a 1 MB value
+
+	a := ts.dial(t)
+	a.send(part)
+	waitFor(t, "the first client's part to be held", func() bool { return ts.srv.waiting.Load() == int64(len(part)) })
+	b := ts.dial(t)
+	b.send(part)
+	// Closed with input unread, its socket may be reset rather than ended.
+	b.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(b.br); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("second client still connected with %d bytes waiting in all; want it closed past %d", ts.srv.waiting.Load(), 1<<20)
+	}
+	waitFor(t, "the closed client's part to be let go", func() bool { return ts.srv.waiting.Load() == int64(len(part)) })
+
+	a.send(strings.Repeat("x", size-600_000) + "\r\n")
+	if got := a.reply(); got != "+OK\r\n" {
+		t.Errorf("first client's SET, completed: got %q; want +OK", got)
+	}
+	waitFor(t, "nothing to be held", func() bool { return ts.srv.waiting.Load() == 0 })
+	bystander.expect(":1\r\n", "exists", "k")
 }

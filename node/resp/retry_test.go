@@ -77,15 +77,21 @@ func TestRetry_AWatchedTransaction_answersAtOnce(t *testing.T) {
 }
 
 func TestRetry_PastTheWindow_answersTryAgain(t *testing.T) {
-	ts := failing(t, 1000, 150*time.Millisecond)
+	// Waits of 20, 40 and 80 ms fit a 200 ms window, and the next (160)
+	// does not: TRYAGAIN comes once they are made, at 140 ms and the
+	// attempts' own time, or, if the attempts were slower than 60 ms in
+	// all, after the first two waits and more than 60 ms, past 120 ms.
+	// (A 150 ms window made the answer depend on whether the attempts
+	// took 10 ms in all, which a loaded machine under -race passed.)
+	ts := failing(t, 1000, 200*time.Millisecond)
 	c := ts.dial(t)
 	start := time.Now()
 	c.cmd("set", "r:a", "1")
 	if got := c.reply(); !strings.HasPrefix(got, "-TRYAGAIN ") {
 		t.Errorf("SET failing past the window: got %q; want TRYAGAIN", got)
 	}
-	if took := time.Since(start); took < 100*time.Millisecond {
-		t.Errorf("TRYAGAIN after %v; want it after the window, 150ms, less the last wait", took)
+	if took := time.Since(start); took < 120*time.Millisecond {
+		t.Errorf("TRYAGAIN after %v; want it after 120ms, the waits that fit the 200ms window", took)
 	}
 	if got := ts.srv.Retries(); got < 2 {
 		t.Errorf("%d attempts made again in the window; want several", got)

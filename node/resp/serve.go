@@ -59,7 +59,9 @@ type Server struct {
 	refusalLog throttle.Every // refusals are logged once every ten seconds
 	unreadLog  throttle.Every // so are clients closed for not reading their replies,
 	floodLog   throttle.Every // for sending too much while a command ran,
-	httpLog    throttle.Every // and for sending an HTTP request
+	httpLog    throttle.Every // for sending an HTTP request,
+	waitLog    throttle.Every // and for input over MaxWaitingInput
+	waiting    atomic.Int64   // input the connections hold unrun (conn.held), for MaxWaitingInput
 	fileLimit  int            // the open-file limit at start; 0 if unknown
 	idleClosed atomic.Int64   // connections closed for the idle timeout
 	retries    atomic.Int64   // attempts made again while the cluster changed (retry.go)
@@ -122,6 +124,9 @@ func NewServer(b Backend, cfg Config) *Server {
 	if cfg.Limits.MaxInline == 0 {
 		cfg.Limits.MaxInline = def.MaxInline
 	}
+	if cfg.MaxWaitingInput == 0 {
+		cfg.MaxWaitingInput = max(128<<20, 2*int64(cfg.Limits.MaxCommand))
+	}
 	s := &Server{
 		b: b, cfg: cfg, log: cfg.Logger, start: cfg.Now(),
 		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
@@ -131,6 +136,7 @@ func NewServer(b Backend, cfg Config) *Server {
 		unreadLog:  throttle.Every{Period: 10 * time.Second},
 		floodLog:   throttle.Every{Period: 10 * time.Second},
 		httpLog:    throttle.Every{Period: 10 * time.Second},
+		waitLog:    throttle.Every{Period: 10 * time.Second},
 		fileLimit:  fileLimit,
 		work:       workpool.New(cfg.workerIdle),
 	}
@@ -380,6 +386,7 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	c.gone = true
 	c.hungUp.Store(true)
 	h.s.admitted.Add(-1)
+	h.s.waiting.Add(-c.held)
 	c.after.spin.unwatch(gc.Fd())
 	h.s.untrack(c)
 	return gnet.None
@@ -388,6 +395,9 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 	c := gc.Context().(*conn)
 	act := c.traffic()
+	if act == gnet.None {
+		act = c.holdInput()
+	}
 	if a := c.after; !a.spinNext && a.spin.want() {
 		a.spinNext = a.arm(c.s.ctx)
 	}

@@ -103,6 +103,17 @@ type Config struct {
 	// means DefaultMaxClients; negative, no limit. A limit above half the
 	// open-file limit is lowered to it, with a warning.
 	MaxClients int
+	// MaxWaitingInput bounds the input all connections together hold in
+	// the node's memory unrun: commands not complete yet (a large value
+	// arriving), and complete ones waiting their turn. A connection whose
+	// waiting input grows past it is closed. Each connection's own is
+	// bounded by the command limit already, but 20 connections sending
+	// 30 MiB each of an unfinished command held 3.1 GB of the node's
+	// memory (1.1 GB with this bound at its default: the input's buffers
+	// take several times its size while it arrives). Zero means the
+	// larger of 128 MiB and twice Limits.MaxCommand, so that one command
+	// at the limit always fits; negative, no limit.
+	MaxWaitingInput int64
 	// IdleTimeout closes a connection that has sent nothing for this long
 	// and has no command running, as Redis's timeout does. Zero means
 	// never.
