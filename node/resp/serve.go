@@ -556,14 +556,23 @@ const maxInputPerPass = 16 << 10
 // resumeLater has the loop serve the rest of the connection's input once
 // it has served the other connections' ready input.
 func (c *conn) resumeLater() gnet.Action {
-	a := c.after
-	// A spin ends for the wake-up waiting behind it.
-	a.spin.wakes.Add(1)
-	if c.gc.Wake(a.wakeDone) != nil { // the loop's poller is gone
-		a.spin.wakes.Add(-1)
+	if c.wake() != nil {
 		return gnet.Close
 	}
 	return gnet.None
+}
+
+// wake has the connection's loop serve it again after the events of its
+// next poll; the loop's spin ends for the wake-up waiting behind it. Any
+// goroutine may call it. It fails once the loop's poller is gone.
+func (c *conn) wake() error {
+	a := c.after
+	a.spin.wakes.Add(1)
+	if err := c.gc.Wake(a.wakeDone); err != nil {
+		a.spin.wakes.Add(-1)
+		return err
+	}
+	return nil
 }
 
 // flush sends the buffered replies; the loop keeps what the socket does
@@ -592,12 +601,7 @@ func (c *conn) offload(batch *batchArgs) gnet.Action {
 		c.stampInput() // idle from its reply, not from its command
 		c.running.Store(false)
 		c.done.Store(true)
-		// The loop's spin ends while a wake-up waits behind it.
-		a := c.after
-		a.spin.wakes.Add(1)
-		if c.gc.Wake(a.wakeDone) != nil { // the loop's poller is gone
-			a.spin.wakes.Add(-1)
-		}
+		_ = c.wake() // an error: the loop's poller is gone, and the connection with it
 	}) {
 		return gnet.Close
 	}
