@@ -150,3 +150,22 @@ func TestRESPClusterMode_layoutAndRedirects(t *testing.T) {
 		}
 	}
 }
+
+// A node joining a cluster describes no slots until it has the cluster's
+// table: one restarting into its cluster must not claim every slot to a
+// client that reloads its layout from it.
+func TestRESPClusterMode_joiningNodeClaimsNoSlots(t *testing.T) {
+	nd := nodetest.StartNode(t, func(c *node.Config) {
+		respClusterMode(0, c)
+		c.Join = []string{node.FreeAddr(t)} // no one there: it keeps trying
+	})
+	ctx := ctxFor(t)
+	rdb := goredis.NewClient(&goredis.Options{Addr: nd.RESPAddr(), MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	if slots, err := rdb.ClusterSlots(ctx).Result(); err != nil || len(slots) != 0 {
+		t.Errorf("CLUSTER SLOTS while joining: got %v, %v; want no slots", slots, err)
+	}
+	if info, err := rdb.ClusterInfo(ctx).Result(); err != nil || !strings.Contains(info, "cluster_state:fail") {
+		t.Errorf("CLUSTER INFO while joining: got %q, %v; want cluster_state:fail", info, err)
+	}
+}

@@ -36,9 +36,15 @@ func (n *Node) startRESP(addr string) (*respListener, error) {
 		return nil, fmt.Errorf("listen resp %s: %w", addr, err)
 	}
 	r := &respListener{ln: ln}
-	// Until the node has its first table (runCluster computes it before
-	// the node serves), it describes itself alone.
-	r.topo.Store(soloTopology(n.cfg.Name, respAdvertise(n.cfg.Advertise, ln.Addr().String())))
+	// Until the node has its first table it describes itself alone if it
+	// starts a cluster, and no slots at all (CLUSTER INFO: cluster_state
+	// fail) if it joins one: a node restarting into its cluster must not
+	// claim every slot to a client that reloads its layout from it.
+	if len(n.cfg.Join) == 0 {
+		r.topo.Store(soloTopology(n.cfg.Name, respAdvertise(n.cfg.Advertise, ln.Addr().String())))
+	} else {
+		r.topo.Store(&resp.Topology{})
+	}
 	r.srv = resp.NewServer(n, resp.Config{
 		Password:    n.cfg.Password,
 		ClusterMode: n.cfg.RESPClusterMode,

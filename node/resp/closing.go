@@ -49,25 +49,62 @@ func (c *conn) tooMuchUnread() gnet.Action {
 }
 
 // holdInput notes how much input the connection leaves buffered unrun
-// once the loop has served it (conn.held, Server.waiting), and closes it
-// if that input grew and all connections' together are past
-// MaxWaitingInput.
+// once the loop has served it (conn.held, Server.waiting). If that input
+// grew and all connections' together are past MaxWaitingInput, the
+// connection holding the most is closed, as Redis's maxmemory-clients
+// closes the largest client: closing whichever grew last would close a
+// client whose command merely arrived in two pieces, while one that
+// parked unfinished commands kept them.
 func (c *conn) holdInput() gnet.Action {
+	if c.evicted.Load() {
+		return gnet.Close
+	}
 	n := int64(c.gc.InboundBuffered())
-	if n == c.held {
+	old := c.held.Swap(n)
+	if n == old {
 		return gnet.None
 	}
-	total := c.s.waiting.Add(n - c.held)
-	grew := n > c.held
-	c.held = n
-	if grew && c.s.cfg.MaxWaitingInput > 0 && total > c.s.cfg.MaxWaitingInput {
-		if c.s.waitLog.Allow(time.Now()) {
-			c.s.log.Warn("resp: closing a client: the connections' input waiting to be run is over its bound (logged once every 10s)",
-				"peer", c.addr, "its_bytes", n, "all_bytes", total, "limit", c.s.cfg.MaxWaitingInput)
-		}
+	total := c.s.waiting.Add(n - old)
+	if n < old || c.s.cfg.MaxWaitingInput <= 0 || total <= c.s.cfg.MaxWaitingInput {
+		return gnet.None
+	}
+	if c.s.evictLargest(c, total) == c {
 		return gnet.Close
 	}
 	return gnet.None
+}
+
+// evictLargest chooses the connection holding the most input to be closed,
+// unless those already chosen bring total under MaxWaitingInput; self, the
+// connection asking, is closed by its caller, any other on its loop. It
+// returns the one chosen, or nil.
+func (s *Server) evictLargest(self *conn, total int64) *conn {
+	s.mu.Lock()
+	var largest *conn
+	var most, leaving int64
+	for c := range s.conns {
+		h := c.held.Load()
+		switch {
+		case c.evicted.Load():
+			leaving += h
+		case h > most:
+			largest, most = c, h
+		}
+	}
+	if largest == nil || total-leaving <= s.cfg.MaxWaitingInput {
+		s.mu.Unlock()
+		return nil
+	}
+	largest.evicted.Store(true)
+	s.mu.Unlock()
+	if s.waitLog.Allow(time.Now()) {
+		s.log.Warn("resp: closing the client holding the most input: the connections' input waiting to be run is over its bound (logged once every 10s)",
+			"peer", largest.addr, "its_bytes", most, "all_bytes", total, "limit", s.cfg.MaxWaitingInput)
+	}
+	if largest != self {
+		_ = largest.gc.Close() // on its loop
+	}
+	return largest
 }
 
 // httpCommand reports whether name, a command Redis does not know, is the

@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -43,8 +44,9 @@ func (s *Server) table() *slotTable {
 }
 
 // moved returns a MOVED redirect when key's slot is served by another node
-// and the topology is settled.
-func (s *Server) moved(key []byte) errReply {
+// and the topology is settled; a read on a READONLY connection (read) is
+// not redirected from a node that replicates the slot.
+func (s *Server) moved(key []byte, read bool) errReply {
 	t := s.table()
 	if t.topo == nil || !t.topo.Settled {
 		return ""
@@ -54,8 +56,12 @@ func (s *Server) moved(key []byte) errReply {
 	if i < 0 {
 		return ""
 	}
-	p := t.topo.Shards[i].Primary
+	sh := &t.topo.Shards[i]
+	p := sh.Primary
 	if p.Name == s.b.Name() || p.Addr == "" {
+		return ""
+	}
+	if read && slices.ContainsFunc(sh.Replicas, func(r Peer) bool { return r.Name == s.b.Name() }) {
 		return ""
 	}
 	return errReply("MOVED " + strconv.Itoa(int(slot)) + " " + p.Addr)
@@ -79,14 +85,17 @@ func splitAddr(addr string) (string, int) {
 // errNoCluster is Redis's answer to cluster commands when cluster mode is off.
 const errNoCluster = "ERR This instance has cluster support disabled"
 
-// cmdClusterOK answers READONLY and READWRITE: OK in cluster mode, where a
-// node serves reads of the keys it holds either way, and Redis's refusal
-// otherwise.
-func cmdClusterOK(_ context.Context, c *conn, _ [][]byte) {
+// cmdReadOnly answers READONLY and READWRITE in cluster mode, and Redis's
+// refusal otherwise. After READONLY the connection's reads of slots this
+// node replicates are served here (the node answers them as it answers
+// any client: from the primary, or from a backup if the primary does not
+// answer) rather than redirected, as a Redis Cluster replica serves them.
+func cmdReadOnly(_ context.Context, c *conn, args [][]byte) {
 	if !c.s.cfg.ClusterMode {
 		c.w.Error(errNoCluster)
 		return
 	}
+	c.readonly = strings.EqualFold(string(args[0]), "readonly")
 	c.w.OK()
 }
 

@@ -84,8 +84,8 @@ func commandTable() map[string]*command {
 		{name: "auth", arity: -2, flags: flagLoop | flagNoAuth | flagNoMulti, group: conn_, summary: "Authenticates the connection.", run: cmdAuth},
 		{name: "select", arity: 2, flags: flagLoop, group: conn_, summary: "Changes the selected database (only 0 exists).", run: cmdSelect},
 		{name: "client", arity: -2, flags: flagLoop, group: conn_, summary: "Client connection commands.", run: cmdClient},
-		{name: "readonly", arity: 1, flags: flagLoop, group: clu, summary: "Enables read-only queries to replicas.", run: cmdClusterOK},
-		{name: "readwrite", arity: 1, flags: flagLoop, group: clu, summary: "Disables read-only queries.", run: cmdClusterOK},
+		{name: "readonly", arity: 1, flags: flagLoop, group: clu, summary: "Enables read-only queries to replicas.", run: cmdReadOnly},
+		{name: "readwrite", arity: 1, flags: flagLoop, group: clu, summary: "Disables read-only queries.", run: cmdReadOnly},
 		// Server.
 		{name: "info", arity: -1, group: srv, summary: "Returns information and statistics about the server.", run: cmdInfo},
 		{name: "config", arity: -2, flags: flagLoop, group: srv, summary: "Configuration commands (GET only).", run: cmdConfig},

@@ -16,22 +16,24 @@ import (
 // the goroutine running its command; CLIENT LIST and INFO read a few
 // fields, which are informational.
 type conn struct {
-	s       *Server
-	gc      gnet.Conn // set by OnOpen
-	rd      *Reader
-	w       *Writer
-	id      int64
-	addr    string
-	laddr   string
-	created time.Time
-	name    string
-	libName string
-	libVer  string
-	authed  bool
-	quit    bool         // close after flushing the current replies
-	http    bool         // it sent an HTTP request: close it at once (refuseHTTP)
-	held    int64        // its input left buffered unrun, as counted in Server.waiting (holdInput; event loop's field)
-	cmds    atomic.Int64 // commands run; written by the connection, read by INFO
+	s        *Server
+	gc       gnet.Conn // set by OnOpen
+	rd       *Reader
+	w        *Writer
+	id       int64
+	addr     string
+	laddr    string
+	created  time.Time
+	name     string
+	libName  string
+	libVer   string
+	authed   bool
+	quit     bool         // close after flushing the current replies
+	http     bool         // it sent an HTTP request: close it at once (refuseHTTP)
+	readonly bool         // READONLY: reads of slots this node replicates are not redirected
+	held     atomic.Int64 // its input left buffered unrun, as counted in Server.waiting (holdInput writes it, on its loop)
+	evicted  atomic.Bool  // chosen to be closed for MaxWaitingInput (holdInput)
+	cmds     atomic.Int64 // commands run; written by the connection, read by INFO
 
 	input     atomic.Bool // it sent input since the idle sweeper last looked (with an idle timeout)
 	running   atomic.Bool // a command of its runs on a goroutine: not idle
@@ -150,8 +152,8 @@ func (c *conn) dispatch(ctx context.Context, args [][]byte) {
 		c.enqueue(cmd, args)
 		return
 	}
-	if c.s.cfg.ClusterMode && cmd.first > 0 {
-		if e := c.s.moved(args[cmd.first]); e != "" {
+	if c.s.cfg.ClusterMode && cmd.first > 0 && !c.tx.active { // WATCH in MULTI: its own error
+		if e := c.s.moved(args[cmd.first], c.readonly && cmd.flags&flagWrite == 0); e != "" {
 			c.w.Error(string(e))
 			return
 		}

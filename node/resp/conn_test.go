@@ -192,6 +192,23 @@ func TestServer_Cluster(t *testing.T) {
 	c.expect("-MOVED 12182 10.0.0.2:6379\r\n", "set", "{foo}x", "v")
 	c.expect("$-1\r\n", "get", "a{b}") // slot 3300
 
+	// After READONLY, reads of a slot this node replicates are served
+	// here; writes, and reads after READWRITE, are redirected. Inside
+	// MULTI nothing is: WATCH there gets its own error.
+	replica := split
+	replica.Epoch = 5
+	replica.Shards = []Shard{split.Shards[0], {Slots: split.Shards[1].Slots, Primary: split.Shards[1].Primary, Replicas: []Peer{{Name: "node-a", Addr: addr}}}}
+	ts.b.topo.Store(&replica)
+	c.expect("-MOVED 12182 10.0.0.2:6379\r\n", "get", "foo")
+	c.expect("+OK\r\n", "readonly")
+	c.expect("$1\r\nv\r\n", "get", "foo")
+	c.expect("-MOVED 12182 10.0.0.2:6379\r\n", "set", "foo", "w")
+	c.expect("+OK\r\n", "readwrite")
+	c.expect("-MOVED 12182 10.0.0.2:6379\r\n", "get", "foo")
+	c.expect("+OK\r\n", "multi")
+	c.expect("-ERR WATCH inside MULTI is not allowed\r\n", "watch", "foo")
+	c.expect("+OK\r\n", "discard")
+
 	// While nodes disagree on the layout the node serves every slot
 	// itself (its backend forwards), so that no client is sent back and
 	// forth; CLUSTER SLOTS still shows the layout.

@@ -76,8 +76,8 @@ func TestServer_acceptsNoFasterThanTheLoopsTakeConnectionsIn(t *testing.T) {
 }
 
 // A client that sends a long pipeline and closes without reading has only
-// its first part run: the loop serves maxInputPerPass of it and sends those
-// replies, which makes the closed socket fail, before it serves the rest.
+// its first part run: the loop reads maxRead of it and sends those
+// replies, which makes the closed socket fail, before it reads the rest.
 func TestServer_longPipelineOfAClosedClientIsMostlyNotRun(t *testing.T) {
 	ts := startServer(t)
 	ts.dial(t).expect("+PONG\r\n", "ping")
@@ -105,7 +105,7 @@ func TestServer_longPipelineOfAClosedClientIsMostlyNotRun(t *testing.T) {
 	waitFor(t, "the closed client's connection to end", func() bool { return ts.srv.admitted.Load() == 1 })
 	ran := ts.srv.doneCmds.Load() - before
 	sent := int64(len(pipeline) / len(get))
-	if limit := int64(2 * (maxInputPerPass/len(get) + 1)); ran > limit {
+	if limit := int64(2 * (maxRead/len(get) + 1)); ran > limit {
 		t.Errorf("ran %d of the %d commands a closed client sent; want at most %d (two passes)", ran, sent, limit)
 	}
 	if ran == 0 {
@@ -113,33 +113,33 @@ func TestServer_longPipelineOfAClosedClientIsMostlyNotRun(t *testing.T) {
 	}
 }
 
-// The input all connections hold unrun is bounded (MaxWaitingInput): a
-// connection whose unfinished command takes the total past it is closed,
-// the others' are kept, and what a connection held is let go with it.
+// The input all connections hold unrun is bounded (MaxWaitingInput): when
+// a connection's unfinished command takes the total past it, the
+// connection holding the most is closed, whichever grew last, and what it
+// held is let go with it.
 func TestServer_waitingInputIsBounded(t *testing.T) {
 	ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.MaxWaitingInput = 1 << 20 })
 	bystander := ts.dial(t)
 	bystander.expect("+PONG\r\n", "ping")
 	const size = 1_000_000
-	head := "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\n"
-	part := head + strings.Repeat("x", 600_000) // of a SET of a 1 MB value
+	head := "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\n" // a SET of a 1 MB value
+	held := func() int64 { return ts.srv.waiting.Load() }
 
-	a := ts.dial(t)
-	a.send(part)
-	waitFor(t, "the first client's part to be held", func() bool { return ts.srv.waiting.Load() == int64(len(part)) })
-	b := ts.dial(t)
-	b.send(part)
-	// Closed with input unread, its socket may be reset rather than ended.
-	b.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.ReadAll(b.br); err != nil && !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("second client still connected with %d bytes waiting in all; want it closed past %d", ts.srv.waiting.Load(), 1<<20)
+	hog := ts.dial(t) // parks most of a command and sends no more
+	hog.send(head + strings.Repeat("x", 700_000))
+	waitFor(t, "the first client's part to be held", func() bool { return held() == int64(len(head)+700_000) })
+	c := ts.dial(t) // sends its command in two pieces, the first taking the total past the bound
+	c.send(head + strings.Repeat("x", 400_000))
+	// Closed with input unread, the hog's socket may be reset rather than ended.
+	hog.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(hog.br); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the client holding the most still connected (%v) with %d bytes waiting in all; want it closed past %d", err, held(), 1<<20)
 	}
-	waitFor(t, "the closed client's part to be let go", func() bool { return ts.srv.waiting.Load() == int64(len(part)) })
-
-	a.send(strings.Repeat("x", size-600_000) + "\r\n")
-	if got := a.reply(); got != "+OK\r\n" {
-		t.Errorf("first client's SET, completed: got %q; want +OK", got)
+	waitFor(t, "the closed client's part to be let go", func() bool { return held() == int64(len(head)+400_000) })
+	c.send(strings.Repeat("x", size-400_000) + "\r\n")
+	if got := c.reply(); got != "+OK\r\n" {
+		t.Errorf("the second client's SET, completed: got %q; want +OK", got)
 	}
-	waitFor(t, "nothing to be held", func() bool { return ts.srv.waiting.Load() == 0 })
+	waitFor(t, "nothing to be held", func() bool { return held() == 0 })
 	bystander.expect(":1\r\n", "exists", "k")
 }

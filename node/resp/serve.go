@@ -222,6 +222,15 @@ func (s *Server) Serve(ln net.Listener) error {
 // at once is still taken in in one round.
 const maxEnrolling = 64
 
+// maxRead is how much of one connection's input a loop reads at a time, as
+// redis-server reads 16 KiB of a client's: a loop reads once for each
+// connection with input in a round, so a long pipeline is served a piece
+// each round, between the other connections' input, not all at once. And
+// a client that closed without reading its replies mostly has its input
+// never run: the replies to its first piece, sent at the end of the
+// round, make its socket fail. (gnet's default is 64 KiB.)
+const maxRead = 16 << 10
+
 func (s *Server) startLoops() (*gnet.Client, error) {
 	// Each loop keeps its own thread. A loop that finds no input yields
 	// before it blocks in epoll_wait, and a yielded goroutine resumes on
@@ -230,6 +239,7 @@ func (s *Server) startLoops() (*gnet.Client, error) {
 	// measured 0.76x redis-server instead of 1.0x (docs/benchmarks.md).
 	loops, err := gnet.NewClient(&handler{s: s},
 		gnet.WithNumEventLoop(s.cfg.EventLoops),
+		gnet.WithReadBufferCap(maxRead),
 		gnet.WithLockOSThread(true),
 		gnet.WithLogger(gnetLogger{s.log}),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay))
@@ -386,7 +396,7 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	c.gone = true
 	c.hungUp.Store(true)
 	h.s.admitted.Add(-1)
-	h.s.waiting.Add(-c.held)
+	h.s.waiting.Add(-c.held.Swap(0))
 	c.after.spin.unwatch(gc.Fd())
 	h.s.untrack(c)
 	return gnet.None
@@ -472,7 +482,8 @@ func (c *conn) traffic() gnet.Action {
 	if gc.OutboundBuffered() > c.unreadLimit() {
 		return c.tooMuchUnread()
 	}
-	ran := 0 // commands run in this pass
+	ran := 0       // commands run in this pass
+	piece := false // its input filled a read: a piece of a longer pipeline
 	if n := gc.InboundBuffered(); n > 0 && n >= c.rd.Need() {
 		in, _ := gc.Peek(n)
 		off := 0
@@ -521,19 +532,16 @@ func (c *conn) traffic() gnet.Action {
 					return c.tooMuchUnread()
 				}
 			}
-			if off >= maxInputPerPass && off < len(in) {
-				gc.Discard(off)
-				if act := c.flush(); act != gnet.None {
-					return act
-				}
-				return c.resumeLater()
-			}
 		}
 		if off > 0 { // Discard(0) would discard everything
 			gc.Discard(off)
 		}
+		piece = n >= maxRead
 	}
-	if ran > 1 || len(c.after.conns) > 0 {
+	// The replies to a piece of a long pipeline (a full read) go at once:
+	// there are many to send together anyway, and a client that closed
+	// without reading is found out before its next piece runs.
+	if (ran > 1 || len(c.after.conns) > 0) && !piece {
 		act := c.flushLater()
 		if ran > 1 && c.after.armed { // Run clears it
 			c.after.pipelined = true
@@ -541,25 +549,6 @@ func (c *conn) traffic() gnet.Action {
 		return act
 	}
 	return c.flush()
-}
-
-// maxInputPerPass is how much of one connection's input the loop serves
-// before it serves the other connections: past it, at the end of a
-// command, the connection's replies so far are sent and the rest of its
-// input waits for the loop's next round (resumeLater), as redis-server
-// reads 16 KiB of a client's input at a time. So a long pipeline does not
-// hold up every other client; and the input of a client that closed
-// without reading is mostly never run, since sending the first replies
-// makes its socket fail.
-const maxInputPerPass = 16 << 10
-
-// resumeLater has the loop serve the rest of the connection's input once
-// it has served the other connections' ready input.
-func (c *conn) resumeLater() gnet.Action {
-	if c.wake() != nil {
-		return gnet.Close
-	}
-	return gnet.None
 }
 
 // wake has the connection's loop serve it again after the events of its
