@@ -222,15 +222,6 @@ func (s *Server) Serve(ln net.Listener) error {
 // at once is still taken in in one round.
 const maxEnrolling = 64
 
-// maxRead is how much of one connection's input a loop reads at a time, as
-// redis-server reads 16 KiB of a client's: a loop reads once for each
-// connection with input in a round, so a long pipeline is served a piece
-// each round, between the other connections' input, not all at once. And
-// a client that closed without reading its replies mostly has its input
-// never run: the replies to its first piece, sent at the end of the
-// round, make its socket fail. (gnet's default is 64 KiB.)
-const maxRead = 16 << 10
-
 func (s *Server) startLoops() (*gnet.Client, error) {
 	// Each loop keeps its own thread. A loop that finds no input yields
 	// before it blocks in epoll_wait, and a yielded goroutine resumes on
@@ -239,7 +230,6 @@ func (s *Server) startLoops() (*gnet.Client, error) {
 	// measured 0.76x redis-server instead of 1.0x (docs/benchmarks.md).
 	loops, err := gnet.NewClient(&handler{s: s},
 		gnet.WithNumEventLoop(s.cfg.EventLoops),
-		gnet.WithReadBufferCap(maxRead),
 		gnet.WithLockOSThread(true),
 		gnet.WithLogger(gnetLogger{s.log}),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay))
@@ -482,8 +472,8 @@ func (c *conn) traffic() gnet.Action {
 	if gc.OutboundBuffered() > c.unreadLimit() {
 		return c.tooMuchUnread()
 	}
-	ran := 0       // commands run in this pass
-	piece := false // its input filled a read: a piece of a longer pipeline
+	ran := 0  // commands run in this pass
+	sent := 0 // input whose replies were sent in this pass (flushEvery)
 	if n := gc.InboundBuffered(); n > 0 && n >= c.rd.Need() {
 		in, _ := gc.Peek(n)
 		off := 0
@@ -532,16 +522,18 @@ func (c *conn) traffic() gnet.Action {
 					return c.tooMuchUnread()
 				}
 			}
+			if off-sent >= flushEvery && off < len(in) {
+				if act := c.flush(); act != gnet.None {
+					return act // the client has gone: the rest of its input never runs
+				}
+				sent = off
+			}
 		}
 		if off > 0 { // Discard(0) would discard everything
 			gc.Discard(off)
 		}
-		piece = n >= maxRead
 	}
-	// The replies to a piece of a long pipeline (a full read) go at once:
-	// there are many to send together anyway, and a client that closed
-	// without reading is found out before its next piece runs.
-	if (ran > 1 || len(c.after.conns) > 0) && !piece {
+	if (ran > 1 || len(c.after.conns) > 0) && sent == 0 {
 		act := c.flushLater()
 		if ran > 1 && c.after.armed { // Run clears it
 			c.after.pipelined = true
@@ -563,6 +555,14 @@ func (c *conn) wake() error {
 	}
 	return nil
 }
+
+// flushEvery is how much of a long pipeline the loop runs before it sends
+// the replies so far, as redis-server reads 16 KiB of a client's input at
+// a time: the replies to a client that closed without reading make its
+// socket fail, and the rest of its input, up to a whole read (64 KiB),
+// then never runs. A client that opened connections in a loop, each
+// writing a long pipeline and closing, had every command of each run.
+const flushEvery = 16 << 10
 
 // flush sends the buffered replies; the loop keeps what the socket does
 // not take at once and sends it as the client reads.
