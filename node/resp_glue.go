@@ -169,7 +169,7 @@ func (n *Node) publishTopology(settled bool) {
 	}
 	v := n.view()
 	if v.provisional {
-		return // not joined yet: keep describing itself alone
+		return // not joined yet: keep what startRESP stored
 	}
 	if v == r.topoView {
 		cur := r.topo.Load()

@@ -93,7 +93,7 @@ func (c *conn) batchable(args [][]byte, size *int) bool {
 	if len(keys) == 0 {
 		return false
 	}
-	if c.s.cfg.ClusterMode && c.s.moved(keys[0], c.readonly && cmd.flags&flagWrite == 0) != "" {
+	if c.moved(cmd, keys[0]) != "" {
 		return false
 	}
 	n := c.s.b.Partitions()

@@ -60,10 +60,11 @@ func (c *conn) holdInput() gnet.Action {
 		return gnet.Close
 	}
 	n := int64(c.gc.InboundBuffered())
-	old := c.held.Swap(n)
+	old := c.held.Load() // only this loop writes it
 	if n == old {
 		return gnet.None
 	}
+	c.held.Store(n)
 	total := c.s.waiting.Add(n - old)
 	if n < old || c.s.cfg.MaxWaitingInput <= 0 || total <= c.s.cfg.MaxWaitingInput {
 		return gnet.None
@@ -122,7 +123,6 @@ func httpCommand(name []byte) bool {
 // with no reply to it.
 func (c *conn) refuseHTTP() gnet.Action {
 	c.w.Reset()
-	c.closing = true
 	if c.s.httpLog.Allow(time.Now()) {
 		c.s.log.Warn("resp: closing a connection that sent an HTTP request (POST or Host:), possibly a cross-protocol attack from a web page (logged once every 10s)",
 			"peer", c.addr)

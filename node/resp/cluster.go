@@ -43,6 +43,14 @@ func (s *Server) table() *slotTable {
 	return t
 }
 
+// moved returns the MOVED redirect for cmd on key in cluster mode, or "".
+func (c *conn) moved(cmd *command, key []byte) errReply {
+	if !c.s.cfg.ClusterMode {
+		return ""
+	}
+	return c.s.moved(key, c.readonly && cmd.flags&flagWrite == 0)
+}
+
 // moved returns a MOVED redirect when key's slot is served by another node
 // and the topology is settled; a read on a READONLY connection (read) is
 // not redirected from a node that replicates the slot.

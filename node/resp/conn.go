@@ -152,8 +152,8 @@ func (c *conn) dispatch(ctx context.Context, args [][]byte) {
 		c.enqueue(cmd, args)
 		return
 	}
-	if c.s.cfg.ClusterMode && cmd.first > 0 && !c.tx.active { // WATCH in MULTI: its own error
-		if e := c.s.moved(args[cmd.first], c.readonly && cmd.flags&flagWrite == 0); e != "" {
+	if cmd.first > 0 && !c.tx.active { // WATCH in MULTI: its own error
+		if e := c.moved(cmd, args[cmd.first]); e != "" {
 			c.w.Error(string(e))
 			return
 		}

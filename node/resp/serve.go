@@ -203,7 +203,6 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		if !s.enroll(nc) {
-			<-s.enrolling
 			return ErrServerClosed
 		}
 	}
@@ -244,8 +243,8 @@ func (s *Server) startLoops() (*gnet.Client, error) {
 
 // enroll hands nc to an event loop; it reports false once the server is
 // closed. It takes over the token the accept loop took for nc (enrolling)
-// and gives it back once the loop has taken nc in or refused it, unless it
-// reports false. The hand-over runs on a goroutine of its own: it waits for the
+// and gives it back once the loop has taken nc in or refused it, or at
+// once if it reports false. The hand-over runs on a goroutine of its own: it waits for the
 // loop to register the connection, and connections accepted meanwhile
 // (a pool of 50 opening at once) are then registered together in one of
 // the loop's wake-ups rather than one wake-up each.
@@ -256,6 +255,7 @@ func (s *Server) enroll(nc net.Conn) bool {
 		s.mu.Unlock()
 		nc.Close()
 		s.admitted.Add(-1)
+		<-s.enrolling
 		return false
 	}
 	s.wg.Add(1)

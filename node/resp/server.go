@@ -105,8 +105,9 @@ type Config struct {
 	MaxClients int
 	// MaxWaitingInput bounds the input all connections together hold in
 	// the node's memory unrun: commands not complete yet (a large value
-	// arriving), and complete ones waiting their turn. A connection whose
-	// waiting input grows past it is closed. Each connection's own is
+	// arriving), and complete ones waiting their turn. When a connection's
+	// growing input takes the total past it, the connection holding the
+	// most is closed. Each connection's own is
 	// bounded by the command limit already, but 20 connections sending
 	// 30 MiB each of an unfinished command held 3.1 GB of the node's
 	// memory (1.1 GB with this bound at its default: the input's buffers

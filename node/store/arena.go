@@ -105,6 +105,9 @@ func (a *allocator) giveBack() {
 	spare := a.spare
 	a.spare = nil
 	a.mu.Unlock()
+	if len(spare) == 0 {
+		return
+	}
 	for _, b := range spare {
 		dropPages(b) // outside the lock: no one else holds these now
 	}
