@@ -13,6 +13,9 @@
 # a run queue is one whose replies have arrived but that is not running:
 # that wait is in its latency.
 #
+# With BENCH_ALT=PATH the third row is that cloakroomd binary (defaults)
+# instead of the tree's with --resp-idle-spin 0.
+#
 # Usage: scripts/bench-sched.sh [rounds]   (default 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,15 +54,18 @@ machine
 echo
 printf '%-22s %9s %9s %9s %9s %9s %9s %8s\n' server "cpu ms" "top ms" "wait ms" "bench ms" "b.wait" "req/s" "p99 ms"
 for round in $(seq "$rounds"); do
-	for target in redis-server cloakroomd "cloakroomd-spin0"; do
+	third=cloakroomd-spin0
+	if [[ -n ${BENCH_ALT:-} ]]; then third=cloakroomd-alt; fi
+	for target in redis-server cloakroomd "$third"; do
 		port=$(free_port)
 		case $target in
 		redis-server)
 			start_bg redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --dir "$BENCH_TMP" ;;
 		cloakroomd*)
-			flags=()
+			flags=() bin=$BENCH_TMP/bin/cloakroomd
 			if [[ $target == *spin0 ]]; then flags=(--resp-idle-spin 0); fi
-			start_bg "$BENCH_TMP/bin/cloakroomd" --name sched --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$port" \
+			if [[ $target == *alt ]]; then bin=$BENCH_ALT; fi
+			start_bg "$bin" --name sched --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$port" \
 				--http-addr "" --gossip-addr "127.0.0.1:$(free_port)" --log-level warn "${flags[@]}" ;;
 		esac
 		server=$BENCH_PID
