@@ -59,7 +59,7 @@ func (c *conn) holdInput() gnet.Action {
 	if c.evicted.Load() {
 		return gnet.Close
 	}
-	n := int64(c.gc.InboundBuffered())
+	n := int64(c.gc.InboundBuffered() + len(c.pend))
 	old := c.held.Load() // only this loop writes it
 	if n == old {
 		return gnet.None
@@ -150,7 +150,7 @@ func (c *conn) closeAfterSend(finish func() gnet.Action) gnet.Action {
 		return finish()
 	}
 	c.closing = true
-	c.gc.Discard(-1)
+	c.dropInput()
 	c.awaitSent(finish, left, time.Now(), time.Millisecond)
 	return gnet.None
 }
@@ -204,7 +204,7 @@ func (c *conn) lingerClose() gnet.Action {
 		return gnet.Close
 	}
 	c.closing = true
-	c.gc.Discard(-1)
+	c.dropInput()
 	gc, s := c.gc, c.s
 	time.AfterFunc(lingerTime, func() {
 		s.mu.Lock()

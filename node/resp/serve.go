@@ -447,14 +447,14 @@ func (c *conn) traffic() gnet.Action {
 	gc := c.gc
 	c.stampInput()
 	if c.closing {
-		gc.Discard(-1) // everything
+		c.dropInput()
 		return gnet.None
 	}
 	if c.busy {
 		if !c.done.Load() {
 			// Input waits for the running command, within bounds: a
 			// client may pipeline, not flood.
-			if n := gc.InboundBuffered(); n > c.rd.lim.MaxCommand+maxUnread {
+			if n := gc.InboundBuffered() + len(c.pend); n > c.rd.lim.MaxCommand+maxUnread {
 				if c.s.floodLog.Allow(time.Now()) {
 					c.s.log.Warn("resp: closing a client that sent too much while a command ran (logged once every 10s)",
 						"peer", c.addr, "buffered_bytes", n)
@@ -474,8 +474,8 @@ func (c *conn) traffic() gnet.Action {
 	}
 	ran := 0  // commands run in this pass
 	sent := 0 // input whose replies were sent in this pass (flushEvery)
-	if n := gc.InboundBuffered(); n > 0 && n >= c.rd.Need() {
-		in, _ := gc.Peek(n)
+	if n := c.buffered(); n > 0 && n >= c.rd.Need() {
+		in := c.inputBytes(n)
 		off := 0
 		for off < len(in) {
 			args, m, err := c.rd.Parse(in[off:])
@@ -502,7 +502,7 @@ func (c *conn) traffic() gnet.Action {
 			if c.deferred {
 				c.deferred = false
 				batch, more := c.batch(args, in[off:])
-				gc.Discard(off + more)
+				c.consume(off + more)
 				if act := c.flush(); act != gnet.None {
 					return act
 				}
@@ -529,9 +529,7 @@ func (c *conn) traffic() gnet.Action {
 				sent = off
 			}
 		}
-		if off > 0 { // Discard(0) would discard everything
-			gc.Discard(off)
-		}
+		c.consume(off)
 	}
 	if (ran > 1 || len(c.after.conns) > 0) && sent == 0 {
 		act := c.flushLater()

@@ -110,8 +110,8 @@ type Config struct {
 	// most is closed. Each connection's own is
 	// bounded by the command limit already, but 20 connections sending
 	// 30 MiB each of an unfinished command held 3.1 GB of the node's
-	// memory (1.1 GB with this bound at its default: the input's buffers
-	// take several times its size while it arrives). Zero means the
+	// memory (under 0.5 GB with this bound at its default, the rest being
+	// the garbage collector's headroom; see pending.go). Zero means the
 	// larger of 128 MiB and twice Limits.MaxCommand, so that one command
 	// at the limit always fits; negative, no limit.
 	MaxWaitingInput int64

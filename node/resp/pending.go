@@ -1,0 +1,78 @@
+package resp
+
+// A large command arriving in pieces.
+//
+// gnet keeps a connection's unread input in a ring buffer that grows by
+// doubling (copying what it holds each time), and Peek copies the input
+// out whole when the ring wraps; and while a command of many values
+// arrives, the reader's need is only the end of the value arriving, so
+// each value cost a parse and a copy of everything before it. Twenty
+// connections each partway through a 30 MiB MSET took a node to 1.1 GB,
+// with the input waiting bounded at 128 MiB (Config.MaxWaitingInput).
+//
+// So once a connection's unfinished command reaches bigPending bytes, its
+// input moves, as it arrives, into pend, a buffer of the connection's
+// own (growPending), and pend is dropped once the command has run; gnet's
+// ring then holds no more than one read. The same attack now peaks at
+// about 0.5 GB (docs/benchmarks.md, "A large command arriving slowly").
+
+// buffered returns how many bytes of input wait to be parsed. If pend is
+// in use, or gnet holds bigPending bytes of an unfinished command, it
+// first moves gnet's input to the end of pend.
+func (c *conn) buffered() int {
+	gc := c.gc
+	n := gc.InboundBuffered()
+	if c.pend == nil && (n < bigPending || n >= c.rd.Need()) {
+		return n
+	}
+	if n > 0 {
+		in, _ := gc.Peek(n)
+		c.pend = growPending(c.pend, in, c.rd.Need())
+		gc.Discard(n)
+	}
+	return len(c.pend)
+}
+
+// inputBytes returns the first n bytes of the input buffered counted.
+func (c *conn) inputBytes(n int) []byte {
+	if c.pend != nil {
+		return c.pend[:n]
+	}
+	in, _ := c.gc.Peek(n)
+	return in
+}
+
+// consume drops the first n bytes of input: their commands have run.
+func (c *conn) consume(n int) {
+	switch {
+	case n <= 0: // gnet's Discard(0) would drop everything
+	case c.pend == nil:
+		c.gc.Discard(n)
+	case n == len(c.pend):
+		c.pend = nil
+	default: // a copy, to let go of the bytes that ran
+		c.pend = growPending(nil, c.pend[n:], c.rd.Need())
+	}
+}
+
+// dropInput discards all input, for a connection that is closing.
+func (c *conn) dropInput() {
+	c.gc.Discard(-1)
+	c.pend = nil
+}
+
+// growPending appends in to pend. When pend must grow to n bytes, its new
+// capacity is need (the bytes the command needs, counted from pend's start)
+// if that is at most 2n, so that a large value's buffer ends at its size;
+// else 2n. It grows by a quarter at least: need is often only the end of
+// the argument arriving (an MSET of many values), and growing to each in
+// turn would copy the command over and over.
+func growPending(pend, in []byte, need int) []byte {
+	n := len(pend) + len(in)
+	if n > cap(pend) {
+		grown := make([]byte, len(pend), max(n, min(2*n, max(need, n+n/4))))
+		copy(grown, pend)
+		pend = grown
+	}
+	return append(pend, in...)
+}
