@@ -14,7 +14,8 @@ keys=${KEYS:-1000000}
 tmp=$BENCH_TMP
 
 cat >"$tmp/slow.py" <<'EOF'
-import socket, sys, threading, time
+import socket, sys, time
+import probe
 port, keys = int(sys.argv[1]), int(sys.argv[2])
 
 def enc(*args):
@@ -24,20 +25,7 @@ def enc(*args):
         out.append(b"$%d\r\n%s\r\n" % (len(a), a))
     return b"".join(out)
 
-lat, done = [], threading.Event()
-def probe():
-    s = socket.create_connection(("127.0.0.1", port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    f = s.makefile("rb")
-    while not done.is_set():
-        t = time.perf_counter()
-        s.sendall(enc("GET", "probe"))
-        f.readline()  # "$-1": the key does not exist
-        lat.append(time.perf_counter() - t)
-        time.sleep(0.002)
-
-p = threading.Thread(target=probe)
-p.start()
+p = probe.Probe(port)
 time.sleep(0.5)
 s = socket.create_connection(("127.0.0.1", port))
 data = enc("EXISTS", *["k%d" % i for i in range(keys)])
@@ -46,12 +34,7 @@ for off in range(0, len(data), 4096):
     time.sleep(0.001)
 s.makefile("rb").readline()  # the reply: the command has run
 time.sleep(0.5)
-done.set()
-p.join()
-lat.sort()
-n = len(lat)
-print("%d-byte command; other client: %d GETs, p50 %.2f ms, p99 %.2f ms, slowest %.1f ms"
-      % (len(data), n, lat[n // 2] * 1e3, lat[int(n * 0.99)] * 1e3, lat[-1] * 1e3))
+print("%d-byte command; %s" % (len(data), p.stop()))
 EOF
 
 go build -o "$tmp/cloakroomd" ./cmd/cloakroomd
@@ -59,7 +42,7 @@ tick=$(getconf CLK_TCK)
 run() { # name pid port
 	local c0 c1
 	c0=$(awk '{print $14 + $15}' "/proc/$2/stat")
-	out=$(python3 "$tmp/slow.py" "$3" "$keys")
+	out=$(PYTHONPATH=scripts python3 "$tmp/slow.py" "$3" "$keys")
 	c1=$(awk '{print $14 + $15}' "/proc/$2/stat")
 	printf '%-12s CPU %5d ms; %s\n' "$1" $(((c1 - c0) * 1000 / tick)) "$out"
 }

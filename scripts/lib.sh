@@ -78,3 +78,45 @@ machine() {
 	echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min)"
 	echo "go:      $(go env GOVERSION); redis: $(redis-server --version | awk '{print $3}')"
 }
+
+# attack_servers runs "python3 SCRIPT PORT ARGS..." once against each of: a
+# node built from the tree, the cloakroomd binary at BENCH_ALT if set, and
+# redis-server; each starts afresh, on free loopback ports, with its
+# defaults (persistence off for redis-server). It prints one line per
+# server: its name, the script's output and the server's peak RSS (VmHWM).
+attack_servers() {
+	local script=$1
+	shift
+	[[ -x $BENCH_TMP/cloakroomd ]] || go build -o "$BENCH_TMP/cloakroomd" ./cmd/cloakroomd
+	attack_one cloakroomd "$script" "$@" -- attack_node "$BENCH_TMP/cloakroomd"
+	if [[ -n ${BENCH_ALT:-} ]]; then
+		attack_one alt "$script" "$@" -- attack_node "$BENCH_ALT"
+	fi
+	attack_one redis-server "$script" "$@" -- attack_redis
+}
+
+# attack_one NAME SCRIPT ARGS... -- SERVER-COMMAND...: see attack_servers.
+# The server command gets the port as its last argument.
+attack_one() {
+	local name=$1 script=$2 port pid args=()
+	shift 2
+	while [[ $1 != -- ]]; do
+		args+=("$1")
+		shift
+	done
+	shift
+	port=$(free_port)
+	"$@" "$port" >"$BENCH_TMP/$name.log" 2>&1 &
+	pid=$!
+	BENCH_PIDS+=("$pid")
+	wait_port "$port"
+	printf '%-12s %s; peak RSS %s\n' "$name" "$(PYTHONPATH=scripts python3 "$script" "$port" "${args[@]}")" \
+		"$(awk '/VmHWM/ {printf "%d MB", $2 / 1024}' "/proc/$pid/status")"
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+}
+attack_node() { # binary port
+	exec "$1" --name attacked --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$2" \
+		--http-addr "" --gossip-addr "127.0.0.1:$(free_port)" --log-level error
+}
+attack_redis() { exec redis-server --bind 127.0.0.1 --port "$1" --save '' --appendonly no --dir "$BENCH_TMP"; }
