@@ -32,6 +32,7 @@ type conn struct {
 	http     bool         // it sent an HTTP request: close it at once (refuseHTTP)
 	readonly bool         // READONLY: reads of slots this node replicates are not redirected
 	pend     []byte       // a large command's input, moved out of gnet's buffer (pending.go)
+	pendDead int          // bytes of pend's array before pend that have run
 	held     atomic.Int64 // its input left buffered unrun, as counted in Server.waiting (holdInput writes it, on its loop)
 	evicted  atomic.Bool  // chosen to be closed for MaxWaitingInput (holdInput)
 	cmds     atomic.Int64 // commands run; written by the connection, read by INFO

@@ -27,6 +27,9 @@ func (c *conn) buffered() int {
 	}
 	if n > 0 {
 		in, _ := gc.Peek(n)
+		if len(c.pend)+n > cap(c.pend) { // a new array: nothing dead in it
+			c.pendDead = 0
+		}
 		c.pend = growPending(c.pend, in, c.rd.Need())
 		gc.Discard(n)
 	}
@@ -49,16 +52,33 @@ func (c *conn) consume(n int) {
 	case c.pend == nil:
 		c.gc.Discard(n)
 	case n == len(c.pend):
-		c.pend = nil
-	default: // a copy, to let go of the bytes that ran
-		c.pend = growPending(nil, c.pend[n:], c.rd.Need())
+		c.pend, c.pendDead = nil, 0
+		c.letGo()
+	default:
+		// Drop the bytes that ran; copy the rest to a buffer of its own
+		// (letting go of the array) only once what ran in this array is
+		// at least what is left, so each byte is copied O(1) times.
+		rest := c.pend[n:]
+		if c.pendDead += n; c.pendDead >= len(rest) {
+			rest, c.pendDead = growPending(nil, rest, c.rd.Need()), 0
+		}
+		c.pend = rest
+		c.letGo()
 	}
+}
+
+// letGo drops the references the last commands left to their input (the
+// reader's argument slots, the requests built from them), so that an
+// array of pend goes once its commands have run.
+func (c *conn) letGo() {
+	c.rd.forget()
+	clear(c.reqs[:cap(c.reqs)])
 }
 
 // dropInput discards all input, for a connection that is closing.
 func (c *conn) dropInput() {
 	c.gc.Discard(-1)
-	c.pend = nil
+	c.pend, c.pendDead = nil, 0
 }
 
 // growPending appends in to pend. When pend must grow to n bytes, its new

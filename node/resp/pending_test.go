@@ -3,9 +3,11 @@ package resp
 import (
 	"context"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/panjf2000/gnet/v2"
 )
@@ -131,17 +133,7 @@ func TestServer_largeCommandArrivingIsHeldOnce(t *testing.T) {
 	}
 	waitFor(t, "the part sent to be held", func() bool { return ts.srv.waiting.Load() == sent })
 
-	ts.srv.mu.Lock()
-	var sc *conn
-	for x := range ts.srv.conns {
-		if x.held.Load() > 0 {
-			sc = x
-		}
-	}
-	ts.srv.mu.Unlock()
-	if sc == nil {
-		t.Fatal("no connection holds input")
-	}
+	sc := heldBy(t, ts)
 	var inGnet, pendLen, pendCap int
 	onLoop(t, sc, func() { inGnet, pendLen, pendCap = sc.gc.InboundBuffered(), len(sc.pend), cap(sc.pend) })
 	if inGnet >= bigPending || pendLen != sent || pendCap > 2*pendLen {
@@ -161,4 +153,164 @@ func TestServer_largeCommandArrivingIsHeldOnce(t *testing.T) {
 	if got := c.reply(); got != bulk(val) {
 		t.Errorf("GET k7: got %d bytes; want the %d-byte value", len(got), len(val))
 	}
+}
+
+// heldBy returns the server's connection that holds input.
+func heldBy(t *testing.T, ts *testServer) *conn {
+	t.Helper()
+	ts.srv.mu.Lock()
+	defer ts.srv.mu.Unlock()
+	for x := range ts.srv.conns {
+		if x.held.Load() > 0 {
+			return x
+		}
+	}
+	t.Fatal("no connection holds input")
+	return nil
+}
+
+// sendSlowly sends all but the last 10 bytes of cmd in pieces and waits for
+// the server to hold them.
+func sendSlowly(t *testing.T, ts *testServer, c *rawConn, cmd string) {
+	t.Helper()
+	sent := len(cmd) - 10
+	for off := 0; off < sent; off += 100_000 {
+		c.send(cmd[off:min(off+100_000, sent)])
+	}
+	waitFor(t, "the part sent to be held", func() bool { return ts.srv.waiting.Load() == int64(sent) })
+}
+
+// Once a large command has run, nothing keeps the buffer it arrived in:
+// not the reader's argument slots, which the next, smaller command
+// overwrites only in part.
+func TestServer_largeCommandsBufferIsLetGoOnceRun(t *testing.T) {
+	ts := startServer(t)
+	cmd := resp("MSET", "{t}a", value(600_000, 7), "{t}b", value(600_000, 8), "{t}c", "small")
+	c := ts.dial(t)
+	sendSlowly(t, ts, c, cmd)
+	sc := heldBy(t, ts)
+	var buf weak.Pointer[byte]
+	var fits bool
+	onLoop(t, sc, func() {
+		fits = cap(sc.pend) >= len(cmd) // the command runs on this array
+		buf = weak.Make(&sc.pend[0])
+	})
+	if !fits {
+		t.Fatal("the last bytes would move the command to another buffer; the test needs them to fit")
+	}
+	c.send(cmd[len(cmd)-10:])
+	if got := c.reply(); got != "+OK\r\n" {
+		t.Fatalf("MSET: got %q; want +OK", got)
+	}
+	c.expect("$-1\r\n", "GET", "other") // a command of fewer arguments after it
+	for range 3 {
+		runtime.GC()
+	}
+	if buf.Value() != nil {
+		t.Errorf("the %d-byte buffer the MSET arrived in is still reachable after it ran", len(cmd))
+	}
+}
+
+// A pipeline of commands run off the loop, in batches, behind a large
+// command: each batch costs about its own bytes, not a copy of all the
+// input still waiting behind it.
+func TestServer_pipelineBehindALargeCommandIsNotCopiedPerBatch(t *testing.T) {
+	ts := startServer(t, slowRemote(0))
+	big := resp("SET", "r:big", value(1<<20, 3))
+	var pl strings.Builder
+	const n = 40_000
+	for i := range n {
+		pl.WriteString(resp("SET", "r:k"+itoa(i), "v"))
+	}
+	c := ts.dial(t)
+	sendSlowly(t, ts, c, big)
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	done := make(chan string, 1)
+	go func() {
+		c.nc.SetReadDeadline(time.Now().Add(60 * time.Second))
+		var sb strings.Builder
+		for range n + 1 {
+			if err := readReply(c.br, &sb); err != nil {
+				break
+			}
+		}
+		done <- sb.String()
+	}()
+	c.send(big[len(big)-10:] + pl.String())
+	got := <-done
+	runtime.ReadMemStats(&after)
+	if want := strings.Repeat("+OK\r\n", n+1); got != want {
+		t.Fatalf("replies: got %d bytes; want %d", len(got), len(want))
+	}
+	// About 40 bytes allocated per byte of this pipeline when it runs
+	// from gnet's buffer; copying what is left for every batch of 64
+	// commands took 400.
+	alloc := after.TotalAlloc - before.TotalAlloc
+	if limit := uint64(64 * pl.Len()); alloc > limit {
+		t.Errorf("running a %d-byte pipeline allocated %d MB (over %d MB): the input left is copied for every batch",
+			pl.Len(), alloc>>20, limit>>20)
+	}
+}
+
+// QUIT, a protocol error, and commands run off the loop, right behind a
+// large command held in the connection's own buffer.
+func TestServer_largeCommandThenQuitErrorOrBatches(t *testing.T) {
+	ts := startServer(t, slowRemote(0))
+	val := value(1<<20, 5)
+	replies := func(c *rawConn, want ...string) {
+		t.Helper()
+		for _, w := range want {
+			if g := c.reply(); g != w && !(strings.HasSuffix(w, "*") && strings.HasPrefix(g, w[:len(w)-1])) {
+				t.Fatalf("got %.80q; want %.80q", g, w)
+			}
+		}
+	}
+	t.Run("QUIT", func(t *testing.T) {
+		c := ts.dial(t)
+		cmd := resp("SET", "a", val)
+		sendSlowly(t, ts, c, cmd)
+		c.send(cmd[len(cmd)-10:] + "PING\r\nQUIT\r\nPING\r\n")
+		replies(c, "+OK\r\n", "+PONG\r\n", "+OK\r\n")
+		if !c.closed() {
+			t.Fatal("still open after QUIT; want closed, the PING after it not run")
+		}
+		waitFor(t, "no input to be held", func() bool { return ts.srv.waiting.Load() == 0 })
+	})
+	t.Run("protocol error", func(t *testing.T) {
+		c := ts.dial(t)
+		cmd := resp("SET", "a", val)
+		sendSlowly(t, ts, c, cmd)
+		c.send(cmd[len(cmd)-10:] + "PING\r\n*1\r\n$x\r\nPING\r\n")
+		replies(c, "+OK\r\n", "+PONG\r\n", "-ERR Protocol error*")
+		waitFor(t, "no input to be held", func() bool { return ts.srv.waiting.Load() == 0 })
+	})
+	t.Run("batches off the loop", func(t *testing.T) {
+		c := ts.dial(t)
+		cmd := resp("SET", "r:a", val)
+		sendSlowly(t, ts, c, cmd)
+		var in, want strings.Builder
+		in.WriteString(cmd[len(cmd)-10:])
+		want.WriteString("+OK\r\n")
+		for i := range 300 {
+			v := val[:70_000+i]
+			in.WriteString(resp("SET", "r:x"+itoa(i), v) + resp("GET", "r:x"+itoa(i)))
+			want.WriteString("+OK\r\n" + bulk(v))
+		}
+		in.WriteString(resp("GET", "r:a"))
+		want.WriteString(bulk(val))
+		go c.send(in.String())
+		var sb strings.Builder
+		c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for sb.Len() < want.Len() {
+			if err := readReply(c.br, &sb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if sb.String() != want.String() {
+			t.Fatal("the replies differ from the commands'")
+		}
+	})
 }

@@ -56,6 +56,13 @@ func (r *Reader) SetLimits(lim Limits) { r.lim = lim }
 // worthwhile: see wait); 0 after a complete command.
 func (r *Reader) Need() int { return r.need }
 
+// forget drops the reader's references to the input it last parsed (its
+// argument slots beyond the next command's keep them otherwise).
+func (r *Reader) forget() {
+	clear(r.args[:cap(r.args)])
+	r.args = r.args[:0]
+}
+
 // Parse parses the command at the start of in. It returns the command's
 // arguments and how many bytes of in it took. The arguments are slices of
 // in (or of the reader's buffer) and are valid until in changes or the
