@@ -93,6 +93,11 @@ func (c *conn) runSpread(ctx context.Context, cmd *command, args [][]byte) {
 			}
 		}
 		if reads {
+			size := 0
+			for k := range resps {
+				size += len(resps[k].Value) + bulkHeader
+			}
+			c.w.Grow(size)
 			for k := range resps {
 				c.replyOptional(&resps[k])
 			}

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -37,6 +38,14 @@ func (w *Writer) Reset() {
 	}
 	w.buf = w.buf[:0]
 }
+
+// bulkHeader bounds what a bulk string's reply adds to its bytes: "$", a
+// length of up to 20 digits, and two CRLFs.
+const bulkHeader = 25
+
+// Grow makes room for n more bytes of replies, so that a reply whose size
+// is known ahead is built without copying itself as its buffer grows.
+func (w *Writer) Grow(n int) { w.buf = slices.Grow(w.buf, n) }
 
 func (w *Writer) prefixed(prefix byte, n int64) {
 	w.buf = append(w.buf, prefix)
