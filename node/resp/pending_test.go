@@ -268,11 +268,17 @@ func TestServer_largeCommandThenQuitErrorOrBatches(t *testing.T) {
 			}
 		}
 	}
-	t.Run("QUIT", func(t *testing.T) {
+	// behind sends a large SET slowly on a new connection, then its last
+	// bytes and more after them.
+	behind := func(t *testing.T, more string) *rawConn {
 		c := ts.dial(t)
 		cmd := resp("SET", "a", val)
 		sendSlowly(t, ts, c, cmd)
-		c.send(cmd[len(cmd)-10:] + "PING\r\nQUIT\r\nPING\r\n")
+		c.send(cmd[len(cmd)-10:] + more)
+		return c
+	}
+	t.Run("QUIT", func(t *testing.T) {
+		c := behind(t, "PING\r\nQUIT\r\nPING\r\n")
 		replies(c, "+OK\r\n", "+PONG\r\n", "+OK\r\n")
 		if !c.closed() {
 			t.Fatal("still open after QUIT; want closed, the PING after it not run")
@@ -280,10 +286,7 @@ func TestServer_largeCommandThenQuitErrorOrBatches(t *testing.T) {
 		waitFor(t, "no input to be held", func() bool { return ts.srv.waiting.Load() == 0 })
 	})
 	t.Run("protocol error", func(t *testing.T) {
-		c := ts.dial(t)
-		cmd := resp("SET", "a", val)
-		sendSlowly(t, ts, c, cmd)
-		c.send(cmd[len(cmd)-10:] + "PING\r\n*1\r\n$x\r\nPING\r\n")
+		c := behind(t, "PING\r\n*1\r\n$x\r\nPING\r\n")
 		replies(c, "+OK\r\n", "+PONG\r\n", "-ERR Protocol error*")
 		waitFor(t, "no input to be held", func() bool { return ts.srv.waiting.Load() == 0 })
 	})
