@@ -59,6 +59,10 @@ func (r *Reader) Need() int { return r.need }
 // forget drops the reader's references to the input it last parsed (its
 // argument slots beyond the next command's keep them otherwise).
 func (r *Reader) forget() {
+	if cap(r.args) > keepReqs { // Parse would not keep it anyway
+		r.args = nil
+		return
+	}
 	clear(r.args[:cap(r.args)])
 	r.args = r.args[:0]
 }
