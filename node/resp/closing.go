@@ -59,7 +59,7 @@ func (c *conn) holdInput() gnet.Action {
 	if c.evicted.Load() {
 		return gnet.Close
 	}
-	n := int64(c.gc.InboundBuffered() + len(c.pend))
+	n := int64(c.unrun())
 	old := c.held.Load() // only this loop writes it
 	if n == old {
 		return gnet.None

@@ -12,7 +12,7 @@ package resp
 //
 // So once a connection's unfinished command reaches bigPending bytes, its
 // input moves, as it arrives, into pend, a buffer of the connection's
-// own (growPending), and pend is dropped once the command has run; gnet's
+// own (appendPending), and pend is dropped once the command has run; gnet's
 // ring then holds no more than one read. The same attack now peaks at
 // about 0.5 GB (docs/benchmarks.md, "A large command arriving slowly").
 
@@ -27,14 +27,15 @@ func (c *conn) buffered() int {
 	}
 	if n > 0 {
 		in, _ := gc.Peek(n)
-		if len(c.pend)+n > cap(c.pend) { // a new array: nothing dead in it
-			c.pendDead = 0
-		}
-		c.pend = growPending(c.pend, in, c.rd.Need())
+		c.appendPending(in)
 		gc.Discard(n)
 	}
 	return len(c.pend)
 }
+
+// unrun returns how many bytes of input the connection holds: in pend and
+// in gnet's buffer.
+func (c *conn) unrun() int { return c.gc.InboundBuffered() + len(c.pend) }
 
 // inputBytes returns the first n bytes of the input buffered counted.
 func (c *conn) inputBytes(n int) []byte {
@@ -59,10 +60,11 @@ func (c *conn) consume(n int) {
 		// (letting go of the array) only once what ran in this array is
 		// at least what is left, so each byte is copied O(1) times.
 		rest := c.pend[n:]
-		if c.pendDead += n; c.pendDead >= len(rest) {
-			rest, c.pendDead = growPending(nil, rest, c.rd.Need()), 0
-		}
 		c.pend = rest
+		if c.pendDead += n; c.pendDead >= len(rest) {
+			c.pend = nil
+			c.appendPending(rest)
+		}
 		c.letGo()
 	}
 }
@@ -81,18 +83,19 @@ func (c *conn) dropInput() {
 	c.pend, c.pendDead = nil, 0
 }
 
-// growPending appends in to pend. When pend must grow to n bytes, its new
-// capacity is need (the bytes the command needs, counted from pend's start)
+// appendPending appends in to pend. When pend's array is full, the new
+// one (with nothing dead in it) holds what pend then holds, n bytes, and
+// room up to need (the bytes the command needs, counted from pend's start)
 // if that is at most 2n, so that a large value's buffer ends at its size;
-// else 2n. It grows by a quarter at least: need is often only the end of
-// the argument arriving (an MSET of many values), and growing to each in
-// turn would copy the command over and over.
-func growPending(pend, in []byte, need int) []byte {
-	n := len(pend) + len(in)
-	if n > cap(pend) {
-		grown := make([]byte, len(pend), max(n, min(2*n, max(need, n+n/4))))
-		copy(grown, pend)
-		pend = grown
+// else up to 2n. It grows by a quarter at least: need is often only the
+// end of the argument arriving (an MSET of many values), and growing to
+// each in turn would copy the command over and over.
+func (c *conn) appendPending(in []byte) {
+	n := len(c.pend) + len(in)
+	if n > cap(c.pend) {
+		grown := make([]byte, len(c.pend), max(n, min(2*n, max(c.rd.Need(), n+n/4))))
+		copy(grown, c.pend)
+		c.pend, c.pendDead = grown, 0
 	}
-	return append(pend, in...)
+	c.pend = append(c.pend, in...)
 }

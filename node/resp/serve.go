@@ -454,7 +454,7 @@ func (c *conn) traffic() gnet.Action {
 		if !c.done.Load() {
 			// Input waits for the running command, within bounds: a
 			// client may pipeline, not flood.
-			if n := gc.InboundBuffered() + len(c.pend); n > c.rd.lim.MaxCommand+maxUnread {
+			if n := c.unrun(); n > c.rd.lim.MaxCommand+maxUnread {
 				if c.s.floodLog.Allow(time.Now()) {
 					c.s.log.Warn("resp: closing a client that sent too much while a command ran (logged once every 10s)",
 						"peer", c.addr, "buffered_bytes", n)
