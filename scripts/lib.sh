@@ -83,7 +83,8 @@ machine() {
 # node built from the tree, the cloakroomd binary at BENCH_ALT if set, and
 # redis-server; each starts afresh, on free loopback ports, with its
 # defaults (persistence off for redis-server). It prints one line per
-# server: its name, the script's output and the server's peak RSS (VmHWM).
+# server: its name, the script's output, the CPU time the server used
+# (user and system, from its start) and its peak RSS (VmHWM).
 attack_servers() {
 	local script=$1
 	shift
@@ -110,7 +111,8 @@ attack_one() {
 	pid=$!
 	BENCH_PIDS+=("$pid")
 	wait_port "$port"
-	printf '%-12s %s; peak RSS %s\n' "$name" "$(PYTHONPATH=scripts python3 "$script" "$port" "${args[@]}")" \
+	printf '%-12s %s; CPU %s; peak RSS %s\n' "$name" "$(PYTHONPATH=scripts python3 "$script" "$port" "${args[@]}")" \
+		"$(awk -v tick="$(getconf CLK_TCK)" '{printf "%d ms", ($14 + $15) * 1000 / tick}' "/proc/$pid/stat")" \
 		"$(awk '/VmHWM/ {printf "%d MB", $2 / 1024}' "/proc/$pid/status")"
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true

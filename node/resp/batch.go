@@ -2,6 +2,7 @@ package resp
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,6 +30,11 @@ const (
 // releases the batch once it has run.
 func (c *conn) batch(args [][]byte, rest []byte) (*batchArgs, int) {
 	ba := batchArgsPool.Get().(*batchArgs)
+	if len(args) > maxLoopArgs {
+		ba.adopt(args) // it runs alone
+		c.rd.handOver()
+		return ba, 0
+	}
 	ba.add(args)
 	size := 0
 	if !c.batchable(args, &size) {
@@ -71,6 +77,24 @@ func (ba *batchArgs) add(args [][]byte) {
 	ba.cmds = append(ba.cmds, ba.args[from:len(ba.args):len(ba.args)])
 }
 
+// adopt takes a long command's args (their slot array, which the caller
+// gives up, and a copy of their bytes) as ba's only command. Copied one
+// by one as add copies them, the slots of a command of a million
+// arguments took the event loop about 0.1 s to move as buf and args
+// grew.
+func (ba *batchArgs) adopt(args [][]byte) {
+	size := 0
+	for _, a := range args {
+		size += len(a)
+	}
+	ba.buf = slices.Grow(ba.buf, size)
+	for i, a := range args {
+		ba.buf = append(ba.buf, a...)
+		args[i] = ba.buf[len(ba.buf)-len(a) : len(ba.buf) : len(ba.buf)]
+	}
+	ba.cmds = append(ba.cmds, args)
+}
+
 // release returns ba to the pool once its batch has run, keeping its
 // buffers unless a large command grew them past what is worth keeping.
 func (ba *batchArgs) release() {
@@ -85,6 +109,9 @@ func (ba *batchArgs) release() {
 
 // batchable reports whether args may join a batch, adding its size.
 func (c *conn) batchable(args [][]byte, size *int) bool {
+	if len(args) > maxLoopArgs {
+		return false // its keys would take long to look at, and it runs alone
+	}
 	cmd := c.lookup(args[0])
 	if cmd == nil || cmd.build == nil || !cmd.arityOK(len(args)) || !c.authed || c.tx.active {
 		return false

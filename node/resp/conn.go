@@ -171,15 +171,25 @@ func (c *conn) queueError(e errReply) {
 	c.w.Error(string(e))
 }
 
+// maxLoopArgs is the most arguments a command may have and still run on
+// the event loop. A command naming more keys runs on a goroutine, as one
+// that may wait does, so that the loop's other clients are not held up
+// for it: at about half a microsecond a key, an EXISTS of a million keys
+// took the loop for 0.8 s (docs/benchmarks.md, "Commands of many keys off
+// the loop"). Handing a command over costs a few microseconds, a small
+// part of what one of this size takes.
+const maxLoopArgs = 1 + 2*chunkKeys
+
 // run executes cmd outside a transaction. On the event loop, a command
-// that may wait is not run: it sets c.deferred, having written nothing,
-// and runs again from dispatch on a goroutine.
+// that may wait, or one of more than maxLoopArgs arguments, is not run: it
+// sets c.deferred, having written nothing, and runs again from dispatch on
+// a goroutine.
 func (c *conn) run(ctx context.Context, cmd *command, args [][]byte) {
+	if c.onLoop && cmd.flags&flagLoop == 0 && (cmd.run != nil || len(args) > maxLoopArgs) {
+		c.deferred = true
+		return
+	}
 	if cmd.run != nil {
-		if c.onLoop && cmd.flags&flagLoop == 0 {
-			c.deferred = true
-			return
-		}
 		cmd.run(ctx, c, args)
 		return
 	}

@@ -33,6 +33,10 @@ type storeBackend struct {
 	remote func(key string) bool
 	wait   func(ctx context.Context, req *protocol.Request)
 
+	// hold, when set, is called at the start of every Do, local or not:
+	// a test holds a call there to see what runs meanwhile.
+	hold func(ctx context.Context, req *protocol.Request)
+
 	// failures is how many more Do and DoAtomic calls on remote keys fail
 	// with CodeUnavailable, as while the cluster notices a lost node.
 	failures atomic.Int32
@@ -55,6 +59,9 @@ type storeBackend struct {
 
 func (b *storeBackend) Do(ctx context.Context, req *protocol.Request, resp *protocol.Response) {
 	b.dos.Add(1)
+	if b.hold != nil {
+		b.hold(ctx, req)
+	}
 	if b.remote != nil && b.remote(req.Key) && b.wait != nil {
 		b.wait(ctx, req)
 	}

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -368,4 +370,97 @@ func TestServer_PipelinedRemoteCommands_ShareNothingAcrossBatches(t *testing.T) 
 			}
 		}
 	}
+}
+
+// A command naming more keys than maxLoopArgs allows runs off the event
+// loop, whether its keys are here or not: held in the backend, it holds up
+// none of the loop's other clients, and its reply and the commands
+// pipelined behind it come in order once it is let go.
+func TestServer_ManyKeyCommand_OthersServedMeanwhile(t *testing.T) {
+	held := make(chan struct{}, 1)
+	release := make(chan struct{})
+	ts := startServer(t, func(cfg *Config, b *storeBackend) {
+		cfg.EventLoops = 1 // every connection on the loop the command would hold
+		b.hold = func(ctx context.Context, req *protocol.Request) {
+			if req.Key != "many:0" && (len(req.Keys) == 0 || req.Keys[0] != "many:0") {
+				return
+			}
+			held <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+	})
+	const n = maxLoopArgs // keys: one command of n+1 arguments
+	keys := make([]string, n)
+	pairs := make([]string, 0, 2*n)
+	for i := range keys {
+		keys[i] = "many:" + itoa(i)
+		pairs = append(pairs, keys[i], "v")
+	}
+	mgetReply := "*" + itoa(n) + "\r\n" + strings.Repeat("$1\r\nv\r\n", n)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{append([]string{"MSET"}, pairs...), "+OK\r\n"},
+		{append([]string{"MGET"}, keys...), mgetReply},
+		{append([]string{"EXISTS"}, keys...), ":" + itoa(n) + "\r\n"},
+		{append([]string{"DEL"}, keys...), ":" + itoa(n) + "\r\n"},
+	} {
+		slow := ts.dial(t)
+		slow.send(resp(tc.args...) + "PING\r\n")
+		select {
+		case <-held:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s of %d keys never reached the backend", tc.args[0], n)
+		}
+		other := ts.dial(t)
+		other.expect("+OK\r\n", "set", "k", tc.args[0])
+		other.expect(bulk(tc.args[0]), "get", "k")
+		release <- struct{}{}
+		if got := slow.reply(); got != tc.want {
+			t.Errorf("%s of %d keys: got %.80q; want %.80q", tc.args[0], n, got, tc.want)
+		}
+		if got := slow.reply(); got != "+PONG\r\n" {
+			t.Errorf("after %s: got %q; want PONG", tc.args[0], got)
+		}
+	}
+}
+
+// A command at maxLoopArgs runs on the loop as before, one past it off
+// the loop: the bound is where it says.
+func TestServer_CommandAtMaxLoopArgs_RunsOnTheLoop(t *testing.T) {
+	var mu sync.Mutex
+	var onLoop []bool // for each EXISTS the backend saw
+	ts := startServer(t, func(cfg *Config, b *storeBackend) {
+		b.hold = func(_ context.Context, req *protocol.Request) {
+			if len(req.Keys) > 0 && req.Keys[len(req.Keys)-1] == "last" {
+				mu.Lock()
+				defer mu.Unlock()
+				onLoop = append(onLoop, onEventLoop())
+			}
+		}
+	})
+	c := ts.dial(t)
+	args := []string{"EXISTS"}
+	for len(args) < maxLoopArgs-1 {
+		args = append(args, "k"+itoa(len(args)))
+	}
+	args = append(args, "last")
+	c.expect(":0\r\n", args...)
+	c.expect(":0\r\n", append(args[:1:1], append([]string{"one-more"}, args[1:]...)...)...)
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []bool{true, false}; !slices.Equal(onLoop, want) {
+		t.Errorf("EXISTS of %d and %d arguments on the event loop: %v; want %v", maxLoopArgs, maxLoopArgs+1, onLoop, want)
+	}
+}
+
+// onEventLoop reports whether the caller runs on one of gnet's event
+// loops.
+func onEventLoop() bool {
+	buf := make([]byte, 64<<10)
+	return strings.Contains(string(buf[:runtime.Stack(buf, false)]), "gnet/v2.(*eventloop)")
 }

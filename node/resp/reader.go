@@ -67,6 +67,10 @@ func (r *Reader) forget() {
 	r.args = r.args[:0]
 }
 
+// handOver gives the slots of the arguments Parse last returned to the
+// caller, to keep: the reader will not touch them again.
+func (r *Reader) handOver() { r.args = nil }
+
 // Parse parses the command at the start of in. It returns the command's
 // arguments and how many bytes of in it took. The arguments are slices of
 // in (or of the reader's buffer) and are valid until in changes or the
