@@ -464,3 +464,50 @@ func onEventLoop() bool {
 	buf := make([]byte, 64<<10)
 	return strings.Contains(string(buf[:runtime.Stack(buf, false)]), "gnet/v2.(*eventloop)")
 }
+
+// An MGET whose values pass maxLoopReply stops on the event loop and runs
+// again, whole, on a goroutine; its reply is that run's alone, and the
+// commands behind it follow it. A smaller one stays on the loop.
+func TestServer_LargeMGet_RunsAgainOffTheLoop(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string][]bool{} // for each key, on the loop or not, per Do
+	ts := startServer(t, func(cfg *Config, b *storeBackend) {
+		b.hold = func(_ context.Context, req *protocol.Request) {
+			if req.Op == protocol.OpGet {
+				mu.Lock()
+				defer mu.Unlock()
+				calls[req.Key] = append(calls[req.Key], onEventLoop())
+			}
+		}
+	})
+	c := ts.dial(t)
+	big := strings.Repeat("v", maxLoopReply/2+1)
+	for _, k := range []string{"big:0", "big:1", "big:2"} {
+		c.expect("+OK\r\n", "set", k, big)
+	}
+	c.expect("+OK\r\n", "set", "small", "s")
+	c.send(resp("MGET", "big:0", "big:1", "big:2", "nope") + resp("MGET", "small", "big:0") + "PING\r\n")
+	if got, want := c.reply(), "*4\r\n"+strings.Repeat(bulk(big), 3)+"$-1\r\n"; got != want {
+		t.Errorf("MGET of 3 large values: got %d bytes %.40q; want %d bytes", len(got), got, len(want))
+	}
+	if got, want := c.reply(), "*2\r\n"+bulk("s")+bulk(big); got != want {
+		t.Errorf("MGET of one large value: got %d bytes %.40q; want %d bytes", len(got), got, len(want))
+	}
+	if got := c.reply(); got != "+PONG\r\n" {
+		t.Errorf("after the MGETs: got %q; want PONG", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string][]bool{
+		"big:0": {true, false, true}, // stopped on the loop, again off it; the second MGET on it
+		"big:1": {true, false},       // the value that passed the bound
+		"big:2": {false},
+		"nope":  {false},
+		"small": {true},
+	}
+	for k, w := range want {
+		if !slices.Equal(calls[k], w) {
+			t.Errorf("GETs of %s on the event loop: %v; want %v", k, calls[k], w)
+		}
+	}
+}

@@ -20,6 +20,15 @@ import (
 
 const chunkKeys = 256 // a chunk's requests and responses take about 80 KB
 
+// maxLoopReply is the most bytes of values a read on the event loop
+// copies. A read whose values come to more stops there, throws its reply
+// away and runs again on a goroutine, where copying them out of the store
+// and into the reply holds up no other client: an MGET of 63 values of 1
+// MiB held the loop, and every other client of it, for up to a second
+// (docs/benchmarks.md, "Large replies"). Reads may run twice; at most
+// this much is copied in vain.
+const maxLoopReply = 1 << 20
+
 // spread reports whether cmd runs on args in chunks.
 func (c *conn) spread(cmd *command, args [][]byte) bool {
 	step := cmd.step
@@ -44,7 +53,8 @@ func (c *conn) spread(cmd *command, args [][]byte) bool {
 // with its error, as it would unchunked (the chunks before it have run).
 // On the event loop, every chunk is checked before any runs: if one cannot
 // run here without waiting, the whole command goes to a goroutine, having
-// done nothing.
+// done nothing. A read whose values pass maxLoopReply there goes to a
+// goroutine too, its reply so far dropped.
 func (c *conn) runSpread(ctx context.Context, cmd *command, args [][]byte) {
 	defer func() {
 		clear(c.part) // the arguments may be a large input buffer: let it go
@@ -78,9 +88,16 @@ func (c *conn) runSpread(ctx context.Context, cmd *command, args [][]byte) {
 		room := -1 // bytes of values the reply has room for; -1: no limit (a write)
 		if reads {
 			room = maxReply - (len(c.w.buf) - mark)
+			if c.onLoop {
+				room = min(room, maxLoopReply-(len(c.w.buf)-mark))
+			}
 		}
 		if !c.execAll(ctx, resps, !reads, c.onLoop || c.local(), room) {
 			c.w.buf = c.w.buf[:mark]
+			if c.onLoop { // a read: it runs again on a goroutine
+				c.deferred = true
+				return
+			}
 			c.w.Error(fmt.Sprintf("ERR the reply would be over %d bytes, the most one reply may take; ask for fewer keys at a time", maxReply))
 			return
 		}
