@@ -116,6 +116,13 @@ func (c *conn) batchable(args [][]byte, size *int) bool {
 	if cmd == nil || cmd.build == nil || !cmd.arityOK(len(args)) || !c.authed || c.tx.active {
 		return false
 	}
+	if cmd.flags&flagWrite == 0 && c.spread(cmd, args) {
+		// An MGET of several keys runs alone, in chunks (runSpread), where
+		// its reply is bounded by maxReply: built whole on a fork, it was
+		// answered however large (and one deferred on the loop for
+		// maxLoopReply is one whose values are large).
+		return false
+	}
 	keys := cmd.keys(args)
 	if len(keys) == 0 {
 		return false

@@ -151,6 +151,12 @@ func (c *conn) dispatch(ctx context.Context, args [][]byte) {
 		return
 	}
 	if c.tx.active && cmd.flags&flagTxControl == 0 {
+		if c.onLoop && len(args) > maxLoopArgs {
+			// Queueing hashes each key and copies each argument: as long
+			// as running it, so it leaves the loop too.
+			c.deferred = true
+			return
+		}
 		c.enqueue(cmd, args)
 		return
 	}
@@ -185,7 +191,10 @@ const maxLoopArgs = 1 + 2*chunkKeys
 // sets c.deferred, having written nothing, and runs again from dispatch on
 // a goroutine.
 func (c *conn) run(ctx context.Context, cmd *command, args [][]byte) {
-	if c.onLoop && cmd.flags&flagLoop == 0 && (cmd.run != nil || len(args) > maxLoopArgs) {
+	// A command that changes what the loop reads of the connection (AUTH,
+	// HELLO: the reader's limits; QUIT) runs there however long.
+	long := len(args) > maxLoopArgs && cmd.flags&flagNoAuth == 0
+	if c.onLoop && (cmd.flags&flagLoop == 0 && cmd.run != nil || long) {
 		c.deferred = true
 		return
 	}
