@@ -2,6 +2,7 @@ package resp
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +25,9 @@ const maxUnread = 64 << 20
 // answered with an error instead. Other replies (KEYS of a large
 // keyspace) are still sent whole.
 const maxReply = maxUnread
+
+// errReplyTooLarge answers an MGET whose reply would pass maxReply.
+var errReplyTooLarge = errReply(fmt.Sprintf("ERR the reply would be over %d bytes, the most one reply may take; ask for fewer keys at a time", maxReply))
 
 // maxUnreadUnauth is maxUnread for a client that has not authenticated
 // (with --requirepass): it can only be told NOAUTH, and 20 such clients

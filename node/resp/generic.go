@@ -20,11 +20,17 @@ func buildMGet(c *conn, args [][]byte, _ bool) error {
 }
 
 func replyMGet(c *conn, _ [][]byte, _ []protocol.Request, resps []protocol.Response) {
+	size := 0
 	for i := range resps {
 		if r := &resps[i]; r.Code != protocol.CodeOK && r.Code != protocol.CodeNotFound {
 			c.replyErr(r)
 			return
 		}
+		size += len(resps[i].Value)
+	}
+	if size > maxReply { // in a transaction; runSpread checks it as it goes
+		c.w.Error(string(errReplyTooLarge))
+		return
 	}
 	c.w.Array(len(resps))
 	for i := range resps {

@@ -298,3 +298,20 @@ func TestServer_DeferredMGet_RESP3_SecondChunk_Order(t *testing.T) {
 		t.Errorf("%d backend calls: the MGET did not stop in its second chunk and run again", n)
 	}
 }
+
+// An MGET queued in MULTI keeps the same bound: EXEC answers it with the
+// refusal, in its place, and the transaction's other replies as usual.
+func TestServer_MGetInMulti_KeepsReplyLimit(t *testing.T) {
+	ts := startServer(t)
+	big := strings.Repeat("v", 1<<20)
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "SET", "{t}big", big)
+	args := []string{"MGET"}
+	for range 70 { // 70 MiB of values, over maxReply (64 MiB)
+		args = append(args, "{t}big")
+	}
+	c.expect("+OK\r\n", "MULTI")
+	c.expect("+QUEUED\r\n", args...)
+	c.expect("+QUEUED\r\n", "MGET", "{t}big", "{t}none")
+	c.expect("*2\r\n-"+string(errReplyTooLarge)+"\r\n*2\r\n"+bulk(big)+"$-1\r\n", "EXEC")
+}

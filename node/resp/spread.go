@@ -2,7 +2,6 @@ package resp
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
@@ -98,7 +97,7 @@ func (c *conn) runSpread(ctx context.Context, cmd *command, args [][]byte) {
 				c.deferred = true
 				return
 			}
-			c.w.Error(fmt.Sprintf("ERR the reply would be over %d bytes, the most one reply may take; ask for fewer keys at a time", maxReply))
+			c.w.Error(string(errReplyTooLarge))
 			return
 		}
 		c.redoFailed(ctx, &rt, cmd, resps)
