@@ -42,13 +42,30 @@ type Reader struct {
 	need int      // bytes the pending command needs, counted from its start
 	big  int      // bigPending; tests lower it
 	many int      // keepReqs: commands of more arguments collect them once whole; tests lower it
+
+	// at is where the last Parse stopped in a command of more than many
+	// arguments that it found incomplete. The next Parse is given the
+	// same command (a connection's input starts with it until it is
+	// whole), so it goes on from there instead of from its first byte.
+	at resumePoint
+
+	examined int // elements bulks has looked at, for tests
 }
+
+// resumePoint marks the first element of a large command not yet known
+// whole: its index, where it starts (from the command's first byte) and
+// the argument bytes before it. Those before it are whole and well formed.
+// The zero value marks none.
+type resumePoint struct{ count, elem, pos, total int }
 
 // NewReader returns a Reader bounded by lim.
 func NewReader(lim Limits) *Reader { return &Reader{lim: lim, big: bigPending, many: keepReqs} }
 
 // SetLimits replaces the reader's limits (after authentication).
-func (r *Reader) SetLimits(lim Limits) { r.lim = lim }
+func (r *Reader) SetLimits(lim Limits) {
+	r.lim = lim
+	r.at = resumePoint{} // what was checked under the old limits is checked again
+}
 
 // Need returns how many bytes, counted from the start of the command the
 // last Parse found incomplete, must be buffered before Parse can complete
@@ -87,6 +104,7 @@ func (r *Reader) Parse(in []byte) (args [][]byte, n int, err error) {
 		return nil, 0, nil
 	}
 	if in[0] != '*' {
+		r.at = resumePoint{}
 		return r.parseInline(in)
 	}
 	line, pos, err := r.line(in, 0)
@@ -104,30 +122,38 @@ func (r *Reader) Parse(in []byte) (args [][]byte, n int, err error) {
 	// again as its pieces arrive (see wait), it would otherwise build them
 	// again each time, for the garbage collector.
 	collect := count <= int64(r.many)
-	end, err := r.bulks(in, pos, int(count), collect)
+	from := resumePoint{pos: pos}
+	if at := r.at; !collect && at.count == int(count) && at.pos <= len(in) {
+		from = at
+	}
+	r.at = resumePoint{}
+	end, err := r.bulks(in, from, int(count), collect)
 	if err != nil || end < 0 {
 		return nil, 0, err
 	}
 	if !collect {
 		r.args = make([][]byte, 0, count)
-		r.bulks(in, pos, int(count), true) // the same bytes: whole and well formed
+		r.bulks(in, resumePoint{pos: pos}, int(count), true) // the same bytes: whole and well formed
 	}
 	r.need = 0
 	return r.args, end, nil // "*0" and "*-1" are empty commands
 }
 
-// bulks reads the count bulk strings of a multibulk command starting at
-// in[pos:], appending each to r.args if collect. It returns where the
-// command ends, or -1 if in holds only part of it (having set need).
-func (r *Reader) bulks(in []byte, pos, count int, collect bool) (int, error) {
-	total := 0
-	for i := range count {
+// bulks reads the bulk strings of a multibulk command of count elements,
+// from element from.elem, which starts at in[from.pos:], on, appending
+// each to r.args if collect. It returns where the command ends, or -1 if
+// in holds only part of it (having set need, and, unless collect, r.at).
+func (r *Reader) bulks(in []byte, from resumePoint, count int, collect bool) (int, error) {
+	pos, total := from.pos, from.total
+	for i := from.elem; i < count; i++ {
+		r.examined++
 		line, next, err := r.line(in, pos)
 		if err != nil {
 			return 0, err
 		}
 		if next < 0 {
 			r.wait(len(in), r.need, pos+minElem*(count-i))
+			r.pause(collect, resumePoint{count, i, pos, total})
 			return -1, nil
 		}
 		if len(line) == 0 || line[0] != '$' {
@@ -143,14 +169,16 @@ func (r *Reader) bulks(in []byte, pos, count int, collect bool) (int, error) {
 			}
 			return 0, protoErr("invalid bulk length")
 		}
-		if total += int(size); total > r.lim.MaxCommand {
+		if total+int(size) > r.lim.MaxCommand {
 			return 0, protoErr("command too large")
 		}
 		end := next + int(size)
 		if end+2 > len(in) {
 			r.wait(len(in), end+2, end+2+minElem*(count-i-1))
+			r.pause(collect, resumePoint{count, i, pos, total})
 			return -1, nil
 		}
+		total += int(size)
 		if in[end] != '\r' || in[end+1] != '\n' {
 			return 0, protoErr("bulk string not terminated by CRLF")
 		}
@@ -160,6 +188,14 @@ func (r *Reader) bulks(in []byte, pos, count int, collect bool) (int, error) {
 		pos = end + 2
 	}
 	return pos, nil
+}
+
+// pause records where a large command's parse stopped (see Reader.at);
+// a command whose arguments are collected as it is parsed starts again.
+func (r *Reader) pause(collect bool, at resumePoint) {
+	if !collect {
+		r.at = at
+	}
 }
 
 // minElem is the smallest element of a multibulk command: "$0\n\r\n"
@@ -173,14 +209,16 @@ const bigPending = 64 << 10
 // wait sets need for a multibulk command found incomplete with have bytes
 // buffered: exact is what the element it stopped in needs, least what the
 // whole command needs at the least (its other elements at their
-// smallest). Each Parse starts again from the command's first byte, so
-// with need at exact a command of megabytes sent a few bytes at a time
-// was parsed again for every piece, taking the loop's CPU from every other
-// client. Once bigPending bytes are buffered, need also asks for them to
-// double (by at most 16 MiB), never beyond least, which every complete
-// command of the declared length reaches: such a command is parsed a few
-// dozen times in all. A protocol error in what arrives meanwhile is found
-// at the next parse, not at once.
+// smallest). A Parse of a command of a few large values starts again
+// from its first byte (one of many elements goes on where the last
+// stopped, Reader.at), and every Parse costs the connection a look at
+// its whole input, so with need at exact a command of megabytes sent a
+// few bytes at a time was parsed again for every piece, taking the loop's
+// CPU from every other client. Once bigPending bytes are buffered, need
+// also asks for them to double (by at most 16 MiB), never beyond least,
+// which every complete command of the declared length reaches: such a
+// command is parsed a few dozen times in all. A protocol error in what
+// arrives meanwhile is found at the next parse, not at once.
 func (r *Reader) wait(have, exact, least int) {
 	r.need = exact
 	if have >= r.big {
