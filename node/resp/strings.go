@@ -3,7 +3,6 @@ package resp
 import (
 	"bytes"
 	"math"
-	"slices"
 	"strings"
 
 	"github.com/cloakroom/cloakroom/protocol"
@@ -82,7 +81,9 @@ func buildSet(c *conn, args [][]byte, _ bool) error {
 			}
 			keep = true
 		case "EX", "PX", "EXAT", "PXAT":
-			if keep || exp.kind != "" || i+1 >= len(args) {
+			// The same option again replaces the time, and only the last
+			// is checked, as in Redis; a different one is an error.
+			if keep || exp.kind != "" && exp.kind != opt || i+1 >= len(args) {
 				return errSyntax
 			}
 			exp = expiry{opt, args[i+1]}
@@ -241,26 +242,37 @@ func buildGetDel(c *conn, args [][]byte, _ bool) error {
 // buildGetEx parses GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST].
 // PERSIST may be repeated, as Redis accepts it.
 func buildGetEx(c *conn, args [][]byte, _ bool) error {
-	persist := !slices.ContainsFunc(args[2:], func(a []byte) bool { return upper(a) != "PERSIST" })
-	switch {
-	case len(args) == 2:
-		c.add(protocol.OpGet, args[1])
-	case persist:
-		c.add(protocol.OpGetAndTouch, args[1]).Flags = protocol.FlagNoTTL
-	case len(args) == 4:
-		switch kind := upper(args[2]); kind {
-		case "EX", "PX", "EXAT", "PXAT":
-			ttl, err := c.millis(expiry{kind, args[3]}, "getex")
-			if err != nil {
-				return err
+	var exp expiry
+	persist := false
+	for i := 2; i < len(args); i++ { // options repeat as SET's do
+		switch opt := upper(args[i]); opt {
+		case "PERSIST":
+			if exp.kind != "" {
+				return errSyntax
 			}
-			r := c.add(protocol.OpGetAndTouch, args[1])
-			r.TTL, r.Flags = max(ttl, 0), protocol.FlagAllowPast
+			persist = true
+		case "EX", "PX", "EXAT", "PXAT":
+			if persist || exp.kind != "" && exp.kind != opt || i+1 >= len(args) {
+				return errSyntax
+			}
+			exp = expiry{opt, args[i+1]}
+			i++
 		default:
 			return errSyntax
 		}
+	}
+	switch {
+	case persist:
+		c.add(protocol.OpGetAndTouch, args[1]).Flags = protocol.FlagNoTTL
+	case exp.kind != "":
+		ttl, err := c.millis(exp, "getex")
+		if err != nil {
+			return err
+		}
+		r := c.add(protocol.OpGetAndTouch, args[1])
+		r.TTL, r.Flags = max(ttl, 0), protocol.FlagAllowPast
 	default:
-		return errSyntax
+		c.add(protocol.OpGet, args[1])
 	}
 	return nil
 }
