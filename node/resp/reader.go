@@ -92,19 +92,22 @@ func (r *Reader) handOver() { r.args = nil }
 // arguments and how many bytes of in it took. The arguments are slices of
 // in (or of the reader's buffer) and are valid until in changes or the
 // next call. n == 0 with a nil error means in holds only part of a
-// command: call again with more bytes (at least Need). An empty inline
-// line yields no arguments. Framing problems are *ProtocolError.
+// command: call again with more bytes (at least Need), in starting with
+// the same command, since a large one is parsed on from where the last
+// call stopped. An empty inline line yields no arguments. Framing problems
+// are *ProtocolError.
 func (r *Reader) Parse(in []byte) (args [][]byte, n int, err error) {
 	r.args = r.args[:0]
 	if cap(r.args) > keepReqs { // do not keep a huge slice for ever
 		r.args = nil
 	}
+	at := r.at
+	r.at = resumePoint{} // every return but a large command's pause clears it
 	if len(in) == 0 {
 		r.need = 1
 		return nil, 0, nil
 	}
 	if in[0] != '*' {
-		r.at = resumePoint{}
 		return r.parseInline(in)
 	}
 	line, pos, err := r.line(in, 0)
@@ -123,17 +126,27 @@ func (r *Reader) Parse(in []byte) (args [][]byte, n int, err error) {
 	// again each time, for the garbage collector.
 	collect := count <= int64(r.many)
 	from := resumePoint{pos: pos}
-	if at := r.at; !collect && at.count == int(count) && at.pos <= len(in) {
+	if !collect && at.count == int(count) && at.pos <= len(in) {
 		from = at
 	}
-	r.at = resumePoint{}
 	end, err := r.bulks(in, from, int(count), collect)
+	if err != nil && from.elem > 0 {
+		// An error is final: make sure of it from the first byte, as
+		// the rest of what was resumed from is checked below.
+		end, err = r.bulks(in, resumePoint{pos: pos}, int(count), false)
+	}
 	if err != nil || end < 0 {
 		return nil, 0, err
 	}
 	if !collect {
+		// Collecting reads the command again from its first byte, with
+		// every check: what it finds is the outcome, so a command is
+		// never taken on the word of a resume point alone.
 		r.args = make([][]byte, 0, count)
-		r.bulks(in, resumePoint{pos: pos}, int(count), true) // the same bytes: whole and well formed
+		if end, err = r.bulks(in, resumePoint{pos: pos}, int(count), true); err != nil || end < 0 {
+			r.args = nil
+			return nil, 0, err
+		}
 	}
 	r.need = 0
 	return r.args, end, nil // "*0" and "*-1" are empty commands
