@@ -62,39 +62,8 @@ func TestServer_largeCommandsInPieces(t *testing.T) {
 		step(resp("SET", p+"small", "s"), "+OK\r\n")
 		step(resp("MGET", p+"m2", p+"small", p+"m0", p+"big2", p+"m4"), "*5\r\n"+bulk(vals[2])+bulk("s")+bulk(vals[0])+bulk(big2)+bulk(big2))
 		step("PING inline\r\n", "$6\r\ninline\r\n")
-		rng := rand.New(rand.NewPCG(seed, 1))
 		c := ts.dial(t)
-		got := make(chan string, 1)
-		go func() {
-			var sb strings.Builder
-			c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-			for sb.Len() < want.Len() {
-				if err := readReply(c.br, &sb); err != nil {
-					break
-				}
-			}
-			got <- sb.String()
-		}()
-		rest := in.String()
-		for len(rest) > 0 {
-			n := min(len(rest), 1+rng.IntN(200_000))
-			if rng.IntN(4) == 0 {
-				n = min(len(rest), 1+rng.IntN(8)) // split a header or a CRLF
-			}
-			c.send(rest[:n])
-			rest = rest[n:]
-			if rng.IntN(3) == 0 {
-				time.Sleep(time.Millisecond) // a read of its own
-			}
-		}
-		if g := <-got; g != want.String() {
-			i := 0
-			for i < len(g) && i < want.Len() && g[i] == want.String()[i] {
-				i++
-			}
-			t.Fatalf("seed %d: replies differ from byte %d of %d (got %d bytes): got %.80q; want %.80q",
-				seed, i, want.Len(), len(g), g[i:], want.String()[i:])
-		}
+		sendInRandomPieces(t, c, in.String(), want.String(), seed, 1, 200_000, time.Millisecond)
 		c.nc.Close()
 	}
 }
@@ -316,4 +285,43 @@ func TestServer_largeCommandThenQuitErrorOrBatches(t *testing.T) {
 			t.Fatal("the replies differ from the commands'")
 		}
 	})
+}
+
+// sendInRandomPieces sends in to c in pieces of random sizes (from the
+// generator PCG(seed, stream): up to most bytes, and a quarter of them
+// under 8, to split a header or a CRLF), pausing after a third of them (a
+// read of its own), and fails the test unless c's replies are want, byte
+// for byte.
+func sendInRandomPieces(t *testing.T, c *rawConn, in, want string, seed, stream uint64, most int, pause time.Duration) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, stream))
+	got := make(chan string, 1)
+	go func() {
+		var sb strings.Builder
+		c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for sb.Len() < len(want) {
+			if err := readReply(c.br, &sb); err != nil {
+				break
+			}
+		}
+		got <- sb.String()
+	}()
+	for len(in) > 0 {
+		n := min(len(in), 1+rng.IntN(most))
+		if rng.IntN(4) == 0 {
+			n = min(len(in), 1+rng.IntN(8))
+		}
+		c.send(in[:n])
+		in = in[n:]
+		if rng.IntN(3) == 0 {
+			time.Sleep(pause)
+		}
+	}
+	if g := <-got; g != want {
+		i := 0
+		for i < len(g) && i < len(want) && g[i] == want[i] {
+			i++
+		}
+		t.Fatalf("seed %d: replies differ from byte %d of %d (got %d bytes): got %.80q; want %.80q", seed, i, len(want), len(g), g[i:], want[i:])
+	}
 }

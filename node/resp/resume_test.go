@@ -1,7 +1,6 @@
 package resp
 
 import (
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,39 +48,8 @@ func TestServer_LargeCommandsResumeBehindBatchesAndAuth(t *testing.T) {
 			step(resp(append([]string{"EXISTS"}, append(small[:150:150], long[:150]...)...)...), ":150\r\n")
 			step("PING x\r\n", "$1\r\nx\r\n")
 		}
-		rng := rand.New(rand.NewPCG(seed, 7))
 		c := ts.dial(t)
-		got := make(chan string, 1)
-		go func() {
-			var sb strings.Builder
-			c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-			for sb.Len() < want.Len() {
-				if err := readReply(c.br, &sb); err != nil {
-					break
-				}
-			}
-			got <- sb.String()
-		}()
-		rest := in.String()
-		for len(rest) > 0 {
-			n := min(len(rest), 1+rng.IntN(6000))
-			if rng.IntN(4) == 0 {
-				n = min(len(rest), 1+rng.IntN(8))
-			}
-			c.send(rest[:n])
-			rest = rest[n:]
-			if rng.IntN(3) == 0 {
-				time.Sleep(300 * time.Microsecond)
-			}
-		}
-		if g := <-got; g != want.String() {
-			i := 0
-			for i < len(g) && i < want.Len() && g[i] == want.String()[i] {
-				i++
-			}
-			t.Fatalf("seed %d: replies differ from byte %d of %d (got %d bytes): got %.80q; want %.80q",
-				seed, i, want.Len(), len(g), g[i:], want.String()[i:])
-		}
+		sendInRandomPieces(t, c, in.String(), want.String(), seed, 7, 6000, 300*time.Microsecond)
 		c.nc.Close()
 	}
 }
