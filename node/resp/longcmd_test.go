@@ -189,7 +189,7 @@ func TestServer_LongCommand_ClientGoneWhileItRuns(t *testing.T) {
 	slow.nc.Close()
 	other := ts.dial(t)
 	other.expect("+OK\r\n", "SET", "a", "b")
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, "the server to close the client that left", func() bool { return ts.srv.admitted.Load() == 1 })
 	close(release)
 	other.expect("$1\r\nb\r\n", "GET", "a")
 	ts.mustClose(t, "after a client left while its long command ran")

@@ -14,6 +14,18 @@ type expiry struct {
 	arg  []byte
 }
 
+// option takes the expiry option opt, whose time is args[i+1], as SET and
+// GETEX parse it: the same option again replaces the time, and only the
+// last is checked, as in Redis. It reports false, for a syntax error, if
+// another kind was given before or the time is missing.
+func (e *expiry) option(opt string, args [][]byte, i int) bool {
+	if e.kind != "" && e.kind != opt || i+1 >= len(args) {
+		return false
+	}
+	*e = expiry{opt, args[i+1]}
+	return true
+}
+
 // millis converts e to a TTL in milliseconds from now. For EX and PX the
 // TTL must be positive; an absolute time in the past gives a TTL <= 0.
 // Errors use Redis's wording for command name.
@@ -81,12 +93,9 @@ func buildSet(c *conn, args [][]byte, _ bool) error {
 			}
 			keep = true
 		case "EX", "PX", "EXAT", "PXAT":
-			// The same option again replaces the time, and only the last
-			// is checked, as in Redis; a different one is an error.
-			if keep || exp.kind != "" && exp.kind != opt || i+1 >= len(args) {
+			if keep || !exp.option(opt, args, i) {
 				return errSyntax
 			}
-			exp = expiry{opt, args[i+1]}
 			i++
 		default:
 			return errSyntax
@@ -252,10 +261,9 @@ func buildGetEx(c *conn, args [][]byte, _ bool) error {
 			}
 			persist = true
 		case "EX", "PX", "EXAT", "PXAT":
-			if persist || exp.kind != "" && exp.kind != opt || i+1 >= len(args) {
+			if persist || !exp.option(opt, args, i) {
 				return errSyntax
 			}
-			exp = expiry{opt, args[i+1]}
 			i++
 		default:
 			return errSyntax
