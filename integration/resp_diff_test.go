@@ -18,13 +18,14 @@ import (
 // a node; every reply must be byte-for-byte the same. They cover error
 // wording, option parsing, RESP3 nulls, transactions and expiry edges.
 var diffCommands = [][]string{
-	{"flushall"}, {"foo", "a"}, {"get"}, {"set", "k", "v", "nx", "xx"}, {"set", "k", "v", "ex", "0"},
+	{"flushall"}, {"foo", "a"}, {"get"}, {"getex", "nope", "ex", "abc"}, {"getex", "nope", "px", "0"}, {"getex", "nope", "pxat", "-5"},
+	{"command", "info", "nosuch"}, {"set", "k", "v", "nx", "xx"}, {"set", "k", "v", "ex", "0"},
 	{"set", "k", "v", "ex", "abc"}, {"set", "k", "v", "keepttl", "px", "1"}, {"set", "k", "v", "get", "get"},
 	{"set", "k", "v", "ex", "60", "nx"}, {"ttl", "k"}, {"set", "k", "w", "ex", "60", "nx", "get"},
 	{"set", "k", "v", "ex", "10", "ex", "20"}, {"ttl", "k"}, {"set", "k", "v", "ex", "abc", "px", "20"},
 	{"set", "k", "v", "px", "abc", "px", "30000"}, {"set", "k", "v", "ex", "10", "ex"}, {"set", "k", "v", "ex", "10", "ex", "abc"},
 	{"getex", "k", "ex", "abc", "ex", "40"}, {"ttl", "k"}, {"getex", "k", "persist", "ex", "10"},
-	{"getex", "k", "ex", "10", "persist"}, {"getex", "k", "keepttl"}, {"getex", "k", "exat", "1", "px", "5"},
+	{"getex", "k", "ex", "10", "persist"}, {"getex", "k", "px", "-1"}, {"getex", "k", "keepttl"}, {"getex", "k", "exat", "1", "px", "5"},
 	{"set", "k", "x", "pxat", "1", "xx", "get"}, {"exists", "k"}, {"set", "a", "1", "exat", "1", "nx"}, {"exists", "a"},
 	{"setex", "k", "0", "v"}, {"psetex", "k", "abc", "v"}, {"setnx", "k", "1"}, {"setnx", "k", "2"}, {"getset", "k", "3"},
 	{"getex", "k", "persist"}, {"getex", "k", "ex", "0"}, {"getex", "k", "px", "100000"}, {"pttl", "k"}, {"getdel", "k"},
@@ -41,7 +42,7 @@ var diffCommands = [][]string{
 	{"client", "getname"}, {"config", "get", "save"}, {"config", "get", "appendonly"}, {"config", "get", "timeout"}, {"auth", "x"}, {"auth", "default", "x"},
 	{"exec"}, {"discard"}, {"multi"}, {"multi"}, {"watch", "a"}, {"set", "{t}a", "1"}, {"get", "{t}a"}, {"exec"},
 	{"multi"}, {"get"}, {"exec"}, {"watch", "{t}a"}, {"set", "{t}a", "2"}, {"multi"}, {"get", "{t}a"}, {"exec"},
-	{"hello", "4"}, {"hello", "3"}, {"get", "nope"}, {"mget", "nope"}, {"watch", "{t}a"}, {"set", "{t}a", "3"},
+	{"hello", "4"}, {"hello", "3"}, {"client", "list", "type", "master"}, {"command", "info", "nosuch"}, {"get", "nope"}, {"mget", "nope"}, {"watch", "{t}a"}, {"set", "{t}a", "3"},
 	{"multi"}, {"get", "{t}a"}, {"exec"}, {"config", "get", "save"}, {"hello", "2"}, {"ping"}, {"ping", "x"}, {"echo", "y"},
 	{"readonly"}, {"readwrite"}, {"readonly", "x"},
 }
@@ -203,7 +204,7 @@ func readRaw(br *bufio.Reader, sb *strings.Builder) error {
 	var n int
 	fmt.Sscanf(line[1:], "%d", &n)
 	switch line[0] {
-	case '$':
+	case '$', '=':
 		if n >= 0 {
 			buf := make([]byte, n+2)
 			if _, err := io.ReadFull(br, buf); err != nil {

@@ -121,7 +121,7 @@ func TestRESP_Node_RedisCLI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("redis-cli: %v\n%s", err, out)
 	}
-	for _, want := range []string{"OK", "db0:keys=1"} {
+	for _, want := range []string{"OK", "db0:keys=1,expires=1,"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("redis-cli output lacks %q:\n%s", want, out)
 		}

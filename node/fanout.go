@@ -143,13 +143,15 @@ func (f *failures) report(resp *protocol.Response, one, many string) {
 	}
 }
 
-// count counts live keys cluster-wide: each node counts the partitions it
-// is primary for.
+// count counts live keys cluster-wide, and of them those with a TTL: each
+// node counts the partitions it is primary for.
 func (n *Node) count(ctx context.Context, v *view, req *protocol.Request, resp *protocol.Response) {
 	if req.Flags&protocol.FlagLocal != 0 || len(v.table.Members) == 1 {
 		for p := range n.cfg.Partitions {
 			if _, primary := v.holds(p); primary {
-				resp.N += int64(n.store.PartitionKeys(p))
+				keys, ttls := n.store.PartitionKeys(p)
+				resp.N += int64(keys)
+				resp.TTLKeys += int64(ttls)
 			}
 		}
 		return
@@ -166,7 +168,8 @@ func (n *Node) flush(ctx context.Context, v *view, req *protocol.Request, resp *
 	n.fanOut(ctx, v, &protocol.Request{Op: protocol.OpFlush, Flags: protocol.FlagLocal}, resp)
 }
 
-// fanOut runs req on every member, this one included, and adds up N.
+// fanOut runs req on every member, this one included, and adds up N and
+// TTLKeys.
 func (n *Node) fanOut(ctx context.Context, v *view, req *protocol.Request, resp *protocol.Response) {
 	var mu sync.Mutex
 	var failed failures
@@ -186,6 +189,7 @@ func (n *Node) fanOut(ctx context.Context, v *view, req *protocol.Request, resp 
 			mu.Lock()
 			defer mu.Unlock()
 			resp.N += r.N
+			resp.TTLKeys += r.TTLKeys
 			failed.add(&r)
 		}()
 	}

@@ -107,6 +107,7 @@ func storeCollector(s *store.Store) prometheus.Collector {
 	}
 	ms := []metric{
 		def("cloakroom_keys", "Live keys, including expired ones not yet collected.", prometheus.GaugeValue, func(st store.Stats) int64 { return st.Keys }),
+		def("cloakroom_keys_with_ttl", "Of cloakroom_keys, those with a TTL.", prometheus.GaugeValue, func(st store.Stats) int64 { return st.KeysWithTTL }),
 		def("cloakroom_tombstones", "Tombstones kept so that deletes stay final.", prometheus.GaugeValue, func(st store.Stats) int64 { return st.Tombstones }),
 		def("cloakroom_memory_used_bytes", "Store memory account: arena plus index.", prometheus.GaugeValue, store.Stats.UsedMemory),
 		def("cloakroom_evictions_total", "Entries evicted before they expired, to stay under the store's memory limit (cloakroom_memory_max_bytes).", prometheus.CounterValue, func(st store.Stats) int64 { return st.Evictions }),

@@ -58,7 +58,7 @@ func TestCluster_scanAndLogoutEverywhere_waitForThePartitionToArrive(t *testing.
 		crawlingTransfers(0, cfg)
 	})
 	nodetest.WaitFor(t, 20*time.Second, func() error {
-		if k := n4.Store().PartitionKeys(part); k == 0 {
+		if k, _ := n4.Store().PartitionKeys(part); k == 0 {
 			return errors.New("node-4 has pulled nothing yet")
 		}
 		if ok, why := n4.Ready(); ok {
@@ -109,7 +109,7 @@ func TestCluster_aFormerHolderKeepsAPartitionUntilItHasArrived(t *testing.T) {
 	if r.Code != protocol.CodeUnavailable {
 		t.Errorf("backup scan of a partition still arriving: %v, %d keys; want unavailable", r.Code, len(r.Keys))
 	}
-	if k := n2.Store().PartitionKeys(part); k != moveSessions {
+	if k, _ := n2.Store().PartitionKeys(part); k != moveSessions {
 		t.Fatalf("node-2 keeps %d of the %d sessions of partition %d that node-3 is still pulling", k, moveSessions, part)
 	}
 	// So one crash loses nothing.
@@ -192,7 +192,7 @@ func TestCluster_aFormerHolderDropsAPartitionOnceItHasArrived(t *testing.T) {
 		if ok, why := n3.Ready(); !ok {
 			return fmt.Errorf("node-3: %s", why)
 		}
-		if k := n2.Store().PartitionKeys(part); k != 0 {
+		if k, _ := n2.Store().PartitionKeys(part); k != 0 {
 			return fmt.Errorf("node-2 still keeps %d keys of partition %d", k, part)
 		}
 		return nil

@@ -44,6 +44,7 @@ type Response struct {
 	Cursor  uint64
 	Table   uint64  // the node's partition table version, so clients notice changes
 	Entries []Entry // OpFetch results
+	TTLKeys int64   // OpCount: of the N keys, those with a TTL
 }
 
 // Entry is one stored entry as it travels between nodes: TTL is the
@@ -95,7 +96,7 @@ func withoutWords(msg, w string) string {
 
 const (
 	requestFields  = 15
-	responseFields = 11
+	responseFields = 12
 )
 
 // Encode writes r with e.
@@ -135,6 +136,7 @@ func (r *Response) Encode(e *msgpack.Encoder) error {
 		e.EncodeUint(r.Cursor),
 		e.EncodeUint(r.Table),
 		encodeEntries(e, r.Entries),
+		e.EncodeInt(r.TTLKeys),
 	)
 }
 
@@ -285,6 +287,8 @@ func (d *Decoder) DecodeResponse(b []byte, r *Response) error {
 			r.Table, err = d.uint()
 		case 10:
 			r.Entries, err = d.entries()
+		case 11:
+			r.TTLKeys, err = d.dec.DecodeInt64()
 		default:
 			err = d.skip()
 		}

@@ -56,7 +56,9 @@ const (
 	// so it may hold fewer than Count keys, or none, before the partition
 	// ends; reply N counts the keys it examined, so weighted.
 	OpScan
-	// OpCount counts the live keys on the node (DBSIZE).
+	// OpCount counts the live keys on the node (DBSIZE): reply N, and
+	// TTLKeys of them have a TTL (INFO's expires=). A node from before
+	// TTLKeys leaves it 0.
 	OpCount
 	// OpFlush deletes every key on the node, when the node allows it.
 	OpFlush

@@ -100,7 +100,7 @@ func commandTable() map[string]*command {
 		k1(&command{name: "setex", arity: 4, flags: wr, group: str, summary: "Sets the value and expiration in seconds.", build: buildSetEx, reply: replyOK}),
 		k1(&command{name: "psetex", arity: 4, flags: wr, group: str, summary: "Sets the value and expiration in milliseconds.", build: buildSetEx, reply: replyOK}),
 		k1(&command{name: "setnx", arity: 3, flags: wr, group: str, summary: "Sets the value only when the key does not exist.", build: buildSetNX, reply: replyChanged}),
-		k1(&command{name: "getex", arity: -2, flags: wr, group: str, summary: "Returns the value and optionally sets its expiration.", build: buildGetEx, reply: replyValue}),
+		k1(&command{name: "getex", arity: -2, flags: wr, group: str, summary: "Returns the value and optionally sets its expiration.", build: buildGetEx, reply: replyGetEx}),
 		k1(&command{name: "getdel", arity: 2, flags: wr, group: str, summary: "Returns the value and deletes the key.", build: buildGetDel, reply: replyValue}),
 		k1(&command{name: "getset", arity: 3, flags: wr, group: str, summary: "Sets a new value and returns the old one.", build: buildGetSet, reply: replyOld}),
 		all(&command{name: "mget", arity: -2, flags: ro | flagSpread, group: str, summary: "Returns the values of keys.", build: buildMGet, reply: replyMGet}),

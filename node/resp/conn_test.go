@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -117,6 +118,45 @@ func TestServer_ClientList_filters(t *testing.T) {
 		if got := list(tc.args...); !slices.Equal(got, tc.want) {
 			t.Errorf("CLIENT LIST %q: ids %v; want %v", tc.args, got, tc.want)
 		}
+	}
+}
+
+// TestServer_InfoKeyspace_CountsKeysWithTTL: INFO keyspace's expires=
+// counts the keys with a TTL, as each command gives or takes one.
+func TestServer_InfoKeyspace_CountsKeysWithTTL(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	keyspace := func(want string) {
+		t.Helper()
+		c.cmd("info", "keyspace")
+		if got := c.reply(); !strings.Contains(got, want) {
+			t.Errorf("INFO keyspace: got %q; want %q", got, want)
+		}
+	}
+	c.expect("+OK\r\n", "set", "a", "v")
+	c.expect("+OK\r\n", "set", "b", "v", "ex", "100")
+	c.expect("+OK\r\n", "set", "c", "v", "px", "100000")
+	keyspace("db0:keys=3,expires=2,avg_ttl=0\r\n")
+	c.expect(":1\r\n", "expire", "a", "100")
+	keyspace("db0:keys=3,expires=3,")
+	c.expect(":1\r\n", "persist", "b")
+	c.expect("+OK\r\n", "set", "c", "w", "keepttl")
+	keyspace("db0:keys=3,expires=2,")
+	c.expect("+OK\r\n", "set", "c", "v")
+	c.expect("$1\r\nv\r\n", "getex", "a", "persist")
+	keyspace("db0:keys=3,expires=0,")
+	c.expect("$1\r\nv\r\n", "getex", "b", "ex", "100")
+	c.expect(":1\r\n", "del", "c")
+	keyspace("db0:keys=2,expires=1,")
+
+	// Under RESP3, INFO and CLIENT INFO are verbatim text, as Redis's.
+	c.cmd("hello", "3")
+	c.reply()
+	want := "# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=0\r\n"
+	keyspace(fmt.Sprintf("=%d\r\ntxt:%s\r\n", 4+len(want), want))
+	c.cmd("client", "info")
+	if got := c.reply(); !strings.HasPrefix(got, "=") || !strings.Contains(got, "\r\ntxt:id=") {
+		t.Errorf("CLIENT INFO under RESP3: got %q; want verbatim text", got)
 	}
 }
 

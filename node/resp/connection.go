@@ -213,7 +213,7 @@ func cmdClient(_ context.Context, c *conn, args [][]byte) {
 			c.w.Error("ERR Unrecognized option '" + string(args[2]) + "'")
 		}
 	case "info":
-		c.w.BulkString(c.describe())
+		c.w.Text(c.describe())
 	case "list":
 		only, err := listFilter(args[2:])
 		if err != "" {
@@ -224,7 +224,7 @@ func cmdClient(_ context.Context, c *conn, args [][]byte) {
 		for _, o := range c.s.snapshotConns(only) {
 			sb.WriteString(o)
 		}
-		c.w.BulkString(sb.String())
+		c.w.Text(sb.String())
 	case "no-evict", "no-touch":
 		if v := strings.ToLower(string(args[2])); v != "on" && v != "off" {
 			c.w.Error(string(errSyntax))

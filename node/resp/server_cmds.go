@@ -84,11 +84,12 @@ func cmdInfo(ctx context.Context, c *conn, args [][]byte) {
 		s.b.Do(ctx, &req, &resp)
 		var lines []string
 		if resp.N > 0 {
-			lines = append(lines, "db0:keys="+strconv.FormatInt(resp.N, 10)+",expires=0,avg_ttl=0")
+			// avg_ttl stays 0, as Redis's until its expiry cycle has sampled.
+			lines = append(lines, "db0:keys="+strconv.FormatInt(resp.N, 10)+",expires="+strconv.FormatInt(resp.TTLKeys, 10)+",avg_ttl=0")
 		}
 		section("Keyspace", lines...)
 	}
-	c.w.BulkString(sb.String())
+	c.w.Text(sb.String())
 }
 
 func human(n uint64) string {
@@ -201,7 +202,7 @@ func cmdCommand(_ context.Context, c *conn, args [][]byte) {
 		c.w.Array(len(cmds))
 		for _, cmd := range cmds {
 			if cmd == nil {
-				c.w.NullArray()
+				c.w.Null() // as Redis: a null bulk string, not a null array
 				continue
 			}
 			c.commandInfo(cmd)

@@ -40,7 +40,10 @@ func TestServer_ErrorWording(t *testing.T) {
 		{[]string{"expire", "k", "1e3", "zz"}, "-ERR Unsupported option zz\r\n"}, // options first, as Redis
 		{[]string{"expire", "k", "99999999999999999"}, "-ERR invalid expire time in 'expire' command\r\n"},
 		{[]string{"pexpire", "k", "9223372036854775807"}, "-ERR invalid expire time in 'pexpire' command\r\n"},
-		{[]string{"getex", "k", "ex", "0"}, "-ERR invalid expire time in 'getex' command\r\n"},
+		{[]string{"getex", "k", "ex", "0"}, "$-1\r\n"}, // a missing key's null before the time's check, as Redis
+		{[]string{"set", "e", "v"}, "+OK\r\n"},
+		{[]string{"getex", "e", "ex", "0"}, "-ERR invalid expire time in 'getex' command\r\n"},
+		{[]string{"getex", "e", "px", "abc"}, "-ERR value is not an integer or out of range\r\n"},
 		{[]string{"getex", "k", "persist", "ex", "1"}, "-ERR syntax error\r\n"},
 		{[]string{"getex", "k", "foo"}, "-ERR syntax error\r\n"},
 		{[]string{"getex", "k", "persist", "persist", "ex"}, "-ERR syntax error\r\n"},

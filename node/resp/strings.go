@@ -248,26 +248,32 @@ func buildGetDel(c *conn, args [][]byte, _ bool) error {
 	return nil
 }
 
-// buildGetEx parses GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST].
+// getExOptions parses GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST].
 // PERSIST may be repeated, as Redis accepts it.
-func buildGetEx(c *conn, args [][]byte, _ bool) error {
-	var exp expiry
-	persist := false
+func getExOptions(args [][]byte) (exp expiry, persist bool, err error) {
 	for i := 2; i < len(args); i++ { // options repeat as SET's do
 		switch opt := upper(args[i]); opt {
 		case "PERSIST":
 			if exp.kind != "" {
-				return errSyntax
+				return exp, false, errSyntax
 			}
 			persist = true
 		case "EX", "PX", "EXAT", "PXAT":
 			if persist || !exp.option(opt, args, i) {
-				return errSyntax
+				return exp, false, errSyntax
 			}
 			i++
 		default:
-			return errSyntax
+			return exp, false, errSyntax
 		}
+	}
+	return exp, persist, nil
+}
+
+func buildGetEx(c *conn, args [][]byte, _ bool) error {
+	exp, persist, err := getExOptions(args)
+	if err != nil {
+		return err
 	}
 	switch {
 	case persist:
@@ -275,7 +281,10 @@ func buildGetEx(c *conn, args [][]byte, _ bool) error {
 	case exp.kind != "":
 		ttl, err := c.millis(exp, "getex")
 		if err != nil {
-			return err
+			// Redis answers a missing key's null before it checks the
+			// time: ask only whether the key exists (replyGetEx).
+			c.add(protocol.OpTTL, args[1])
+			return nil
 		}
 		r := c.add(protocol.OpGetAndTouch, args[1])
 		r.TTL, r.Flags = max(ttl, 0), protocol.FlagAllowPast
@@ -283,6 +292,29 @@ func buildGetEx(c *conn, args [][]byte, _ bool) error {
 		c.add(protocol.OpGet, args[1])
 	}
 	return nil
+}
+
+// replyGetEx answers GETEX. One whose time is invalid asked whether its
+// key exists (buildGetEx): a missing key's answer is null, else the time's
+// error.
+func replyGetEx(c *conn, args [][]byte, reqs []protocol.Request, resps []protocol.Response) {
+	if reqs[0].Op != protocol.OpTTL {
+		c.replyOptional(&resps[0])
+		return
+	}
+	r := &resps[0]
+	switch {
+	case r.Code == protocol.CodeNotFound:
+		c.w.Null()
+	case c.replyErr(r):
+	default:
+		exp, _, _ := getExOptions(args)
+		_, err := c.millis(exp, "getex")
+		if err == nil { // not reached: a time past the clock's range stays past it
+			err = errExpire("getex")
+		}
+		c.w.Error(err.Error())
+	}
 }
 
 // replyChanged answers 1 or 0: a Set that happened, or a Touch that

@@ -91,6 +91,20 @@ func (w *Writer) BulkString(s string) {
 	w.buf = append(w.buf, "\r\n"...)
 }
 
+// Text writes s as Redis writes text meant to be read by a person (INFO,
+// CLIENT LIST): under RESP3 a verbatim string of format txt, under RESP2
+// a bulk string.
+func (w *Writer) Text(s string) {
+	if w.proto != 3 {
+		w.BulkString(s)
+		return
+	}
+	w.prefixed('=', int64(len("txt:")+len(s)))
+	w.buf = append(w.buf, "txt:"...)
+	w.buf = append(w.buf, s...)
+	w.buf = append(w.buf, "\r\n"...)
+}
+
 // Null writes a null bulk string (RESP2 "$-1", RESP3 "_").
 func (w *Writer) Null() {
 	if w.proto == 3 {

@@ -8,7 +8,7 @@ func checkAccounting(s *Store) error {
 	for pi, p := range s.parts {
 		p.mu.Lock()
 		var used int64
-		var keys, tombs int
+		var keys, ttls, tombs int
 		err := func() error {
 			for h, l := range p.index {
 				e := p.entryAt(l)
@@ -27,9 +27,13 @@ func checkAccounting(s *Store) error {
 			}
 			p.forEach(func(_ string, _ loc, h header) bool {
 				used += int64(h.size())
-				if h.tombstone() {
+				switch {
+				case h.tombstone():
 					tombs++
-				} else {
+				case h.deadline != 0:
+					ttls++
+					fallthrough
+				default:
 					keys++
 				}
 				return true
@@ -40,8 +44,9 @@ func checkAccounting(s *Store) error {
 			switch {
 			case used != p.used:
 				return fmt.Errorf("partition %d: used %d; entries add up to %d", pi, p.used, used)
-			case keys != p.keys || tombs != p.tombs:
-				return fmt.Errorf("partition %d: counts %d keys %d tombstones; index holds %d, %d", pi, p.keys, p.tombs, keys, tombs)
+			case keys != p.keys || ttls != p.ttls || tombs != p.tombs:
+				return fmt.Errorf("partition %d: counts %d keys (%d with a TTL), %d tombstones; index holds %d (%d), %d",
+					pi, p.keys, p.ttls, p.tombs, keys, ttls, tombs)
 			case p.dead < 0:
 				return fmt.Errorf("partition %d: dead bytes %d", pi, p.dead)
 			}

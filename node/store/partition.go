@@ -30,6 +30,7 @@ type partition struct {
 	used   int64          // bytes of entries still referenced
 	dead   int64          // bytes of entries (or value room) no longer referenced
 	keys   int            // live (non-tombstone) entries, including expired ones not yet dropped
+	ttls   int            // of keys, those with a deadline (Redis's "expires")
 	tombs  int            // tombstones
 	maxVer uint64         // highest version written or applied
 
@@ -167,11 +168,16 @@ func (p *partition) write(key string, old loc, ok bool, h header, value []byte) 
 	return nil
 }
 
-// account adds (sign +1) or removes (-1) h from the key and tombstone counts.
+// account adds (sign +1) or removes (-1) h from the key, TTL and tombstone
+// counts.
 func (p *partition) account(h header, sign int) {
-	if h.tombstone() {
+	switch {
+	case h.tombstone():
 		p.tombs += sign
-	} else {
+	case h.deadline != 0:
+		p.ttls += sign
+		fallthrough
+	default:
 		p.keys += sign
 	}
 }
@@ -358,5 +364,5 @@ func (p *partition) reset() {
 	}
 	p.entries.Add(-int64(p.keys + p.tombs))
 	p.index, p.spill, p.chunks, p.use, p.snap = make(map[uint64]loc), nil, nil, nil, nil
-	p.cur, p.off, p.used, p.dead, p.keys, p.tombs, p.cleaning = -1, 0, 0, 0, 0, 0, false
+	p.cur, p.off, p.used, p.dead, p.keys, p.ttls, p.tombs, p.cleaning = -1, 0, 0, 0, 0, 0, 0, false
 }

@@ -183,12 +183,13 @@ func (s *Store) applyLocked(p *partition, x *protocol.Entry, now int64) (bool, e
 	return true, nil
 }
 
-// PartitionKeys counts the live keys of partition pi.
-func (s *Store) PartitionKeys(pi int) int {
+// PartitionKeys counts the live keys of partition pi, and of them those
+// with a TTL. Both include expired keys not yet dropped.
+func (s *Store) PartitionKeys(pi int) (keys, ttls int) {
 	p := s.parts[pi]
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.keys
+	return p.keys, p.ttls
 }
 
 // DropPartition forgets every entry of partition pi, for a node that no

@@ -121,6 +121,7 @@ func (s *Store) nextVersion(p *partition, now int64) uint64 {
 // Stats is a snapshot of the store's counters.
 type Stats struct {
 	Keys        int64 // live entries, including expired ones not yet collected
+	KeysWithTTL int64 // of Keys, those with a TTL
 	Tombstones  int64
 	ArenaBytes  int64 // bytes of arena chunks held
 	IndexBytes  int64 // estimated bytes of the indexes
@@ -142,6 +143,7 @@ func (s *Store) Stats() Stats {
 	for _, p := range s.parts {
 		p.mu.Lock()
 		st.Keys += int64(p.keys)
+		st.KeysWithTTL += int64(p.ttls)
 		st.Tombstones += int64(p.tombs)
 		p.mu.Unlock()
 	}
@@ -182,7 +184,8 @@ func (s *Store) Exec(req *protocol.Request, resp *protocol.Response) {
 	case protocol.OpScan:
 		err = s.scan(req, resp)
 	case protocol.OpCount:
-		resp.N = s.Stats().Keys
+		st := s.Stats()
+		resp.N, resp.TTLKeys = st.Keys, st.KeysWithTTL
 	case protocol.OpFlush:
 		s.Flush()
 	case protocol.OpDeleteMatch:
@@ -464,9 +467,11 @@ func (s *Store) touch(p *partition, req *protocol.Request, resp *protocol.Respon
 	}
 	e := p.entryAt(l)
 	v := s.nextVersion(p, now)
+	p.account(h, -1)
+	h.deadline = d
+	p.account(h, +1)
 	setDeadline(e, d)
 	setVersion(e, v)
-	h.deadline = d
 	resp.Version, resp.TTL = v, s.remaining(h, now)
 	return nil
 }
