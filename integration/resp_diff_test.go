@@ -40,6 +40,7 @@ var diffCommands = [][]string{
 	{"scan", "18446744073709551616"}, {"scan", "-18446744073709551616"},
 	{"select", "0"}, {"select", "abc"}, {"client", "foo"}, {"client", "setname", "a b"}, {"client", "setname", "web"},
 	{"client", "getname"}, {"config", "get", "save"}, {"config", "get", "appendonly"}, {"config", "get", "timeout"}, {"auth", "x"}, {"auth", "default", "x"},
+	{"exec", "x"}, {"multi"}, {"set", "{t}b", "1"}, {"exec", "x"}, {"exec"}, {"get", "{t}b"},
 	{"exec"}, {"discard"}, {"multi"}, {"multi"}, {"watch", "a"}, {"set", "{t}a", "1"}, {"get", "{t}a"}, {"exec"},
 	{"multi"}, {"get"}, {"exec"}, {"watch", "{t}a"}, {"set", "{t}a", "2"}, {"multi"}, {"get", "{t}a"}, {"exec"},
 	{"hello", "4"}, {"hello", "3"}, {"client", "list", "type", "master"}, {"command", "info", "nosuch"}, {"get", "nope"}, {"mget", "nope"}, {"watch", "{t}a"}, {"set", "{t}a", "3"},

@@ -143,11 +143,11 @@ func (c *conn) dispatch(ctx context.Context, args [][]byte) {
 		return
 	}
 	if !cmd.arityOK(len(args)) {
-		c.queueError(errArity(cmd.name))
+		c.refuse(cmd, errArity(cmd.name))
 		return
 	}
 	if !c.authed && cmd.flags&flagNoAuth == 0 {
-		c.queueError(errNoAuth)
+		c.refuse(cmd, errNoAuth)
 		return
 	}
 	if c.tx.active && cmd.flags&flagTxControl == 0 {
@@ -167,6 +167,17 @@ func (c *conn) dispatch(ctx context.Context, args [][]byte) {
 		}
 	}
 	c.run(ctx, cmd, args)
+}
+
+// refuse answers e for cmd, refused before it ran. A refused EXEC ends the
+// transaction, if there is one, with Redis's wording for it.
+func (c *conn) refuse(cmd *command, e errReply) {
+	if cmd.name == "exec" {
+		c.resetTx()
+		c.w.Error("EXECABORT Transaction discarded because of: " + strings.TrimPrefix(string(e), "ERR "))
+		return
+	}
+	c.queueError(e)
 }
 
 // queueError replies with e; inside MULTI it also dooms the transaction.

@@ -11,6 +11,7 @@ func TestServer_Auth(t *testing.T) {
 	ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.Password = "sec" })
 	c := ts.dial(t)
 	c.expect("-NOAUTH Authentication required.\r\n", "get", "a")
+	c.expect("-EXECABORT Transaction discarded because of: NOAUTH Authentication required.\r\n", "exec") // as Redis
 	c.expect("-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n", "hello", "3")
 	c.expect("-WRONGPASS invalid username-password pair or user is disabled.\r\n", "auth", "bad")
 	c.expect("-WRONGPASS invalid username-password pair or user is disabled.\r\n", "auth", "user", "sec")
