@@ -114,6 +114,39 @@ func (s *Server) configValues() [][2]string {
 	}
 }
 
+// configSet checks CONFIG SET's parameter-value pairs. Nothing can be
+// changed at run time (flags set it all), so a pair that keeps a
+// parameter's value is accepted and does nothing: a deploy script that
+// turns persistence off with CONFIG SET save "" succeeds, as against Redis.
+// Any other value, an unknown parameter or one named twice is refused with
+// Redis's wording, and then no pair is taken.
+func (s *Server) configSet(pairs [][]byte) string {
+	if len(pairs)%2 != 0 {
+		return string(errSyntax)
+	}
+	current := make(map[string]string)
+	for _, kv := range s.configValues() {
+		current[kv[0]] = kv[1]
+	}
+	seen := make(map[string]bool)
+	for i := 0; i < len(pairs); i += 2 {
+		name := strings.ToLower(string(pairs[i]))
+		cur, ok := current[name]
+		if !ok {
+			return "ERR Unknown option or number of arguments for CONFIG SET - '" + trunc(string(pairs[i]), 128) + "'"
+		}
+		failed := "ERR CONFIG SET failed (possibly related to argument '" + name + "') - "
+		if seen[name] {
+			return failed + "duplicate parameter"
+		}
+		seen[name] = true
+		if !strings.EqualFold(string(pairs[i+1]), cur) {
+			return failed + "cloakroomd cannot change it at run time; it is '" + cur + "'"
+		}
+	}
+	return ""
+}
+
 // maxClients is the client limit as Redis reports maxclients, which is
 // never 0 (monitoring divides by it): with no limit of its own, the server
 // is bounded by the open-file limit.
@@ -124,7 +157,8 @@ func (s *Server) maxClients() int {
 	return s.fileLimit
 }
 
-// cmdConfig answers CONFIG GET pattern [pattern ...] and CONFIG RESETSTAT.
+// cmdConfig answers CONFIG GET pattern [pattern ...], CONFIG SET and
+// CONFIG RESETSTAT.
 func cmdConfig(_ context.Context, c *conn, args [][]byte) {
 	switch sub := strings.ToLower(string(args[1])); {
 	case sub == "get" && len(args) >= 3:
@@ -145,7 +179,13 @@ func cmdConfig(_ context.Context, c *conn, args [][]byte) {
 	case sub == "get":
 		c.w.Error(string(errArity("config|get")))
 	case sub == "set" && len(args) >= 4:
-		c.w.Error("ERR Unknown option or number of arguments for CONFIG SET - '" + string(args[2]) + "'")
+		if err := c.s.configSet(args[2:]); err != "" {
+			c.w.Error(err)
+			return
+		}
+		c.w.OK()
+	case sub == "set":
+		c.w.Error(string(errArity("config|set")))
 	case sub == "resetstat" && len(args) == 2:
 		c.w.OK()
 	default:

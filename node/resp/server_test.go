@@ -80,6 +80,9 @@ func TestServer_ErrorWording(t *testing.T) {
 		{[]string{"readonly"}, "-ERR This instance has cluster support disabled\r\n"},
 		{[]string{"readwrite"}, "-ERR This instance has cluster support disabled\r\n"},
 		{[]string{"config", "set", "a", "b"}, "-ERR Unknown option or number of arguments for CONFIG SET - 'a'\r\n"},
+		{[]string{"config", "set", "save", ""}, "+OK\r\n"}, // what it is already
+		{[]string{"config", "set", "appendonly", "yes"}, "-ERR CONFIG SET failed (possibly related to argument 'appendonly') - cloakroomd cannot change it at run time; it is 'no'\r\n"},
+		{[]string{"config", "set", "save", "", "maxmemory-policy", "noeviction"}, "-ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - cloakroomd cannot change it at run time; it is 'volatile-ttl'\r\n"},
 		{[]string{"command", "count", "x"}, "-ERR wrong number of arguments for 'command|count' command\r\n"},
 		{[]string{"set", "k", "v", "get", "get"}, "$-1\r\n"},
 	}
