@@ -41,7 +41,7 @@ var diffCommands = [][]string{
 	{"select", "0"}, {"select", "abc"}, {"client", "foo"}, {"client", "setname", "a b"}, {"client", "setname", "web"},
 	{"client", "getname"}, {"config", "get", "save"}, {"config", "get", "appendonly"}, {"config", "get", "timeout"},
 	{"config", "set", "save", ""}, {"config", "set", "SAVE", "", "appendonly", "NO"}, {"config", "set", "save", "", "appendonly"},
-	{"config", "set", "save", "", "save", ""}, {"config", "set", "foo", "1", "save", ""}, {"config", "set", "save"}, {"auth", "x"}, {"auth", "default", "x"},
+	{"config", "set", "save", "", "save", ""}, {"config", "set", "foo", "1", "save", ""}, {"config", "set", "save"}, {"config", "resetstat", "x"}, {"auth", "x"}, {"auth", "default", "x"},
 	{"exec", "x"}, {"multi"}, {"set", "{t}b", "1"}, {"exec", "x"}, {"exec"}, {"get", "{t}b"},
 	{"exec"}, {"discard"}, {"multi"}, {"multi"}, {"watch", "a"}, {"set", "{t}a", "1"}, {"get", "{t}a"}, {"exec"},
 	{"multi"}, {"get"}, {"exec"}, {"watch", "{t}a"}, {"set", "{t}a", "2"}, {"multi"}, {"get", "{t}a"}, {"exec"},

@@ -188,6 +188,8 @@ func cmdConfig(_ context.Context, c *conn, args [][]byte) {
 		c.w.Error(string(errArity("config|set")))
 	case sub == "resetstat" && len(args) == 2:
 		c.w.OK()
+	case sub == "resetstat":
+		c.w.Error(string(errArity("config|resetstat")))
 	default:
 		c.w.Error("ERR unknown subcommand '" + trunc(string(args[1]), 128) + "'. Try CONFIG HELP.")
 	}
