@@ -136,7 +136,11 @@ func TestRESP_Node_RedisCLI(t *testing.T) {
 func TestRESP_Node_TransactionReadsAreBoundedPipelinesAreNot(t *testing.T) {
 	n := startRESPNode(t, nil)
 	ctx := context.Background()
-	rdb := goredis.NewClient(&goredis.Options{Addr: n.RESPAddr()})
+	// A read deadline that covers the whole 64 MiB pipeline below: under
+	// the race detector its copies take about 5 s (tsan checks every byte
+	// moved), past go-redis's default of 3 s, which then retries the
+	// pipeline until it gives up.
+	rdb := goredis.NewClient(&goredis.Options{Addr: n.RESPAddr(), ReadTimeout: time.Minute})
 	defer rdb.Close()
 	big := strings.Repeat("v", 1<<20)
 	if err := rdb.Set(ctx, "{u}big", big, time.Minute).Err(); err != nil {
