@@ -74,6 +74,14 @@ const MaxTTL = int64(1) << 62
 // version, one past the highest it has seen, cannot overflow.
 const MaxVersion = uint64(1) << 62
 
+// CheckTTL reports ErrBadRequest for a TTL past MaxTTL either way.
+func CheckTTL(ttl int64) error {
+	if ttl > MaxTTL || ttl < -MaxTTL {
+		return Errorf(CodeBadRequest, "ttl %dms is out of range (at most %dms either way)", ttl, MaxTTL)
+	}
+	return nil
+}
+
 // CheckKey reports ErrTooLarge or ErrBadRequest for a key the limits refuse.
 func (l Limits) CheckKey(key string) error {
 	l = l.WithDefaults()
@@ -121,8 +129,8 @@ func (l Limits) Check(r *Request) error {
 	if r.Count < 0 {
 		return Errorf(CodeBadRequest, "negative count %d", r.Count)
 	}
-	if r.TTL > MaxTTL || r.TTL < -MaxTTL {
-		return Errorf(CodeBadRequest, "ttl %dms is out of range (at most %dms either way)", r.TTL, MaxTTL)
+	if err := CheckTTL(r.TTL); err != nil {
+		return err
 	}
 	// Matching costs up to pattern length times key length per key, under
 	// a partition's lock: a pattern is no longer than a key may be.

@@ -279,7 +279,7 @@ func buildGetEx(c *conn, args [][]byte, _ bool) error {
 	case persist:
 		c.add(protocol.OpGetAndTouch, args[1]).Flags = protocol.FlagNoTTL
 	case exp.kind != "":
-		ttl, err := c.millis(exp, "getex")
+		ttl, err := c.getExTTL(exp)
 		if err != nil {
 			// Redis answers a missing key's null before it checks the
 			// time: ask only whether the key exists (replyGetEx).
@@ -292,6 +292,20 @@ func buildGetEx(c *conn, args [][]byte, _ bool) error {
 		c.add(protocol.OpGet, args[1])
 	}
 	return nil
+}
+
+// getExTTL is GETEX's TTL for exp, or why the time is invalid: Redis's
+// errors (millis), or the backend's refusal of a TTL past protocol.MaxTTL,
+// which is just as invalid here and so must not hide a missing key's null.
+func (c *conn) getExTTL(exp expiry) (int64, error) {
+	ttl, err := c.millis(exp, "getex")
+	if err != nil {
+		return 0, err
+	}
+	if err := protocol.CheckTTL(ttl); err != nil {
+		return 0, backendError(protocol.CodeOf(err), errMsg(err))
+	}
+	return ttl, nil
 }
 
 // replyGetEx answers GETEX. One whose time is invalid asked whether its
@@ -309,8 +323,8 @@ func replyGetEx(c *conn, args [][]byte, reqs []protocol.Request, resps []protoco
 	case c.replyErr(r):
 	default:
 		exp, _, _ := getExOptions(args)
-		_, err := c.millis(exp, "getex")
-		if err == nil { // not reached: a time past the clock's range stays past it
+		_, err := c.getExTTL(exp)
+		if err == nil { // not reached: a time past the clock's range, or MaxTTL, stays past it but for the ms since buildGetEx
 			err = errExpire("getex")
 		}
 		c.w.Error(err.Error())
