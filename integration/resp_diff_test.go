@@ -18,7 +18,7 @@ import (
 // a node; every reply must be byte-for-byte the same. They cover error
 // wording, option parsing, RESP3 nulls, transactions and expiry edges.
 var diffCommands = [][]string{
-	{"flushall"}, {"foo", "a"}, {"get"}, {"getex", "nope", "ex", "abc"}, {"getex", "nope", "px", "0"}, {"getex", "nope", "pxat", "-5"},
+	{"flushall"}, {"foo", "a"}, {"get"}, {"getex", "nope", "ex", "abc"}, {"getex", "nope", "px", "0"}, {"getex", "nope", "pxat", "-5"}, {"getex", "nope", "px", "4611686018427387905"},
 	{"command", "info", "nosuch"}, {"set", "k", "v", "nx", "xx"}, {"set", "k", "v", "ex", "0"},
 	{"set", "k", "v", "ex", "abc"}, {"set", "k", "v", "keepttl", "px", "1"}, {"set", "k", "v", "get", "get"},
 	{"set", "k", "v", "ex", "60", "nx"}, {"ttl", "k"}, {"set", "k", "w", "ex", "60", "nx", "get"},
@@ -41,7 +41,8 @@ var diffCommands = [][]string{
 	{"select", "0"}, {"select", "abc"}, {"client", "foo"}, {"client", "setname", "a b"}, {"client", "setname", "web"},
 	{"client", "getname"}, {"config", "get", "save"}, {"config", "get", "appendonly"}, {"config", "get", "timeout"},
 	{"config", "set", "save", ""}, {"config", "set", "SAVE", "", "appendonly", "NO"}, {"config", "set", "save", "", "appendonly"},
-	{"config", "set", "save", "", "save", ""}, {"config", "set", "foo", "1", "save", ""}, {"config", "set", "save"}, {"config", "resetstat", "x"}, {"auth", "x"}, {"auth", "default", "x"},
+	{"config", "set", "save", "", "save", ""}, {"config", "set", "foo", "1", "save", ""},
+	{"config", "set", "appendonly", "yes", "foo", "1"}, {"config", "set", "appendonly", "yes", "appendonly", "no"}, {"config", "set", "save", "", "SAVE", ""}, {"config", "set", "save"}, {"config", "resetstat", "x"}, {"auth", "x"}, {"auth", "default", "x"},
 	{"exec", "x"}, {"multi"}, {"set", "{t}b", "1"}, {"exec", "x"}, {"exec"}, {"get", "{t}b"},
 	{"exec"}, {"discard"}, {"multi"}, {"multi"}, {"watch", "a"}, {"set", "{t}a", "1"}, {"get", "{t}a"}, {"exec"},
 	{"multi"}, {"get"}, {"exec"}, {"watch", "{t}a"}, {"set", "{t}a", "2"}, {"multi"}, {"get", "{t}a"}, {"exec"},

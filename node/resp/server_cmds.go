@@ -119,7 +119,9 @@ func (s *Server) configValues() [][2]string {
 // parameter's value is accepted and does nothing: a deploy script that
 // turns persistence off with CONFIG SET save "" succeeds, as against Redis.
 // Any other value, an unknown parameter or one named twice is refused with
-// Redis's wording, and then no pair is taken.
+// Redis's wording, and then no pair is taken. As Redis, it looks at every
+// name before any value: the first unknown or repeated name (as the client
+// spelled it) is the answer, else the first value refused.
 func (s *Server) configSet(pairs [][]byte) string {
 	if len(pairs)%2 != 0 {
 		return string(errSyntax)
@@ -131,17 +133,18 @@ func (s *Server) configSet(pairs [][]byte) string {
 	seen := make(map[string]bool)
 	for i := 0; i < len(pairs); i += 2 {
 		name := strings.ToLower(string(pairs[i]))
-		cur, ok := current[name]
-		if !ok {
+		if _, ok := current[name]; !ok {
 			return "ERR Unknown option or number of arguments for CONFIG SET - '" + trunc(string(pairs[i]), 128) + "'"
 		}
-		failed := "ERR CONFIG SET failed (possibly related to argument '" + name + "') - "
 		if seen[name] {
-			return failed + "duplicate parameter"
+			return "ERR CONFIG SET failed (possibly related to argument '" + trunc(string(pairs[i]), 128) + "') - duplicate parameter"
 		}
 		seen[name] = true
-		if !strings.EqualFold(string(pairs[i+1]), cur) {
-			return failed + "cloakroomd cannot change it at run time; it is '" + cur + "'"
+	}
+	for i := 0; i < len(pairs); i += 2 {
+		name := strings.ToLower(string(pairs[i]))
+		if cur := current[name]; !strings.EqualFold(string(pairs[i+1]), cur) {
+			return "ERR CONFIG SET failed (possibly related to argument '" + name + "') - cloakroomd cannot change it at run time; it is '" + cur + "'"
 		}
 	}
 	return ""
