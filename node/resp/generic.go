@@ -171,6 +171,9 @@ func buildExpire(c *conn, args [][]byte, _ bool) error {
 	} else if n > math.MaxInt64-now {
 		return errExpire(name)
 	}
+	if err := checkTTL(n); err != nil {
+		return err
+	}
 	r := c.add(protocol.OpTouch, args[1])
 	r.TTL, r.Flags = n, flags|protocol.FlagAllowPast
 	return nil

@@ -28,7 +28,8 @@ func (e *expiry) option(opt string, args [][]byte, i int) bool {
 
 // millis converts e to a TTL in milliseconds from now. For EX and PX the
 // TTL must be positive; an absolute time in the past gives a TTL <= 0.
-// Errors use Redis's wording for command name.
+// Errors use Redis's wording for command name, but for a TTL past
+// protocol.MaxTTL (checkTTL).
 func (c *conn) millis(e expiry, name string) (int64, error) {
 	n, ok := parseInt(e.arg)
 	if !ok {
@@ -46,12 +47,22 @@ func (c *conn) millis(e expiry, name string) (int64, error) {
 	}
 	now := c.s.cfg.Now().UnixMilli()
 	if e.kind == "EXAT" || e.kind == "PXAT" {
-		return n - now, nil
-	}
-	if n > math.MaxInt64-now {
+		n -= now
+	} else if n > math.MaxInt64-now {
 		return 0, errExpire(name)
 	}
-	return n, nil
+	return n, checkTTL(n)
+}
+
+// checkTTL refuses a TTL the backend would refuse (past protocol.MaxTTL,
+// about 146 million years) as the command's own error, with the backend's
+// wording: inside MULTI it then fails that command alone, not the whole
+// transaction, and GETEX of a missing key still answers null.
+func checkTTL(ttl int64) error {
+	if err := protocol.CheckTTL(ttl); err != nil {
+		return backendError(protocol.CodeOf(err), errMsg(err))
+	}
+	return nil
 }
 
 // upper returns b upper-cased, for option matching.
@@ -279,7 +290,7 @@ func buildGetEx(c *conn, args [][]byte, _ bool) error {
 	case persist:
 		c.add(protocol.OpGetAndTouch, args[1]).Flags = protocol.FlagNoTTL
 	case exp.kind != "":
-		ttl, err := c.getExTTL(exp)
+		ttl, err := c.millis(exp, "getex")
 		if err != nil {
 			// Redis answers a missing key's null before it checks the
 			// time: ask only whether the key exists (replyGetEx).
@@ -292,20 +303,6 @@ func buildGetEx(c *conn, args [][]byte, _ bool) error {
 		c.add(protocol.OpGet, args[1])
 	}
 	return nil
-}
-
-// getExTTL is GETEX's TTL for exp, or why the time is invalid: Redis's
-// errors (millis), or the backend's refusal of a TTL past protocol.MaxTTL,
-// which is just as invalid here and so must not hide a missing key's null.
-func (c *conn) getExTTL(exp expiry) (int64, error) {
-	ttl, err := c.millis(exp, "getex")
-	if err != nil {
-		return 0, err
-	}
-	if err := protocol.CheckTTL(ttl); err != nil {
-		return 0, backendError(protocol.CodeOf(err), errMsg(err))
-	}
-	return ttl, nil
 }
 
 // replyGetEx answers GETEX. One whose time is invalid asked whether its
@@ -323,8 +320,8 @@ func replyGetEx(c *conn, args [][]byte, reqs []protocol.Request, resps []protoco
 	case c.replyErr(r):
 	default:
 		exp, _, _ := getExOptions(args)
-		_, err := c.getExTTL(exp)
-		if err == nil { // not reached: a time past the clock's range, or MaxTTL, stays past it but for the ms since buildGetEx
+		_, err := c.millis(exp, "getex")
+		if err == nil { // a PXAT just past MaxTTL that the clock has since brought within it
 			err = errExpire("getex")
 		}
 		c.w.Error(err.Error())

@@ -35,3 +35,21 @@ func TestServer_GetEx_timePastTheTTLBound(t *testing.T) {
 	c.expect("+QUEUED\r\n", "getex", "k", "px", far)
 	c.expect("*3\r\n"+refusal+":1\r\n$-1\r\n", "exec")
 }
+
+// TestServer_TimePastTheTTLBound_FailsOnlyItsCommandInMulti: SET, PSETEX
+// and PEXPIRE with a time past protocol.MaxTTL are refused as the command's
+// own error, so that in MULTI the other commands still run, as GETEX's do.
+func TestServer_TimePastTheTTLBound_FailsOnlyItsCommandInMulti(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	const far = "4611686018427387905" // protocol.MaxTTL+1 ms
+	refusal := "-ERR ttl 4611686018427387905ms is out of range (at most 4611686018427387904ms either way)\r\n"
+	c.expect(refusal, "set", "k", "v", "px", far)
+	c.expect("+OK\r\n", "multi")
+	c.expect("+QUEUED\r\n", "set", "k", "v")
+	c.expect("+QUEUED\r\n", "set", "k", "w", "px", far)
+	c.expect("+QUEUED\r\n", "psetex", "k", far, "w")
+	c.expect("+QUEUED\r\n", "pexpire", "k", far)
+	c.expect("+QUEUED\r\n", "get", "k")
+	c.expect("*5\r\n+OK\r\n"+refusal+refusal+refusal+"$1\r\nv\r\n", "exec")
+}
