@@ -335,7 +335,7 @@ func (s *Store) execLocked(p *partition, req *protocol.Request, resp *protocol.R
 
 func resetResponse(resp *protocol.Response) {
 	resp.Code, resp.Msg, resp.Value = protocol.CodeOK, "", resp.Value[:0]
-	resp.Version, resp.TTL, resp.N, resp.Keys, resp.Cursor = 0, 0, 0, nil, 0
+	resp.Version, resp.TTL, resp.N, resp.TTLKeys, resp.Keys, resp.Cursor = 0, 0, 0, 0, nil, 0
 }
 
 func (s *Store) partition(key string) *partition {
