@@ -1,6 +1,9 @@
 package resp
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestServer_ConfigSet_checksEveryNameBeforeAnyValue: as Redis, CONFIG SET
 // looks at every parameter's name (unknown, repeated) before any value, and
@@ -52,4 +55,23 @@ func TestServer_TimePastTheTTLBound_FailsOnlyItsCommandInMulti(t *testing.T) {
 	c.expect("+QUEUED\r\n", "pexpire", "k", far)
 	c.expect("+QUEUED\r\n", "get", "k")
 	c.expect("*5\r\n+OK\r\n"+refusal+refusal+refusal+"$1\r\nv\r\n", "exec")
+}
+
+// TestServer_ClientNames_AreBounded: a client's name, library name and
+// version are kept for the connection's life, so each is bounded
+// (maxClientName); the bound itself is accepted.
+func TestServer_ClientNames_AreBounded(t *testing.T) {
+	ts := startServer(t)
+	c := ts.dial(t)
+	ok, long := strings.Repeat("n", maxClientName), strings.Repeat("n", maxClientName+1)
+	c.expect("+OK\r\n", "client", "setname", ok)
+	c.expect("-ERR Client names are limited to 1024 bytes\r\n", "client", "setname", long)
+	c.expect("-ERR Client names are limited to 1024 bytes\r\n", "hello", "3", "setname", long)
+	c.expect("-ERR lib-name is limited to 1024 bytes\r\n", "client", "setinfo", "lib-name", long)
+	c.expect("-ERR lib-ver is limited to 1024 bytes\r\n", "client", "setinfo", "lib-ver", long)
+	c.expect("+OK\r\n", "client", "setinfo", "lib-ver", ok)
+	c.cmd("client", "getname")
+	if got := c.reply(); got != "$1024\r\n"+ok+"\r\n" {
+		t.Errorf("CLIENT GETNAME after refusals: %.40q; want the 1024-byte name", got)
+	}
 }

@@ -155,8 +155,20 @@ func cmdHello(_ context.Context, c *conn, args [][]byte) {
 	c.w.Array(0)
 }
 
-// validName accepts client names as Redis does: printable, no spaces.
+// maxClientName bounds a client's name, library name and library version.
+// Redis has no bound; a connection keeps them for its life, so without
+// one 10,000 connections could hold 30 GB of them (each may be as long as
+// a command, 1 MiB). Libraries send names of a few dozen bytes.
+const maxClientName = 1024
+
+var errNameTooLong = errReply("ERR Client names are limited to " + strconv.Itoa(maxClientName) + " bytes")
+
+// validName accepts client names as Redis does, printable and without
+// spaces, up to maxClientName bytes.
 func validName(b []byte) error {
+	if len(b) > maxClientName {
+		return errNameTooLong
+	}
 	for _, ch := range b {
 		if ch < '!' || ch > '~' {
 			return errReply("ERR Client names cannot contain spaces, newlines or special characters.")
@@ -199,7 +211,11 @@ func cmdClient(_ context.Context, c *conn, args [][]byte) {
 	case "setinfo":
 		switch attr := strings.ToLower(string(args[2])); attr {
 		case "lib-name", "lib-ver":
-			if err := validName(args[3]); err != nil {
+			switch err := validName(args[3]); {
+			case err == errNameTooLong:
+				c.w.Error("ERR " + attr + " is limited to " + strconv.Itoa(maxClientName) + " bytes")
+				return
+			case err != nil:
 				c.w.Error("ERR " + attr + " cannot contain spaces, newlines or special characters.")
 				return
 			}
