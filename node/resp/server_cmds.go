@@ -119,9 +119,10 @@ func (s *Server) configValues() [][2]string {
 // parameter's value is accepted and does nothing: a deploy script that
 // turns persistence off with CONFIG SET save "" succeeds, as against Redis.
 // Any other value, an unknown parameter or one named twice is refused with
-// Redis's wording, and then no pair is taken. As Redis, it looks at every
-// name before any value: the first unknown or repeated name (as the client
-// spelled it) is the answer, else the first value refused.
+// Redis's wording, and then no pair is taken; so is databases, which Redis
+// cannot change at run time either. As Redis, it looks at every name
+// before any value: the first unknown, immutable or repeated name (as the
+// client spelled it) is the answer, else the first value refused.
 func (s *Server) configSet(pairs [][]byte) string {
 	if len(pairs)%2 != 0 {
 		return string(errSyntax)
@@ -136,8 +137,12 @@ func (s *Server) configSet(pairs [][]byte) string {
 		if _, ok := current[name]; !ok {
 			return "ERR Unknown option or number of arguments for CONFIG SET - '" + trunc(string(pairs[i]), 128) + "'"
 		}
+		failed := "ERR CONFIG SET failed (possibly related to argument '" + trunc(string(pairs[i]), 128) + "') - "
+		if name == "databases" { // fixed at start in Redis too
+			return failed + "can't set immutable config"
+		}
 		if seen[name] {
-			return "ERR CONFIG SET failed (possibly related to argument '" + trunc(string(pairs[i]), 128) + "') - duplicate parameter"
+			return failed + "duplicate parameter"
 		}
 		seen[name] = true
 	}
