@@ -137,22 +137,26 @@ func (s *Server) configSet(pairs [][]byte) string {
 		if _, ok := current[name]; !ok {
 			return "ERR Unknown option or number of arguments for CONFIG SET - '" + trunc(string(pairs[i]), 128) + "'"
 		}
-		failed := "ERR CONFIG SET failed (possibly related to argument '" + trunc(string(pairs[i]), 128) + "') - "
 		if name == "databases" { // fixed at start in Redis too
-			return failed + "can't set immutable config"
+			return configSetFailed(string(pairs[i]), "can't set immutable config")
 		}
 		if seen[name] {
-			return failed + "duplicate parameter"
+			return configSetFailed(string(pairs[i]), "duplicate parameter")
 		}
 		seen[name] = true
 	}
 	for i := 0; i < len(pairs); i += 2 {
 		name := strings.ToLower(string(pairs[i]))
 		if cur := current[name]; !strings.EqualFold(string(pairs[i+1]), cur) {
-			return "ERR CONFIG SET failed (possibly related to argument '" + name + "') - cloakroomd cannot change it at run time; it is '" + cur + "'"
+			return configSetFailed(name, "cloakroomd cannot change it at run time; it is '"+cur+"'")
 		}
 	}
 	return ""
+}
+
+// configSetFailed is Redis's refusal of CONFIG SET for the parameter arg.
+func configSetFailed(arg, why string) string {
+	return "ERR CONFIG SET failed (possibly related to argument '" + trunc(arg, 128) + "') - " + why
 }
 
 // maxClients is the client limit as Redis reports maxclients, which is
