@@ -98,8 +98,13 @@ func checkChunks(p *partition) error {
 				return fmt.Errorf("chunk %d: entry at %d of size %d does not fit", i, off, h.size())
 			}
 			l := makeLoc(i, off)
-			if il, ok := p.lookup(string(keyOf(c[off:], h))); ok && il == l {
+			il, ok := p.lookup(string(keyOf(c[off:], h)))
+			indexed := ok && il == l
+			if indexed {
 				live += h.size()
+			}
+			if dead := h.flags&flagDead != 0; dead == indexed {
+				return fmt.Errorf("chunk %d: entry at %d (key %q) indexed %v, marked dead %v", i, off, keyOf(c[off:], h), indexed, dead)
 			}
 			off += h.size()
 		}

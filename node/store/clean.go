@@ -8,7 +8,10 @@ import "hash/maphash"
 // each write to it then examines up to cleanBatch entries of one chunk (the
 // one with the most dead bytes), moving the live ones to the end of
 // the arena; once past its last entry it releases the chunk and picks the
-// next, until the dead bytes are down to a quarter of the used ones.
+// next, until the dead bytes are down to a quarter of the used ones. A dead
+// entry carries flagDead, so examining one is a header read: only a live
+// one's key is hashed to find it in the index (1-5% less time a renewal
+// or a logout: BenchmarkPartition_reclaim, BenchmarkStore_logout).
 //
 // So a write does a bounded amount of this work whatever the partition's
 // size. Compacting the whole partition at once, as eviction still does
@@ -95,6 +98,10 @@ func (p *partition) cleanStep(n int) (bool, error) {
 	for ; n > 0 && p.victimOff < p.use[v].fill; n-- {
 		e := c[p.victimOff:]
 		h := readHeader(e)
+		if h.flags&flagDead != 0 {
+			p.victimOff += h.size() // a header read, no hash or index probe
+			continue
+		}
 		if err := p.moveIfIndexed(makeLoc(v, p.victimOff), e, h); err != nil {
 			return false, err
 		}
@@ -131,6 +138,7 @@ func (p *partition) moveIfIndexed(l loc, e []byte, h header) error {
 	} else {
 		p.spill[string(key)] = nl
 	}
+	markDead(e)
 	old := h.size()
 	p.used += int64(size - old)
 	p.dead += int64(old)

@@ -7,7 +7,7 @@ import "encoding/binary"
 // is written in place and a TTL change never moves the entry.
 //
 //	off  size  field
-//	0    1     flags (flagTombstone)
+//	0    1     flags (flagTombstone, flagDead)
 //	1    2     key length
 //	3    4     value length
 //	7    4     value capacity
@@ -23,7 +23,17 @@ const (
 	maxValueLen = 1<<32 - 1
 )
 
-const flagTombstone = 1
+const (
+	flagTombstone = 1
+	// flagDead marks an entry the index no longer points at: its bytes are
+	// counted dead, and cleaning passes over it without hashing its key
+	// to ask the index. An entry is set dead once, where its room is
+	// counted dead (unlink, moveIfIndexed), and never comes back.
+	flagDead = 2
+)
+
+// markDead sets flagDead on the entry whose bytes start at e.
+func markDead(e []byte) { e[0] |= flagDead }
 
 type header struct {
 	flags    byte

@@ -99,6 +99,7 @@ func (p *partition) unlink(key string, l loc) {
 	} else {
 		delete(p.spill, key)
 	}
+	markDead(e)
 	p.used -= int64(hd.size())
 	p.dead += int64(hd.size())
 	p.use[l.chunk()].dead += hd.size()
