@@ -91,20 +91,40 @@ func (p *partition) setLoc(key string, l loc) {
 
 // unlink removes key from the index and accounts its entry as dead.
 func (p *partition) unlink(key string, l loc) {
-	e := p.entryAt(l)
-	hd := readHeader(e)
 	h := p.hash(key)
 	if cur, ok := p.index[h]; ok && cur == l {
 		delete(p.index, h)
 	} else {
 		delete(p.spill, key)
 	}
+	p.drop(l)
+	p.entries.Add(-1)
+}
+
+// relink points key, whose entry is at old, at its new entry at l, and
+// accounts the old one as dead: an unlink and a setLoc with one hash of
+// the key and one probe of the index, and no change to the store's count
+// of entries.
+func (p *partition) relink(key string, old, l loc) {
+	h := p.hash(key)
+	if cur, ok := p.index[h]; ok && cur == old {
+		p.index[h] = l
+	} else {
+		p.spill[key] = l
+	}
+	p.drop(old)
+}
+
+// drop marks the entry at l dead, moves its bytes from used to dead and
+// takes it out of the key, TTL and tombstone counts.
+func (p *partition) drop(l loc) {
+	e := p.entryAt(l)
+	hd := readHeader(e)
 	markDead(e)
 	p.used -= int64(hd.size())
 	p.dead += int64(hd.size())
 	p.use[l.chunk()].dead += hd.size()
 	p.account(hd, -1)
-	p.entries.Add(-1)
 }
 
 // maxSlack is the value room an entry may leave unused, beyond the size of
@@ -160,12 +180,13 @@ func (p *partition) write(key string, old loc, ok bool, h header, value []byte) 
 	copy(e[hdrSize:], key)
 	copy(e[hdrSize+h.keyLen:], value)
 	if ok {
-		p.unlink(key, old)
+		p.relink(key, old, l)
+	} else {
+		p.setLoc(key, l)
+		p.entries.Add(1)
 	}
-	p.setLoc(key, l)
 	p.used += int64(h.size())
 	p.account(h, +1)
-	p.entries.Add(1)
 	return nil
 }
 
