@@ -141,10 +141,8 @@ func (p *partition) moveIfIndexed(l loc, e []byte, h header) error {
 	} else {
 		p.spill[string(key)] = nl
 	}
-	markDead(e)
-	old := h.size()
-	p.used += int64(size - old)
-	p.dead += int64(old)
-	p.use[l.chunk()].dead += old
+	p.drop(l) // the old copy: marked and counted dead, out of the counts
+	p.used += int64(size)
+	p.account(h, +1)
 	return nil
 }

@@ -27,8 +27,8 @@ const (
 	flagTombstone = 1
 	// flagDead marks an entry the index no longer points at: its bytes are
 	// counted dead, and cleaning passes over it without hashing its key
-	// to ask the index. An entry is set dead once, where its room is
-	// counted dead (unlink, moveIfIndexed), and never comes back.
+	// to ask the index. An entry is set dead once, by partition.drop,
+	// which counts its room dead, and never comes back.
 	flagDead = 2
 )
 
