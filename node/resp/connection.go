@@ -252,8 +252,7 @@ func cmdClient(_ context.Context, c *conn, args [][]byte) {
 		// OFF or SKIP a reply out of step.
 		c.w.Error("ERR CLIENT REPLY is not supported: every command is answered")
 	case "help":
-		c.w.Strings([]string{"CLIENT <subcommand> [<arg> ...]. Subcommands are:",
-			"ID", "GETNAME", "SETNAME <name>", "SETINFO <LIB-NAME|LIB-VER> <value>", "INFO", "LIST"})
+		c.writeHelp("CLIENT", clientHelp)
 	}
 }
 

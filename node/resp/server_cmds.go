@@ -169,8 +169,8 @@ func (s *Server) maxClients() int {
 	return s.fileLimit
 }
 
-// cmdConfig answers CONFIG GET pattern [pattern ...], CONFIG SET and
-// CONFIG RESETSTAT.
+// cmdConfig answers CONFIG GET pattern [pattern ...], CONFIG SET,
+// CONFIG RESETSTAT and CONFIG HELP.
 func cmdConfig(_ context.Context, c *conn, args [][]byte) {
 	switch sub := strings.ToLower(string(args[1])); {
 	case sub == "get" && len(args) >= 3:
@@ -202,6 +202,10 @@ func cmdConfig(_ context.Context, c *conn, args [][]byte) {
 		c.w.OK()
 	case sub == "resetstat":
 		c.w.Error(string(errArity("config|resetstat")))
+	case sub == "help" && len(args) == 2:
+		c.writeHelp("CONFIG", configHelp)
+	case sub == "help":
+		c.w.Error(string(errArity("config|help")))
 	default:
 		c.w.Error("ERR unknown subcommand '" + trunc(string(args[1]), 128) + "'. Try CONFIG HELP.")
 	}
@@ -214,8 +218,9 @@ func cmdTime(_ context.Context, c *conn, _ [][]byte) {
 	c.w.BulkString(strconv.Itoa(now.Nanosecond() / 1000))
 }
 
-// cmdCommand answers COMMAND, COMMAND COUNT, COMMAND INFO name... and
-// COMMAND DOCS [name...], enough for redis-cli and cluster clients.
+// cmdCommand answers COMMAND, COMMAND COUNT, COMMAND INFO name...,
+// COMMAND DOCS [name...], COMMAND LIST and COMMAND HELP, enough for
+// redis-cli and cluster clients.
 func cmdCommand(_ context.Context, c *conn, args [][]byte) {
 	sub := ""
 	if len(args) > 1 {
@@ -281,6 +286,12 @@ func cmdCommand(_ context.Context, c *conn, args [][]byte) {
 		}
 	case "list":
 		c.w.Strings(names)
+	case "help":
+		if len(args) != 2 {
+			c.w.Error(string(errArity("command|help")))
+			return
+		}
+		c.writeHelp("COMMAND", commandHelp)
 	default:
 		c.w.Error("ERR unknown subcommand '" + trunc(string(args[1]), 128) + "'. Try COMMAND HELP.")
 	}
