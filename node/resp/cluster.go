@@ -107,19 +107,28 @@ func cmdReadOnly(_ context.Context, c *conn, args [][]byte) {
 	c.w.OK()
 }
 
+// clusterArity is the arity of each CLUSTER subcommand the server knows,
+// counting CLUSTER and the subcommand, as Redis checks it.
+var clusterArity = map[string]int{"keyslot": 3, "slots": 2, "shards": 2, "nodes": 2, "info": 2, "myid": 2, "help": 2}
+
 // cmdCluster answers CLUSTER KEYSLOT always, and SLOTS, SHARDS, NODES,
-// INFO and MYID in cluster mode.
+// INFO, MYID and HELP in cluster mode. As in Redis, an unknown subcommand
+// or a wrong number of arguments is reported in either mode, before
+// "cluster support disabled".
 func cmdCluster(_ context.Context, c *conn, args [][]byte) {
 	sub := strings.ToLower(string(args[1]))
-	if sub == "keyslot" {
-		if len(args) != 3 {
-			c.w.Error(string(errArity("cluster|keyslot")))
-			return
-		}
+	want, known := clusterArity[sub]
+	switch {
+	case !known:
+		c.w.Error("ERR unknown subcommand '" + trunc(string(args[1]), 128) + "'. Try CLUSTER HELP.")
+		return
+	case len(args) != want:
+		c.w.Error(string(errArity("cluster|" + sub)))
+		return
+	case sub == "keyslot": // Redis refuses it without cluster mode; harmless to answer
 		c.w.Int(int64(ring.Slot(string(args[2]))))
 		return
-	}
-	if !c.s.cfg.ClusterMode {
+	case !c.s.cfg.ClusterMode:
 		c.w.Error(errNoCluster)
 		return
 	}
@@ -208,8 +217,8 @@ func cmdCluster(_ context.Context, c *conn, args [][]byte) {
 			"\r\ncluster_current_epoch:" + epoch + "\r\ncluster_my_epoch:" + epoch + "\r\n")
 	case "myid":
 		c.w.BulkString(nodeID(c.s.b.Name()))
-	default:
-		c.w.Error("ERR unknown subcommand '" + trunc(string(args[1]), 128) + "'. Try CLUSTER HELP.")
+	case "help":
+		c.writeHelp("CLUSTER", clusterHelp)
 	}
 }
 

@@ -204,6 +204,8 @@ func TestServer_Cluster(t *testing.T) {
 	c := ts.dial(t)
 	c.expect(":12182\r\n", "cluster", "keyslot", "foo")
 	c.expect(":12182\r\n", "cluster", "keyslot", "{foo}bar")
+	c.expect("-ERR unknown subcommand 'foo'. Try CLUSTER HELP.\r\n", "cluster", "foo")
+	c.expect("-ERR wrong number of arguments for 'cluster|myid' command\r\n", "cluster", "myid", "x")
 	c.expect("+OK\r\n", "readonly")
 	c.expect("+OK\r\n", "readwrite")
 	id := nodeID("node-a")

@@ -1,6 +1,6 @@
 package resp
 
-// The HELP subcommands of CONFIG, COMMAND and CLIENT, which the
+// The HELP subcommands of CONFIG, COMMAND, CLIENT and CLUSTER, which the
 // "Try X HELP." of their unknown-subcommand errors points to. Each lists
 // only what this server answers, in Redis's layout: a heading, then each
 // subcommand's synopsis with its description indented four spaces below.
@@ -47,6 +47,21 @@ var clientHelp = []string{
 	"    Accepted; it has no effect here.",
 	"NO-TOUCH (ON|OFF)",
 	"    Accepted; it has no effect here.",
+}
+
+var clusterHelp = []string{
+	"INFO",
+	"    Return the state of the cluster.",
+	"KEYSLOT <key>",
+	"    Return the hash slot of <key>.",
+	"MYID",
+	"    Return this node's ID.",
+	"NODES",
+	"    Describe every node, one line each, with the slots it serves.",
+	"SHARDS",
+	"    Describe each set of slots with the nodes that hold them.",
+	"SLOTS",
+	"    Return each range of slots with its primary and replicas.",
 }
 
 // writeHelp answers cmd's HELP subcommand with lines, the description of

@@ -29,7 +29,7 @@ func helpLines(t *testing.T, raw string) []string {
 // subcommand), and names no subcommand the server calls unknown.
 func TestServer_Help_listsOnlyWhatIsAnswered(t *testing.T) {
 	ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.ClusterMode = true })
-	for _, cmd := range []string{"CONFIG", "COMMAND", "CLIENT"} {
+	for _, cmd := range []string{"CONFIG", "COMMAND", "CLIENT", "CLUSTER"} {
 		t.Run(cmd, func(t *testing.T) {
 			c := ts.dial(t)
 			c.cmd(strings.ToLower(cmd), "help")

@@ -79,6 +79,16 @@ func TestServer_ErrorWording(t *testing.T) {
 		{[]string{"cluster", "slots"}, "-ERR This instance has cluster support disabled\r\n"},
 		{[]string{"readonly"}, "-ERR This instance has cluster support disabled\r\n"},
 		{[]string{"readwrite"}, "-ERR This instance has cluster support disabled\r\n"},
+		// Unknown subcommands and wrong arities before cluster support
+		// disabled, as Redis 7.0; KEYSLOT is answered (Redis refuses it).
+		{[]string{"cluster", "Foo", "bar"}, "-ERR unknown subcommand 'Foo'. Try CLUSTER HELP.\r\n"},
+		{[]string{"cluster", "slots", "x"}, "-ERR wrong number of arguments for 'cluster|slots' command\r\n"},
+		{[]string{"cluster", "keyslot"}, "-ERR wrong number of arguments for 'cluster|keyslot' command\r\n"},
+		{[]string{"cluster", "help"}, "-ERR This instance has cluster support disabled\r\n"},
+		{[]string{"cluster", "nodes"}, "-ERR This instance has cluster support disabled\r\n"},
+		{[]string{"cluster", "keyslot", "foo"}, ":12182\r\n"},
+		{[]string{"config", "foo"}, "-ERR unknown subcommand 'foo'. Try CONFIG HELP.\r\n"},
+		{[]string{"command", "foo"}, "-ERR unknown subcommand 'foo'. Try COMMAND HELP.\r\n"},
 		{[]string{"config", "set", "a", "b"}, "-ERR Unknown option or number of arguments for CONFIG SET - 'a'\r\n"},
 		{[]string{"config", "set", "save", ""}, "+OK\r\n"}, // what it is already
 		{[]string{"config", "set", "appendonly", "yes"}, "-ERR CONFIG SET failed (possibly related to argument 'appendonly') - cloakroomd cannot change it at run time; it is 'no'\r\n"},
