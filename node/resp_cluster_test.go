@@ -74,6 +74,45 @@ func waitLayout(t *testing.T, ctx context.Context, nodes []*node.Node) []string 
 	return layout
 }
 
+// checkAscending fails unless addr lists slot ranges as Redis does:
+// CLUSTER SLOTS by slot, and each CLUSTER NODES line's ranges ascending
+// with adjacent ones joined.
+func checkAscending(t *testing.T, ctx context.Context, addr string) {
+	t.Helper()
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1})
+	defer rdb.Close()
+	ranges, err := rdb.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatalf("CLUSTER SLOTS: %v", err)
+	}
+	for i := 1; i < len(ranges); i++ {
+		if ranges[i].Start <= ranges[i-1].End {
+			t.Errorf("CLUSTER SLOTS on %s: range %d-%d after %d-%d; want ascending", addr, ranges[i].Start, ranges[i].End, ranges[i-1].Start, ranges[i-1].End)
+		}
+	}
+	nodes, err := rdb.ClusterNodes(ctx).Result()
+	if err != nil {
+		t.Fatalf("CLUSTER NODES: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
+		f := strings.Fields(line)
+		prev := -2
+		for _, r := range f[min(8, len(f)):] {
+			first, last, _ := strings.Cut(r, "-")
+			if last == "" {
+				last = first
+			}
+			var a, b int
+			fmt.Sscan(first, &a)
+			fmt.Sscan(last, &b)
+			if a <= prev+1 {
+				t.Errorf("CLUSTER NODES on %s: %s follows slot %d; want ascending, adjacent ranges joined: %q", addr, r, prev, line)
+			}
+			prev = b
+		}
+	}
+}
+
 // forwarded sums cloakroom_forwarded_requests_total over nodes.
 func forwarded(t *testing.T, nodes []*node.Node) float64 {
 	t.Helper()
@@ -93,6 +132,7 @@ func TestRESPClusterMode_layoutAndRedirects(t *testing.T) {
 	ctx := ctxFor(t)
 	nodes := c.Running()
 	layout := waitLayout(t, ctx, nodes)
+	checkAscending(t, ctx, nodes[0].RESPAddr())
 
 	// A plain client on the first node is sent to each key's primary.
 	plain := goredis.NewClient(&goredis.Options{Addr: nodes[0].RESPAddr(), MaxRetries: -1})

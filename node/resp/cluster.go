@@ -13,10 +13,18 @@ import (
 )
 
 // slotTable is what the server derives from one Topology: the shard that
-// serves each slot.
+// serves each slot, and the same as ranges.
 type slotTable struct {
 	topo  *Topology
 	owner [ring.SlotCount]int16 // index into topo.Shards; -1 if unassigned
+	runs  []slotRun             // ascending; adjacent ones differ in shard
+}
+
+// slotRun is a range of slots, first to last inclusive, that one shard
+// serves.
+type slotRun struct {
+	first, last uint16
+	shard       int16
 }
 
 // table returns the slot table for the backend's current topology,
@@ -37,6 +45,15 @@ func (s *Server) table() *slotTable {
 					t.owner[slot] = int16(si)
 				}
 			}
+		}
+	}
+	for slot, o := range t.owner {
+		switch n := len(t.runs); {
+		case o < 0:
+		case n > 0 && t.runs[n-1].shard == o && int(t.runs[n-1].last)+1 == slot:
+			t.runs[n-1].last = uint16(slot)
+		default:
+			t.runs = append(t.runs, slotRun{uint16(slot), uint16(slot), o})
 		}
 	}
 	s.topo.Store(t)
@@ -138,33 +155,29 @@ func cmdCluster(_ context.Context, c *conn, args [][]byte) {
 		shards = t.topo.Shards
 	}
 	switch sub {
-	case "slots":
-		n := 0
-		for _, sh := range shards {
-			n += len(sh.Slots)
-		}
-		c.w.Array(n)
-		for _, sh := range shards {
-			for _, r := range sh.Slots {
-				c.w.Array(2 + 1 + len(sh.Replicas))
-				c.w.Int(int64(r[0]))
-				c.w.Int(int64(r[1]))
-				for _, p := range append([]Peer{sh.Primary}, sh.Replicas...) {
-					host, port := splitAddr(p.Addr)
-					c.w.Array(3)
-					c.w.BulkString(host)
-					c.w.Int(int64(port))
-					c.w.BulkString(nodeID(p.Name))
-				}
+	case "slots": // by slot, as Redis
+		c.w.Array(len(t.runs))
+		for _, r := range t.runs {
+			sh := &shards[r.shard]
+			c.w.Array(2 + 1 + len(sh.Replicas))
+			c.w.Int(int64(r.first))
+			c.w.Int(int64(r.last))
+			for _, p := range append([]Peer{sh.Primary}, sh.Replicas...) {
+				host, port := splitAddr(p.Addr)
+				c.w.Array(3)
+				c.w.BulkString(host)
+				c.w.Int(int64(port))
+				c.w.BulkString(nodeID(p.Name))
 			}
 		}
 	case "shards":
 		c.w.Array(len(shards))
-		for _, sh := range shards {
+		for i, sh := range shards {
+			runs := t.runsOf(func(shard int16) bool { return shard == int16(i) })
 			c.w.Map(2)
 			c.w.BulkString("slots")
-			c.w.Array(2 * len(sh.Slots))
-			for _, r := range sh.Slots {
+			c.w.Array(2 * len(runs))
+			for _, r := range runs {
 				c.w.Int(int64(r[0]))
 				c.w.Int(int64(r[1]))
 			}
@@ -186,7 +199,7 @@ func cmdCluster(_ context.Context, c *conn, args [][]byte) {
 			}
 		}
 	case "nodes":
-		c.w.BulkString(c.s.clusterNodes(shards))
+		c.w.BulkString(c.s.clusterNodes(t))
 	case "info":
 		known := map[string]bool{}
 		for _, sh := range shards {
@@ -230,9 +243,30 @@ func shardsByPrimary(shards []Shard) map[string]bool {
 	return m
 }
 
+// runsOf returns the ranges of the slots served by the shards for which
+// in is true, ascending, with adjacent ranges joined.
+func (t *slotTable) runsOf(in func(shard int16) bool) [][2]uint16 {
+	var out [][2]uint16
+	for _, r := range t.runs {
+		if !in(r.shard) {
+			continue
+		}
+		if n := len(out); n > 0 && int(out[n-1][1])+1 == int(r.first) {
+			out[n-1][1] = r.last
+			continue
+		}
+		out = append(out, [2]uint16{r.first, r.last})
+	}
+	return out
+}
+
 // clusterNodes renders CLUSTER NODES: one line per node with the slot
-// ranges it serves as primary.
-func (s *Server) clusterNodes(shards []Shard) string {
+// ranges it serves as primary, ascending, as Redis lists them.
+func (s *Server) clusterNodes(t *slotTable) string {
+	var shards []Shard
+	if t.topo != nil {
+		shards = t.topo.Shards
+	}
 	type info struct {
 		addr    string
 		primary string // for replicas: the primary's name
@@ -251,11 +285,14 @@ func (s *Server) clusterNodes(shards []Shard) string {
 	}
 	for _, sh := range shards {
 		n := get(sh.Primary)
-		for _, r := range sh.Slots {
-			if r[0] == r[1] {
-				n.slots = append(n.slots, strconv.Itoa(int(r[0])))
-			} else {
-				n.slots = append(n.slots, strconv.Itoa(int(r[0]))+"-"+strconv.Itoa(int(r[1])))
+		if n.slots == nil { // once per node, however many shards it leads
+			n.slots = []string{}
+			for _, r := range t.runsOf(func(i int16) bool { return shards[i].Primary.Name == sh.Primary.Name }) {
+				if r[0] == r[1] {
+					n.slots = append(n.slots, strconv.Itoa(int(r[0])))
+				} else {
+					n.slots = append(n.slots, strconv.Itoa(int(r[0]))+"-"+strconv.Itoa(int(r[1])))
+				}
 			}
 		}
 		for _, r := range sh.Replicas {

@@ -54,7 +54,8 @@ type Topology struct {
 
 // Shard is a set of slot ranges served by one primary and its replicas.
 type Shard struct {
-	// Slots are inclusive [first, last] slot ranges.
+	// Slots are inclusive [first, last] slot ranges, in any order; CLUSTER
+	// SLOTS, SHARDS and NODES list them ascending, adjacent ones joined.
 	Slots [][2]uint16
 	// Primary serves the slots.
 	Primary Peer
