@@ -107,9 +107,15 @@ func (in inspector) do(t *testing.T, cmd string, args ...any) any {
 // wantTTL fails the test unless key exists with a TTL in (0, max].
 func (in inspector) wantTTL(t *testing.T, key string, maxMillis int64) {
 	t.Helper()
+	in.wantTTLIn(t, key, 1, maxMillis)
+}
+
+// wantTTLIn fails the test unless key exists with a TTL in [min, max].
+func (in inspector) wantTTLIn(t *testing.T, key string, minMillis, maxMillis int64) {
+	t.Helper()
 	pttl, err := redigo.Int64(in.do(t, "PTTL", key), nil)
-	if err != nil || pttl <= 0 || pttl > maxMillis {
-		t.Fatalf("PTTL %s: got %d (%v); want in (0, %d]", key, pttl, err, maxMillis)
+	if err != nil || pttl < minMillis || pttl > maxMillis {
+		t.Fatalf("PTTL %s: got %d (%v); want in [%d, %d]", key, pttl, err, minMillis, maxMillis)
 	}
 }
 
