@@ -50,6 +50,8 @@ var diffCommands = [][]string{
 	{"hello", "4"}, {"hello", "3"}, {"client", "list", "type", "master"}, {"command", "info", "nosuch"}, {"get", "nope"}, {"mget", "nope"}, {"watch", "{t}a"}, {"set", "{t}a", "3"},
 	{"multi"}, {"get", "{t}a"}, {"exec"}, {"config", "get", "save"}, {"hello", "2"}, {"ping"}, {"ping", "x"}, {"echo", "y"},
 	{"readonly"}, {"readwrite"}, {"readonly", "x"},
+	{"cluster", "Foo", "bar"}, {"cluster", "slots", "x"}, {"cluster", "keyslot"}, {"cluster", "help"}, {"cluster", "help", "x"},
+	{"cluster", "nodes"}, {"config", "foo"}, {"config", "help", "x"}, {"command", "foo"}, {"command", "help", "x"}, {"client", "help", "x"},
 }
 
 func TestRESP_Node_RepliesLikeRedisServer(t *testing.T) {
