@@ -107,10 +107,7 @@ func TestRESP_Node_ClusterClient(t *testing.T) {
 }
 
 func TestRESP_Node_RedisCLI(t *testing.T) {
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Skipf("redis-cli not installed (Debian package redis-tools): %v", err)
-	}
+	cli := lookTool(t, "redis-cli", "redis-tools")
 	n := startRESPNode(t, nil)
 	host, port, _ := net.SplitHostPort(n.RESPAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
