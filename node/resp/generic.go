@@ -250,9 +250,15 @@ func (c *conn) scan(ctx context.Context, cursor uint64, pattern string, count in
 	var keys []string
 	p, pos := decodeCursor(cursor)
 	var resp protocol.Response
+	rt := c.retrier() // one window for the whole call, as for a pipeline
 	next := func(n int) error {
 		req := protocol.Request{Op: protocol.OpScan, Partition: int32(p), Cursor: pos, Count: int32(n), Pattern: pattern}
 		c.s.b.Do(ctx, &req, &resp)
+		// A partition still arriving, or a table changing, is refused
+		// Unavailable or NotOwner: try again, as any read.
+		for c.again(ctx, &rt, req.Repeatable(), nil, resp.Code) {
+			c.s.b.Do(ctx, &req, &resp)
+		}
 		return resp.Err()
 	}
 	budget := int64(store.ScanExamine(count)) // for the whole call, as for one page

@@ -41,6 +41,24 @@ func TestRetry_WritesAndReads_succeedOnceTheClusterHasChanged(t *testing.T) {
 	}
 }
 
+// A scan of a partition still arriving on its new primary, or on a table
+// that changed meanwhile, is refused Unavailable (node.execPrimary): SCAN
+// and KEYS try it again, as a read, and the cursor carries on.
+func TestRetry_ScanAndKeys_succeedOnceTheClusterHasChanged(t *testing.T) {
+	ts := startServer(t, func(_ *Config, b *storeBackend) {
+		b.remote = func(key string) bool { return key == "" } // a scan names a partition, no key
+	})
+	c := ts.dial(t)
+	c.expect("+OK\r\n", "set", "k", "v")
+	ts.b.failures.Store(3)
+	c.expect("*2\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n", "scan", "0", "count", "1000")
+	ts.b.failures.Store(3)
+	c.expect("*1\r\n$1\r\nk\r\n", "keys", "*")
+	if got := ts.srv.Retries(); got != 6 {
+		t.Errorf("%d attempts made again; want 6, three for each command", got)
+	}
+}
+
 func TestRetry_ConditionalWrites_answerAtOnce(t *testing.T) {
 	ts := failing(t, 1000, 0)
 	c := ts.dial(t)
