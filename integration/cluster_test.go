@@ -106,25 +106,29 @@ func memberNames(ci *protocol.ClusterInfo) []string {
 func waitTablesAgree(ctx context.Context, t *testing.T, c *procCluster, members int) {
 	t.Helper()
 	start := time.Now()
-	eventuallyWithin(t, 15*time.Second, func() error {
-		ts := tables(ctx, t, c)
-		if len(ts) != len(c.running()) {
-			return fmt.Errorf("%d of %d nodes answered", len(ts), len(c.running()))
-		}
-		var first *protocol.ClusterInfo
-		for name, ci := range ts {
-			if len(ci.Members) != members {
-				return fmt.Errorf("%s sees members %v; want %d", name, memberNames(ci), members)
-			}
-			if first == nil {
-				first = ci
-			} else if ci.Version != first.Version || !slices.Equal(memberNames(ci), memberNames(first)) {
-				return fmt.Errorf("tables disagree: %s has %d %v; another has %d %v", name, ci.Version, memberNames(ci), first.Version, memberNames(first))
-			}
-		}
-		return nil
-	})
+	eventuallyWithin(t, 15*time.Second, func() error { return tablesAgree(ctx, t, c, members) })
 	t.Logf("tables agree after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// tablesAgree reports nil once every running node reports the same table
+// version over the same members, members of them.
+func tablesAgree(ctx context.Context, t *testing.T, c *procCluster, members int) error {
+	ts := tables(ctx, t, c)
+	if len(ts) != len(c.running()) {
+		return fmt.Errorf("%d of %d nodes answered", len(ts), len(c.running()))
+	}
+	var first *protocol.ClusterInfo
+	for name, ci := range ts {
+		if len(ci.Members) != members {
+			return fmt.Errorf("%s sees members %v; want %d", name, memberNames(ci), members)
+		}
+		if first == nil {
+			first = ci
+		} else if ci.Version != first.Version || !slices.Equal(memberNames(ci), memberNames(first)) {
+			return fmt.Errorf("tables disagree: %s has %d %v; another has %d %v", name, ci.Version, memberNames(ci), first.Version, memberNames(first))
+		}
+	}
+	return nil
 }
 
 // TestCluster_processes_killOneLosesNothing is issue 3's acceptance: three
