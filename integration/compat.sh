@@ -12,7 +12,9 @@
 #   cloakroomd-auth     the same against cloakroomd --requirepass
 #   cloakroomd-3        plain clients against a 3-node cluster, through its
 #                       second node (requests are forwarded to their owners)
-#   cloakroomd-3-cluster  cluster clients against 3 nodes in cluster mode
+#   cloakroomd-3-cluster  cluster clients against 3 nodes in cluster mode;
+#                       ioredis Cluster must route in one hop (no node
+#                       redirects or forwards its session commands)
 #   cloakroomd-3-crash  apps logging users in and out (crash/*.crash.js)
 #                       through the second of 3 nodes while the third is
 #                       killed -9: no request may fail
@@ -200,7 +202,8 @@ members() {
 # run_cloakroomd_cluster NAME GLOB N [ARGS...]: start N nodes joined to the
 # first, wait until every node counts N members, run GLOB through the second
 # node (so requests are forwarded to their owners). The suites find the last
-# node's pid in CLOAKROOM_CRASH_PID, for those that kill it.
+# node's pid in CLOAKROOM_CRASH_PID, for those that kill it, and the nodes'
+# HTTP addresses in CLOAKROOM_METRICS, for those that read /metrics.
 run_cloakroomd_cluster() {
 	local name=$1 glob=$2 n=$3 i resp http gossip seed="" log
 	shift 3
@@ -229,7 +232,9 @@ run_cloakroomd_cluster() {
 			sleep 0.1
 		done
 	done
-	CLOAKROOM_CRASH_PID=${nodepids[n - 1]} run_suites "$name" "${resps[1]}" "$glob"
+	local metrics
+	metrics=$(printf '127.0.0.1:%s,' "${https[@]}")
+	CLOAKROOM_CRASH_PID=${nodepids[n - 1]} CLOAKROOM_METRICS=${metrics%,} run_suites "$name" "${resps[1]}" "$glob"
 }
 
 wanted() { [[ -z "${COMPAT_ONLY:-}" || " $COMPAT_ONLY " == *" $1 "* ]]; }
