@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,6 +114,26 @@ func checkAscending(t *testing.T, ctx context.Context, addr string) {
 	}
 }
 
+// redirects is a go-redis hook that counts the replies of one node's
+// client that send the command elsewhere (MOVED or ASK).
+type redirects struct{ n atomic.Int64 }
+
+func (r *redirects) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (r *redirects) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		err := next(ctx, cmd)
+		if err != nil && (strings.HasPrefix(err.Error(), "MOVED ") || strings.HasPrefix(err.Error(), "ASK ")) {
+			r.n.Add(1)
+		}
+		return err
+	}
+}
+
+func (r *redirects) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+
 // forwarded sums cloakroom_forwarded_requests_total over nodes.
 func forwarded(t *testing.T, nodes []*node.Node) float64 {
 	t.Helper()
@@ -157,8 +178,19 @@ func TestRESPClusterMode_layoutAndRedirects(t *testing.T) {
 		t.Fatal("no key of 50 belongs to another node: the test proves nothing")
 	}
 
-	// A cluster client seeded with one node reaches every primary directly.
-	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{nodes[1].RESPAddr()}})
+	// A cluster client seeded with one node reaches every primary directly:
+	// no node forwards its commands, and none redirects them (in cluster
+	// mode a node redirects rather than forwards, so "nothing forwarded"
+	// alone would pass a client that ignored the layout).
+	var moved redirects
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{
+		Addrs: []string{nodes[1].RESPAddr()},
+		NewClient: func(o *goredis.Options) *goredis.Client {
+			rdb := goredis.NewClient(o)
+			rdb.AddHook(&moved)
+			return rdb
+		},
+	})
 	t.Cleanup(func() { cc.Close() })
 	before := forwarded(t, nodes)
 	const sessions = 300
@@ -173,6 +205,9 @@ func TestRESPClusterMode_layoutAndRedirects(t *testing.T) {
 	}
 	if n := forwarded(t, nodes) - before; n != 0 {
 		t.Errorf("%d of %d requests were forwarded between nodes; want none", int(n), 2*sessions)
+	}
+	if n := moved.n.Load(); n != 0 {
+		t.Errorf("%d of %d requests were answered MOVED or ASK; want none", n, 2*sessions)
 	}
 
 	// A node that leaves is no longer described, and the sessions stay
