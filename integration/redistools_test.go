@@ -128,19 +128,28 @@ func checkBenchmarkKeys(ctx context.Context, t *testing.T, c *procCluster, cli, 
 	}
 }
 
+// toolsCluster finds redis-cli and redis-benchmark and starts three
+// cloakroomd processes (with extra flags) whose tables agree, for a test
+// that may take up to two minutes.
+func toolsCluster(t *testing.T, extra ...string) (cli, bench string, ctx context.Context, c *procCluster) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts cloakroomd processes")
+	}
+	cli, bench = lookTool(t, "redis-cli", "redis-tools"), lookTool(t, "redis-benchmark", "redis-tools")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	c = startProcCluster(t, 3, append([]string{"--gossip-preset", "local"}, extra...)...)
+	waitTablesAgree(ctx, t, c, 3)
+	return cli, bench, ctx, c
+}
+
 // TestRESP_Cluster_RedisTools: redis-cli one-shot commands on keys whose
 // primaries are each of three nodes, a redis-cli session reading commands
 // from stdin, and redis-benchmark -t ping,set,get, all through the second
 // node; what they wrote reads back through the others.
 func TestRESP_Cluster_RedisTools(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts cloakroomd processes")
-	}
-	cli, bench := lookTool(t, "redis-cli", "redis-tools"), lookTool(t, "redis-benchmark", "redis-tools")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c := startProcCluster(t, 3, "--gossip-preset", "local")
-	waitTablesAgree(ctx, t, c, 3)
+	cli, bench, ctx, c := toolsCluster(t)
 	via, other := c.procs[1].resp, c.procs[2].resp
 	one := func(addr string, args ...string) string {
 		return strings.TrimSuffix(redisTool(t, cli, addr, "", args...), "\n")
@@ -193,14 +202,7 @@ func TestRESP_Cluster_RedisTools(t *testing.T) {
 // with -c follows the redirect (one-shot and reading stdin);
 // redis-benchmark --cluster spreads its keys over every primary.
 func TestRESP_ClusterMode_RedisTools(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts cloakroomd processes")
-	}
-	cli, bench := lookTool(t, "redis-cli", "redis-tools"), lookTool(t, "redis-benchmark", "redis-tools")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c := startProcCluster(t, 3, "--gossip-preset", "local", "--resp-cluster-mode")
-	waitTablesAgree(ctx, t, c, 3)
+	cli, bench, ctx, c := toolsCluster(t, "--resp-cluster-mode")
 	via := c.procs[1].resp
 	keys := keyPerPrimary(ctx, t, c, "cli:")
 	away := keys[c.procs[2].name] // a key the second node must redirect
