@@ -216,7 +216,12 @@ func TestServer_pipelineBehindALargeCommandIsNotCopiedPerBatch(t *testing.T) {
 	}
 	// About 40 bytes allocated per byte of this pipeline when it runs
 	// from gnet's buffer; copying what is left for every batch of 64
-	// commands took 400.
+	// commands took 400. Under the race detector 61-63: the store's
+	// arena chunks (17 MB here) are on the heap and sync.Pool drops
+	// items, so the bound is checked by the plain run only.
+	if raceBuild {
+		return
+	}
 	alloc := after.TotalAlloc - before.TotalAlloc
 	if limit := uint64(64 * pl.Len()); alloc > limit {
 		t.Errorf("running a %d-byte pipeline allocated %d MB (over %d MB): the input left is copied for every batch",
