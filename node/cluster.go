@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloakroom/cloakroom/protocol"
@@ -19,6 +20,23 @@ import (
 // settle is how long the loop waits after a membership event for more
 // events, so that a burst of changes yields one table.
 const settle = 50 * time.Millisecond
+
+// Members learn each other's tables from gossiped metadata (recompute),
+// and memberlist sends each update to a few members picked at random, a
+// few times, then drops it (with the local preset and four nodes, to two
+// of the three others, on gossip and probes alike): a member it missed
+// learns it from a full state exchange, which memberlist makes every
+// PushPullInterval (5 s) with one member picked at random. Until then this
+// node is not settled and pulls nothing. So once members have gossiped
+// another table than this node's for catchUpAfter (several gossip rounds,
+// so that an update on its way is not raced), the node exchanges state
+// with those members itself, again after twice as long while they still
+// do, up to catchUpMax: no more often than memberlist's own exchanges when
+// they really are on another table (a member cut off, say).
+const (
+	catchUpAfter = 250 * time.Millisecond
+	catchUpMax   = 5 * time.Second
+)
 
 // advertise returns the address others should dial for a listener bound
 // at bound: the advertise host (or the bind host, or the gossip layer's
@@ -84,8 +102,25 @@ func (n *Node) runCluster() {
 	if len(n.cfg.Join) > 0 {
 		n.joinSeeds()
 	}
+	// While members gossip other tables than this node's, exchange state
+	// with them (see catchUpAfter).
+	catchUp := time.NewTimer(0)
+	<-catchUp.C
+	armed, wait := false, catchUpAfter
+	var exchanging atomic.Bool // an exchange is under way
+	recompute := func() {
+		behind := n.recompute()
+		switch {
+		case len(behind) == 0:
+			catchUp.Stop()
+			armed, wait = false, catchUpAfter
+		case !armed:
+			catchUp.Reset(wait)
+			armed = true
+		}
+	}
 	// The first table from the joined membership comes before serving.
-	n.recompute()
+	recompute()
 	n.joined.Store(true)
 	t := time.NewTimer(0)
 	<-t.C
@@ -100,9 +135,28 @@ func (n *Node) runCluster() {
 		case <-m.kick:
 			t.Reset(settle)
 		case <-t.C:
-			n.recompute()
+			recompute()
 		case <-tick.C:
-			n.recompute()
+			recompute()
+		case <-catchUp.C:
+			armed = false
+			behind := n.recompute()
+			if len(behind) == 0 {
+				wait = catchUpAfter
+				continue
+			}
+			if exchanging.CompareAndSwap(false, true) {
+				n.log.Debug("members gossip another table; exchanging state with them", "peers", behind, "after", wait)
+				n.goRun(func() {
+					defer exchanging.Store(false)
+					if _, err := m.exchange(behind); err != nil && n.ctx.Err() == nil {
+						n.log.Debug("state exchange failed", "peers", behind, "err", err)
+					}
+				})
+			}
+			wait = min(2*wait, catchUpMax)
+			catchUp.Reset(wait)
+			armed = true
 		}
 	}
 }
@@ -137,8 +191,10 @@ func (n *Node) joinSeeds() {
 }
 
 // recompute derives the table from the current members and publishes it
-// if it differs from the current one.
-func (n *Node) recompute() {
+// if it differs from the current one. It returns the other members whose
+// gossiped table is of another member set than this node's (settled when
+// there is none).
+func (n *Node) recompute() (behind []string) {
 	cur := n.view()
 	members := map[string]protocol.MemberInfo{}
 	var names []string
@@ -170,17 +226,18 @@ func (n *Node) recompute() {
 		names = append(names, name)
 	}
 	if len(names) == 0 || (!leaving && !slices.Contains(names, n.cfg.Name)) {
-		return // not a member (yet), or the last one leaving: keep the last view
+		return nil // not a member (yet), or the last one leaving: keep the last view
 	}
 	slices.Sort(names)
 	hash := memberHash(names)
 	// Settled: every other member gossips a table of this same member set.
-	settled := true
 	for name, h := range peerHashes {
 		if slices.Contains(names, name) && h != hash {
-			settled = false
+			behind = append(behind, name)
 		}
 	}
+	slices.Sort(behind)
+	settled := len(behind) == 0
 	n.settled.Store(settled)
 	defer n.publishTopology(settled) // whether or not the view changes below
 	version := cur.table.Version
@@ -217,6 +274,7 @@ func (n *Node) recompute() {
 	if err := n.members.publish(n.localMeta(version, hash, leaving)); err != nil {
 		n.log.Warn("gossip table version", "version", version, "err", err)
 	}
+	return behind
 }
 
 // Members returns the names of the current members.

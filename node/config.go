@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
+	"github.com/hashicorp/memberlist"
 )
 
 // Config configures a node. DefaultConfig fills every field; the comment on
@@ -127,6 +128,9 @@ type Config struct {
 	Now func() time.Time
 
 	timeouts nativeTimeouts // zero fields: helloTimeout, frameTimeout (tests shorten them)
+	// tuneGossip, if set, changes the memberlist configuration last
+	// (tests turn gossip off, say).
+	tuneGossip func(*memberlist.Config)
 }
 
 // nativeTimeouts bound how long a native connection may take to send its

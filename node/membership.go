@@ -36,6 +36,9 @@ type membership struct {
 	// ips holds the address each live member gossips from, by name: a node
 	// at --max-conns still takes its members' connections (see Node.track).
 	ips map[string]string
+	// gossipAddrs holds each live member's gossip address (host:port), by
+	// name, for exchange.
+	gossipAddrs map[string]string
 
 	q quorumState // see liveness.go; guarded by mu
 
@@ -53,7 +56,7 @@ func randomID() uint64 {
 }
 
 func newMembership(n *Node) *membership {
-	m := &membership{n: n, kick: make(chan struct{}, 1), refused: map[string]string{}, peers: map[string][]byte{}, ips: map[string]string{},
+	m := &membership{n: n, kick: make(chan struct{}, 1), refused: map[string]string{}, peers: map[string][]byte{}, ips: map[string]string{}, gossipAddrs: map[string]string{},
 		// Until the first table, the node's table is itself alone (as its
 		// first view is); a node that never joins anyone keeps that one.
 		q: quorumState{base: map[string]bool{n.cfg.Name: true}, left: map[string]bool{},
@@ -98,6 +101,9 @@ func (n *Node) startMembership() (*membership, error) {
 	mc.LogOutput = logWriter{n.log.With("component", "memberlist")}
 	if len(n.cfg.GossipKey) > 0 {
 		mc.SecretKey = n.cfg.GossipKey
+	}
+	if n.cfg.tuneGossip != nil {
+		n.cfg.tuneGossip(mc)
 	}
 	if err := m.setMeta(n.localMeta(0, 0, false)); err != nil {
 		return nil, err
@@ -183,16 +189,39 @@ func (m *membership) track(node *memberlist.Node, alive bool) {
 	if alive {
 		m.peers[node.Name] = bytes.Clone(node.Meta)
 		m.ips[node.Name] = node.Addr.String()
+		m.gossipAddrs[node.Name] = node.Address()
 		delete(m.q.left, node.Name)
 	} else {
 		delete(m.peers, node.Name)
 		delete(m.ips, node.Name)
+		delete(m.gossipAddrs, node.Name)
 		if node.State == memberlist.StateLeft {
 			m.q.left[node.Name] = true
 		}
 	}
 	m.mu.Unlock()
 	m.changed()
+}
+
+// exchange makes a full state exchange (memberlist's push/pull, over TCP)
+// with each of the named live members, as memberlist does every
+// PushPullInterval with one member picked at random, and returns how many
+// answered. Metadata a member gossiped that never reached this node (each
+// update is sent to a few members picked at random, a few times, and then
+// dropped) arrives with it.
+func (m *membership) exchange(names []string) (int, error) {
+	m.mu.Lock()
+	var addrs []string
+	for _, name := range names {
+		if a, ok := m.gossipAddrs[name]; ok {
+			addrs = append(addrs, a)
+		}
+	}
+	m.mu.Unlock()
+	if len(addrs) == 0 {
+		return 0, nil
+	}
+	return m.ml.Join(addrs)
 }
 
 // at reports whether name is a live member gossiping from ip, or, with
