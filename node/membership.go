@@ -128,13 +128,27 @@ func (m *membership) setMeta(meta *nodeMeta) error {
 	return nil
 }
 
-// publish gossips new metadata for this node.
+// publish gossips new metadata for this node. memberlist's UpdateNode
+// queues the broadcast, then waits for it to be sent; but the broadcast
+// signals it was sent without blocking (memberlistBroadcast.Finished), so
+// one that was sent, or replaced by a newer one, before the wait began
+// left UpdateNode waiting out its whole timeout. With a second's timeout
+// the cluster loop stalled a second, and logged a false "timeout waiting
+// for update broadcast", on most membership changes. Nothing here needs
+// the broadcast sent before going on, so publish does not wait for it.
 func (m *membership) publish(meta *nodeMeta) error {
 	if err := m.setMeta(meta); err != nil {
 		return err
 	}
-	return m.ml.UpdateNode(time.Second)
+	if err := m.ml.UpdateNode(time.Nanosecond); err != nil && err.Error() != errUpdateNotWaited {
+		return err
+	}
+	return nil
 }
+
+// errUpdateNotWaited is UpdateNode's error when its timeout passes before
+// the broadcast is sent; the broadcast is queued all the same.
+const errUpdateNotWaited = "timeout waiting for update broadcast"
 
 func (m *membership) changed() {
 	select {

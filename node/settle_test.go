@@ -23,33 +23,12 @@ import (
 // an update. They must still come to agree, by exchanging state with the
 // members whose table they have not heard of.
 func TestCluster_tableGossipLost_membersStillSettle(t *testing.T) {
-	noGossip := func(mc *memberlist.Config) {
-		mc.GossipInterval = 0   // no update is gossiped,
-		mc.ProbeInterval = 0    // nor piggybacked on a failure probe,
-		mc.PushPullInterval = 0 // and there is no periodic state exchange
-	}
 	t.Cleanup(func() {
 		goleak.VerifyNone(t, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
 	}) // runs after every node's Close
-	start := func(name string, join ...string) *Node {
-		cfg := DefaultConfig()
-		cfg.Name, cfg.Join, cfg.GossipPreset, cfg.tuneGossip = name, join, "local", noGossip
-		cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "", "", "127.0.0.1:0"
-		cfg.Logger = slog.New(slog.DiscardHandler)
-		n, err := New(cfg)
-		if err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		t.Cleanup(func() {
-			if err := n.Close(); err != nil {
-				t.Errorf("close %s: %v", name, err)
-			}
-		})
-		return n
-	}
-	n1 := start("n1")
-	n2 := start("n2", n1.members.addr)
-	n3 := start("n3", n1.members.addr, n2.members.addr)
+	n1 := startGossiping(t, "n1", noGossip)
+	n2 := startGossiping(t, "n2", noGossip, n1.members.addr)
+	n3 := startGossiping(t, "n3", noGossip, n1.members.addr, n2.members.addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, n := range []*Node{n1, n2, n3} {
@@ -59,6 +38,59 @@ func TestCluster_tableGossipLost_membersStillSettle(t *testing.T) {
 		}) {
 			_, why := n.Ready()
 			t.Fatalf("%s is not ready on a table of 3 members: %d members, %s", n.cfg.Name, len(n.view().table.Members), why)
+		}
+	}
+}
+
+// noGossip stops memberlist sending anything on its own: no update is
+// gossiped, nor piggybacked on a failure probe, and there is no periodic
+// state exchange.
+func noGossip(mc *memberlist.Config) {
+	mc.GossipInterval = 0   // no update is gossiped,
+	mc.ProbeInterval = 0    // nor piggybacked on a failure probe,
+	mc.PushPullInterval = 0 // and there is no periodic state exchange
+}
+
+// startGossiping starts a node named name, native listener and gossip on
+// loopback, that joins join, with tune (if not nil) applied to its
+// memberlist configuration; it is closed when the test ends.
+func startGossiping(t *testing.T, name string, tune func(*memberlist.Config), join ...string) *Node {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Name, cfg.Join, cfg.GossipPreset, cfg.tuneGossip = name, join, "local", tune
+	cfg.Addr, cfg.RESPAddr, cfg.HTTPAddr, cfg.GossipAddr = "127.0.0.1:0", "", "", "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("close %s: %v", name, err)
+		}
+	})
+	return n
+}
+
+// Publishing this node's metadata queues its broadcast and goes on: it
+// used to wait up to a second for the broadcast to be sent, and as
+// memberlist signals that without blocking, a broadcast sent (or replaced)
+// before the wait began made it wait the whole second and fail, stalling
+// the cluster loop on most membership changes. Here n1 never sends a
+// broadcast (no gossip, no probes to carry one), so a publish that waited
+// for it would fail every time.
+func TestMembership_publish_doesNotWaitForTheBroadcast(t *testing.T) {
+	n1 := startGossiping(t, "n1", noGossip)
+	n2 := startGossiping(t, "n2", nil, n1.members.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if !pollUntil(ctx, 10*time.Millisecond, func() bool { return n1.members.ml.NumMembers() == 2 }) {
+		t.Fatal("n2 did not join n1")
+	}
+	v := n1.view()
+	for i := range 20 {
+		if err := n1.members.publish(n1.localMeta(v.table.Version, v.hash, false)); err != nil {
+			t.Fatalf("publish %d with %s alive: %v", i, n2.cfg.Name, err)
 		}
 	}
 }
