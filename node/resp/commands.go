@@ -88,7 +88,7 @@ func commandTable() map[string]*command {
 		{name: "readwrite", arity: 1, flags: flagLoop, group: clu, summary: "Disables read-only queries.", run: cmdReadOnly},
 		// Server.
 		{name: "info", arity: -1, group: srv, summary: "Returns information and statistics about the server.", run: cmdInfo},
-		{name: "config", arity: -2, flags: flagLoop, group: srv, summary: "Configuration commands (GET only).", run: cmdConfig},
+		{name: "config", arity: -2, flags: flagLoop, group: srv, summary: "Reads the configuration (GET); SET accepts only the values it already has.", run: cmdConfig},
 		{name: "command", arity: -1, flags: flagLoop, group: srv, summary: "Returns detailed information about all commands.", run: cmdCommand},
 		{name: "dbsize", arity: 1, flags: ro, group: srv, summary: "Returns the number of keys.", run: cmdDBSize},
 		{name: "time", arity: 1, flags: flagLoop, group: srv, summary: "Returns the server time.", run: cmdTime},
