@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cloakroom/cloakroom/internal/testtool"
 )
 
 // A target is one kind of server the compatibility suites run against. start
@@ -155,28 +157,12 @@ func stableAddr(t *testing.T) string {
 	return ""
 }
 
-// lookTool returns the path of a program a test drives (redis-server,
-// redis-cli, redis-benchmark), which Debian's package pkg installs. When it
-// is missing the test skips, unless CI is set, where it fails: .ci/run
-// installs every such package, and a test that skips there proves nothing.
-func lookTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	bin, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not found under CI: install Debian's %s (%v)", name, pkg, err)
-		}
-		t.Skipf("%s not installed (apt-get install -y %s); the test is unproven without it", name, pkg)
-	}
-	return bin
-}
-
 // startRedisServer starts a reference redis-server with no persistence,
 // and extra arguments if any. When the binary is missing it skips, unless
 // CI is set, where it fails.
 func startRedisServer(t *testing.T, extra ...string) []string {
 	t.Helper()
-	bin := lookTool(t, "redis-server", "redis-server")
+	bin := testtool.Look(t, "redis-server", "redis-server")
 	addr := freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	startProcess(t, []string{addr}, bin, append([]string{

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloakroom/cloakroom/internal/testtool"
+
 	"github.com/cloakroom/cloakroom/protocol"
 	"github.com/cloakroom/cloakroom/ring"
 )
@@ -136,7 +138,7 @@ func toolsCluster(t *testing.T, extra ...string) (cli, bench string, ctx context
 	if testing.Short() {
 		t.Skip("starts cloakroomd processes")
 	}
-	cli, bench = lookTool(t, "redis-cli", "redis-tools"), lookTool(t, "redis-benchmark", "redis-tools")
+	cli, bench = testtool.Look(t, "redis-cli", "redis-tools"), testtool.Look(t, "redis-benchmark", "redis-tools")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	c = startProcCluster(t, 3, append([]string{"--gossip-preset", "local"}, extra...)...)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloakroom/cloakroom/internal/testtool"
+
 	"github.com/cloakroom/cloakroom/node"
 	"github.com/gomodule/redigo/redis"
 	goredis "github.com/redis/go-redis/v9"
@@ -107,7 +109,7 @@ func TestRESP_Node_ClusterClient(t *testing.T) {
 }
 
 func TestRESP_Node_RedisCLI(t *testing.T) {
-	cli := lookTool(t, "redis-cli", "redis-tools")
+	cli := testtool.Look(t, "redis-cli", "redis-tools")
 	n := startRESPNode(t, nil)
 	host, port, _ := net.SplitHostPort(n.RESPAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -5,11 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloakroom/cloakroom/internal/testtool"
 )
 
 func TestBench_Count_runsExactlyThatManyOps(t *testing.T) {
@@ -91,13 +92,7 @@ func TestBenchKeys_areDistinctSessionIDs(t *testing.T) {
 // TestBench_RedisTarget runs the same workload through go-redis against a
 // real redis-server, when one is installed.
 func TestBench_RedisTarget(t *testing.T) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("redis-server not found under CI: install Debian's redis-server (%v)", err)
-		}
-		t.Skip("redis-server not installed (apt-get install -y redis-server); the test is unproven without it")
-	}
+	bin := testtool.Look(t, "redis-server", "redis-server")
 	port := freePort(t)
 	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 	if err := cmd.Start(); err != nil {

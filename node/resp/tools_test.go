@@ -2,35 +2,19 @@ package resp
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
-)
 
-// tool returns the path of a program a test drives (redis-cli,
-// redis-benchmark), which Debian's package pkg installs. When it is missing
-// the test skips, unless CI is set, where it fails: .ci/run installs every
-// such package, and a test that skips there proves nothing. (integration's
-// lookTool is the same; test files of two packages cannot share it.)
-func tool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not found under CI: install Debian's %s (%v)", name, pkg, err)
-		}
-		t.Skipf("%s not installed (apt-get install -y %s); the test is unproven without it", name, pkg)
-	}
-	return p
-}
+	"github.com/cloakroom/cloakroom/internal/testtool"
+)
 
 func runTool(t *testing.T, stdin string, name string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, tool(t, name, "redis-tools"), args...)
+	cmd := exec.CommandContext(ctx, testtool.Look(t, name, "redis-tools"), args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -94,8 +78,8 @@ func TestRedisBenchmark_PingSetGet(t *testing.T) {
 }
 
 func TestRedisCLI_InteractiveTerminal(t *testing.T) {
-	tool(t, "redis-cli", "redis-tools")
-	script := tool(t, "script", "bsdutils") // gives redis-cli a terminal
+	testtool.Look(t, "redis-cli", "redis-tools")
+	script := testtool.Look(t, "script", "bsdutils") // gives redis-cli a terminal
 	ts := startServer(t)
 	host, port := splitAddr(ts.addr)
 	// On a terminal redis-cli starts its interactive mode, which loads
