@@ -150,10 +150,7 @@ func cmdCluster(_ context.Context, c *conn, args [][]byte) {
 		return
 	}
 	t := c.s.table()
-	var shards []Shard
-	if t.topo != nil {
-		shards = t.topo.Shards
-	}
+	shards := t.shards()
 	switch sub {
 	case "slots": // by slot, as Redis
 		c.w.Array(len(t.runs))
@@ -243,6 +240,14 @@ func shardsByPrimary(shards []Shard) map[string]bool {
 	return m
 }
 
+// shards returns the topology's shards, none if there is no topology.
+func (t *slotTable) shards() []Shard {
+	if t.topo == nil {
+		return nil
+	}
+	return t.topo.Shards
+}
+
 // runsOf returns the ranges of the slots served by the shards for which
 // in is true, ascending, with adjacent ranges joined.
 func (t *slotTable) runsOf(in func(shard int16) bool) [][2]uint16 {
@@ -263,10 +268,7 @@ func (t *slotTable) runsOf(in func(shard int16) bool) [][2]uint16 {
 // clusterNodes renders CLUSTER NODES: one line per node with the slot
 // ranges it serves as primary, ascending, as Redis lists them.
 func (s *Server) clusterNodes(t *slotTable) string {
-	var shards []Shard
-	if t.topo != nil {
-		shards = t.topo.Shards
-	}
+	shards := t.shards()
 	type info struct {
 		addr    string
 		primary string // for replicas: the primary's name
