@@ -1,6 +1,8 @@
 package node
 
 import (
+	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -181,5 +183,52 @@ func TestCluster_memberWithoutThePassword_isRefusedAndSaysSo(t *testing.T) {
 	}
 	if ok, _ := second.Ready(); ok {
 		t.Error("node-2 is ready though it could fetch none of its partitions")
+	}
+}
+
+// Before its hello a connection's frames are limited to helloMaxFrame, so
+// that one that has given no password cannot make the node buffer a frame
+// of up to the frame limit (1 MiB and more) for it; the longest password
+// a node accepts still fits, and after the hello the frame limit applies.
+func TestNative_helloFrameIsSmall(t *testing.T) {
+	longest := strings.Repeat("p", maxPasswordLen)
+	n := startTestNode(t, func(cfg *Config) { cfg.NativePassword = longest })
+
+	// A header declaring 1 MiB is refused at once, not read (the hello's
+	// deadline, 10 s, would close the connection without a word).
+	rc := dialRaw(t, n)
+	rc.sendRaw(append(binary.BigEndian.AppendUint32(nil, 1<<20), make([]byte, 100)...))
+	resp := rc.recv()
+	expectCode(t, "a 1 MiB frame before the hello", resp, protocol.CodeTooLarge)
+	if !strings.Contains(resp.Msg, "before the hello") || !strings.Contains(resp.Msg, fmt.Sprint(helloMaxFrame)) {
+		t.Errorf("message %q does not say the hello's limit", resp.Msg)
+	}
+	rc.expectClosed()
+
+	// A hello carrying the longest member name and password is let in, and
+	// what follows it may be as large as the frame limit allows.
+	rc = dialRaw(t, n)
+	hello := &protocol.Request{ID: 1, Op: protocol.OpHello, Version: protocol.Version, Key: strings.Repeat("n", maxNameLen), Value: []byte(longest)}
+	expectCode(t, "the longest hello", rc.do(hello), protocol.CodeOK)
+	expectCode(t, "a 900 KB SET after it", rc.do(&protocol.Request{ID: 2, Op: protocol.OpSet, Key: "k", Value: make([]byte, 900_000), TTL: 60_000}), protocol.CodeOK)
+}
+
+func TestConfig_nameAndPasswordLengths(t *testing.T) {
+	for _, tc := range []struct {
+		name, password, want string
+	}{
+		{strings.Repeat("n", maxNameLen), strings.Repeat("p", maxPasswordLen), ""},
+		{strings.Repeat("n", maxNameLen+1), "", "name: 256 bytes; must be at most 255"},
+		{"n1", strings.Repeat("p", maxPasswordLen+1), "native-password: 4097 bytes; must be at most 4096"},
+	} {
+		cfg := DefaultConfig()
+		cfg.Name, cfg.NativePassword = tc.name, tc.password
+		err := cfg.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("name of %d bytes, password of %d: %v", len(tc.name), len(tc.password), err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("name of %d bytes, password of %d: got %v; want %q", len(tc.name), len(tc.password), err, tc.want)
+		}
 	}
 }

@@ -209,6 +209,8 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.Name == "" {
 		bad("name: empty and no hostname to default to")
+	} else if len(c.Name) > maxNameLen {
+		bad("name: %d bytes; must be at most %d", len(c.Name), maxNameLen)
 	}
 	checkAddr := func(field, addr string, required bool) {
 		if addr == "" {
@@ -268,6 +270,9 @@ func (c Config) Validate() error {
 	}
 	if strings.ContainsAny(c.Password, "\r\n") {
 		bad("requirepass: must not contain CR or LF")
+	}
+	if len(c.NativePassword) > maxPasswordLen {
+		bad("native-password: %d bytes; must be at most %d", len(c.NativePassword), maxPasswordLen)
 	}
 	if c.NativePasswordOptional && c.NativePassword == "" {
 		bad("native-password-optional: needs native-password")

@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -63,9 +64,18 @@ func (n *Node) replyRoom(req *protocol.Request) int64 {
 // connection that stalls before either is closed, so that thousands of
 // connections cannot each hold a frame buffer half-filled (up to twice the
 // frame limit each). Between frames a connection may idle.
+//
+// Until its hello is served, a connection's frames are limited to
+// helloMaxFrame: a hello carries a member's name (at most maxNameLen) and
+// the password (at most maxPasswordLen), and a connection that has not
+// given them must not make the node buffer a megabyte for it.
 const (
-	helloTimeout = 10 * time.Second
-	frameTimeout = 30 * time.Second
+	helloTimeout  = 10 * time.Second
+	frameTimeout  = 30 * time.Second
+	helloMaxFrame = 16 << 10
+
+	maxNameLen     = 255 // a DNS name's length, and a Kubernetes pod's
+	maxPasswordLen = 4 << 10
 )
 
 // nativeConn is one native-protocol connection. A reader goroutine decodes
@@ -121,7 +131,7 @@ func (n *Node) serveNative(c net.Conn, member bool) {
 func (nc *nativeConn) readLoop(member bool) {
 	n := nc.n
 	br := bufio.NewReaderSize(nc.c, connBufSize)
-	fr := protocol.NewFrameReader(br, n.cfg.Limits.MaxFrame())
+	fr := protocol.NewFrameReader(br, helloMaxFrame)
 	hello := false
 	fr.Partial = func(waiting bool) {
 		switch {
@@ -140,6 +150,9 @@ func (nc *nativeConn) readLoop(member bool) {
 		if err != nil {
 			if errors.Is(err, protocol.ErrTooLarge) {
 				// Framing is lost: say why, then close.
+				if !hello {
+					err = fmt.Errorf("before the hello: %w", err)
+				}
 				n.warnOversized(nc.peer, err)
 				resp = protocol.Response{}
 				resp.SetErr(err)
@@ -186,6 +199,7 @@ func (nc *nativeConn) readLoop(member bool) {
 				_ = nc.c.SetDeadline(time.Time{})
 			}
 			_ = nc.c.SetReadDeadline(time.Time{})
+			fr.SetMax(n.cfg.Limits.MaxFrame())
 			hello = true
 			resp = protocol.Response{ID: req.ID, Version: protocol.Version, Value: []byte(n.cfg.Name)}
 			nc.reply(&resp, fr.Buffered() == 0)

@@ -33,6 +33,11 @@ func NewFrameReader(r *bufio.Reader, max int) *FrameReader {
 	return &FrameReader{r: r, max: max}
 }
 
+// SetMax changes the largest frame Next accepts from the next frame on: a
+// server reads a connection's hello under a small limit, and what follows
+// under its frame limit.
+func (f *FrameReader) SetMax(max int) { f.max = max }
+
 // Next returns the next frame's payload. A frame over the limit returns an
 // error wrapping ErrTooLarge; framing is then lost and the stream must be
 // closed.

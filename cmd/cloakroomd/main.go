@@ -68,7 +68,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	var respSpin time.Duration
 	var respMaxClients int
 	var respRetry time.Duration
-	fs.StringVar(&c.Name, "name", c.Name, "node name, unique in the cluster (default: hostname)")
+	fs.StringVar(&c.Name, "name", c.Name, "node name, unique in the cluster, at most 255 bytes (default: hostname)")
 	fs.StringVar(&c.Addr, "addr", c.Addr, "native protocol listener")
 	fs.StringVar(&c.RESPAddr, "resp-addr", c.RESPAddr, "Redis protocol listener (empty disables)")
 	fs.BoolVar(&c.RESPClusterMode, "resp-cluster-mode", c.RESPClusterMode, "act as a Redis Cluster node: CLUSTER commands and MOVED redirects")
@@ -77,7 +77,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.DurationVar(&c.RESPIdleTimeout, "resp-idle-timeout", 0, "close a Redis protocol connection idle this long, as Redis's timeout (0: never; at least 1s)")
 	fs.DurationVar(&respRetry, "resp-retry-window", resp.DefaultRetryWindow, "how long a Redis command failing while the cluster changes is tried again before TRYAGAIN is answered; conditional writes are answered at once (0: never tried again)")
 	fs.StringVar(&c.Password, "requirepass", c.Password, "password Redis clients must AUTH with (empty: none)")
-	fs.StringVar(&c.NativePassword, "native-password", c.NativePassword, "password every native connection (--addr) must give in its hello, from Go clients and members; the same on every member (empty: none). Better given as CLOAKROOM_NATIVE_PASSWORD")
+	fs.StringVar(&c.NativePassword, "native-password", c.NativePassword, "password every native connection (--addr) must give in its hello, from Go clients and members; the same on every member, at most 4096 bytes (empty: none). Better given as CLOAKROOM_NATIVE_PASSWORD")
 	fs.BoolVar(&c.NativePasswordOptional, "native-password-optional", c.NativePasswordOptional, "let in native connections without --native-password, counting and logging them: for turning it on or changing it in a running cluster")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listener for /healthz, /readyz, /servingz, /metrics (empty disables)")
 	fs.BoolVar(&c.HTTPProfiling, "http-pprof", c.HTTPProfiling, "also serve Go's profiler on --http-addr (/debug/pprof/)")
