@@ -35,6 +35,13 @@
 # store has to take it back while it serves them (docs/architecture.md,
 # "Accounting and reclaiming dead room").
 #
+# With BENCH_PIN=1 every server runs on the machine's last CPU and
+# redis-benchmark on CPU 0 (taskset), so that both servers get the same
+# placement: the client never shares a CPU with the server it measures.
+# Left to the scheduler (the default), placement differs between the two
+# servers and between runs (docs/benchmarks.md, "Same placement for both
+# servers").
+#
 # Usage: scripts/bench-resp.sh [rounds]   (default 1; targets alternate)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,11 +78,19 @@ for c in redis-server redis-benchmark; do
 done
 go build -o "$tmp/cloakroomd" ./cmd/cloakroomd
 
+# on_server and on_client prefix the servers and redis-benchmark (BENCH_PIN).
+on_server=() on_client=()
+if [[ ${BENCH_PIN:-} == 1 ]]; then
+	command -v taskset >/dev/null || { echo "$0: BENCH_PIN=1 needs taskset (util-linux)" >&2; exit 1; }
+	if (($(nproc) < 2)); then echo "$0: BENCH_PIN=1 needs two CPUs" >&2; exit 1; fi
+	on_server=(taskset -c "$(($(nproc) - 1))") on_client=(taskset -c 0)
+fi
+
 rport=$(free_port)
-redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+"${on_server[@]}" redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
 pids+=($!)
 cport=$(free_port)
-"$tmp/cloakroomd" --name bench --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$cport" \
+"${on_server[@]}" "$tmp/cloakroomd" --name bench --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$cport" \
 	--http-addr "" --gossip-addr "127.0.0.1:$(free_port)" --log-level warn >"$tmp/cloakroomd.log" 2>&1 &
 pids+=($!)
 wait_port "$rport"
@@ -85,7 +100,7 @@ targets="redis cloak"
 if [[ -n ${BENCH_ALT:-} ]]; then
 	targets="$targets alt"
 	aport=$(free_port)
-	"$BENCH_ALT" --name bench-alt --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$aport" \
+	"${on_server[@]}" "$BENCH_ALT" --name bench-alt --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$aport" \
 		--http-addr "" --gossip-addr "127.0.0.1:$(free_port)" --log-level warn >"$tmp/alt.log" 2>&1 &
 	pids+=($!)
 	wait_port "$aport"
@@ -97,7 +112,7 @@ if [[ ${BENCH_CLUSTER:-} == 1 ]]; then
 		resp=$(free_port) http=$(free_port)
 		gossip=$seed join=$seed
 		if ((i > 1)); then gossip="127.0.0.1:$(free_port)"; fi
-		"$tmp/cloakroomd" --name "bench-$i" --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$resp" \
+		"${on_server[@]}" "$tmp/cloakroomd" --name "bench-$i" --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$resp" \
 			--http-addr "127.0.0.1:$http" --gossip-addr "$gossip" --join "$join" --gossip-preset local \
 			--log-level warn >"$tmp/cluster-$i.log" 2>&1 &
 		pids+=($!)
@@ -118,20 +133,21 @@ echo "load:    $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "go:      $(go env GOVERSION); redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2)"
 if [[ -n $keyspace ]]; then echo "keys:    -r $keyspace"; fi
 if [[ $clients != 50 ]]; then echo "clients: -c $clients"; fi
+if ((${#on_server[@]})); then echo "pinned:  servers on CPU $(($(nproc) - 1)), redis-benchmark on CPU 0"; fi
 echo
 
 # bench prints "TEST rps p99" lines for one target and pipeline depth.
 bench() {
-	redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c "$clients" -d 200 -n "$requests" -P "$2" ${keyspace:+-r "$keyspace"} --csv 2>/dev/null |
+	"${on_client[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c "$clients" -d 200 -n "$requests" -P "$2" ${keyspace:+-r "$keyspace"} --csv 2>/dev/null |
 		awk -F, 'NR > 1 { gsub(/"/, "", $1); gsub(/"/, "", $2); gsub(/"/, "", $7); print $1, $2, $7 }'
 	if [[ ${BENCH_DEL:-} == 1 ]]; then
-		redis-benchmark -h 127.0.0.1 -p "$1" -t set -c "$clients" -d 200 -n 300000 -r 100000 -P 16 -q >/dev/null 2>&1
-		redis-benchmark -h 127.0.0.1 -p "$1" -c "$clients" -n "$requests" -P "$2" -r 100000 --csv DEL 'key:__rand_int__' 2>/dev/null |
+		"${on_client[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -t set -c "$clients" -d 200 -n 300000 -r 100000 -P 16 -q >/dev/null 2>&1
+		"${on_client[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -c "$clients" -n "$requests" -P "$2" -r 100000 --csv DEL 'key:__rand_int__' 2>/dev/null |
 			awk -F, 'NR > 1 { gsub(/"/, "", $2); gsub(/"/, "", $7); print "DEL", $2, $7 }'
 	fi
 	if [[ ${BENCH_RENEW:-} == 1 ]]; then
-		redis-benchmark -h 127.0.0.1 -p "$1" -t set -c "$clients" -d 400 -n 3000000 -r 1000000 -P 16 -q >/dev/null 2>&1
-		redis-benchmark -h 127.0.0.1 -p "$1" -t set -c "$clients" -d 100 -n 1000000 -r 1000000 -P "$2" --csv 2>/dev/null |
+		"${on_client[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -t set -c "$clients" -d 400 -n 3000000 -r 1000000 -P 16 -q >/dev/null 2>&1
+		"${on_client[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -t set -c "$clients" -d 100 -n 1000000 -r 1000000 -P "$2" --csv 2>/dev/null |
 			awk -F, 'NR > 1 { gsub(/"/, "", $2); gsub(/"/, "", $7); print "RENEW", $2, $7 }'
 	fi
 }
