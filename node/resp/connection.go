@@ -256,12 +256,34 @@ func cmdClient(_ context.Context, c *conn, args [][]byte) {
 	}
 }
 
-// describe is the connection's CLIENT LIST line.
+// describe is the connection's CLIENT INFO line: every field of Redis
+// 7.2's, in its order, since clients parse them all (redis-py 4 and 5's
+// client_info() converts id, age, idle, db, sub, psub, multi, qbuf,
+// qbuf-free, obl, argv-mem, oll, omem and tot-mem to integers and fails
+// on a missing one). What the node does not keep per connection (its
+// buffers and their memory) reads 0; idle is 0 and cmd client|info, as in
+// Redis, since this is the command running.
 func (c *conn) describe() string {
 	age := int64(c.s.cfg.Now().Sub(c.created).Seconds())
+	fd, flags, multi := -1, "", -1
+	if c.gc != nil {
+		fd = c.gc.Fd()
+	}
+	if c.tx.active {
+		flags, multi = "x", len(c.tx.queue)
+	}
+	if c.readonly {
+		flags += "r"
+	}
+	if flags == "" {
+		flags = "N"
+	}
 	return "id=" + strconv.FormatInt(c.id, 10) + " addr=" + c.addr + " laddr=" + c.laddr +
-		" name=" + c.name + " age=" + strconv.FormatInt(age, 10) + " db=0 resp=" + strconv.Itoa(c.w.Proto()) +
-		" lib-name=" + c.libName + " lib-ver=" + c.libVer + "\n"
+		" fd=" + strconv.Itoa(fd) + " name=" + c.name + " age=" + strconv.FormatInt(age, 10) +
+		" idle=0 flags=" + flags + " db=0 sub=0 psub=0 ssub=0 multi=" + strconv.Itoa(multi) +
+		" qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=" + strconv.Itoa(c.tx.bytes) +
+		" rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|info user=default redir=-1" +
+		" resp=" + strconv.Itoa(c.w.Proto()) + " lib-name=" + c.libName + " lib-ver=" + c.libVer + "\n"
 }
 
 // listFilter parses CLIENT LIST's options as Redis 7.0 does: TYPE t alone,
