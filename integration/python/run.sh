@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# run.sh runs the Python session-store suites (redis-py, Django sessions over
+# django-redis, Flask-Session) with Debian's packages and the system python3
+# against a reference redis-server and then against cloakroomd, each on
+# free loopback ports, and stops everything it started on exit:
+#
+#   redis-server          plain suites (test_redispy, test_django, test_flask)
+#   cloakroomd            the same against one node
+#   redis-server-auth     plain suites with a password (--requirepass)
+#   cloakroomd-auth       the same against cloakroomd --requirepass
+#   cloakroomd-3          plain suites against a 3-node cluster, through its
+#                         second node (requests are forwarded to their owners)
+#   redis-cluster         redis-py RedisCluster (test_rediscluster) against a
+#                         one-node Redis Cluster owning every slot
+#   cloakroomd-cluster    the same against cloakroomd --resp-cluster-mode
+#   cloakroomd-3-cluster  the same against 3 nodes in cluster mode: every
+#                         key is sent to its primary (no MOVED, no forwarding)
+#
+# A failure against a redis-* target means a wrong test; a failure against a
+# cloakroomd* target is a compatibility bug. Either makes the script exit
+# non-zero. The last line reads "python: N passed, N failed, N skipped".
+#
+# Environment:
+#   PY_ONLY="redis-server cloakroomd"  run these targets only
+#   PY_TESTS="test_redispy"  run these test modules only (of those a target runs)
+#   PY_MONITOR=DIR   also record `redis-cli MONITOR` of the redis-server and
+#                    redis-cluster runs into DIR/<target>.txt
+#   CLOAKROOMD=PATH  use this cloakroomd binary instead of building one
+#   PYTHON=PATH      the interpreter (default /usr/bin/python3, Debian's,
+#                    whose dist-packages hold the python3-* packages)
+#   CI               when set (not 0/false), a missing Debian package or
+#                    Redis program fails the run instead of skipping
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+work=$(mktemp -d)
+python=${PYTHON:-/usr/bin/python3}
+pids=()
+
+log() { printf 'python: %s\n' "$*" >&2; }
+
+# cleanup stops every process this script started: SIGTERM, then SIGKILL
+# for any still running after five seconds.
+cleanup() {
+	local pid alive tries=50
+	for pid in "${pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	while ((tries-- > 0)); do
+		alive=0
+		for pid in "${pids[@]}"; do
+			kill -0 "$pid" 2>/dev/null && alive=1
+		done
+		((alive)) || break
+		sleep 0.1
+	done
+	for pid in "${pids[@]}"; do
+		if kill -0 "$pid" 2>/dev/null; then
+			log "pid $pid did not stop within 5s of SIGTERM; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+under_ci() { [[ -n "${CI:-}" && "${CI:-}" != 0 && "${CI:-}" != false ]]; }
+
+# free_port prints a loopback port the kernel just handed out and released.
+free_port() {
+	"$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_port PORT PID SECONDS: wait until PORT accepts, PID dies or time runs out.
+wait_port() {
+	local port=$1 pid=$2 tries=$(($3 * 10))
+	while ((tries-- > 0)); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+if [[ ! -x $python ]]; then
+	log "$python not found: install Debian's python3"
+	exit 2
+fi
+# The suites skip (or, under CI, fail) by themselves when a package is
+# missing; say so once here too.
+missing=$("$python" - <<'EOF'
+import importlib
+pkgs = {"redis": "python3-redis", "django": "python3-django", "django_redis": "python3-django-redis",
+        "flask": "python3-flask", "flask_session": "python3-flask-session"}
+out = []
+for mod, pkg in pkgs.items():
+    try:
+        importlib.import_module(mod)
+    except ImportError:
+        out.append(pkg)
+print(" ".join(out))
+EOF
+)
+if [[ -n $missing ]]; then
+	if under_ci; then
+		log "not installed under CI: $missing (apt-get install -y $missing)"
+		exit 1
+	fi
+	log "not installed: $missing; their tests skip (apt-get install -y $missing)"
+fi
+have_redis=1
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+	if under_ci; then
+		log "redis-server or redis-cli not found under CI: apt-get install -y redis-server redis-tools"
+		exit 1
+	fi
+	log "redis-server or redis-cli not found: skipping the reference targets (apt-get install -y redis-server redis-tools)"
+	have_redis=0
+fi
+
+start=$SECONDS
+passed=0
+failed=0
+skipped=0
+password=
+failed_on=()
+
+# run_suites NAME PORTS MODULES: run the test modules (names, space-separated)
+# against the nodes on PORTS (comma-separated) and add to the totals. The
+# environment carries $password and $metrics.
+run_suites() {
+	local name=$1 ports=$2 modules=$3 out="$work/$1.out" rc=0 m
+	if [[ -n "${PY_TESTS:-}" ]]; then
+		local only=()
+		for m in $modules; do
+			[[ " $PY_TESTS " == *" $m "* ]] && only+=("$m")
+		done
+		((${#only[@]})) || return 0
+		modules=${only[*]}
+	fi
+	log "running $modules against $name on 127.0.0.1:$ports"
+	# shellcheck disable=SC2086 # one module per word
+	(cd "$here" && PY_TARGET=$name PY_PORTS=$ports PY_PASSWORD=$password CLOAKROOM_METRICS=${metrics:-} \
+		PYTHONDONTWRITEBYTECODE=1 timeout 300 "$python" runtests.py $modules) >"$out" 2>&1 || rc=$?
+	cat "$out"
+	local line p=0 f=0 s=0
+	line=$(grep -E '^result: passed=' "$out" | tail -1 || true)
+	if [[ -n $line ]]; then
+		p=$(sed -E 's/.*passed=([0-9]+).*/\1/' <<<"$line")
+		f=$(sed -E 's/.*failed=([0-9]+).*/\1/' <<<"$line")
+		s=$(sed -E 's/.*skipped=([0-9]+).*/\1/' <<<"$line")
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	skipped=$((skipped + s))
+	if ((rc != 0)); then
+		failed_on+=("$name")
+		# a run that died before counting anything still counts as a failure
+		((f > 0)) || failed=$((failed + 1))
+	fi
+}
+
+# not_started NAME LOG: count a server that never listened as a failure.
+not_started() {
+	log "$1 is not accepting connections; its log:"
+	cat "$2" >&2
+	failed=$((failed + 1))
+	failed_on+=("$1")
+}
+
+# run_redis NAME MODULES [ARGS...]: start redis-server with ARGS, run MODULES.
+run_redis() {
+	local name=$1 modules=$2 port
+	shift 2
+	if ((!have_redis)); then
+		skipped=$((skipped + 1))
+		return
+	fi
+	port=$(free_port)
+	mkdir -p "$work/$name"
+	redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+		--dir "$work/$name" --daemonize no "$@" >"$work/$name.log" 2>&1 &
+	pids+=($!)
+	if ! wait_port "$port" "$!" 10; then
+		not_started "$name" "$work/$name.log"
+		return
+	fi
+	if [[ " $* " == *" --cluster-enabled yes "* ]]; then
+		redis-cli -p "$port" CLUSTER ADDSLOTSRANGE 0 16383 >/dev/null
+		local tries=100
+		until redis-cli -p "$port" CLUSTER INFO | grep -q '^cluster_state:ok'; do
+			((tries-- > 0)) || { not_started "$name" "$work/$name.log"; return; }
+			sleep 0.1
+		done
+	fi
+	if [[ -n "${PY_MONITOR:-}" ]]; then
+		mkdir -p "$PY_MONITOR"
+		redis-cli -p "$port" ${password:+--no-auth-warning -a "$password"} MONITOR >"$PY_MONITOR/$name.txt" &
+		pids+=($!)
+		sleep 0.2
+	fi
+	metrics= run_suites "$name" "$port" "$modules"
+}
+
+# ensure_bin sets bin to the cloakroomd to run, building it the first time.
+ensure_bin() {
+	[[ -n "${bin:-}" ]] && return
+	bin=${CLOAKROOMD:-$work/cloakroomd}
+	if [[ -z "${CLOAKROOMD:-}" ]]; then
+		log "building cloakroomd"
+		(cd "$root" && go build -o "$bin" ./cmd/cloakroomd)
+	fi
+}
+
+# members PORT prints the cloakroom_members gauge of the node whose HTTP
+# listener is on PORT, or nothing.
+members() {
+	local line
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 0
+	printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+	while IFS= read -r line <&3; do
+		[[ $line == "cloakroom_members "* ]] && echo "${line#* }"
+	done
+	exec 3<&-
+}
+
+# run_cloakroomd NAME MODULES N [ARGS...]: start N nodes with ARGS joined to
+# the first, wait until every node counts N members, run MODULES (through
+# the second node when there are several: requests are forwarded, or in
+# cluster mode redirected). The suites find the nodes' HTTP addresses in
+# CLOAKROOM_METRICS.
+run_cloakroomd() {
+	local name=$1 modules=$2 n=$3 i resp http gossip seed="" nlog
+	shift 3
+	ensure_bin
+	local resps=() https=() nodepids=()
+	for ((i = 1; i <= n; i++)); do
+		resp=$(free_port) http=$(free_port) gossip=$(free_port)
+		nlog="$work/$name-n$i.log"
+		"$bin" --name "$name-n$i" --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$resp" \
+			--http-addr "127.0.0.1:$http" --gossip-addr "127.0.0.1:$gossip" --allow-flush \
+			${seed:+--join "$seed"} "$@" >"$nlog" 2>&1 &
+		pids+=($!)
+		nodepids+=($!)
+		resps+=("$resp")
+		https+=("$http")
+		seed=${seed:-127.0.0.1:$gossip}
+	done
+	for ((i = 0; i < n; i++)); do
+		if ! wait_port "${resps[i]}" "${nodepids[i]}" 15; then
+			not_started "$name" "$work/$name-n$((i + 1)).log"
+			return
+		fi
+		local tries=150
+		until [[ $(members "${https[i]}") == "$n" ]]; do
+			((tries-- > 0)) || { not_started "$name" "$work/$name-n$((i + 1)).log"; return; }
+			sleep 0.1
+		done
+	done
+	local ports metrics
+	ports=$(printf '%s,' "${resps[@]}")
+	metrics=$(printf '127.0.0.1:%s,' "${https[@]}")
+	metrics=${metrics%,} run_suites "$name" "${ports%,}" "$modules"
+}
+
+wanted() { [[ -z "${PY_ONLY:-}" || " $PY_ONLY " == *" $1 "* ]]; }
+
+plain="test_redispy test_django test_flask"
+cluster="test_rediscluster"
+
+wanted redis-server && run_redis redis-server "$plain"
+wanted cloakroomd && run_cloakroomd cloakroomd "$plain" 1
+password=py-s3cret
+wanted redis-server-auth && run_redis redis-server-auth "$plain" --requirepass "$password"
+wanted cloakroomd-auth && run_cloakroomd cloakroomd-auth "$plain" 1 --requirepass "$password"
+password=
+wanted cloakroomd-3 && run_cloakroomd cloakroomd-3 "$plain" 3
+wanted redis-cluster && run_redis redis-cluster "$cluster" \
+	--cluster-enabled yes --cluster-config-file "$work/nodes.conf" --cluster-announce-ip 127.0.0.1
+wanted cloakroomd-cluster && run_cloakroomd cloakroomd-cluster "$cluster" 1 --resp-cluster-mode
+wanted cloakroomd-3-cluster && run_cloakroomd cloakroomd-3-cluster "$cluster" 3 --resp-cluster-mode
+
+log "took $((SECONDS - start))s; failed against: ${failed_on[*]:-nothing}"
+echo "python: $passed passed, $failed failed, $skipped skipped"
+((${#failed_on[@]} == 0))
