@@ -30,62 +30,12 @@
 #   CLOAKROOMD=PATH      use this cloakroomd binary instead of building one
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
+log_name=compat
+# shellcheck source=integration/servers.sh
+source "$(dirname "$0")/servers.sh" # sets root, work, pids; stops them on exit
 clients="$work/node-clients" # a private copy: concurrent runs never share node_modules
-pids=()
 
-# cleanup stops every process this script started: SIGTERM, then SIGKILL
-# for any still running after five seconds.
-cleanup() {
-	local pid tries=50
-	for pid in "${pids[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	while ((tries-- > 0)); do
-		alive=0
-		for pid in "${pids[@]}"; do
-			kill -0 "$pid" 2>/dev/null && alive=1
-		done
-		((alive)) || break
-		sleep 0.1
-	done
-	for pid in "${pids[@]}"; do
-		if kill -0 "$pid" 2>/dev/null; then
-			log "pid $pid did not stop within 5s of SIGTERM; killing it"
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { printf 'compat: %s\n' "$*" >&2; }
-
-# free_port prints a loopback port the kernel just handed out and released.
-free_port() {
-	node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
-
-# wait_port PORT PID SECONDS: wait until PORT accepts, PID dies or time runs out.
-wait_port() {
-	local port=$1 pid=$2 tries=$(($3 * 10))
-	while ((tries-- > 0)); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
-if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
-	log "installing redis-server and redis-tools"
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
-fi
+need_redis
 command -v node >/dev/null || { log "node not found: the suites need Node.js 20 or later"; exit 2; }
 
 start=$SECONDS
@@ -124,10 +74,9 @@ run_suites() {
 	fi
 }
 
-# not_started NAME LOG: count a server that never listened as a failure.
+# not_started NAME: count a server that never listened (start_* showed
+# its log) as a failure.
 not_started() {
-	log "$1 is not accepting connections; its log:"
-	cat "$2" >&2
 	failed=$((failed + 1))
 	failed_on+=("$1")
 }
@@ -136,23 +85,7 @@ not_started() {
 run_redis() {
 	local name=$1 glob=$2 port
 	shift 2
-	port=$(free_port)
-	mkdir -p "$work/$name"
-	redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
-		--dir "$work/$name" --daemonize no "$@" >"$work/$name.log" 2>&1 &
-	pids+=($!)
-	if ! wait_port "$port" "$!" 10; then
-		not_started "$name" "$work/$name.log"
-		return
-	fi
-	if [[ " $* " == *" --cluster-enabled yes "* ]]; then
-		redis-cli -p "$port" CLUSTER ADDSLOTSRANGE 0 16383 >/dev/null
-		local tries=100
-		until redis-cli -p "$port" CLUSTER INFO | grep -q '^cluster_state:ok'; do
-			((tries-- > 0)) || { not_started "$name" "$work/$name.log"; return; }
-			sleep 0.1
-		done
-	fi
+	start_redis "$name" "$@" || { not_started "$name"; return; }
 	if [[ $name == redis-server && -n "${COMPAT_MONITOR:-}" ]]; then
 		redis-cli -p "$port" MONITOR >"$COMPAT_MONITOR" &
 		pids+=($!)
@@ -160,43 +93,12 @@ run_redis() {
 	run_suites "$name" "$port" "$glob"
 }
 
-# ensure_bin sets bin to the cloakroomd to run, building it the first time.
-ensure_bin() {
-	[[ -n "${bin:-}" ]] && return
-	bin=${CLOAKROOMD:-$work/cloakroomd}
-	if [[ -z "${CLOAKROOMD:-}" ]]; then
-		log "building cloakroomd"
-		(cd "$root" && go build -o "$bin" ./cmd/cloakroomd)
-	fi
-}
-
 # run_cloakroomd NAME GLOB [ARGS...]: start one node with ARGS, run GLOB.
 run_cloakroomd() {
-	local name=$1 glob=$2 resp
+	local name=$1 glob=$2 port
 	shift 2
-	ensure_bin
-	resp=$(free_port)
-	"$bin" --name "$name" --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$resp" \
-		--http-addr "" --gossip-addr "127.0.0.1:$(free_port)" --allow-flush "$@" \
-		>"$work/$name.log" 2>&1 &
-	pids+=($!)
-	if wait_port "$resp" "$!" 15; then
-		run_suites "$name" "$resp" "$glob"
-	else
-		not_started "$name" "$work/$name.log"
-	fi
-}
-
-# members PORT prints the cloakroom_members gauge of the node whose HTTP
-# listener is on PORT, or nothing.
-members() {
-	local line
-	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 0
-	printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-	while IFS= read -r line <&3; do
-		[[ $line == "cloakroom_members "* ]] && echo "${line#* }"
-	done
-	exec 3<&-
+	start_cloakroomd "$name" "$@" || { not_started "$name"; return; }
+	run_suites "$name" "$port" "$glob"
 }
 
 # run_cloakroomd_cluster NAME GLOB N [ARGS...]: start N nodes joined to the
@@ -205,36 +107,10 @@ members() {
 # node's pid in CLOAKROOM_CRASH_PID, for those that kill it, and the nodes'
 # HTTP addresses in CLOAKROOM_METRICS, for those that read /metrics.
 run_cloakroomd_cluster() {
-	local name=$1 glob=$2 n=$3 i resp http gossip seed="" log
+	local name=$1 glob=$2 n=$3 port metrics resp_ports node_pids
 	shift 3
-	ensure_bin
-	local resps=() https=() nodepids=()
-	for ((i = 1; i <= n; i++)); do
-		resp=$(free_port) http=$(free_port) gossip=$(free_port)
-		log="$work/$name-n$i.log"
-		"$bin" --name "$name-n$i" --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$resp" \
-			--http-addr "127.0.0.1:$http" --gossip-addr "127.0.0.1:$gossip" --allow-flush \
-			${seed:+--join "$seed"} "$@" >"$log" 2>&1 &
-		pids+=($!)
-		nodepids+=($!)
-		resps+=("$resp")
-		https+=("$http")
-		seed=${seed:-127.0.0.1:$gossip}
-	done
-	for ((i = 0; i < n; i++)); do
-		if ! wait_port "${resps[i]}" "${nodepids[i]}" 15; then
-			not_started "$name" "$work/$name-n$((i + 1)).log"
-			return
-		fi
-		local tries=150
-		until [[ $(members "${https[i]}") == "$n" ]]; do
-			((tries-- > 0)) || { not_started "$name" "$work/$name-n$((i + 1)).log"; return; }
-			sleep 0.1
-		done
-	done
-	local metrics
-	metrics=$(printf '127.0.0.1:%s,' "${https[@]}")
-	CLOAKROOM_CRASH_PID=${nodepids[n - 1]} CLOAKROOM_METRICS=${metrics%,} run_suites "$name" "${resps[1]}" "$glob"
+	start_cloakroomd_cluster "$name" "$n" "$@" || { not_started "$name"; return; }
+	CLOAKROOM_CRASH_PID=${node_pids[n - 1]} CLOAKROOM_METRICS=$metrics run_suites "$name" "$port" "$glob"
 }
 
 wanted() { [[ -z "${COMPAT_ONLY:-}" || " $COMPAT_ONLY " == *" $1 "* ]]; }
