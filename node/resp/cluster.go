@@ -152,20 +152,19 @@ func cmdCluster(_ context.Context, c *conn, args [][]byte) {
 	t := c.s.table()
 	shards := t.shards()
 	switch sub {
-	case "slots": // by slot, as Redis
-		c.w.Array(len(t.runs))
-		for _, r := range t.runs {
-			sh := &shards[r.shard]
-			c.w.Array(2 + 1 + len(sh.Replicas))
+	case "slots": // by slot, as Redis; primaries only (primaryRuns)
+		runs := t.primaryRuns()
+		c.w.Array(len(runs))
+		for _, r := range runs {
+			p := shards[r.shard].Primary
+			host, port := splitAddr(p.Addr)
+			c.w.Array(3)
 			c.w.Int(int64(r.first))
 			c.w.Int(int64(r.last))
-			for _, p := range append([]Peer{sh.Primary}, sh.Replicas...) {
-				host, port := splitAddr(p.Addr)
-				c.w.Array(3)
-				c.w.BulkString(host)
-				c.w.Int(int64(port))
-				c.w.BulkString(nodeID(p.Name))
-			}
+			c.w.Array(3)
+			c.w.BulkString(host)
+			c.w.Int(int64(port))
+			c.w.BulkString(nodeID(p.Name))
 		}
 	case "shards":
 		c.w.Array(len(shards))
@@ -246,6 +245,30 @@ func (t *slotTable) shards() []Shard {
 		return nil
 	}
 	return t.topo.Shards
+}
+
+// primaryRuns returns the slot ranges for CLUSTER SLOTS: ascending, each
+// with a shard whose primary serves it, adjacent ones of one primary joined
+// as Redis joins them. It names no replicas. A Redis Cluster node is a
+// primary or a replica of one primary, and clients rely on that: redis-rb
+// 4.8 takes each node's role from CLUSTER NODES (every node that leads a
+// partition is a master there) and its slots from every range CLUSTER SLOTS
+// lists it in, so a node listed as another's replica was taken for the
+// primary of those slots too (about half of them, on three nodes), and the
+// client's first command for each was redirected. A node here is a backup of
+// partitions other nodes lead, which Redis cannot express.
+func (t *slotTable) primaryRuns() []slotRun {
+	shards := t.shards()
+	var out []slotRun
+	for _, r := range t.runs {
+		n := len(out)
+		if n > 0 && int(out[n-1].last)+1 == int(r.first) && shards[out[n-1].shard].Primary.Name == shards[r.shard].Primary.Name {
+			out[n-1].last = r.last
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // runsOf returns the ranges of the slots served by the shards for which

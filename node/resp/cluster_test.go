@@ -1,15 +1,21 @@
 package resp
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // TestServer_ClusterLayout_ascending gives node-a two shards (different
 // replicas), each with ranges out of order, adjacent ones among them and
 // one adjacent to the other shard's. As Redis: CLUSTER SLOTS lists every
-// range by slot, CLUSTER NODES a node's ranges ascending with adjacent
-// ones joined, and CLUSTER SHARDS each shard's ranges ascending.
+// range by slot with its primary (adjacent ones of one primary joined; no
+// replicas, see TestServer_ClusterSlots_rolesAgreeWithNodes), CLUSTER NODES
+// a node's ranges ascending with adjacent ones joined, and CLUSTER SHARDS
+// each shard's ranges ascending.
 func TestServer_ClusterLayout_ascending(t *testing.T) {
 	ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.ClusterMode = true })
 	a := Peer{Name: "node-a", Addr: ts.addr}
@@ -44,14 +50,13 @@ func TestServer_ClusterLayout_ascending(t *testing.T) {
 		}
 		return s
 	}
-	c.expect("*7\r\n"+
-		slots(0, 99, a, c3)+
-		slots(100, 199, a, b)+
-		slots(200, 1390, b, c3)+
-		slots(1391, 1450, a, c3)+
-		slots(1451, 16142, b, c3)+
-		slots(16143, 16202, a, b)+
-		slots(16203, 16383, b, c3), "cluster", "slots")
+	c.expect("*6\r\n"+
+		slots(0, 199, a)+
+		slots(200, 1390, b)+
+		slots(1391, 1450, a)+
+		slots(1451, 16142, b)+
+		slots(16143, 16202, a)+
+		slots(16203, 16383, b), "cluster", "slots")
 
 	c.cmd("cluster", "shards")
 	shards := c.reply()
@@ -63,5 +68,112 @@ func TestServer_ClusterLayout_ascending(t *testing.T) {
 		if !strings.Contains(shards, want) {
 			t.Errorf("CLUSTER SHARDS, shard %d: got %q; want its slots %q", i, shards, want)
 		}
+	}
+}
+
+// TestServer_ClusterSlots_rolesAgreeWithNodes lays out three nodes as a
+// cluster of them is, each the primary of some partitions and a backup of
+// others, and builds the slot map as redis-rb 4.8's cluster client does:
+// each node's role from CLUSTER NODES, its slots from every range CLUSTER
+// SLOTS lists it in, the nodes grouped by their list of ranges, and each
+// slot given to the master of the last group holding it. Every slot must
+// map to its primary. CLUSTER SLOTS used to list each range's backups as
+// replicas; as every node is a master in CLUSTER NODES, the client took a
+// backup for the primary of about half the slots on three nodes, and its
+// first command for each of them was redirected.
+func TestServer_ClusterSlots_rolesAgreeWithNodes(t *testing.T) {
+	ts := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.ClusterMode = true })
+	a := Peer{Name: "node-a", Addr: ts.addr}
+	b := Peer{Name: "node-b", Addr: "10.0.0.2:6379"}
+	c := Peer{Name: "node-c", Addr: "10.0.0.3:6379"}
+	ts.b.topo.Store(&Topology{Epoch: 3, Settled: true, Shards: []Shard{
+		{Slots: [][2]uint16{{0, 999}}, Primary: a, Replicas: []Peer{b}},
+		{Slots: [][2]uint16{{1000, 1999}}, Primary: b, Replicas: []Peer{a}},
+		{Slots: [][2]uint16{{2000, 2999}}, Primary: c, Replicas: []Peer{a}},
+		{Slots: [][2]uint16{{3000, 3999}}, Primary: a, Replicas: []Peer{c}},
+		{Slots: [][2]uint16{{4000, 9999}}, Primary: b, Replicas: []Peer{c}},
+		{Slots: [][2]uint16{{10000, 16383}}, Primary: c, Replicas: []Peer{b}},
+	}})
+	primary := func(slot int) string {
+		for _, p := range []struct {
+			last int
+			addr string
+		}{{999, a.Addr}, {1999, b.Addr}, {2999, c.Addr}, {3999, a.Addr}, {9999, b.Addr}, {16383, c.Addr}} {
+			if slot <= p.last {
+				return p.addr
+			}
+		}
+		return ""
+	}
+	rdb := newGoRedis(t, ts.addr, 2)
+	ctx := context.Background()
+	ranges, err := rdb.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatalf("CLUSTER SLOTS: %v", err)
+	}
+	nodes, err := rdb.ClusterNodes(ctx).Result()
+	if err != nil {
+		t.Fatalf("CLUSTER NODES: %v", err)
+	}
+	role := map[string]string{} // address → master or slave
+	for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
+		f := strings.Fields(line)
+		addr, _, _ := strings.Cut(f[1], "@")
+		for _, flag := range strings.Split(f[2], ",") {
+			if flag == "master" || flag == "slave" {
+				role[addr] = flag
+				break
+			}
+		}
+	}
+	// Each node's ranges, the nodes in the order CLUSTER SLOTS names them.
+	var order []string
+	held := map[string][]goredis.ClusterSlot{}
+	for _, r := range ranges {
+		for _, n := range r.Nodes {
+			if _, ok := held[n.Addr]; !ok {
+				order = append(order, n.Addr)
+			}
+			held[n.Addr] = append(held[n.Addr], r)
+		}
+	}
+	// Nodes with the same ranges form a group; its master serves them.
+	type group struct {
+		ranges []goredis.ClusterSlot
+		master string
+	}
+	var groups []*group
+	byRanges := map[string]*group{}
+	for _, addr := range order {
+		key := fmt.Sprint(held[addr])
+		g := byRanges[key]
+		if g == nil {
+			g = &group{ranges: held[addr]}
+			byRanges[key] = g
+			groups = append(groups, g)
+		}
+		if role[addr] != "slave" {
+			g.master = addr
+		}
+	}
+	var master [16384]string
+	for _, g := range groups {
+		for _, r := range g.ranges {
+			for s := r.Start; s <= r.End; s++ {
+				master[s] = g.master
+			}
+		}
+	}
+	wrong := 0
+	for s := range master {
+		if master[s] != primary(s) {
+			if wrong == 0 {
+				t.Errorf("slot %d: the client's master is %q; its primary is %s", s, master[s], primary(s))
+			}
+			wrong++
+		}
+	}
+	if wrong > 0 {
+		t.Errorf("%d of 16384 slots map to a node other than their primary", wrong)
 	}
 }
