@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# langs.sh runs the PHP session-store suite against a reference
+# langs.sh runs the PHP and Ruby session-store suites against a reference
 # redis-server and then against cloakroomd, each on free loopback ports, and
 # stops everything it started on exit:
 #
 #   php/suite.php   phpredis's session handler (session.save_handler=redis,
 #                   or rediscluster for the cluster targets) and its Redis
 #                   and RedisCluster classes
+#   ruby/suite.rb   Rack::Session::Redis (redis-rack over redis-store and
+#                   redis-rb; for the cluster targets a redis-rb cluster
+#                   client)
 #
 # Targets, as compat.sh's:
 #
-#   redis-server        the suite
+#   redis-server        both suites
 #   cloakroomd          the same, one node
-#   redis-server-auth   the suite with a password (--requirepass)
+#   redis-server-auth   both suites with a password (--requirepass)
 #   cloakroomd-auth     the same against cloakroomd --requirepass
-#   cloakroomd-3        the suite through the second of 3 nodes (requests
+#   cloakroomd-3        both suites through the second of 3 nodes (requests
 #                       are forwarded to their owners)
-#   redis-cluster       the suite with cluster clients (REDIS_CLUSTER=1)
+#   redis-cluster       both suites with cluster clients (REDIS_CLUSTER=1)
 #                       against a one-node Redis Cluster owning every slot
 #   cloakroomd-cluster  the same against cloakroomd --resp-cluster-mode
 #   cloakroomd-3-cluster  the same against 3 nodes in cluster mode, seeded
@@ -27,12 +30,12 @@
 # cloakroomd* target is a compatibility bug. Either makes the script exit
 # non-zero. The last line reads "langs: N passed, N failed, N skipped".
 #
-# A missing php or phpredis (php-redis) skips that language with a message,
-# except when CI is set, where it fails.
+# A missing php, phpredis (php-redis), ruby or redis-rack (ruby-redis-rack)
+# skips that language with a message, except when CI is set, where it fails.
 #
 # Environment:
 #   LANGS_ONLY="redis-server cloakroomd"  run these targets only
-#   LANGS="php"          run these languages only
+#   LANGS="php ruby"     run these languages only
 #   LANGS_MONITOR=DIR    also record `redis-cli MONITOR` of each redis-*
 #                        target's suites into DIR/TARGET.LANG.txt (the
 #                        commands each library sends)
@@ -64,7 +67,7 @@ missing() {
 	fi
 }
 
-for lang in ${LANGS:-php}; do
+for lang in ${LANGS:-php ruby}; do
 	case $lang in
 	php)
 		if ! command -v php >/dev/null; then
@@ -76,8 +79,18 @@ for lang in ${LANGS:-php}; do
 			langs+=(php)
 		fi
 		;;
+	ruby)
+		if ! command -v ruby >/dev/null; then
+			missing ruby ruby ruby
+		elif ! ruby -e 'require "rack"; require "redis-rack"' 2>/dev/null; then
+			missing ruby "redis-rack" "ruby-redis-rack ruby-rack"
+		else
+			log "$(ruby -e 'require "rack"; require "redis-rack"; puts "Ruby #{RUBY_VERSION}, redis-rb #{Redis::VERSION}, redis-rack #{Redis::Rack::VERSION}, rack #{Rack.release}"')"
+			langs+=(ruby)
+		fi
+		;;
 	*)
-		log "unknown language $lang (php)"
+		log "unknown language $lang (php, ruby)"
 		exit 2
 		;;
 	esac
@@ -90,6 +103,7 @@ run_suite() {
 	local name=$1 lang=$2 port=$3 out="$work/$1.$2.out" rc=0 mon=""
 	shift 3
 	local cmd=(php "$root/integration/php/suite.php")
+	[[ $lang == ruby ]] && cmd=(ruby "$root/integration/ruby/suite.rb")
 	if [[ $name == redis-* && -n "${LANGS_MONITOR:-}" ]]; then
 		mkdir -p "$LANGS_MONITOR"
 		env ${password:+REDISCLI_AUTH="$password"} redis-cli -p "$port" MONITOR >"$LANGS_MONITOR/$name.$lang.txt" &
