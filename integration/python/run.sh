@@ -33,59 +33,12 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-work=$(mktemp -d)
 python=${PYTHON:-/usr/bin/python3}
-pids=()
-
-log() { printf 'python: %s\n' "$*" >&2; }
-
-# cleanup stops every process this script started: SIGTERM, then SIGKILL
-# for any still running after five seconds.
-cleanup() {
-	local pid alive tries=50
-	for pid in "${pids[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	while ((tries-- > 0)); do
-		alive=0
-		for pid in "${pids[@]}"; do
-			kill -0 "$pid" 2>/dev/null && alive=1
-		done
-		((alive)) || break
-		sleep 0.1
-	done
-	for pid in "${pids[@]}"; do
-		if kill -0 "$pid" 2>/dev/null; then
-			log "pid $pid did not stop within 5s of SIGTERM; killing it"
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+log_name=python
+# shellcheck source=../servers.sh
+source "$here/../servers.sh" # root, work, pids and their cleanup; free_port, start_*
 
 under_ci() { [[ -n "${CI:-}" && "${CI:-}" != 0 && "${CI:-}" != false ]]; }
-
-# free_port prints a loopback port the kernel just handed out and released.
-free_port() {
-	"$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# wait_port PORT PID SECONDS: wait until PORT accepts, PID dies or time runs out.
-wait_port() {
-	local port=$1 pid=$2 tries=$(($3 * 10))
-	while ((tries-- > 0)); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
 
 if [[ ! -x $python ]]; then
 	log "$python not found: install Debian's python3"
@@ -165,10 +118,9 @@ run_suites() {
 	fi
 }
 
-# not_started NAME LOG: count a server that never listened as a failure.
+# not_started NAME: count a server that never listened (start_* said why)
+# as a failure.
 not_started() {
-	log "$1 is not accepting connections; its log:"
-	cat "$2" >&2
 	failed=$((failed + 1))
 	failed_on+=("$1")
 }
@@ -181,23 +133,7 @@ run_redis() {
 		skipped=$((skipped + 1))
 		return
 	fi
-	port=$(free_port)
-	mkdir -p "$work/$name"
-	redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
-		--dir "$work/$name" --daemonize no "$@" >"$work/$name.log" 2>&1 &
-	pids+=($!)
-	if ! wait_port "$port" "$!" 10; then
-		not_started "$name" "$work/$name.log"
-		return
-	fi
-	if [[ " $* " == *" --cluster-enabled yes "* ]]; then
-		redis-cli -p "$port" CLUSTER ADDSLOTSRANGE 0 16383 >/dev/null
-		local tries=100
-		until redis-cli -p "$port" CLUSTER INFO | grep -q '^cluster_state:ok'; do
-			((tries-- > 0)) || { not_started "$name" "$work/$name.log"; return; }
-			sleep 0.1
-		done
-	fi
+	start_redis "$name" "$@" || { not_started "$name"; return; }
 	if [[ -n "${PY_MONITOR:-}" ]]; then
 		mkdir -p "$PY_MONITOR"
 		redis-cli -p "$port" ${password:+--no-auth-warning -a "$password"} MONITOR >"$PY_MONITOR/$name.txt" &
@@ -207,65 +143,21 @@ run_redis() {
 	metrics= run_suites "$name" "$port" "$modules"
 }
 
-# ensure_bin sets bin to the cloakroomd to run, building it the first time.
-ensure_bin() {
-	[[ -n "${bin:-}" ]] && return
-	bin=${CLOAKROOMD:-$work/cloakroomd}
-	if [[ -z "${CLOAKROOMD:-}" ]]; then
-		log "building cloakroomd"
-		(cd "$root" && go build -o "$bin" ./cmd/cloakroomd)
-	fi
-}
-
-# members PORT prints the cloakroom_members gauge of the node whose HTTP
-# listener is on PORT, or nothing.
-members() {
-	local line
-	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 0
-	printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-	while IFS= read -r line <&3; do
-		[[ $line == "cloakroom_members "* ]] && echo "${line#* }"
-	done
-	exec 3<&-
-}
-
 # run_cloakroomd NAME MODULES N [ARGS...]: start N nodes with ARGS joined to
-# the first, wait until every node counts N members, run MODULES (through
-# the second node when there are several: requests are forwarded, or in
-# cluster mode redirected). The suites find the nodes' HTTP addresses in
-# CLOAKROOM_METRICS.
+# the first (start_cloakroomd_cluster waits until every node counts N
+# members) and run MODULES against them (through the second node when there
+# are several: requests are forwarded, or in cluster mode redirected). The
+# suites find several nodes' HTTP addresses in CLOAKROOM_METRICS.
 run_cloakroomd() {
-	local name=$1 modules=$2 n=$3 i resp http gossip seed="" nlog
+	local name=$1 modules=$2 n=$3 port metrics= resp_ports=() node_pids=()
 	shift 3
-	ensure_bin
-	local resps=() https=() nodepids=()
-	for ((i = 1; i <= n; i++)); do
-		resp=$(free_port) http=$(free_port) gossip=$(free_port)
-		nlog="$work/$name-n$i.log"
-		"$bin" --name "$name-n$i" --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$resp" \
-			--http-addr "127.0.0.1:$http" --gossip-addr "127.0.0.1:$gossip" --allow-flush \
-			${seed:+--join "$seed"} "$@" >"$nlog" 2>&1 &
-		pids+=($!)
-		nodepids+=($!)
-		resps+=("$resp")
-		https+=("$http")
-		seed=${seed:-127.0.0.1:$gossip}
-	done
-	for ((i = 0; i < n; i++)); do
-		if ! wait_port "${resps[i]}" "${nodepids[i]}" 15; then
-			not_started "$name" "$work/$name-n$((i + 1)).log"
-			return
-		fi
-		local tries=150
-		until [[ $(members "${https[i]}") == "$n" ]]; do
-			((tries-- > 0)) || { not_started "$name" "$work/$name-n$((i + 1)).log"; return; }
-			sleep 0.1
-		done
-	done
-	local ports metrics
-	ports=$(printf '%s,' "${resps[@]}")
-	metrics=$(printf '127.0.0.1:%s,' "${https[@]}")
-	metrics=${metrics%,} run_suites "$name" "${ports%,}" "$modules"
+	if ((n == 1)); then
+		start_cloakroomd "$name" "$@" || { not_started "$name"; return; }
+		run_suites "$name" "$port" "$modules"
+		return
+	fi
+	start_cloakroomd_cluster "$name" "$n" "$@" || { not_started "$name"; return; }
+	run_suites "$name" "$(IFS=,; echo "${resp_ports[*]}")" "$modules"
 }
 
 wanted() { [[ -z "${PY_ONLY:-}" || " $PY_ONLY " == *" $1 "* ]]; }

@@ -81,22 +81,12 @@ class RedisClusterTest(unittest.TestCase):
         self.assertEqual(owners, ports, "some node is primary of no slot")
         self.assertIn("get", rc.commands_parser.commands, "COMMAND did not list GET")
         self.assertEqual(rc.cluster_keyslot("foo"), 12182)
-        primaries = sorted(n.port for n in rc.get_primaries())
-        if len(ports) == 1 or not common.is_cloakroom():
-            self.assertEqual(primaries, ports)
-            return
-        # A Cloakroom node is the primary of some slots and a replica of
-        # others (a partition's backups are listed as its replicas), which
-        # a Redis Cluster node never is. redis-py 4.3 gives a node the role
-        # of the first range CLUSTER SLOTS lists it in, and the first
-        # range's replica is listed there first: get_primaries() leaves it
-        # out (so do the commands redis-py sends to every primary: SCAN,
-        # FLUSHALL). Routing by slot is not affected.
-        # docs/redis-compat.md, "redis-py RedisCluster".
-        self.assertLess(len(primaries), len(ports), "redis-py now labels every node a primary: update the docs")
-        first = rc.cluster_slots()  # as redis-py parses it: {(start, end): {...}}
-        first_replica = min(first.items())[1]["replicas"][0]
-        self.assertNotIn(first_replica[1], primaries)
+        # Every node leads some partitions and CLUSTER SLOTS names only each
+        # range's primary (a Cloakroom node is also a backup of partitions
+        # others lead, which Redis Cluster cannot express): redis-py takes
+        # every node for a primary, as CLUSTER NODES calls it.
+        self.assertEqual(sorted(n.port for n in rc.get_primaries()), ports)
+        self.assertEqual(rc.get_replicas(), [])
 
     def test_cluster_introspection(self):
         rc = self.rc
@@ -206,8 +196,9 @@ class RedisClusterTest(unittest.TestCase):
             rc.pipeline(transaction=True)
 
     def test_read_from_replicas(self):
-        # READONLY on every connection, reads sent to a replica (Cloakroom
-        # lists a partition's backups as its replicas).
+        # READONLY on every connection; CLUSTER SLOTS lists no replicas of
+        # a Cloakroom node (nor of the one-node Redis Cluster), so reads go
+        # to the primaries, in one hop.
         from redis.cluster import RedisCluster
 
         rc = RedisCluster(
@@ -244,7 +235,7 @@ class RedisClusterTest(unittest.TestCase):
             self.assertEqual(len(got), len(want), f"scan_iter returned {len(got)} keys for {len(want)}")
             return
         # A Cloakroom node answers SCAN for the whole cluster, so each node
-        # redis-py takes for a primary lists every key: duplicates.
+        # (each a primary to redis-py) lists every key: duplicates.
         # docs/redis-compat.md, "redis-py RedisCluster".
         times = len(rc.get_primaries())
         self.assertEqual(sorted(got), sorted(list(want) * times), "scan_iter no longer repeats keys: update the docs")
