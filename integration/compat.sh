@@ -44,10 +44,6 @@ mkdir -p "$clients"
 (cd "$root/integration/node-clients" && cp -R package.json package-lock.json lib test cluster crash "$clients/")
 (cd "$clients" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
 
-passed=0
-failed=0
-failed_on=()
-
 # run_suites NAME PORT GLOB: run the suites matching GLOB (relative to
 # node-clients) against redis://127.0.0.1:PORT (with $password, if set) and
 # add to the totals.
@@ -64,21 +60,7 @@ run_suites() {
 	# a cancelled test (its hook failed, or it timed out) is a failed one
 	f=$(awk '/^# (fail|cancelled) /{n += $3} END {print n}' "$tap" 2>/dev/null || true)
 	s=$(awk '/^# skipped /{print $3}' "$tap" 2>/dev/null || true)
-	passed=$((passed + ${p:-0}))
-	failed=$((failed + ${f:-0}))
-	skipped=$((skipped + ${s:-0}))
-	if ((rc != 0)); then
-		failed_on+=("$name")
-		# a run that died before counting anything still counts as a failure
-		[[ -n "$f" && "$f" != 0 ]] || failed=$((failed + 1))
-	fi
-}
-
-# not_started NAME: count a server that never listened (start_* showed
-# its log) as a failure.
-not_started() {
-	failed=$((failed + 1))
-	failed_on+=("$1")
+	tally "$name" "$rc" "$p" "$f" "$s"
 }
 
 # run_redis NAME GLOB [ARGS...]: start redis-server with ARGS, run GLOB.
@@ -115,11 +97,7 @@ run_cloakroomd_cluster() {
 
 wanted() { [[ -z "${COMPAT_ONLY:-}" || " $COMPAT_ONLY " == *" $1 "* ]]; }
 
-passed=0
-failed=0
-skipped=0
 password=
-failed_on=()
 wanted redis-server && run_redis redis-server 'test/*.test.js'
 wanted cloakroomd && run_cloakroomd cloakroomd 'test/*.test.js'
 wanted redis-cluster && run_redis redis-cluster 'cluster/*.cluster.js' \

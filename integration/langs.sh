@@ -48,10 +48,6 @@ source "$(dirname "$0")/servers.sh" # sets root, work, pids; stops them on exit
 
 need_redis
 
-passed=0
-failed=0
-skipped=0
-failed_on=()
 langs=()
 start=$SECONDS
 
@@ -118,21 +114,8 @@ run_suite() {
 	fi
 	local p f s
 	read -r p f s < <(sed -nE 's/^# [a-z]+: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$/\1 \2 \3/p' "$out")
-	passed=$((passed + ${p:-0}))
-	failed=$((failed + ${f:-0}))
-	skipped=$((skipped + ${s:-0}))
-	if ((rc != 0)) || [[ -z ${p:-} ]]; then
-		failed_on+=("$name/$lang")
-		# a run that died before counting anything still counts as a failure
-		[[ -n "${f:-}" && "$f" != 0 ]] || failed=$((failed + 1))
-	fi
-}
-
-# not_started NAME: count a server that never listened (start_* showed
-# its log) as a failure.
-not_started() {
-	failed=$((failed + 1))
-	failed_on+=("$1")
+	[[ -n ${p:-} ]] || rc=1 # no summary line: it died first
+	tally "$name/$lang" "$rc" "$p" "$f" "$s"
 }
 
 # suites NAME PORT KIND [ENV...]: run every language's suite against PORT,

@@ -42,6 +42,25 @@ trap 'exit 130' INT TERM
 
 log() { printf '%s: %s\n' "${log_name:-servers}" "$*" >&2; }
 
+# The suites' totals, and the targets they failed against.
+passed=0 failed=0 skipped=0 failed_on=()
+
+# tally NAME RC [PASSED FAILED SKIPPED]: add one run's counts to the
+# totals. A run that exited non-zero failed against NAME; if it died before
+# counting a failure, it counts as one.
+tally() {
+	local name=$1 rc=$2 p=${3:-0} f=${4:-0} s=${5:-0}
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+	if ((rc != 0)); then
+		failed_on+=("$name")
+		((f > 0)) || failed=$((failed + 1))
+	fi
+}
+
+# not_started NAME: count a server that never listened (start_* showed
+# its log) as a failure.
+not_started() { tally "$1" 1; }
+
 # free_port prints a loopback port the kernel just handed out and released
 # (perl-base is in every Debian system).
 free_port() {

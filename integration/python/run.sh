@@ -77,11 +77,7 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
 fi
 
 start=$SECONDS
-passed=0
-failed=0
-skipped=0
 password=
-failed_on=()
 
 # run_suites NAME PORTS MODULES: run the test modules (names, space-separated)
 # against the nodes on PORTS (comma-separated) and add to the totals. The
@@ -108,21 +104,7 @@ run_suites() {
 		f=$(sed -E 's/.*failed=([0-9]+).*/\1/' <<<"$line")
 		s=$(sed -E 's/.*skipped=([0-9]+).*/\1/' <<<"$line")
 	fi
-	passed=$((passed + p))
-	failed=$((failed + f))
-	skipped=$((skipped + s))
-	if ((rc != 0)); then
-		failed_on+=("$name")
-		# a run that died before counting anything still counts as a failure
-		((f > 0)) || failed=$((failed + 1))
-	fi
-}
-
-# not_started NAME: count a server that never listened (start_* said why)
-# as a failure.
-not_started() {
-	failed=$((failed + 1))
-	failed_on+=("$1")
+	tally "$name" "$rc" "$p" "$f" "$s"
 }
 
 # run_redis NAME MODULES [ARGS...]: start redis-server with ARGS, run MODULES.
