@@ -61,7 +61,7 @@ var clusterHelp = []string{
 	"SHARDS",
 	"    Describe each set of slots with the nodes that hold them.",
 	"SLOTS",
-	"    Return each range of slots with its primary and replicas.",
+	"    Return each range of slots with the primary that serves it.",
 }
 
 // writeHelp answers cmd's HELP subcommand with lines, the description of
