@@ -28,8 +28,9 @@
 #   CLOAKROOMD=PATH  use this cloakroomd binary instead of building one
 #   PYTHON=PATH      the interpreter (default /usr/bin/python3, Debian's,
 #                    whose dist-packages hold the python3-* packages)
-#   CI               when set (not 0/false), a missing Debian package or
-#                    Redis program fails the run instead of skipping
+#   CI               when set (not 0/false), a missing python3-* package
+#                    fails the run instead of skipping its tests (a missing
+#                    redis-server or redis-tools is installed, as by compat.sh)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -66,15 +67,7 @@ if [[ -n $missing ]]; then
 	fi
 	log "not installed: $missing; their tests skip (apt-get install -y $missing)"
 fi
-have_redis=1
-if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
-	if under_ci; then
-		log "redis-server or redis-cli not found under CI: apt-get install -y redis-server redis-tools"
-		exit 1
-	fi
-	log "redis-server or redis-cli not found: skipping the reference targets (apt-get install -y redis-server redis-tools)"
-	have_redis=0
-fi
+need_redis # as compat.sh and langs.sh: installs redis-server and redis-tools if missing
 
 start=$SECONDS
 password=
@@ -111,10 +104,6 @@ run_suites() {
 run_redis() {
 	local name=$1 modules=$2 port
 	shift 2
-	if ((!have_redis)); then
-		skipped=$((skipped + 1))
-		return
-	fi
 	start_redis "$name" "$@" || { not_started "$name"; return; }
 	if [[ -n "${PY_MONITOR:-}" ]]; then
 		mkdir -p "$PY_MONITOR"
