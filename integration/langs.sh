@@ -53,10 +53,9 @@ start=$SECONDS
 
 # missing LANG WHAT PACKAGES: skip LANG, or under CI fail.
 missing() {
-	if [[ -n "${CI:-}" ]]; then
+	if under_ci; then
 		log "FAIL: $2 not found under CI: install Debian's $3"
-		failed=$((failed + 1))
-		failed_on+=("$1")
+		tally "$1" 1
 	else
 		log "SKIP $1: $2 not found (apt-get install -y $3); set CI=true to require it"
 		skipped=$((skipped + 1))

@@ -42,6 +42,10 @@ trap 'exit 130' INT TERM
 
 log() { printf '%s: %s\n' "${log_name:-servers}" "$*" >&2; }
 
+# under_ci reports whether CI is set (not 0 or false): a missing client
+# library then fails the run instead of skipping its suite.
+under_ci() { [[ -n "${CI:-}" && "${CI:-}" != 0 && "${CI:-}" != false ]]; }
+
 # The suites' totals, and the targets they failed against.
 passed=0 failed=0 skipped=0 failed_on=()
 

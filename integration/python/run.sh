@@ -39,8 +39,6 @@ log_name=python
 # shellcheck source=../servers.sh
 source "$here/../servers.sh" # root, work, pids and their cleanup; free_port, start_*
 
-under_ci() { [[ -n "${CI:-}" && "${CI:-}" != 0 && "${CI:-}" != false ]]; }
-
 if [[ ! -x $python ]]; then
 	log "$python not found: install Debian's python3"
 	exit 2
