@@ -62,21 +62,22 @@ func (n *Node) advertise(bound string) string {
 
 func (n *Node) localMeta(table, hash uint64, leaving bool) *nodeMeta {
 	return &nodeMeta{
-		Cluster:    n.cfg.Cluster,
-		Partitions: n.cfg.Partitions,
-		Proto:      protocol.Version,
-		Addr:       n.advertise(n.Addr()),
-		RESPAddr:   n.advertise(n.respBound),
-		HTTPAddr:   n.advertise(n.HTTPAddr()),
-		StartID:    n.startID,
-		Table:      table,
-		TableHash:  hash,
-		Leaving:    leaving,
+		Cluster:     n.cfg.Cluster,
+		Partitions:  n.cfg.Partitions,
+		Proto:       protocol.Version,
+		Addr:        n.advertise(n.Addr()),
+		RESPAddr:    n.advertise(n.respBound),
+		HTTPAddr:    n.advertise(n.HTTPAddr()),
+		StartID:     n.startID,
+		Table:       table,
+		TableHash:   hash,
+		Leaving:     leaving,
+		RESPTLSAddr: n.advertise(n.respTLSBound),
 	}
 }
 
 func (n *Node) selfInfo() protocol.MemberInfo {
-	return protocol.MemberInfo{Name: n.cfg.Name, Addr: n.advertise(n.Addr()), RESPAddr: n.advertise(n.respBound), HTTPAddr: n.advertise(n.HTTPAddr())}
+	return protocol.MemberInfo{Name: n.cfg.Name, Addr: n.advertise(n.Addr()), RESPAddr: n.advertise(n.respBound), HTTPAddr: n.advertise(n.HTTPAddr()), RESPTLSAddr: n.advertise(n.respTLSBound)}
 }
 
 // view returns the current cluster view.
@@ -209,7 +210,7 @@ func (n *Node) recompute() (behind []string) {
 		meta, _ := decodeMeta(raw)
 		// Every live member stays addressable, a leaving one included: its
 		// partitions are pulled from it while it hands them over.
-		members[name] = protocol.MemberInfo{Name: name, Addr: meta.Addr, RESPAddr: meta.RESPAddr, HTTPAddr: meta.HTTPAddr}
+		members[name] = protocol.MemberInfo{Name: name, Addr: meta.Addr, RESPAddr: meta.RESPAddr, HTTPAddr: meta.HTTPAddr, RESPTLSAddr: meta.RESPTLSAddr}
 		if name == n.cfg.Name {
 			if leaving {
 				continue

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,20 @@ type Config struct {
 	Addr string
 	// RESPAddr is the Redis protocol listener; empty disables it.
 	RESPAddr string
+	// RESPTLSAddr is the Redis protocol's TLS listener, served beside
+	// RESPAddr (which may be empty, for TLS only), as Redis's tls-port is
+	// beside its port; empty disables it. It needs RESPTLSCert and
+	// RESPTLSKey.
+	RESPTLSAddr string
+	// RESPTLSCert and RESPTLSKey are the PEM files of the TLS listener's
+	// certificate (with any intermediates after it) and private key. They
+	// are read again when they change, so a renewed certificate needs no
+	// restart.
+	RESPTLSCert, RESPTLSKey string
+	// RESPTLSClientCA, when set, is a PEM file of CA certificates, and
+	// every TLS client must present a certificate one of them signed, as
+	// Redis's tls-auth-clients does. Empty: clients need none.
+	RESPTLSClientCA string
 	// RESPClusterMode makes the Redis listener act as a Redis Cluster node:
 	// CLUSTER SLOTS/SHARDS/NODES answer and keys owned by another node get
 	// MOVED redirects, so cluster-aware clients route in one hop. False
@@ -227,6 +242,7 @@ func (c Config) Validate() error {
 	}
 	checkAddr("addr", c.Addr, true)
 	checkAddr("resp-addr", c.RESPAddr, false)
+	checkAddr("resp-tls-addr", c.RESPTLSAddr, false)
 	checkAddr("http-addr", c.HTTPAddr, false)
 	checkAddr("gossip-addr", c.GossipAddr, false)
 	for _, j := range c.Join {
@@ -265,9 +281,10 @@ func (c Config) Validate() error {
 	if c.RESPIdleSpin > time.Millisecond {
 		bad("resp-idle-spin: %v; must be at most 1ms", c.RESPIdleSpin)
 	}
-	if c.RESPClusterMode && c.RESPAddr == "" {
-		bad("resp-cluster-mode: needs resp-addr")
+	if c.RESPClusterMode && c.RESPAddr == "" && c.RESPTLSAddr == "" {
+		bad("resp-cluster-mode: needs resp-addr or resp-tls-addr")
 	}
+	errs = append(errs, c.validateRESPTLS()...)
 	if strings.ContainsAny(c.Password, "\r\n") {
 		bad("requirepass: must not contain CR or LF")
 	}
@@ -281,6 +298,33 @@ func (c Config) Validate() error {
 		bad("expiry interval: %v; must not be negative", c.ExpiryInterval)
 	}
 	return errors.Join(errs...)
+}
+
+// validateRESPTLS checks the TLS listener's settings, and that its files
+// load, so that --check-config finds a wrong path or a key that does not
+// match its certificate.
+func (c *Config) validateRESPTLS() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	switch {
+	case c.RESPTLSAddr == "":
+		if c.RESPTLSCert != "" || c.RESPTLSKey != "" || c.RESPTLSClientCA != "" {
+			bad("resp-tls-cert, resp-tls-key, resp-tls-client-ca: need resp-tls-addr")
+		}
+		return errs
+	case c.RESPTLSCert == "" || c.RESPTLSKey == "":
+		bad("resp-tls-addr: needs resp-tls-cert and resp-tls-key")
+		return errs
+	}
+	if _, err := tls.LoadX509KeyPair(c.RESPTLSCert, c.RESPTLSKey); err != nil {
+		bad("resp-tls-cert %s, resp-tls-key %s: %v", c.RESPTLSCert, c.RESPTLSKey, err)
+	}
+	if c.RESPTLSClientCA != "" {
+		if _, err := loadCAs(c.RESPTLSClientCA); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 // ParseBytes parses a size such as "512MiB", "1GB", "64k" or "1048576".

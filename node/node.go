@@ -35,10 +35,11 @@ type Node struct {
 	// package workpool), each connection's at once.
 	work *workpool.Pool
 
-	native    net.Listener
-	http      *httpServer
-	respBound string        // bound Redis-protocol address, "" if disabled
-	resp      *respListener // Redis protocol listener; nil when disabled
+	native       net.Listener
+	http         *httpServer
+	respBound    string        // bound Redis-protocol address, "" if disabled
+	respTLSBound string        // bound Redis-protocol TLS address, "" if disabled
+	resp         *respListener // Redis protocol listener; nil when disabled
 
 	cview     atomic.Pointer[view] // the current cluster view
 	members   *membership          // nil when gossip is disabled
@@ -99,12 +100,12 @@ func New(cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	if cfg.RESPAddr != "" {
-		if n.resp, err = n.startRESP(cfg.RESPAddr); err != nil {
+	if cfg.RESPAddr != "" || cfg.RESPTLSAddr != "" {
+		if n.resp, err = n.startRESP(); err != nil {
 			n.Close()
 			return nil, err
 		}
-		n.respBound = n.RESPAddr()
+		n.respBound, n.respTLSBound = n.RESPAddr(), n.RESPTLSAddr()
 	}
 	v := n.soloView(1)
 	v.provisional = len(cfg.Join) > 0
@@ -128,7 +129,7 @@ func New(cfg Config) (*Node, error) {
 	n.goRun(func() { n.store.RunExpiry(n.ctx, cfg.ExpiryInterval) })
 	n.goRun(func() { n.acceptLoop(n.native, n.serveNative) })
 	n.serveRESP()
-	n.log.Info("node started", "addr", n.native.Addr().String(), "http", n.HTTPAddr(), "resp", n.RESPAddr(), "gossip", n.GossipAddr(),
+	n.log.Info("node started", "addr", n.native.Addr().String(), "http", n.HTTPAddr(), "resp", n.RESPAddr(), "resp_tls", n.RESPTLSAddr(), "gossip", n.GossipAddr(),
 		"partitions", cfg.Partitions, "max_memory", n.store.MaxMemory(), "limits", cfg.Limits.String())
 	if passwordWithoutGossipKey(&cfg) {
 		n.log.Warn("--native-password without --gossip-key: whoever reaches the gossip port can join as a member, be given partitions and learn the password; set --gossip-key too", "gossip", cfg.GossipAddr)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -17,33 +18,56 @@ import (
 // Node is the backend of its Redis protocol listener.
 var _ resp.Backend = (*Node)(nil)
 
-// respListener is the node's Redis protocol listener.
+// respListener is the node's Redis protocol server, with its plain and
+// TLS listeners (either may be nil).
 type respListener struct {
-	srv  *resp.Server
-	ln   net.Listener
-	topo atomic.Pointer[resp.Topology] // current slot ownership, as Redis clients see it
+	srv   *resp.Server
+	ln    net.Listener
+	tlsLn net.Listener
+	// topo is the current slot ownership, as plain ([0]) and TLS ([1])
+	// Redis clients see it: the same layout with the addresses each dials.
+	topo [2]atomic.Pointer[resp.Topology]
 
 	// topoView is the view topo was made from; only the cluster goroutine
 	// (recompute, through publishTopology) touches it.
 	topoView *view
 }
 
-// startRESP binds addr and creates the Redis protocol server for it;
-// serveRESP starts it.
-func (n *Node) startRESP(addr string) (*respListener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen resp %s: %w", addr, err)
+// startRESP binds the Redis protocol's listeners and creates their
+// server; serveRESP starts it.
+func (n *Node) startRESP() (r *respListener, err error) {
+	r = &respListener{}
+	defer func() {
+		if err != nil {
+			r.closeListeners()
+		}
+	}()
+	if a := n.cfg.RESPAddr; a != "" {
+		if r.ln, err = net.Listen("tcp", a); err != nil {
+			return nil, fmt.Errorf("listen resp %s: %w", a, err)
+		}
 	}
-	r := &respListener{ln: ln}
+	if a := n.cfg.RESPTLSAddr; a != "" {
+		cfg, err := respTLSConfig(&n.cfg, n.log)
+		if err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return nil, fmt.Errorf("listen resp-tls %s: %w", a, err)
+		}
+		r.tlsLn = tls.NewListener(ln, cfg)
+	}
 	// Until the node has its first table it describes itself alone if it
 	// starts a cluster, and no slots at all (CLUSTER INFO: cluster_state
 	// fail) if it joins one: a node restarting into its cluster must not
 	// claim every slot to a client that reloads its layout from it.
-	if len(n.cfg.Join) == 0 {
-		r.topo.Store(soloTopology(n.cfg.Name, respAdvertise(n.cfg.Advertise, ln.Addr().String())))
-	} else {
-		r.topo.Store(&resp.Topology{})
+	for i, ln := range []net.Listener{r.ln, r.tlsLn} {
+		if len(n.cfg.Join) > 0 || ln == nil {
+			r.topo[i].Store(&resp.Topology{})
+		} else {
+			r.topo[i].Store(soloTopology(n.cfg.Name, respAdvertise(n.cfg.Advertise, ln.Addr().String())))
+		}
 	}
 	r.srv = resp.NewServer(n, resp.Config{
 		Password:    n.cfg.Password,
@@ -60,47 +84,80 @@ func (n *Node) startRESP(addr string) (*respListener, error) {
 		stat("cloakroom_resp_clients", "Open Redis protocol connections.", prometheus.GaugeValue, func() int64 { return int64(srv.Clients()) }),
 		stat("cloakroom_resp_refused_connections_total", "Redis protocol connections closed at once because the node was at --resp-max-clients.", prometheus.CounterValue, srv.Refused),
 		stat("cloakroom_resp_idle_closed_total", "Redis protocol connections closed for sending nothing for --resp-idle-timeout.", prometheus.CounterValue, srv.IdleClosed),
-		stat("cloakroom_resp_retries_total", "Redis commands' attempts made again because the cluster was changing (--resp-retry-window).", prometheus.CounterValue, srv.Retries))
+		stat("cloakroom_resp_retries_total", "Redis commands' attempts made again because the cluster was changing (--resp-retry-window).", prometheus.CounterValue, srv.Retries),
+		stat("cloakroom_resp_tls_handshake_failures_total", "Redis protocol TLS clients closed because their handshake failed or took over 10s.", prometheus.CounterValue, srv.TLSHandshakeFailures))
 	return r, nil
 }
 
-// serveRESP starts serving the Redis protocol listener, if there is one. New
-// calls it last, once every field the server's goroutines read is set.
+// serveRESP starts serving the Redis protocol's listeners, if there are
+// any. New calls it last, once every field the server's goroutines read is
+// set.
 func (n *Node) serveRESP() {
 	if n.resp == nil {
 		return
 	}
-	n.goRun(func() {
-		if err := n.resp.srv.Serve(n.resp.ln); err != nil && !errors.Is(err, resp.ErrServerClosed) {
-			n.log.Error("resp serve", "err", err)
+	for _, ln := range []net.Listener{n.resp.ln, n.resp.tlsLn} {
+		if ln == nil {
+			continue
 		}
-	})
+		n.goRun(func() {
+			if err := n.resp.srv.Serve(ln); err != nil && !errors.Is(err, resp.ErrServerClosed) {
+				n.log.Error("resp serve", "addr", ln.Addr().String(), "err", err)
+			}
+		})
+	}
 }
 
 func (r *respListener) close() error {
 	err := r.srv.Close()
-	if cerr := r.ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+	if cerr := r.closeListeners(); cerr != nil && err == nil {
 		err = cerr // Serve never ran (New failed after binding)
 	}
 	return err
 }
 
+func (r *respListener) closeListeners() error {
+	var errs []error
+	for _, ln := range []net.Listener{r.ln, r.tlsLn} {
+		if ln == nil {
+			continue
+		}
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // RESPAddr returns the Redis protocol listener's address, or "" if it is
 // disabled.
 func (n *Node) RESPAddr() string {
-	if n.resp == nil {
+	if n.resp == nil || n.resp.ln == nil {
 		return ""
 	}
 	return n.resp.ln.Addr().String()
 }
 
+// RESPTLSAddr returns the Redis protocol's TLS listener's address, or ""
+// if it is disabled.
+func (n *Node) RESPTLSAddr() string {
+	if n.resp == nil || n.resp.tlsLn == nil {
+		return ""
+	}
+	return n.resp.tlsLn.Addr().String()
+}
+
 // Topology returns the slot ownership Redis clients see (CLUSTER SLOTS and
-// MOVED). It returns the same pointer until ownership changes.
-func (n *Node) Topology() *resp.Topology {
+// MOVED), with the addresses plain or (tls) TLS clients dial. It returns
+// the same pointer until ownership changes.
+func (n *Node) Topology(tls bool) *resp.Topology {
 	if n.resp == nil {
 		return nil
 	}
-	return n.resp.topo.Load()
+	if tls {
+		return n.resp.topo[1].Load()
+	}
+	return n.resp.topo[0].Load()
 }
 
 // Local reports whether Do serves req on this node without waiting on the
@@ -171,27 +228,34 @@ func (n *Node) publishTopology(settled bool) {
 	if v.provisional {
 		return // not joined yet: keep what startRESP stored
 	}
-	if v == r.topoView {
-		cur := r.topo.Load()
-		if cur.Settled != settled {
-			t := *cur // Shards are shared: a Topology is never changed
-			t.Settled = settled
-			r.topo.Store(&t)
+	for i := range r.topo {
+		if v == r.topoView {
+			cur := r.topo[i].Load()
+			if cur.Settled != settled {
+				t := *cur // Shards are shared: a Topology is never changed
+				t.Settled = settled
+				r.topo[i].Store(&t)
+			}
+			continue
 		}
-		return
+		t := n.topologyOf(v, i == 1)
+		t.Settled = settled
+		r.topo[i].Store(t)
 	}
-	t := n.topologyOf(v)
-	t.Settled = settled
-	r.topo.Store(t)
 	r.topoView = v
 }
 
-// topologyOf is v's slot layout. A member without a Redis listener cannot
-// be dialled by Redis clients: the partitions it is primary of are shown
-// as served by this node, which forwards them, and it is left out of the
-// replicas.
-func (n *Node) topologyOf(v *view) *resp.Topology {
-	addr := func(name string) string { return v.members[name].RESPAddr }
+// topologyOf is v's slot layout with the addresses plain or (tls) TLS
+// clients dial. A member without such a listener cannot be dialled by
+// those clients: the partitions it is primary of are shown as served by
+// this node, which forwards them, and it is left out of the replicas.
+func (n *Node) topologyOf(v *view, tls bool) *resp.Topology {
+	addr := func(name string) string {
+		if tls {
+			return v.members[name].RESPTLSAddr
+		}
+		return v.members[name].RESPAddr
+	}
 	return TopologyOf(n.cfg.Partitions, v.table.Version,
 		func(p int) string {
 			if pr := v.primary(p); addr(pr) != "" {

@@ -9,10 +9,11 @@ import (
 
 // MemberInfo describes one cluster member as clients need it.
 type MemberInfo struct {
-	Name     string
-	Addr     string // native protocol, host:port
-	RESPAddr string // Redis protocol, host:port; empty if disabled
-	HTTPAddr string // health and metrics; empty if disabled
+	Name        string
+	Addr        string // native protocol, host:port
+	RESPAddr    string // Redis protocol, host:port; empty if disabled
+	HTTPAddr    string // health and metrics; empty if disabled
+	RESPTLSAddr string // Redis protocol over TLS, host:port; empty if disabled
 }
 
 // ClusterInfo is a node's view of the cluster: the partition table with the

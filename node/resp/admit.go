@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"time"
@@ -23,8 +24,9 @@ func (s *Server) admit() bool {
 
 // refuse closes a connection past MaxClients with the error Redis sends
 // then. The socket is new, so its send buffer takes the error at once;
-// a client that has not sent a command yet reads it before the close.
-// A flood of refusals is logged once every ten seconds.
+// a client that has not sent a command yet reads it before the close. A
+// TLS client is closed without it: it could not read it before a
+// handshake. A flood of refusals is logged once every ten seconds.
 func (s *Server) refuse(nc net.Conn) {
 	n := s.refused.Add(1)
 	now := time.Now()
@@ -36,8 +38,10 @@ func (s *Server) refuse(nc net.Conn) {
 	if s.cfg.ClusterMode { // Redis Cluster counts its bus links too, and says so
 		msg = "-ERR max number of clients + cluster connections reached\r\n"
 	}
-	_ = nc.SetWriteDeadline(now.Add(time.Second))
-	_, _ = io.WriteString(nc, msg)
+	if _, ok := nc.(*tls.Conn); !ok { // a TLS client could not read it before its handshake
+		_ = nc.SetWriteDeadline(now.Add(time.Second))
+		_, _ = io.WriteString(nc, msg)
+	}
 	nc.Close()
 }
 

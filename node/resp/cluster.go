@@ -27,11 +27,16 @@ type slotRun struct {
 	shard       int16
 }
 
-// table returns the slot table for the backend's current topology,
-// rebuilding it only when the topology changed.
-func (s *Server) table() *slotTable {
-	topo := s.b.Topology()
-	if t := s.topo.Load(); t != nil && t.topo == topo {
+// table returns the slot table for the backend's current topology as
+// plain (tls false) or TLS clients see it, rebuilding it only when the
+// topology changed.
+func (s *Server) table(tls bool) *slotTable {
+	topo := s.b.Topology(tls)
+	cache := &s.topo[0]
+	if tls {
+		cache = &s.topo[1]
+	}
+	if t := cache.Load(); t != nil && t.topo == topo {
 		return t
 	}
 	t := &slotTable{topo: topo}
@@ -56,7 +61,7 @@ func (s *Server) table() *slotTable {
 			t.runs = append(t.runs, slotRun{uint16(slot), uint16(slot), o})
 		}
 	}
-	s.topo.Store(t)
+	cache.Store(t)
 	return t
 }
 
@@ -65,14 +70,15 @@ func (c *conn) moved(cmd *command, key []byte) errReply {
 	if !c.s.cfg.ClusterMode {
 		return ""
 	}
-	return c.s.moved(key, c.readonly && cmd.flags&flagWrite == 0)
+	return c.s.moved(key, c.readonly && cmd.flags&flagWrite == 0, c.tls != nil)
 }
 
 // moved returns a MOVED redirect when key's slot is served by another node
 // and the topology is settled; a read on a READONLY connection (read) is
-// not redirected from a node that replicates the slot.
-func (s *Server) moved(key []byte, read bool) errReply {
-	t := s.table()
+// not redirected from a node that replicates the slot. A TLS client (tls)
+// is sent to the node's TLS address.
+func (s *Server) moved(key []byte, read, tls bool) errReply {
+	t := s.table(tls)
 	if t.topo == nil || !t.topo.Settled {
 		return ""
 	}
@@ -149,7 +155,7 @@ func cmdCluster(_ context.Context, c *conn, args [][]byte) {
 		c.w.Error(errNoCluster)
 		return
 	}
-	t := c.s.table()
+	t := c.s.table(c.tls != nil)
 	shards := t.shards()
 	switch sub {
 	case "slots": // by slot, as Redis; primaries only (primaryRuns)

@@ -2,6 +2,7 @@ package resp
 
 import (
 	"context"
+	"crypto/tls"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 type conn struct {
 	s        *Server
 	gc       gnet.Conn // set by OnOpen
+	tls      *tls.Conn // a TLS client's connection, served through a socket pair (tls.go); nil for a plain one
 	rd       *Reader
 	w        *Writer
 	id       int64

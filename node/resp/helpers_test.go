@@ -25,6 +25,7 @@ type storeBackend struct {
 	st         *store.Store
 	name       string
 	topo       atomic.Pointer[Topology]
+	tlsTopo    atomic.Pointer[Topology] // what TLS clients see
 	allowFlush bool
 	limits     protocol.Limits
 
@@ -163,9 +164,14 @@ func (b *storeBackend) DoAll(ctx context.Context, reqs []*protocol.Request, resp
 	wg.Wait()
 }
 
-func (b *storeBackend) Partitions() int     { return b.st.Partitions() }
-func (b *storeBackend) Name() string        { return b.name }
-func (b *storeBackend) Topology() *Topology { return b.topo.Load() }
+func (b *storeBackend) Partitions() int { return b.st.Partitions() }
+func (b *storeBackend) Name() string    { return b.name }
+func (b *storeBackend) Topology(tls bool) *Topology {
+	if tls {
+		return b.tlsTopo.Load()
+	}
+	return b.topo.Load()
+}
 func (b *storeBackend) Local(req *protocol.Request) bool {
 	return b.remote == nil || (req.Key != "" && !b.remote(req.Key))
 }

@@ -2,6 +2,7 @@ package resp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,9 +42,9 @@ type Server struct {
 	log   *slog.Logger
 	start time.Time
 	cmds  map[string]*command
-	get   *command // cmds["get"]
-	set   *command // cmds["set"]
-	topo  atomic.Pointer[slotTable]
+	get   *command                     // cmds["get"]
+	set   *command                     // cmds["set"]
+	topo  [2]atomic.Pointer[slotTable] // plain clients' and TLS clients' (table)
 
 	// work runs commands that may wait (forwarded, replicated) on worker
 	// goroutines that outlive them: a forwarded command's call path is
@@ -66,6 +67,9 @@ type Server struct {
 	idleClosed atomic.Int64   // connections closed for the idle timeout
 	retries    atomic.Int64   // attempts made again while the cluster changed (retry.go)
 	doneCmds   atomic.Int64   // commands of closed connections; open ones count their own
+	tlsFailed  atomic.Int64   // TLS handshakes that failed or timed out
+	tlsLog     throttle.Every // those are logged once every ten seconds
+	tlsCopies  sync.WaitGroup // the goroutines copying between TLS clients and their loops (tls.go)
 
 	ctx    context.Context // cancelled by Close; passed to every Backend call
 	cancel context.CancelFunc
@@ -92,6 +96,9 @@ func NewServer(b Backend, cfg Config) *Server {
 	}
 	if cfg.workerIdle <= 0 {
 		cfg.workerIdle = workpool.DefaultIdle
+	}
+	if cfg.handshakeTimeout <= 0 {
+		cfg.handshakeTimeout = TLSHandshakeTimeout
 	}
 	if cfg.RetryWindow == 0 {
 		cfg.RetryWindow = DefaultRetryWindow
@@ -137,6 +144,7 @@ func NewServer(b Backend, cfg Config) *Server {
 		floodLog:   throttle.Every{Period: 10 * time.Second},
 		httpLog:    throttle.Every{Period: 10 * time.Second},
 		waitLog:    throttle.Every{Period: 10 * time.Second},
+		tlsLog:     throttle.Every{Period: 10 * time.Second},
 		fileLimit:  fileLimit,
 		work:       workpool.New(cfg.workerIdle),
 	}
@@ -150,8 +158,9 @@ func NewServer(b Backend, cfg Config) *Server {
 var ErrServerClosed = errors.New("resp: server closed")
 
 // Serve accepts connections on ln and hands each to an event loop until
-// Close. It always returns a non-nil error; after Close, ErrServerClosed.
-// Serve closes ln.
+// Close. A listener of TLS connections (tls.NewListener) serves TLS
+// clients (tls.go). It always returns a non-nil error; after Close,
+// ErrServerClosed. Serve closes ln.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
@@ -202,6 +211,11 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.refuse(nc)
 			continue
 		}
+		if tc, ok := nc.(*tls.Conn); ok {
+			<-s.enrolling // taken again once its handshake is done
+			s.serveTLS(tc)
+			continue
+		}
 		if !s.enroll(nc) {
 			return ErrServerClosed
 		}
@@ -249,7 +263,11 @@ func (s *Server) startLoops() (*gnet.Client, error) {
 // (a pool of 50 opening at once) are then registered together in one of
 // the loop's wake-ups rather than one wake-up each.
 func (s *Server) enroll(nc net.Conn) bool {
-	c := s.newConn(nc)
+	return s.enrollConn(s.newConn(nc), nc)
+}
+
+// enrollConn is enroll for the connection c made for nc.
+func (s *Server) enrollConn(c *conn, nc net.Conn) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -344,6 +362,7 @@ func (s *Server) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	s.tlsCopies.Wait() // each ends once its loop's end is closed, within tlsDrain
 	s.mu.Lock()
 	for _, a := range s.afters {
 		a.spin.stop()
@@ -385,6 +404,7 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	c := gc.Context().(*conn)
 	c.gone = true
 	c.hungUp.Store(true)
+	c.closeTLS()
 	h.s.admitted.Add(-1)
 	h.s.waiting.Add(-c.held.Swap(0))
 	c.after.spin.unwatch(gc.Fd())

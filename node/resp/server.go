@@ -25,10 +25,12 @@ type Backend interface {
 	Partitions() int
 	// Name returns this node's name.
 	Name() string
-	// Topology returns the current slot ownership. It must be cheap: the
-	// server calls it for every keyed command in cluster mode, and caches
-	// what it derives from it for as long as the same pointer comes back.
-	Topology() *Topology
+	// Topology returns the current slot ownership, with the addresses
+	// plain clients dial, or with tls those TLS clients dial. It must be
+	// cheap: the server calls it for every keyed command in cluster mode,
+	// and caches what it derives from it for as long as the same pointer
+	// comes back.
+	Topology(tls bool) *Topology
 	// Local reports whether Do (or DoAtomic, for requests sharing a
 	// partition) would serve req on this node without network I/O or any
 	// other wait, so that it may run on the event loop that serves many
@@ -127,7 +129,8 @@ type Config struct {
 	// answers at once.
 	RetryWindow time.Duration
 
-	workerIdle time.Duration // how long an idle worker waits; zero means workpool.DefaultIdle (tests shorten it)
+	workerIdle       time.Duration // how long an idle worker waits; zero means workpool.DefaultIdle (tests shorten it)
+	handshakeTimeout time.Duration // a TLS client's time to handshake; zero means TLSHandshakeTimeout (tests shorten it)
 }
 
 // DefaultLimits returns the limits for values up to maxValue bytes.

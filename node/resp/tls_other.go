@@ -1,0 +1,11 @@
+//go:build !unix
+
+package resp
+
+import "errors"
+
+func socketpair() ([2]int, error) {
+	return [2]int{}, errors.New("resp: TLS clients need a Unix system")
+}
+
+func closeFD(int) {}

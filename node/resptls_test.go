@@ -1,0 +1,212 @@
+package node_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cloakroom/cloakroom/internal/testcert"
+	"github.com/cloakroom/cloakroom/node"
+	"github.com/cloakroom/cloakroom/node/nodetest"
+	"github.com/cloakroom/cloakroom/ring"
+)
+
+// tlsFiles writes a certificate for 127.0.0.1 signed by ca, and its key,
+// to dir; it returns their paths.
+func tlsFiles(t *testing.T, ca *testcert.CA, dir, cn string) (cert, key string) {
+	t.Helper()
+	c, k := ca.Issue(t, cn)
+	return testcert.Write(t, dir, "tls.crt", c), testcert.Write(t, dir, "tls.key", k)
+}
+
+func TestConfig_RESPTLS(t *testing.T) {
+	ca := testcert.NewCA(t, "ca")
+	dir := t.TempDir()
+	cert, key := tlsFiles(t, ca, dir, "node")
+	otherKey := testcert.Write(t, dir, "other.key", func() []byte { _, k := ca.Issue(t, "other"); return k }())
+	caFile := testcert.Write(t, dir, "ca.crt", ca.PEM)
+	for _, tc := range []struct {
+		name    string
+		mutate  func(*node.Config)
+		wantErr string // "" for valid
+	}{
+		{"TLS only", func(c *node.Config) {
+			c.RESPAddr, c.RESPTLSAddr, c.RESPTLSCert, c.RESPTLSKey, c.RESPTLSClientCA = "", "127.0.0.1:0", cert, key, caFile
+		}, ""},
+		{"cluster mode over TLS only", func(c *node.Config) {
+			c.RESPAddr, c.RESPTLSAddr, c.RESPTLSCert, c.RESPTLSKey, c.RESPClusterMode = "", "127.0.0.1:0", cert, key, true
+		}, ""},
+		{"files without a listener", func(c *node.Config) { c.RESPTLSCert, c.RESPTLSKey = cert, key }, "need resp-tls-addr"},
+		{"a listener without files", func(c *node.Config) { c.RESPTLSAddr = "127.0.0.1:0" }, "needs resp-tls-cert and resp-tls-key"},
+		{"a missing file", func(c *node.Config) {
+			c.RESPTLSAddr, c.RESPTLSCert, c.RESPTLSKey = "127.0.0.1:0", filepath.Join(dir, "nope.crt"), key
+		}, "nope.crt: no such file"},
+		{"a key of another certificate", func(c *node.Config) {
+			c.RESPTLSAddr, c.RESPTLSCert, c.RESPTLSKey = "127.0.0.1:0", cert, otherKey
+		}, "private key does not match public key"},
+		{"a client CA file with no certificate", func(c *node.Config) {
+			c.RESPTLSAddr, c.RESPTLSCert, c.RESPTLSKey, c.RESPTLSClientCA = "127.0.0.1:0", cert, key, key
+		}, "no PEM certificate"},
+		{"a bad port", func(c *node.Config) {
+			c.RESPTLSAddr, c.RESPTLSCert, c.RESPTLSKey = "127.0.0.1:99999", cert, key
+		}, "resp-tls-addr"},
+	} {
+		c := node.DefaultConfig()
+		tc.mutate(&c)
+		err := c.Validate()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: %v; want valid", tc.name, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: %v; want an error containing %q", tc.name, err, tc.wantErr)
+		}
+	}
+}
+
+// servedSerial dials addr over TLS and returns the serial number of the
+// certificate the server presents.
+func servedSerial(addr string, cfg *tls.Config) (string, error) {
+	d := &tls.Dialer{Config: cfg}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer nc.Close()
+	return nc.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber.String(), nil
+}
+
+// A node serving Redis over TLS alone: clients that trust its CA and
+// present a certificate it signed work as over plain TCP; a renewed
+// certificate is served without a restart.
+func TestRESPTLS_onlyTLS_clientCertificates_renewal(t *testing.T) {
+	ca := testcert.NewCA(t, "ca")
+	dir := t.TempDir()
+	cert, key := tlsFiles(t, ca, dir, "node-1")
+	caFile := testcert.Write(t, dir, "ca.crt", ca.PEM)
+	n := nodetest.StartNode(t, func(c *node.Config) {
+		c.RESPTLSAddr, c.RESPTLSCert, c.RESPTLSKey, c.RESPTLSClientCA = "127.0.0.1:0", cert, key, caFile
+	})
+	if n.RESPAddr() != "" || n.RESPTLSAddr() == "" {
+		t.Fatalf("RESPAddr %q, RESPTLSAddr %q; want TLS only", n.RESPAddr(), n.RESPTLSAddr())
+	}
+	cfg := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", Certificates: []tls.Certificate{ca.Pair(t, "client")}}
+	rdb := goredis.NewClient(&goredis.Options{Addr: n.RESPTLSAddr(), TLSConfig: cfg, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	ctx := ctxFor(t)
+	if err := rdb.Set(ctx, "sess:1", "alice", time.Minute).Err(); err != nil {
+		t.Fatalf("SET over TLS: %v", err)
+	}
+	if v, err := rdb.Get(ctx, "sess:1").Result(); err != nil || v != "alice" {
+		t.Fatalf("GET over TLS: %q, %v", v, err)
+	}
+
+	anonymous := goredis.NewClient(&goredis.Options{Addr: n.RESPTLSAddr(), TLSConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}, MaxRetries: -1})
+	t.Cleanup(func() { anonymous.Close() })
+	if err := anonymous.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("PING without a client certificate: %v; want refused for it", err)
+	}
+
+	before, err := servedSerial(n.RESPTLSAddr(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsFiles(t, ca, dir, "node-1") // renewed in place, as cert-manager does
+	nodetest.WaitFor(t, 10*time.Second, func() error {
+		after, err := servedSerial(n.RESPTLSAddr(), cfg)
+		if err == nil && after == before {
+			err = fmt.Errorf("still serving certificate %s", before)
+		}
+		return err
+	})
+	if v, err := rdb.Get(ctx, "sess:1").Result(); err != nil || v != "alice" {
+		t.Fatalf("GET over TLS after the renewal: %q, %v", v, err)
+	}
+}
+
+// In cluster mode every node gossips its TLS address, and TLS clients are
+// given the TLS addresses (CLUSTER SLOTS, MOVED), plain ones the plain
+// addresses: a go-redis ClusterClient over TLS routes in one hop.
+func TestRESPTLS_clusterMode(t *testing.T) {
+	ca := testcert.NewCA(t, "ca")
+	files := make([][2]string, 3)
+	for i := range files {
+		files[i][0], files[i][1] = tlsFiles(t, ca, t.TempDir(), fmt.Sprint("node-", i))
+	}
+	c := nodetest.Start(t, 3, func(i int, cfg *node.Config) {
+		respClusterMode(i, cfg)
+		cfg.RESPTLSAddr, cfg.RESPTLSCert, cfg.RESPTLSKey = "127.0.0.1:0", files[i][0], files[i][1]
+	})
+	ctx := ctxFor(t)
+	nodes := c.Running()
+	layout := waitLayout(t, ctx, nodes)
+	cfg := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}
+	var plainAddrs, tlsAddrs []string
+	for _, nd := range nodes {
+		plainAddrs = append(plainAddrs, nd.RESPAddr())
+		tlsAddrs = append(tlsAddrs, nd.RESPTLSAddr())
+	}
+	secure := goredis.NewClient(&goredis.Options{Addr: nodes[0].RESPTLSAddr(), TLSConfig: cfg, MaxRetries: -1})
+	t.Cleanup(func() { secure.Close() })
+	ranges, err := secure.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ranges {
+		plain := layout[r.Start]
+		want := tlsAddrs[slices.Index(plainAddrs, plain)]
+		if got := r.Nodes[0].Addr; got != want {
+			t.Fatalf("CLUSTER SLOTS over TLS: slots %d-%d at %s; want %s (the TLS address of %s)", r.Start, r.End, got, want, plain)
+		}
+	}
+
+	var moved redirects
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{
+		Addrs:     []string{nodes[1].RESPTLSAddr()},
+		TLSConfig: cfg,
+		NewClient: func(o *goredis.Options) *goredis.Client {
+			rdb := goredis.NewClient(o)
+			rdb.AddHook(&moved)
+			return rdb
+		},
+	})
+	t.Cleanup(func() { cc.Close() })
+	before := forwarded(t, nodes)
+	const sessions = 300
+	for i := range sessions {
+		key := fmt.Sprint("sess:", i)
+		if err := cc.Set(ctx, key, key, time.Hour).Err(); err != nil {
+			t.Fatalf("SET %s over TLS: %v", key, err)
+		}
+		if v, err := cc.Get(ctx, key).Result(); err != nil || v != key {
+			t.Fatalf("GET %s over TLS: %q, %v", key, v, err)
+		}
+	}
+	if n := forwarded(t, nodes) - before; n != 0 {
+		t.Errorf("%d of %d requests were forwarded between nodes; want none", int(n), 2*sessions)
+	}
+	if n := moved.n.Load(); n != 0 {
+		t.Errorf("%d of %d requests were answered MOVED or ASK; want none", n, 2*sessions)
+	}
+	// A plain client on the same node is sent to plain addresses.
+	plain := goredis.NewClient(&goredis.Options{Addr: nodes[0].RESPAddr(), MaxRetries: -1})
+	t.Cleanup(func() { plain.Close() })
+	for i := range 50 {
+		key := fmt.Sprint("sess:", i)
+		if owner := layout[ring.Slot(key)]; owner != nodes[0].RESPAddr() {
+			err := plain.Get(ctx, key).Err()
+			if err == nil || !strings.HasSuffix(err.Error(), " "+owner) {
+				t.Errorf("GET %s on plain TCP: %v; want MOVED to %s", key, err, owner)
+			}
+			break
+		}
+	}
+}
