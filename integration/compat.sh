@@ -15,6 +15,10 @@
 #   cloakroomd-3-cluster  cluster clients against 3 nodes in cluster mode;
 #                       ioredis Cluster must route in one hop (no node
 #                       redirects or forwards its session commands)
+#   redis-server-tls    plain clients over TLS (rediss://), redis-server's
+#                       tls-port with a certificate from a throwaway CA
+#                       (NODE_EXTRA_CA_CERTS)
+#   cloakroomd-tls      the same against cloakroomd --resp-tls-addr
 #   cloakroomd-3-crash  apps logging users in and out (crash/*.crash.js)
 #                       through the second of 3 nodes while the third is
 #                       killed -9: no request may fail
@@ -45,13 +49,14 @@ mkdir -p "$clients"
 (cd "$clients" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
 
 # run_suites NAME PORT GLOB: run the suites matching GLOB (relative to
-# node-clients) against redis://127.0.0.1:PORT (with $password, if set) and
-# add to the totals.
+# node-clients) against redis://127.0.0.1:PORT (with $password, if set;
+# rediss:// trusting $tls/ca.crt if $scheme is rediss) and add to the totals.
 run_suites() {
-	local name=$1 port=$2 glob=$3 tap="$work/$1.tap" rc=0
-	log "running $glob against $name on 127.0.0.1:$port"
+	local name=$1 port=$2 glob=$3 tap="$work/$1.tap" rc=0 scheme=${scheme:-redis} ca=()
+	[[ $scheme == rediss ]] && ca=("NODE_EXTRA_CA_CERTS=$tls/ca.crt")
+	log "running $glob against $name on $scheme://127.0.0.1:$port"
 	# shellcheck disable=SC2086 # the glob expands inside node-clients
-	(cd "$clients" && REDIS_URL="redis://${password:+:$password@}127.0.0.1:$port" timeout 600 node --test \
+	(cd "$clients" && env "${ca[@]}" REDIS_URL="$scheme://${password:+:$password@}127.0.0.1:$port" timeout 600 node --test \
 		--test-concurrency=1 --test-timeout=120000 \
 		--test-reporter=spec --test-reporter-destination=stdout \
 		--test-reporter=tap --test-reporter-destination="$tap" $glob) || rc=$?
@@ -97,6 +102,40 @@ run_cloakroomd_cluster() {
 
 wanted() { [[ -z "${COMPAT_ONLY:-}" || " $COMPAT_ONLY " == *" $1 "* ]]; }
 
+# make_certs writes a throwaway CA and a certificate it signed for
+# 127.0.0.1 to $tls: ca.crt, tls.crt, tls.key.
+tls=$work/tls
+make_certs() {
+	[[ -f $tls/tls.crt ]] && return
+	mkdir -p "$tls"
+	(
+		cd "$tls"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+			-subj /CN=compat-ca -keyout ca.key -out ca.crt
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-subj /CN=127.0.0.1 -keyout tls.key -out tls.csr
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >ext.cnf
+		openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out tls.crt
+	) >"$work/certs.log" 2>&1 || { log "openssl failed: $(cat "$work/certs.log")"; return 1; }
+}
+
+# run_tls NAME KIND: start redis-server (KIND redis) or cloakroomd with a
+# TLS listener on a port of its own and run the plain suites over TLS.
+run_tls() {
+	local name=$1 kind=$2 tport
+	make_certs || { not_started "$name"; return; }
+	tport=$(free_port)
+	if [[ $kind == redis ]]; then
+		start_redis "$name" --tls-port "$tport" --tls-cert-file "$tls/tls.crt" --tls-key-file "$tls/tls.key" \
+			--tls-ca-cert-file "$tls/ca.crt" --tls-auth-clients no || { not_started "$name"; return; }
+	else
+		start_cloakroomd "$name" --resp-tls-addr "127.0.0.1:$tport" \
+			--resp-tls-cert "$tls/tls.crt" --resp-tls-key "$tls/tls.key" || { not_started "$name"; return; }
+	fi
+	wait_port "$tport" "${pids[-1]}" 10 || { server_failed "$name" "$work/$name.log"; not_started "$name"; return; }
+	scheme=rediss run_suites "$name" "$tport" 'test/*.test.js'
+}
+
 password=
 wanted redis-server && run_redis redis-server 'test/*.test.js'
 wanted cloakroomd && run_cloakroomd cloakroomd 'test/*.test.js'
@@ -107,6 +146,8 @@ password=compat-s3cret
 wanted redis-server-auth && run_redis redis-server-auth 'test/*.test.js' --requirepass "$password"
 wanted cloakroomd-auth && run_cloakroomd cloakroomd-auth 'test/*.test.js' --requirepass "$password"
 password=
+wanted redis-server-tls && run_tls redis-server-tls redis
+wanted cloakroomd-tls && run_tls cloakroomd-tls cloakroomd
 wanted cloakroomd-3 && run_cloakroomd_cluster cloakroomd-3 'test/*.test.js' 3
 wanted cloakroomd-3-cluster && run_cloakroomd_cluster cloakroomd-3-cluster 'cluster/*.cluster.js' 3 --resp-cluster-mode
 wanted cloakroomd-3-crash && run_cloakroomd_cluster cloakroomd-3-crash 'crash/*.crash.js' 3 --replicas 2

@@ -30,16 +30,27 @@ import (
 // or runs for more than 30 s fails the test.
 func redisTool(t *testing.T, bin, addr, stdin string, args ...string) string {
 	t.Helper()
+	out, err := runToolInput(bin, addr, stdin, args...)
+	if err != nil {
+		t.Fatalf("%s %s %q: %v\n%s", bin, addr, args, err, out)
+	}
+	return out
+}
+
+// runTool runs a Redis command-line tool against addr for at most 30 s and
+// returns its output and how it ended.
+func runTool(bin, addr string, args ...string) (string, error) {
+	return runToolInput(bin, addr, "", args...)
+}
+
+func runToolInput(bin, addr, stdin string, args ...string) (string, error) {
 	host, port, _ := net.SplitHostPort(addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append([]string{"-h", host, "-p", port}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s -p %s %q: %v\n%s", bin, port, args, err, out)
-	}
-	return string(out)
+	return string(out), err
 }
 
 // keyPerPrimary returns, for each node of c, a key prefix+"N" whose

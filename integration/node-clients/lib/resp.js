@@ -2,8 +2,10 @@
 // redis-cli. It depends on no Redis library, so a check never hides a bug in
 // the client under test.
 import net from "node:net"
+import tls from "node:tls"
 
-// serverURL returns the server every suite runs against, from REDIS_URL.
+// serverURL returns the server every suite runs against, from REDIS_URL
+// (rediss: for TLS).
 export function serverURL() {
   const url = process.env.REDIS_URL
   if (!url) throw new Error("set REDIS_URL, e.g. redis://127.0.0.1:6379")
@@ -80,13 +82,15 @@ export async function command(...args) {
 // value for an error reply).
 function roundTrip(host, port, args) {
   return new Promise((resolve, reject) => {
-    const sock = net.connect(port, host)
+    // rediss: TLS, trusting the CA in NODE_EXTRA_CA_CERTS as the clients do
+    const secure = serverURL().protocol === "rediss:"
+    const sock = secure ? tls.connect({ port, host }) : net.connect(port, host)
     const { username, password } = serverURL()
     const auth = password ? ["AUTH", ...(username ? [decodeURIComponent(username)] : []), decodeURIComponent(password)] : null
     let buf = Buffer.alloc(0)
     sock.setTimeout(5000, () => sock.destroy(new Error(`${args[0]}: no reply within 5s`)))
     sock.on("error", reject)
-    sock.on("connect", () => sock.write((auth ? encode(auth) : "") + encode(args)))
+    sock.on(secure ? "secureConnect" : "connect", () => sock.write((auth ? encode(auth) : "") + encode(args)))
     sock.on("data", (chunk) => {
       buf = Buffer.concat([buf, chunk])
       let r = parse(buf, 0)
