@@ -107,16 +107,7 @@ wanted() { [[ -z "${COMPAT_ONLY:-}" || " $COMPAT_ONLY " == *" $1 "* ]]; }
 tls=$work/tls
 make_certs() {
 	[[ -f $tls/tls.crt ]] && return
-	mkdir -p "$tls"
-	(
-		cd "$tls"
-		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-			-subj /CN=compat-ca -keyout ca.key -out ca.crt
-		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-subj /CN=127.0.0.1 -keyout tls.key -out tls.csr
-		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >ext.cnf
-		openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out tls.crt
-	) >"$work/certs.log" 2>&1 || { log "openssl failed: $(cat "$work/certs.log")"; return 1; }
+	"$root/scripts/make-test-certs.sh" "$tls" >"$work/certs.log" 2>&1 || { log "making certificates failed: $(cat "$work/certs.log")"; return 1; }
 }
 
 # run_tls NAME KIND: start redis-server (KIND redis) or cloakroomd with a

@@ -42,6 +42,11 @@
 # servers and between runs (docs/benchmarks.md, "Same placement for both
 # servers").
 #
+# With BENCH_TLS=1 both servers also listen for TLS (redis-server's
+# tls-port, cloakroomd's --resp-tls-addr, a certificate from a throwaway CA
+# made by scripts/make-test-certs.sh) and redis-benchmark runs with --tls
+# against those ports; not with BENCH_ALT or BENCH_CLUSTER.
+#
 # Usage: scripts/bench-resp.sh [rounds]   (default 1; targets alternate)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -86,15 +91,36 @@ if [[ ${BENCH_PIN:-} == 1 ]]; then
 	on_server=(taskset -c "$(($(nproc) - 1))") on_client=(taskset -c 0)
 fi
 
+# With BENCH_TLS=1, redis_tls and cloak_tls are each server's TLS flags
+# and tls redis-benchmark's.
+redis_tls=() cloak_tls=() tls=()
+if [[ ${BENCH_TLS:-} == 1 ]]; then
+	if [[ -n ${BENCH_ALT:-} || ${BENCH_CLUSTER:-} == 1 ]]; then
+		echo "$0: BENCH_TLS=1 does not go with BENCH_ALT or BENCH_CLUSTER" >&2
+		exit 1
+	fi
+	scripts/make-test-certs.sh "$tmp/tls"
+	rtls=$(free_port) ctls=$(free_port)
+	redis_tls=(--tls-port "$rtls" --tls-cert-file "$tmp/tls/tls.crt" --tls-key-file "$tmp/tls/tls.key"
+		--tls-ca-cert-file "$tmp/tls/ca.crt" --tls-auth-clients no)
+	cloak_tls=(--resp-tls-addr "127.0.0.1:$ctls" --resp-tls-cert "$tmp/tls/tls.crt" --resp-tls-key "$tmp/tls/tls.key")
+	tls=(--tls --cacert "$tmp/tls/ca.crt")
+fi
+
 rport=$(free_port)
-"${on_server[@]}" redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+"${on_server[@]}" redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --dir "$tmp" "${redis_tls[@]}" >"$tmp/redis.log" 2>&1 &
 pids+=($!)
 cport=$(free_port)
 "${on_server[@]}" "$tmp/cloakroomd" --name bench --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$cport" \
-	--http-addr "" --gossip-addr "127.0.0.1:$(free_port)" --log-level warn >"$tmp/cloakroomd.log" 2>&1 &
+	--http-addr "" --gossip-addr "127.0.0.1:$(free_port)" --log-level warn "${cloak_tls[@]}" >"$tmp/cloakroomd.log" 2>&1 &
 pids+=($!)
 wait_port "$rport"
 wait_port "$cport"
+if ((${#tls[@]})); then
+	wait_port "$rtls"
+	wait_port "$ctls"
+	rport=$rtls cport=$ctls
+fi
 
 targets="redis cloak"
 if [[ -n ${BENCH_ALT:-} ]]; then
@@ -133,21 +159,22 @@ echo "load:    $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "go:      $(go env GOVERSION); redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2)"
 if [[ -n $keyspace ]]; then echo "keys:    -r $keyspace"; fi
 if [[ $clients != 50 ]]; then echo "clients: -c $clients"; fi
+if ((${#tls[@]})); then echo "tls:     redis-benchmark --tls, both servers' TLS ports"; fi
 if ((${#on_server[@]})); then echo "pinned:  servers on CPU $(($(nproc) - 1)), redis-benchmark on CPU 0"; fi
 echo
 
 # bench prints "TEST rps p99" lines for one target and pipeline depth.
 bench() {
-	"${on_client[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -t set,get -c "$clients" -d 200 -n "$requests" -P "$2" ${keyspace:+-r "$keyspace"} --csv 2>/dev/null |
+	"${on_client[@]}" redis-benchmark "${tls[@]}" -h 127.0.0.1 -p "$1" -t set,get -c "$clients" -d 200 -n "$requests" -P "$2" ${keyspace:+-r "$keyspace"} --csv 2>/dev/null |
 		awk -F, 'NR > 1 { gsub(/"/, "", $1); gsub(/"/, "", $2); gsub(/"/, "", $7); print $1, $2, $7 }'
 	if [[ ${BENCH_DEL:-} == 1 ]]; then
-		"${on_client[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -t set -c "$clients" -d 200 -n 300000 -r 100000 -P 16 -q >/dev/null 2>&1
-		"${on_client[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -c "$clients" -n "$requests" -P "$2" -r 100000 --csv DEL 'key:__rand_int__' 2>/dev/null |
+		"${on_client[@]}" redis-benchmark "${tls[@]}" -h 127.0.0.1 -p "$1" -t set -c "$clients" -d 200 -n 300000 -r 100000 -P 16 -q >/dev/null 2>&1
+		"${on_client[@]}" redis-benchmark "${tls[@]}" -h 127.0.0.1 -p "$1" -c "$clients" -n "$requests" -P "$2" -r 100000 --csv DEL 'key:__rand_int__' 2>/dev/null |
 			awk -F, 'NR > 1 { gsub(/"/, "", $2); gsub(/"/, "", $7); print "DEL", $2, $7 }'
 	fi
 	if [[ ${BENCH_RENEW:-} == 1 ]]; then
-		"${on_client[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -t set -c "$clients" -d 400 -n 3000000 -r 1000000 -P 16 -q >/dev/null 2>&1
-		"${on_client[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -t set -c "$clients" -d 100 -n 1000000 -r 1000000 -P "$2" --csv 2>/dev/null |
+		"${on_client[@]}" redis-benchmark "${tls[@]}" -h 127.0.0.1 -p "$1" -t set -c "$clients" -d 400 -n 3000000 -r 1000000 -P 16 -q >/dev/null 2>&1
+		"${on_client[@]}" redis-benchmark "${tls[@]}" -h 127.0.0.1 -p "$1" -t set -c "$clients" -d 100 -n 1000000 -r 1000000 -P "$2" --csv 2>/dev/null |
 			awk -F, 'NR > 1 { gsub(/"/, "", $2); gsub(/"/, "", $7); print "RENEW", $2, $7 }'
 	fi
 }
