@@ -134,6 +134,44 @@ func (r *redirects) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredi
 	return next
 }
 
+// oneHopSessions is how many sessions checkOneHop sets, keys sess:0 on.
+const oneHopSessions = 300
+
+// checkOneHop has a go-redis ClusterClient made with opts set and read
+// oneHopSessions sessions, and fails the test unless it reached every
+// primary directly: no node forwarded its commands and none redirected
+// them (in cluster mode a node redirects rather than forwards, so
+// "nothing forwarded" alone would pass a client that ignored the layout).
+// It returns the client, closed when the test ends.
+func checkOneHop(t *testing.T, ctx context.Context, nodes []*node.Node, opts *goredis.ClusterOptions) *goredis.ClusterClient {
+	t.Helper()
+	var moved redirects
+	opts.NewClient = func(o *goredis.Options) *goredis.Client {
+		rdb := goredis.NewClient(o)
+		rdb.AddHook(&moved)
+		return rdb
+	}
+	cc := goredis.NewClusterClient(opts)
+	t.Cleanup(func() { cc.Close() })
+	before := forwarded(t, nodes)
+	for i := range oneHopSessions {
+		key := fmt.Sprint("sess:", i)
+		if err := cc.Set(ctx, key, key, time.Hour).Err(); err != nil {
+			t.Fatalf("SET %s: %v", key, err)
+		}
+		if v, err := cc.Get(ctx, key).Result(); err != nil || v != key {
+			t.Fatalf("GET %s: %q, %v", key, v, err)
+		}
+	}
+	if n := forwarded(t, nodes) - before; n != 0 {
+		t.Errorf("%d of %d requests were forwarded between nodes; want none", int(n), 2*oneHopSessions)
+	}
+	if n := moved.n.Load(); n != 0 {
+		t.Errorf("%d of %d requests were answered MOVED or ASK; want none", n, 2*oneHopSessions)
+	}
+	return cc
+}
+
 // forwarded sums cloakroom_forwarded_requests_total over nodes.
 func forwarded(t *testing.T, nodes []*node.Node) float64 {
 	t.Helper()
@@ -178,37 +216,8 @@ func TestRESPClusterMode_layoutAndRedirects(t *testing.T) {
 		t.Fatal("no key of 50 belongs to another node: the test proves nothing")
 	}
 
-	// A cluster client seeded with one node reaches every primary directly:
-	// no node forwards its commands, and none redirects them (in cluster
-	// mode a node redirects rather than forwards, so "nothing forwarded"
-	// alone would pass a client that ignored the layout).
-	var moved redirects
-	cc := goredis.NewClusterClient(&goredis.ClusterOptions{
-		Addrs: []string{nodes[1].RESPAddr()},
-		NewClient: func(o *goredis.Options) *goredis.Client {
-			rdb := goredis.NewClient(o)
-			rdb.AddHook(&moved)
-			return rdb
-		},
-	})
-	t.Cleanup(func() { cc.Close() })
-	before := forwarded(t, nodes)
-	const sessions = 300
-	for i := range sessions {
-		key := fmt.Sprint("sess:", i)
-		if err := cc.Set(ctx, key, key, time.Hour).Err(); err != nil {
-			t.Fatalf("SET %s: %v", key, err)
-		}
-		if v, err := cc.Get(ctx, key).Result(); err != nil || v != key {
-			t.Fatalf("GET %s: %q, %v", key, v, err)
-		}
-	}
-	if n := forwarded(t, nodes) - before; n != 0 {
-		t.Errorf("%d of %d requests were forwarded between nodes; want none", int(n), 2*sessions)
-	}
-	if n := moved.n.Load(); n != 0 {
-		t.Errorf("%d of %d requests were answered MOVED or ASK; want none", n, 2*sessions)
-	}
+	// A cluster client seeded with one node reaches every primary directly.
+	cc := checkOneHop(t, ctx, nodes, &goredis.ClusterOptions{Addrs: []string{nodes[1].RESPAddr()}})
 
 	// A node that leaves is no longer described, and the sessions stay
 	// reachable through the cluster client.
@@ -218,7 +227,7 @@ func TestRESPClusterMode_layoutAndRedirects(t *testing.T) {
 	nodes = c.Running()
 	waitLayout(t, ctx, nodes)
 	cc.ReloadState(ctx)
-	for i := range sessions {
+	for i := range oneHopSessions {
 		key := fmt.Sprint("sess:", i)
 		if v, err := cc.Get(ctx, key).Result(); err != nil || v != key {
 			t.Errorf("GET %s after a node left: %q, %v", key, v, err)

@@ -168,34 +168,7 @@ func TestRESPTLS_clusterMode(t *testing.T) {
 		}
 	}
 
-	var moved redirects
-	cc := goredis.NewClusterClient(&goredis.ClusterOptions{
-		Addrs:     []string{nodes[1].RESPTLSAddr()},
-		TLSConfig: cfg,
-		NewClient: func(o *goredis.Options) *goredis.Client {
-			rdb := goredis.NewClient(o)
-			rdb.AddHook(&moved)
-			return rdb
-		},
-	})
-	t.Cleanup(func() { cc.Close() })
-	before := forwarded(t, nodes)
-	const sessions = 300
-	for i := range sessions {
-		key := fmt.Sprint("sess:", i)
-		if err := cc.Set(ctx, key, key, time.Hour).Err(); err != nil {
-			t.Fatalf("SET %s over TLS: %v", key, err)
-		}
-		if v, err := cc.Get(ctx, key).Result(); err != nil || v != key {
-			t.Fatalf("GET %s over TLS: %q, %v", key, v, err)
-		}
-	}
-	if n := forwarded(t, nodes) - before; n != 0 {
-		t.Errorf("%d of %d requests were forwarded between nodes; want none", int(n), 2*sessions)
-	}
-	if n := moved.n.Load(); n != 0 {
-		t.Errorf("%d of %d requests were answered MOVED or ASK; want none", n, 2*sessions)
-	}
+	checkOneHop(t, ctx, nodes, &goredis.ClusterOptions{Addrs: []string{nodes[1].RESPTLSAddr()}, TLSConfig: cfg})
 	// A plain client on the same node is sent to plain addresses.
 	plain := goredis.NewClient(&goredis.Options{Addr: nodes[0].RESPAddr(), MaxRetries: -1})
 	t.Cleanup(func() { plain.Close() })
