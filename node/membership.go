@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,6 +36,11 @@ type membership struct {
 	// ips holds the address each live member gossips from, by name: a node
 	// at --max-conns still takes its members' connections (see Node.track).
 	ips map[string]string
+	// gossipAddrs holds each live member's gossip address (host:port), by
+	// name, for exchange: the *Node values memberlist's Members returns are
+	// written under its own lock as gossip arrives, so they are read only
+	// in its event callbacks (track), where it holds that lock.
+	gossipAddrs map[string]string
 
 	q quorumState // see liveness.go; guarded by mu
 
@@ -54,7 +58,7 @@ func randomID() uint64 {
 }
 
 func newMembership(n *Node) *membership {
-	m := &membership{n: n, kick: make(chan struct{}, 1), refused: map[string]string{}, peers: map[string][]byte{}, ips: map[string]string{},
+	m := &membership{n: n, kick: make(chan struct{}, 1), refused: map[string]string{}, peers: map[string][]byte{}, ips: map[string]string{}, gossipAddrs: map[string]string{},
 		// Until the first table, the node's table is itself alone (as its
 		// first view is); a node that never joins anyone keeps that one.
 		q: quorumState{base: map[string]bool{n.cfg.Name: true}, left: map[string]bool{},
@@ -201,10 +205,12 @@ func (m *membership) track(node *memberlist.Node, alive bool) {
 	if alive {
 		m.peers[node.Name] = bytes.Clone(node.Meta)
 		m.ips[node.Name] = node.Addr.String()
+		m.gossipAddrs[node.Name] = node.Address()
 		delete(m.q.left, node.Name)
 	} else {
 		delete(m.peers, node.Name)
 		delete(m.ips, node.Name)
+		delete(m.gossipAddrs, node.Name)
 		if node.State == memberlist.StateLeft {
 			m.q.left[node.Name] = true
 		}
@@ -220,12 +226,14 @@ func (m *membership) track(node *memberlist.Node, alive bool) {
 // update is sent to a few members picked at random, a few times, and then
 // dropped) arrives with it.
 func (m *membership) exchange(names []string) (int, error) {
+	m.mu.Lock()
 	var addrs []string
-	for _, mem := range m.ml.Members() {
-		if slices.Contains(names, mem.Name) {
-			addrs = append(addrs, mem.Address())
+	for _, name := range names {
+		if a, ok := m.gossipAddrs[name]; ok {
+			addrs = append(addrs, a)
 		}
 	}
+	m.mu.Unlock()
 	if len(addrs) == 0 {
 		return 0, nil
 	}

@@ -14,8 +14,11 @@ import (
 // addresses left out. A seed that does not resolve (yet) is kept as it is,
 // for memberlist to try and report.
 func (n *Node) otherSeeds(ctx context.Context) (others []string, self int) {
-	ln := n.members.ml.LocalNode()
-	port := int(ln.Port)
+	// Not ml.LocalNode().Port: memberlist writes its fields under its own
+	// lock whenever an alive message about this node is applied.
+	advHost, p, _ := net.SplitHostPort(n.members.addr)
+	port, _ := strconv.Atoi(p)
+	adv := net.ParseIP(advHost)
 	bindHost, _, _ := net.SplitHostPort(n.cfg.GossipAddr)
 	bind := net.ParseIP(bindHost)
 	anyAddr := bind == nil || bind.IsUnspecified()
@@ -32,7 +35,7 @@ func (n *Node) otherSeeds(ctx context.Context) (others []string, self int) {
 		switch {
 		case p != port:
 			return false
-		case ip.Equal(ln.Addr), !anyAddr && ip.Equal(bind):
+		case ip.Equal(adv), !anyAddr && ip.Equal(bind):
 			return true
 		case anyAddr && ip.IsLoopback():
 			return true
