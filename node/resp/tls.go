@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
+	"syscall"
 	"time"
 )
 
@@ -32,8 +34,19 @@ const TLSHandshakeTimeout = 10 * time.Second
 // loop has closed its end.
 const tlsDrain = 2 * time.Second
 
-// tlsCopyBuffer is each direction's buffer: a TLS record's most plaintext.
-const tlsCopyBuffer = 16 << 10
+// tlsInBuffer is copyIn's buffer. Small, since a connection holds it for
+// its life: a session store's commands are mostly far smaller, and a larger
+// one is copied in pieces.
+const tlsInBuffer = 4 << 10
+
+// tlsOutBuffer is copyOut's buffer, a TLS record's most plaintext, so that
+// a pipeline's replies go out in few records. A connection holds one only
+// while it has replies to copy (outBuffers).
+const tlsOutBuffer = 16 << 10
+
+// outBuffers are copyOut's buffers, shared: an idle TLS connection holds
+// none.
+var outBuffers = sync.Pool{New: func() any { b := make([]byte, tlsOutBuffer); return &b }}
 
 // serveTLS completes tc's handshake on a goroutine, off the accept loop,
 // and then hands the connection to an event loop through a socket pair.
@@ -105,7 +118,7 @@ func (s *Server) handshake(tc *tls.Conn) bool {
 // of input, as from a plain client that closed.
 func (s *Server) copyIn(loopSide *net.UnixConn, tc *tls.Conn) {
 	defer s.tlsCopies.Done()
-	buf := make([]byte, tlsCopyBuffer)
+	buf := make([]byte, tlsInBuffer)
 	_, _ = io.CopyBuffer(onlyWriter{loopSide}, onlyReader{tc}, buf)
 	_ = loopSide.CloseWrite()
 }
@@ -118,10 +131,49 @@ func (s *Server) copyIn(loopSide *net.UnixConn, tc *tls.Conn) {
 // tlsDrain to read what is under way (conn.closeTLS).
 func (s *Server) copyOut(tc *tls.Conn, loopSide *net.UnixConn) {
 	defer s.tlsCopies.Done()
-	buf := make([]byte, tlsCopyBuffer)
-	_, _ = io.CopyBuffer(onlyWriter{tc}, onlyReader{loopSide}, buf)
-	loopSide.Close()
-	tc.Close()
+	defer tc.Close()
+	defer loopSide.Close()
+	rc, err := loopSide.SyscallConn()
+	if err != nil {
+		return
+	}
+	for {
+		bp, n, err := readPooled(rc)
+		if n > 0 {
+			_, werr := tc.Write((*bp)[:n])
+			outBuffers.Put(bp)
+			if werr != nil {
+				return
+			}
+		}
+		if err != nil || n == 0 { // n == 0: the loop closed its end
+			return
+		}
+	}
+}
+
+// readPooled waits until the loop's end of a pair has input, or is closed,
+// and only then takes a buffer from outBuffers and reads into it. With
+// n > 0 the caller puts the buffer back.
+func readPooled(rc syscall.RawConn) (bp *[]byte, n int, err error) {
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		bp = outBuffers.Get().(*[]byte)
+		n, rerr = readFD(fd, *bp)
+		if errors.Is(rerr, syscall.EAGAIN) {
+			outBuffers.Put(bp)
+			return false // wait for input
+		}
+		if n <= 0 {
+			outBuffers.Put(bp)
+			n = 0
+		}
+		return true
+	})
+	if err == nil {
+		err = rerr
+	}
+	return bp, n, err
 }
 
 // closeTLS bounds the time left to send a TLS connection's replies once

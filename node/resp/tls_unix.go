@@ -19,3 +19,6 @@ func socketpair() ([2]int, error) {
 }
 
 func closeFD(fd int) { _ = syscall.Close(fd) }
+
+// readFD is read(2) on fd.
+func readFD(fd uintptr, b []byte) (int, error) { return syscall.Read(int(fd), b) }
