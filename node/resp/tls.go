@@ -97,13 +97,18 @@ func (s *Server) serveTLS(tc *tls.Conn) {
 
 // handshake runs tc's TLS handshake within TLSHandshakeTimeout, or until
 // the server closes. A failure (a plain-text client, a bad certificate, a
-// client that stalls) is counted, and logged once every ten seconds.
+// client that stalls) is counted, and logged once every ten seconds; a
+// client that closes before it sends anything (a TCP health check, a port
+// scan) is not.
 func (s *Server) handshake(tc *tls.Conn) bool {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.handshakeTimeout)
 	defer cancel()
 	err := tc.HandshakeContext(ctx)
 	if err == nil {
 		return true
+	}
+	if errors.Is(err, io.EOF) {
+		return false
 	}
 	n := s.tlsFailed.Add(1)
 	if s.ctx.Err() == nil && s.tlsLog.Allow(time.Now()) {
