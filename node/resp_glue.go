@@ -35,11 +35,11 @@ type respListener struct {
 
 // startRESP binds the Redis protocol's listeners and creates their
 // server; serveRESP starts it.
-func (n *Node) startRESP() (r *respListener, err error) {
-	r = &respListener{}
+func (n *Node) startRESP() (_ *respListener, err error) {
+	r := &respListener{}
 	defer func() {
 		if err != nil {
-			r.closeListeners()
+			r.closeListeners() // the one bound before the other failed
 		}
 	}()
 	if a := n.cfg.RESPAddr; a != "" {
@@ -47,9 +47,10 @@ func (n *Node) startRESP() (r *respListener, err error) {
 			return nil, fmt.Errorf("listen resp %s: %w", a, err)
 		}
 	}
+	var certs *certFiles
 	if a := n.cfg.RESPTLSAddr; a != "" {
-		cfg, err := respTLSConfig(&n.cfg, n.log)
-		if err != nil {
+		var cfg *tls.Config
+		if cfg, certs, err = respTLSConfig(&n.cfg, n.log); err != nil {
 			return nil, err
 		}
 		ln, err := net.Listen("tcp", a)
@@ -86,6 +87,11 @@ func (n *Node) startRESP() (r *respListener, err error) {
 		stat("cloakroom_resp_idle_closed_total", "Redis protocol connections closed for sending nothing for --resp-idle-timeout.", prometheus.CounterValue, srv.IdleClosed),
 		stat("cloakroom_resp_retries_total", "Redis commands' attempts made again because the cluster was changing (--resp-retry-window).", prometheus.CounterValue, srv.Retries),
 		stat("cloakroom_resp_tls_handshake_failures_total", "Redis protocol TLS clients closed because their handshake failed or took over 10s.", prometheus.CounterValue, srv.TLSHandshakeFailures))
+	if certs != nil {
+		n.metrics.reg.MustRegister(stat("cloakroom_resp_tls_cert_expiry_timestamp_seconds",
+			"When the certificate the Redis protocol's TLS listener serves expires, in Unix seconds (--resp-tls-cert; present only with --resp-tls-addr).",
+			prometheus.GaugeValue, certs.notAfter))
+	}
 	return r, nil
 }
 

@@ -14,21 +14,22 @@ import (
 // listener (Config.RESPTLSAddr): TLS 1.2 or later, the certificate and key
 // from their files, read again when they change, and, with a client CA,
 // every client made to present a certificate it signed.
-func respTLSConfig(c *Config, log *slog.Logger) (*tls.Config, error) {
+// It returns the certificate's files too, for the expiry metric.
+func respTLSConfig(c *Config, log *slog.Logger) (*tls.Config, *certFiles, error) {
 	certs, err := newCertFiles(c.RESPTLSCert, c.RESPTLSKey, c.Now, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
 	if c.RESPTLSClientCA != "" {
 		pool, err := loadCAs(c.RESPTLSClientCA)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	return cfg, nil
+	return cfg, certs, nil
 }
 
 // loadCAs reads a PEM file of one or more CA certificates.
@@ -107,6 +108,19 @@ func (f *certFiles) load(stamp [2]fileStamp) error {
 
 // get is tls.Config.GetCertificate.
 func (f *certFiles) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return f.current(), nil
+}
+
+// notAfter is when the certificate served now expires, in Unix seconds.
+// A scrape looks at the files as a handshake does, so that the metric
+// follows a renewal on a node no TLS client has reached since.
+func (f *certFiles) notAfter() int64 {
+	return f.current().Leaf.NotAfter.Unix()
+}
+
+// current returns the certificate to serve, loaded again first if its
+// files changed and were last looked at certRecheck ago or more.
+func (f *certFiles) current() *tls.Certificate {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if now := f.now(); now.Sub(f.checked) >= certRecheck || now.Before(f.checked) {
@@ -125,5 +139,5 @@ func (f *certFiles) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			f.log.Warn("resp tls: keeping the certificate loaded before", "err", err)
 		}
 	}
-	return f.cert, nil
+	return f.cert
 }

@@ -3,7 +3,11 @@ package node_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -70,6 +74,21 @@ func TestConfig_RESPTLS(t *testing.T) {
 	}
 }
 
+// notAfter reads when the PEM certificate in file expires, in Unix seconds.
+func notAfter(t *testing.T, file string) float64 {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return float64(c.NotAfter.Unix())
+}
+
 // servedSerial dials addr over TLS and returns the serial number of the
 // certificate the server presents.
 func servedSerial(addr string, cfg *tls.Config) (string, error) {
@@ -94,7 +113,12 @@ func TestRESPTLS_onlyTLS_clientCertificates_renewal(t *testing.T) {
 	caFile := testcert.Write(t, dir, "ca.crt", ca.PEM)
 	n := nodetest.StartNode(t, func(c *node.Config) {
 		c.RESPTLSAddr, c.RESPTLSCert, c.RESPTLSKey, c.RESPTLSClientCA = "127.0.0.1:0", cert, key, caFile
+		c.HTTPAddr = "127.0.0.1:0"
 	})
+	const expiry = "cloakroom_resp_tls_cert_expiry_timestamp_seconds"
+	if got, want := counter(t, n, expiry), notAfter(t, cert); got != want {
+		t.Errorf("%s = %v; want %v, the certificate's", expiry, got, want)
+	}
 	if n.RESPAddr() != "" || n.RESPTLSAddr() == "" {
 		t.Fatalf("RESPAddr %q, RESPTLSAddr %q; want TLS only", n.RESPAddr(), n.RESPTLSAddr())
 	}
@@ -119,7 +143,17 @@ func TestRESPTLS_onlyTLS_clientCertificates_renewal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsFiles(t, ca, dir, "node-1") // renewed in place, as cert-manager does
+	// Renewed in place, as cert-manager does, for longer: the metric
+	// follows it without a handshake, and so do the handshakes.
+	c, k := ca.IssueUntil(t, "node-1", time.Now().Add(48*time.Hour))
+	testcert.Write(t, dir, "tls.crt", c)
+	testcert.Write(t, dir, "tls.key", k)
+	nodetest.WaitFor(t, 10*time.Second, func() error {
+		if got, want := counter(t, n, expiry), notAfter(t, cert); got != want {
+			return fmt.Errorf("%s = %v; want %v, the renewed certificate's", expiry, got, want)
+		}
+		return nil
+	})
 	nodetest.WaitFor(t, 10*time.Second, func() error {
 		after, err := servedSerial(n.RESPTLSAddr(), cfg)
 		if err == nil && after == before {
@@ -182,4 +216,38 @@ func TestRESPTLS_clusterMode(t *testing.T) {
 			break
 		}
 	}
+}
+
+// A TLS listener that cannot bind fails the start with a clear error, and
+// lets go of the plain listener bound before it.
+func TestRESPTLS_addressInUse(t *testing.T) {
+	ca := testcert.NewCA(t, "ca")
+	cert, key := tlsFiles(t, ca, t.TempDir(), "node")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainAddr := plain.Addr().String()
+	plain.Close()
+	cfg := node.DefaultConfig()
+	cfg.Name, cfg.Addr, cfg.HTTPAddr, cfg.GossipAddr = "t", "127.0.0.1:0", "", "127.0.0.1:0"
+	cfg.RESPAddr, cfg.RESPTLSAddr, cfg.RESPTLSCert, cfg.RESPTLSKey = plainAddr, taken.Addr().String(), cert, key
+	n, err := node.New(cfg)
+	if err == nil {
+		n.Close()
+		t.Fatal("New with its TLS address in use: no error")
+	}
+	if !strings.Contains(err.Error(), "listen resp-tls "+taken.Addr().String()) {
+		t.Errorf("New with its TLS address in use: %v; want it named", err)
+	}
+	again, err := net.Listen("tcp", plainAddr)
+	if err != nil {
+		t.Fatalf("the plain Redis address after the failed start: %v; want it free", err)
+	}
+	again.Close()
 }

@@ -49,11 +49,19 @@ func (ca *CA) Pool() *x509.CertPool {
 }
 
 // Issue signs a certificate for cn, valid for servers at 127.0.0.1 and
-// localhost and for clients, and returns it and its key as PEM.
+// localhost and for clients until a day from now, and returns it and its
+// key as PEM.
 func (ca *CA) Issue(t testing.TB, cn string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	return ca.IssueUntil(t, cn, time.Now().Add(24*time.Hour))
+}
+
+// IssueUntil is Issue for a certificate that expires at notAfter.
+func (ca *CA) IssueUntil(t testing.TB, cn string, notAfter time.Time) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key := newKey(t)
 	tmpl := template(t, cn)
+	tmpl.NotAfter = notAfter
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
