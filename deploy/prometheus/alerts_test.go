@@ -1,8 +1,15 @@
 package prometheus
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -104,18 +111,52 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// scrapeNode starts cloakroomd on loopback, serves one Redis GET (so that
-// the request counters have a series) and returns its metrics.
+// selfSigned writes a self-signed certificate for 127.0.0.1 and its key to
+// dir and returns their paths: enough for a node to serve TLS, and so
+// export its certificate's metric.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "alerts"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	for file, block := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "EC PRIVATE KEY", Bytes: kder}} {
+		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certFile, keyFile
+}
+
+// scrapeNode starts cloakroomd on loopback, with a Redis TLS listener too,
+// serves one Redis GET (so that the request counters have a series) and
+// returns its metrics.
 func scrapeNode(t *testing.T) map[string][]map[string]string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "cloakroomd")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "cloakroomd")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/cloakroomd")
 	build.Dir = "../.."
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/cloakroomd: %v\n%s", err, out)
 	}
+	cert, key := selfSigned(t, dir)
 	httpAddr, respAddr := freeAddr(t), freeAddr(t)
 	node := exec.Command(bin, "--name", "alerts", "--addr", freeAddr(t), "--resp-addr", respAddr,
+		"--resp-tls-addr", freeAddr(t), "--resp-tls-cert", cert, "--resp-tls-key", key,
 		"--http-addr", httpAddr, "--gossip-addr", freeAddr(t), "--log-level", "warn")
 	node.Env = []string{} // no CLOAKROOM_* from the caller's environment
 	if err := node.Start(); err != nil {

@@ -38,6 +38,9 @@ var healthy = map[string]string{
 	`cloakroom_resp_refused_connections_total{job="cloakroom", instance="%s"}`:            "0x60",
 	`cloakroom_native_auth_failures_total{job="cloakroom", instance="%s"}`:                "0x60",
 	`cloakroom_requests_total{job="cloakroom", instance="%s", op="replicate", code="ok"}`: "0+6000x60",
+	// The Redis TLS certificate expires in about three years (the
+	// evaluation's clock starts at 0).
+	`cloakroom_resp_tls_cert_expiry_timestamp_seconds{job="cloakroom", instance="%s"}`: "100000000x60",
 }
 
 // faults are, for each alert, series that replace or join the healthy
@@ -68,6 +71,8 @@ var faults = map[string]map[string]string{
 		`cloakroom_resp_refused_connections_total{job="cloakroom", instance="b"}`: "",
 	},
 	"CloakroomNativeAuthFailures": {`cloakroom_native_auth_failures_total{job="cloakroom", instance="b"}`: "0x10 0+2x50"},
+	// 11.5 days left from the start.
+	"CloakroomTLSCertificateExpiring": {`cloakroom_resp_tls_cert_expiry_timestamp_seconds{job="cloakroom", instance="b"}`: "1000000x60"},
 }
 
 // quiet are situations that must fire nothing: what a healthy cluster
@@ -94,6 +99,14 @@ var quiet = map[string]map[string]string{
 		`cloakroom_table_version{job="cloakroom", namespace="staging", instance="x"}`: "3x60",
 		`cloakroom_table_version{job="cloakroom", namespace="staging", instance="y"}`: "3x60",
 	},
+	// No TLS listener, so no certificate: nothing to expire.
+	"no TLS": {
+		`cloakroom_resp_tls_cert_expiry_timestamp_seconds{job="cloakroom", instance="a"}`: "",
+		`cloakroom_resp_tls_cert_expiry_timestamp_seconds{job="cloakroom", instance="b"}`: "",
+		`cloakroom_resp_tls_cert_expiry_timestamp_seconds{job="cloakroom", instance="c"}`: "",
+	},
+	// A certificate renewed with 15 days left, before the alert's 14.
+	"certificate renewed in time": {`cloakroom_resp_tls_cert_expiry_timestamp_seconds{job="cloakroom", instance="b"}`: "1300000x30 100000000x30"},
 	// Heavy replication and heartbeats, a few unavailable ones among them.
 	"internal traffic unavailable": {`cloakroom_requests_total{job="cloakroom", instance="b", op="replicate", code="unavailable"}`: "0x10 0+900x50"},
 }
