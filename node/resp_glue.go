@@ -77,6 +77,7 @@ func (n *Node) startRESP() (_ *respListener, err error) {
 		MaxClients:  n.cfg.RESPMaxClients,
 		IdleTimeout: n.cfg.RESPIdleTimeout,
 		RetryWindow: n.cfg.RESPRetryWindow,
+		TLS:         r.tlsLn != nil,
 		Limits:      resp.DefaultLimits(n.cfg.Limits.MaxValue),
 		Logger:      n.log,
 	})
@@ -86,6 +87,7 @@ func (n *Node) startRESP() (_ *respListener, err error) {
 		stat("cloakroom_resp_refused_connections_total", "Redis protocol connections closed at once because the node was at --resp-max-clients.", prometheus.CounterValue, srv.Refused),
 		stat("cloakroom_resp_idle_closed_total", "Redis protocol connections closed for sending nothing for --resp-idle-timeout.", prometheus.CounterValue, srv.IdleClosed),
 		stat("cloakroom_resp_retries_total", "Redis commands' attempts made again because the cluster was changing (--resp-retry-window).", prometheus.CounterValue, srv.Retries),
+		stat("cloakroom_resp_tls_clients", "Open Redis protocol connections over TLS (among cloakroom_resp_clients).", prometheus.GaugeValue, srv.TLSClients),
 		stat("cloakroom_resp_tls_handshake_failures_total", "Redis protocol TLS clients closed because their handshake failed or took over 10s.", prometheus.CounterValue, srv.TLSHandshakeFailures))
 	if certs != nil {
 		n.metrics.reg.MustRegister(stat("cloakroom_resp_tls_cert_expiry_timestamp_seconds",

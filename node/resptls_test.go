@@ -132,6 +132,9 @@ func TestRESPTLS_onlyTLS_clientCertificates_renewal(t *testing.T) {
 	if v, err := rdb.Get(ctx, "sess:1").Result(); err != nil || v != "alice" {
 		t.Fatalf("GET over TLS: %q, %v", v, err)
 	}
+	if got := counter(t, n, "cloakroom_resp_tls_clients"); got != 1 {
+		t.Errorf("cloakroom_resp_tls_clients = %v with one go-redis connection; want 1", got)
+	}
 
 	anonymous := goredis.NewClient(&goredis.Options{Addr: n.RESPTLSAddr(), TLSConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}, MaxRetries: -1})
 	t.Cleanup(func() { anonymous.Close() })
@@ -206,15 +209,19 @@ func TestRESPTLS_clusterMode(t *testing.T) {
 	// A plain client on the same node is sent to plain addresses.
 	plain := goredis.NewClient(&goredis.Options{Addr: nodes[0].RESPAddr(), MaxRetries: -1})
 	t.Cleanup(func() { plain.Close() })
-	for i := range 50 {
+	redirected := false
+	for i := 0; i < 50 && !redirected; i++ {
 		key := fmt.Sprint("sess:", i)
 		if owner := layout[ring.Slot(key)]; owner != nodes[0].RESPAddr() {
+			redirected = true
 			err := plain.Get(ctx, key).Err()
 			if err == nil || !strings.HasSuffix(err.Error(), " "+owner) {
 				t.Errorf("GET %s on plain TCP: %v; want MOVED to %s", key, err, owner)
 			}
-			break
 		}
+	}
+	if !redirected {
+		t.Fatal("no key of 50 belongs to another node: the plain check proves nothing")
 	}
 }
 

@@ -37,6 +37,11 @@ func TestServer_MaxClients_fitsTheOpenFileLimit(t *testing.T) {
 	if got := small.srv.cfg.MaxClients; got != 20 {
 		t.Errorf("MaxClients 20 with 1000 descriptors became %d", got)
 	}
+	// A TLS client takes three descriptors: a sixth of them.
+	secure := startServer(t, func(cfg *Config, _ *storeBackend) { cfg.TLS = true })
+	if got := secure.srv.cfg.MaxClients; got != 166 {
+		t.Errorf("MaxClients with 1000 descriptors and TLS = %d; want 166", got)
+	}
 }
 
 // A connection the event loops never open (here its socket is closed

@@ -2,7 +2,6 @@ package resp
 
 import (
 	"context"
-	"crypto/tls"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -19,7 +18,7 @@ import (
 type conn struct {
 	s        *Server
 	gc       gnet.Conn // set by OnOpen
-	tls      *tls.Conn // a TLS client's connection, served through a socket pair (tls.go); nil for a plain one
+	tls      *tlsPipe  // a TLS client's connection, served through a socket pair (tls.go); nil for a plain one
 	rd       *Reader
 	w        *Writer
 	id       int64

@@ -70,13 +70,14 @@ type Server struct {
 	tlsFailed  atomic.Int64   // TLS handshakes that failed or timed out
 	tlsLog     throttle.Every // those are logged once every ten seconds
 	tlsCopies  sync.WaitGroup // the goroutines copying between TLS clients and their loops (tls.go)
+	tlsClients atomic.Int64   // TLS connections with a copying goroutine running
 
 	ctx    context.Context // cancelled by Close; passed to every Backend call
 	cancel context.CancelFunc
 
 	mu     sync.Mutex // guards the fields below
 	loops  *gnet.Client
-	wg     sync.WaitGroup // enrolments and goroutines running commands; Add under mu while !closed
+	wg     sync.WaitGroup // enrolments, TLS handshakes and goroutines running commands; Add under mu while !closed
 	lns    map[net.Listener]struct{}
 	conns  map[*conn]struct{}
 	closed bool
@@ -100,6 +101,9 @@ func NewServer(b Backend, cfg Config) *Server {
 	if cfg.handshakeTimeout <= 0 {
 		cfg.handshakeTimeout = TLSHandshakeTimeout
 	}
+	if cfg.tlsDrain <= 0 {
+		cfg.tlsDrain = tlsDrain
+	}
 	if cfg.RetryWindow == 0 {
 		cfg.RetryWindow = DefaultRetryWindow
 	}
@@ -110,10 +114,10 @@ func NewServer(b Backend, cfg Config) *Server {
 		cfg.MaxClients = DefaultMaxClients
 	}
 	fileLimit := openFileLimit()
-	if cfg.MaxClients > fileLimit/2 && fileLimit > 0 {
-		cfg.Logger.Warn("resp: client limit lowered to half the open-file limit, so that the node keeps descriptors for its peers and other clients; raise ulimit -n for more",
-			"resp_max_clients", cfg.MaxClients, "open_file_limit", fileLimit, "lowered_to", fileLimit/2)
-		cfg.MaxClients = fileLimit / 2
+	if most := maxClientsFor(fileLimit, cfg.TLS); cfg.MaxClients > most && fileLimit > 0 {
+		cfg.Logger.Warn("resp: client limit lowered to half the open-file limit (a sixth with TLS: a TLS client takes three descriptors), so that the node keeps descriptors for its peers and other clients; raise ulimit -n for more",
+			"resp_max_clients", cfg.MaxClients, "open_file_limit", fileLimit, "tls", cfg.TLS, "lowered_to", most)
+		cfg.MaxClients = most
 	}
 	if cfg.EventLoops <= 0 {
 		cfg.EventLoops = max(1, runtime.GOMAXPROCS(0)/2)
@@ -152,6 +156,16 @@ func NewServer(b Backend, cfg Config) *Server {
 	s.get, s.set = s.cmds["get"], s.cmds["set"]
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
+}
+
+// maxClientsFor is the most clients the server lets in for an open-file
+// limit of fileLimit: half the descriptors, the other half for the node's
+// peers and native clients, and three for a TLS client (tls.go).
+func maxClientsFor(fileLimit int, tls bool) int {
+	if tls {
+		return fileLimit / 6
+	}
+	return fileLimit / 2
 }
 
 // ErrServerClosed is returned by Serve after Close.

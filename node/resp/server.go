@@ -106,6 +106,10 @@ type Config struct {
 	// means DefaultMaxClients; negative, no limit. A limit above half the
 	// open-file limit is lowered to it, with a warning.
 	MaxClients int
+	// TLS says that the server will serve a listener of TLS clients. A
+	// TLS client takes three descriptors (tls.go), so the automatic
+	// lowering of MaxClients leaves room for every client to be one.
+	TLS bool
 	// MaxWaitingInput bounds the input all connections together hold in
 	// the node's memory unrun: commands not complete yet (a large value
 	// arriving), and complete ones waiting their turn. When a connection's
@@ -131,6 +135,7 @@ type Config struct {
 
 	workerIdle       time.Duration // how long an idle worker waits; zero means workpool.DefaultIdle (tests shorten it)
 	handshakeTimeout time.Duration // a TLS client's time to handshake; zero means TLSHandshakeTimeout (tests shorten it)
+	tlsDrain         time.Duration // see tlsDrain; zero means it (tests shorten it)
 }
 
 // DefaultLimits returns the limits for values up to maxValue bytes.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -17,22 +18,26 @@ import (
 // write sockets themselves and know nothing of TLS, so each TLS connection
 // is served through a socket pair: the loop owns one end as it owns a
 // plain client's socket, and two goroutines copy between the other end
-// and the TLS connection, one each way. Every limit, timeout and check the
-// loop applies to a plain client applies unchanged; CLIENT LIST shows the
-// TLS client's own address.
+// and the TLS connection, one each way (copyIn, copyOut). Every limit,
+// timeout and check the loop applies to a plain client applies unchanged;
+// CLIENT LIST shows the TLS client's own address.
 //
 // The cost is three descriptors a connection instead of one (the TLS
-// socket and both ends of the pair), two goroutines with a 16 KiB buffer
-// each, and a copy each way on top of TLS's own work.
+// socket and both ends of the pair; Config.TLS lowers the automatic client
+// limit for it), two goroutines, copyIn's 4 KiB buffer and a pooled 16 KiB
+// one while replies are copied, and a copy each way on top of TLS's own
+// work.
 
 // TLSHandshakeTimeout is how long a TLS client has, from its accept, to
 // complete its handshake before it is closed.
 const TLSHandshakeTimeout = 10 * time.Second
 
-// tlsDrain is how long a TLS client has to read the replies the node sent
-// before it closed the connection (QUIT's OK, a protocol error), once the
-// loop has closed its end.
-const tlsDrain = 2 * time.Second
+// tlsDrain bounds, once the loop has closed its end of a TLS connection's
+// pair (after QUIT, a protocol error, or for replies left unread), each of
+// copyOut's writes of the replies still under way, and how long copyIn
+// then reads and drops what the client still sends. As lingerTime for a
+// plain connection, a client that keeps reading gets every reply.
+const tlsDrain = lingerTime
 
 // tlsInBuffer is copyIn's buffer. Small, since a connection holds it for
 // its life: a session store's commands are mostly far smaller, and a larger
@@ -87,10 +92,13 @@ func (s *Server) serveTLS(tc *tls.Conn) {
 		}
 		c := s.newConn(loopEnd)
 		c.addr, c.laddr = tc.RemoteAddr().String(), tc.LocalAddr().String()
-		c.tls = tc
+		p := &tlsPipe{Conn: tc, inDone: make(chan struct{})}
+		p.copying.Store(2)
+		c.tls = p
+		s.tlsClients.Add(1)
 		s.tlsCopies.Add(2)
-		go s.copyIn(copyEnd, tc)
-		go s.copyOut(tc, copyEnd)
+		go s.copyIn(copyEnd, p)
+		go s.copyOut(p, copyEnd)
 		s.enrollConn(c, loopEnd)
 	}()
 }
@@ -107,8 +115,8 @@ func (s *Server) handshake(tc *tls.Conn) bool {
 	if err == nil {
 		return true
 	}
-	if errors.Is(err, io.EOF) {
-		return false
+	if errors.Is(err, io.EOF) || s.ctx.Err() != nil {
+		return false // closed between records without a word, or by Close
 	}
 	n := s.tlsFailed.Add(1)
 	if s.ctx.Err() == nil && s.tlsLog.Allow(time.Now()) {
@@ -118,41 +126,89 @@ func (s *Server) handshake(tc *tls.Conn) bool {
 	return false
 }
 
+// tlsPipe is a TLS client's connection with what its copying goroutines
+// and its loop share.
+type tlsPipe struct {
+	*tls.Conn
+	closing atomic.Bool   // the loop closed its end (conn.closeTLS)
+	copying atomic.Int32  // copying goroutines not yet done (copyDone)
+	inDone  chan struct{} // closed when copyIn returns
+}
+
+// copyDone counts one of p's copying goroutines out.
+func (s *Server) copyDone(p *tlsPipe) {
+	if p.copying.Add(-1) == 0 {
+		s.tlsClients.Add(-1)
+	}
+	s.tlsCopies.Done()
+}
+
 // copyIn copies what the TLS client sends to the loop's end of its pair.
-// When the client closes (or its connection fails) the loop reads the end
-// of input, as from a plain client that closed.
-func (s *Server) copyIn(loopSide *net.UnixConn, tc *tls.Conn) {
-	defer s.tlsCopies.Done()
+// When the client closes the loop reads the end of input, as from a plain
+// client that closed. Once the loop has closed its end, what the client
+// still sends is read and dropped for up to tlsDrain, as a plain
+// connection lingers after a protocol error (lingerClose): closing a
+// socket with input unread resets it, and the reset can overtake the
+// replies still on their way, the error among them.
+func (s *Server) copyIn(loopSide *net.UnixConn, p *tlsPipe) {
+	defer s.copyDone(p)
+	defer close(p.inDone)
 	buf := make([]byte, tlsInBuffer)
-	_, _ = io.CopyBuffer(onlyWriter{loopSide}, onlyReader{tc}, buf)
+	_, err := io.CopyBuffer(onlyWriter{loopSide}, onlyReader{p.Conn}, buf)
 	_ = loopSide.CloseWrite()
+	if err == nil {
+		return // the client closed
+	}
+	_ = p.SetReadDeadline(time.Now().Add(s.cfg.tlsDrain))
+	_, _ = io.CopyBuffer(io.Discard, onlyReader{p.Conn}, buf)
 }
 
 // copyOut copies the loop's replies to the TLS client. Once the loop has
-// closed its end, and every reply before that is sent, it closes the TLS
-// connection, which also ends copyIn. A client that stops reading blocks
-// it; the loop then stops sending to it as it stops for a plain client
-// (its unread-replies limit), and closing its end gives the client
-// tlsDrain to read what is under way (conn.closeTLS).
-func (s *Server) copyOut(tc *tls.Conn, loopSide *net.UnixConn) {
-	defer s.tlsCopies.Done()
-	defer tc.Close()
+// closed its end, and every reply before that is sent, it ends the TLS
+// stream (close_notify) and closes the connection once copyIn is done. A
+// client that stops reading blocks it; the loop then gives up on the
+// client as on a plain one (its unread-replies limit), and from the
+// loop's close each write must finish within tlsDrain
+// (conn.closeTLS).
+func (s *Server) copyOut(p *tlsPipe, loopSide *net.UnixConn) {
+	defer s.copyDone(p)
 	defer loopSide.Close()
+	clean := s.copyReplies(p, loopSide)
+	if clean && s.ctx.Err() == nil {
+		_ = p.SetReadDeadline(time.Now().Add(s.cfg.tlsDrain))
+		_ = p.CloseWrite() // close_notify
+		<-p.inDone
+	}
+	// Not tls.Conn.Close: after a failed write the stream may end
+	// mid-record, and its close_notify would wait up to 5 s more.
+	_ = p.NetConn().Close()
+	<-p.inDone
+}
+
+// copyReplies copies until the loop closes its end (true) or a write or
+// read fails (false).
+func (s *Server) copyReplies(p *tlsPipe, loopSide *net.UnixConn) bool {
 	rc, err := loopSide.SyscallConn()
 	if err != nil {
-		return
+		return false
 	}
 	for {
 		bp, n, err := readPooled(rc)
 		if n > 0 {
-			_, werr := tc.Write((*bp)[:n])
+			_, werr := p.Write((*bp)[:n])
 			outBuffers.Put(bp)
 			if werr != nil {
-				return
+				return false
+			}
+			if p.closing.Load() { // the client is reading: the next write gets tlsDrain too
+				_ = p.SetWriteDeadline(time.Now().Add(s.cfg.tlsDrain))
 			}
 		}
-		if err != nil || n == 0 { // n == 0: the loop closed its end
-			return
+		if err != nil {
+			return false
+		}
+		if n == 0 {
+			return true // the loop closed its end
 		}
 	}
 }
@@ -181,11 +237,13 @@ func readPooled(rc syscall.RawConn) (bp *[]byte, n int, err error) {
 	return bp, n, err
 }
 
-// closeTLS bounds the time left to send a TLS connection's replies once
-// its loop has closed it (OnClose).
+// closeTLS bounds each write left of a TLS connection's replies once its
+// loop has closed it (OnClose): a client that reads nothing cannot hold
+// copyOut.
 func (c *conn) closeTLS() {
-	if c.tls != nil {
-		_ = c.tls.SetWriteDeadline(time.Now().Add(tlsDrain))
+	if p := c.tls; p != nil {
+		p.closing.Store(true)
+		_ = p.SetWriteDeadline(time.Now().Add(c.s.cfg.tlsDrain))
 	}
 }
 
@@ -229,3 +287,7 @@ func unixPair() (*net.UnixConn, *net.UnixConn, error) {
 // TLSHandshakeFailures returns how many TLS clients were closed because
 // their handshake failed or did not finish in time.
 func (s *Server) TLSHandshakeFailures() int64 { return s.tlsFailed.Load() }
+
+// TLSClients returns how many TLS connections are open: handshaken, and
+// with a copying goroutine still running.
+func (s *Server) TLSClients() int64 { return s.tlsClients.Load() }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -311,15 +310,80 @@ func TestTLS_closeEndsEveryTLSConnection(t *testing.T) {
 		c.expect("+PONG\r\n", "ping")
 		conns = append(conns, c)
 	}
+	if n := ts.srv.TLSClients(); n != 5 {
+		t.Errorf("TLSClients = %d; want 5", n)
+	}
 	ts.mustClose(t, "with TLS clients connected")
-	buf := make([]byte, 1<<20)
-	stacks := string(buf[:runtime.Stack(buf, true)])
-	if strings.Contains(stacks, ").copyIn(") || strings.Contains(stacks, ").copyOut(") {
-		t.Errorf("Close returned with TLS copying goroutines running:\n%s", stacks)
+	if n := ts.srv.TLSClients(); n != 0 {
+		t.Errorf("Close returned with %d TLS connections' copying goroutines running", n)
 	}
 	for _, c := range conns {
 		if !c.closed() {
 			t.Error("after Close: a TLS connection stayed open")
 		}
+	}
+}
+
+// Replies before a QUIT or a protocol error all reach a TLS client that
+// reads them slowly, as they reach a plain one
+// (TestServer_QuitAndProtocolErrors_sendEveryReplyFirst); and one still
+// sending after a protocol error reads the reply and the error, not a
+// reset. (On loopback the client's receive window takes the whole reply
+// at once, so this does not reach copyOut's per-write deadline; a smaller
+// window makes loopback's large segments stall instead.)
+func TestTLS_everyReplyBeforeTheCloseArrives(t *testing.T) {
+	ts := startTLSServer(t, tlsOptions{smallSend: true}, func(cfg *Config, _ *storeBackend) { cfg.tlsDrain = 500 * time.Millisecond })
+	// Small enough for the socket pair to take at once, so that the loop
+	// closes its end at once, and larger than the sockets' buffers take
+	// unread, so that the rest goes at the client's pace.
+	val := strings.Repeat("v", 160<<10)
+	ts.dial(t).expect("+OK\r\n", "set", "val", val)
+	reply := "$" + itoa(len(val)) + "\r\n" + val + "\r\n"
+	for _, tc := range []struct{ name, last, want string }{
+		{"QUIT", "QUIT\r\n", "+OK\r\n"},
+		{"a protocol error", "*1\r\n$-1\r\n", "-ERR Protocol error"},
+	} {
+		c := ts.dialTLS(t, false)
+		c.send("GET val\r\n" + tc.last)
+		got := readSlowly(t, c)
+		rest, ok := strings.CutPrefix(string(got), reply)
+		if !ok || !strings.HasPrefix(rest, tc.want) {
+			t.Fatalf("%s: got %d bytes (%.60q at the end); want the reply of %d bytes, then %q", tc.name, len(got), got[max(0, len(got)-60):], len(reply), tc.want)
+		}
+	}
+
+	// A value over the limit, still being sent while the reply before it
+	// goes out: the node reads and drops it, so that its close does not
+	// reset the connection under the reply and the error.
+	c := ts.dialTLS(t, false)
+	c.send("GET val\r\n*2\r\n$3\r\nget\r\n$600000000\r\n")
+	go func() {
+		junk := []byte(strings.Repeat("x", 64<<10))
+		for range 64 {
+			if _, err := c.nc.Write(junk); err != nil {
+				return
+			}
+		}
+	}()
+	got := readSlowly(t, c)
+	if rest, ok := strings.CutPrefix(string(got), reply); !ok || !strings.HasPrefix(rest, "-ERR Protocol error: invalid bulk length") {
+		t.Errorf("a client still sending after a protocol error: got %d bytes (%.60q at the end); want the reply, then the error", len(got), got[max(0, len(got)-60):])
+	}
+}
+
+// readSlowly reads c until it ends, 8 KiB every 50 ms: about 1 s for the
+// 160 KiB reply, twice the test's tlsDrain.
+func readSlowly(t *testing.T, c *rawConn) []byte {
+	t.Helper()
+	var got []byte
+	buf := make([]byte, 8<<10)
+	for {
+		c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := c.br.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			return got
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
