@@ -19,6 +19,11 @@
 #                       tls-port with a certificate from a throwaway CA
 #                       (NODE_EXTRA_CA_CERTS)
 #   cloakroomd-tls      the same against cloakroomd --resp-tls-addr
+#   redis-cluster-tls   cluster clients over TLS against a one-node Redis
+#                       Cluster (tls-port, tls-cluster yes)
+#   cloakroomd-3-cluster-tls  the same against 3 nodes in cluster mode,
+#                       each with a TLS listener: clients must be given
+#                       the TLS addresses and route in one hop
 #   cloakroomd-3-crash  apps logging users in and out (crash/*.crash.js)
 #                       through the second of 3 nodes while the third is
 #                       killed -9: no request may fail
@@ -110,21 +115,33 @@ make_certs() {
 	"$root/scripts/make-test-certs.sh" "$tls" >"$work/certs.log" 2>&1 || { log "making certificates failed: $(cat "$work/certs.log")"; return 1; }
 }
 
-# run_tls NAME KIND: start redis-server (KIND redis) or cloakroomd with a
-# TLS listener on a port of its own and run the plain suites over TLS.
+# run_tls NAME KIND [GLOB [ARGS...]]: start redis-server (KIND redis) or
+# cloakroomd with ARGS and a TLS listener on a port of its own, and run
+# GLOB (the plain suites) over TLS.
 run_tls() {
-	local name=$1 kind=$2 tport
+	local name=$1 kind=$2 glob=${3:-test/*.test.js} tport
+	shift $(($# < 3 ? $# : 3))
 	make_certs || { not_started "$name"; return; }
 	tport=$(free_port)
 	if [[ $kind == redis ]]; then
 		start_redis "$name" --tls-port "$tport" --tls-cert-file "$tls/tls.crt" --tls-key-file "$tls/tls.key" \
-			--tls-ca-cert-file "$tls/ca.crt" --tls-auth-clients no || { not_started "$name"; return; }
+			--tls-ca-cert-file "$tls/ca.crt" --tls-auth-clients no "$@" || { not_started "$name"; return; }
 	else
 		start_cloakroomd "$name" --resp-tls-addr "127.0.0.1:$tport" \
 			--resp-tls-cert "$tls/tls.crt" --resp-tls-key "$tls/tls.key" || { not_started "$name"; return; }
 	fi
 	wait_port "$tport" "${pids[-1]}" 10 || { server_failed "$name" "$work/$name.log"; not_started "$name"; return; }
-	scheme=rediss run_suites "$name" "$tport" 'test/*.test.js'
+	scheme=rediss run_suites "$name" "$tport" "$glob"
+}
+
+# run_tls_cluster NAME GLOB N [ARGS...]: run_cloakroomd_cluster with a TLS
+# listener on every node, GLOB run over TLS through the second.
+run_tls_cluster() {
+	local name=$1 glob=$2 n=$3 port metrics resp_ports node_pids tls_port
+	shift 3
+	make_certs || { not_started "$name"; return; }
+	node_tls=$tls start_cloakroomd_cluster "$name" "$n" "$@" || { not_started "$name"; return; }
+	scheme=rediss CLOAKROOM_METRICS=$metrics run_suites "$name" "$tls_port" "$glob"
 }
 
 password=
@@ -139,8 +156,11 @@ wanted cloakroomd-auth && run_cloakroomd cloakroomd-auth 'test/*.test.js' --requ
 password=
 wanted redis-server-tls && run_tls redis-server-tls redis
 wanted cloakroomd-tls && run_tls cloakroomd-tls cloakroomd
+wanted redis-cluster-tls && run_tls redis-cluster-tls redis 'cluster/*.cluster.js' \
+	--cluster-enabled yes --cluster-config-file "$work/nodes-tls.conf" --cluster-announce-ip 127.0.0.1 --tls-cluster yes
 wanted cloakroomd-3 && run_cloakroomd_cluster cloakroomd-3 'test/*.test.js' 3
 wanted cloakroomd-3-cluster && run_cloakroomd_cluster cloakroomd-3-cluster 'cluster/*.cluster.js' 3 --resp-cluster-mode
+wanted cloakroomd-3-cluster-tls && run_tls_cluster cloakroomd-3-cluster-tls 'cluster/*.cluster.js' 3 --resp-cluster-mode
 wanted cloakroomd-3-crash && run_cloakroomd_cluster cloakroomd-3-crash 'crash/*.crash.js' 3 --replicas 2
 
 log "took $((SECONDS - start))s; failed against: ${failed_on[*]:-nothing}"

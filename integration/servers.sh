@@ -177,19 +177,26 @@ members() {
 # first and wait until every node counts N members. It sets port to the
 # second node's RESP port (drive it, so that requests are forwarded to
 # their owners), resp_ports to every node's, node_pids to their pids and
-# metrics to their HTTP addresses, comma-separated (for /metrics).
+# metrics to their HTTP addresses, comma-separated (for /metrics). With
+# node_tls set to a directory holding tls.crt and tls.key, each node also
+# serves TLS on a port of its own, and tls_port is the second node's.
 start_cloakroomd_cluster() {
-	local name=$1 n=$2 i resp http gossip seed="" nodelog tries
+	local name=$1 n=$2 i resp http gossip seed="" nodelog tries tls_args
 	shift 2
 	ensure_bin
-	local https=()
+	local https=() tls_ports=()
 	resp_ports=() node_pids=()
 	for ((i = 1; i <= n; i++)); do
-		resp=$(free_port) http=$(free_port) gossip=$(free_port)
+		resp=$(free_port) http=$(free_port) gossip=$(free_port) tls_args=()
+		if [[ -n ${node_tls:-} ]]; then
+			tls_ports+=("$(free_port)")
+			tls_args=(--resp-tls-addr "127.0.0.1:${tls_ports[i - 1]}"
+				--resp-tls-cert "$node_tls/tls.crt" --resp-tls-key "$node_tls/tls.key")
+		fi
 		nodelog="$work/$name-n$i.log"
 		"$bin" --name "$name-n$i" --addr "127.0.0.1:$(free_port)" --resp-addr "127.0.0.1:$resp" \
 			--http-addr "127.0.0.1:$http" --gossip-addr "127.0.0.1:$gossip" --allow-flush \
-			${seed:+--join "$seed"} "$@" >"$nodelog" 2>&1 &
+			${seed:+--join "$seed"} "${tls_args[@]}" "$@" >"$nodelog" 2>&1 &
 		pids+=($!)
 		node_pids+=($!)
 		resp_ports+=("$resp")
@@ -208,4 +215,5 @@ start_cloakroomd_cluster() {
 	metrics=$(printf '127.0.0.1:%s,' "${https[@]}")
 	metrics=${metrics%,}
 	port=${resp_ports[1]}
+	tls_port=${tls_ports[1]:-}
 }

@@ -4,7 +4,7 @@ import { describe, it } from "node:test"
 import { RedisStore } from "connect-redis8"
 import { Cluster } from "ioredis"
 import { counterSum, metricsAddrs, waitReady } from "../lib/metrics.js"
-import { serverURL } from "../lib/resp.js"
+import { secure, serverURL } from "../lib/resp.js"
 import { runStoreSuite } from "../lib/suite.js"
 
 // connect returns a connected ioredis Cluster seeded with url's node alone.
@@ -13,7 +13,7 @@ async function connect(url) {
   const client = new Cluster([{ host: hostname, port: Number(port) }], {
     lazyConnect: true,
     clusterRetryStrategy: () => null,
-    redisOptions: { maxRetriesPerRequest: 1 },
+    redisOptions: { maxRetriesPerRequest: 1, ...(secure() ? { tls: {} } : {}) },
   })
   client.on("error", (err) => console.error(`ioredis 5 cluster: ${err.message}`))
   await client.connect()

@@ -1,5 +1,6 @@
 import { RedisStore } from "connect-redis"
 import { createCluster } from "redis"
+import { secure } from "../lib/resp.js"
 import { runStoreSuite } from "../lib/suite.js"
 
 runStoreSuite({
@@ -9,7 +10,7 @@ runStoreSuite({
     const client = createCluster({
       rootNodes: [{ url }],
       RESP: 3,
-      defaults: { socket: { reconnectStrategy: false } },
+      defaults: { socket: { reconnectStrategy: false, tls: secure() } },
     })
     client.on("error", (err) => console.error(`node-redis 6 cluster: ${err.message}`))
     await client.connect()

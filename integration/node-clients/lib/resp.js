@@ -12,6 +12,13 @@ export function serverURL() {
   return new URL(url)
 }
 
+// secure reports whether REDIS_URL asks for TLS (rediss:), for the clients
+// that take TLS as an option of their own (cluster clients, for the nodes
+// they discover).
+export function secure() {
+  return serverURL().protocol === "rediss:"
+}
+
 function encode(args) {
   let out = `*${args.length}\r\n`
   for (const a of args) {
@@ -83,14 +90,14 @@ export async function command(...args) {
 function roundTrip(host, port, args) {
   return new Promise((resolve, reject) => {
     // rediss: TLS, trusting the CA in NODE_EXTRA_CA_CERTS as the clients do
-    const secure = serverURL().protocol === "rediss:"
-    const sock = secure ? tls.connect({ port, host }) : net.connect(port, host)
+    const tlsOn = secure()
+    const sock = tlsOn ? tls.connect({ port, host }) : net.connect(port, host)
     const { username, password } = serverURL()
     const auth = password ? ["AUTH", ...(username ? [decodeURIComponent(username)] : []), decodeURIComponent(password)] : null
     let buf = Buffer.alloc(0)
     sock.setTimeout(5000, () => sock.destroy(new Error(`${args[0]}: no reply within 5s`)))
     sock.on("error", reject)
-    sock.on(secure ? "secureConnect" : "connect", () => sock.write((auth ? encode(auth) : "") + encode(args)))
+    sock.on(tlsOn ? "secureConnect" : "connect", () => sock.write((auth ? encode(auth) : "") + encode(args)))
     sock.on("data", (chunk) => {
       buf = Buffer.concat([buf, chunk])
       let r = parse(buf, 0)
