@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -45,14 +46,14 @@ func loadCAs(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// certRecheck is how often the certificate's files are looked at again for
-// a change: a renewed certificate (cert-manager rewriting a mounted
-// Secret, say) is served from the next handshake after this, without a
-// restart.
+// certRecheck is how often the certificate's files are read again for a
+// change: a renewed certificate (cert-manager rewriting a mounted Secret,
+// say) is served from the next handshake after this, without a restart.
 const certRecheck = time.Second
 
-// certFiles serves a certificate from its PEM files, reloading it when
-// either file's size or modification time changes. A reload that fails (a
+// certFiles serves a certificate from its PEM files, loading it again when
+// either file's bytes change (compared whole: a size and a modification
+// time can stay the same across a rewrite). A reload that fails (a
 // half-written pair) keeps the certificate loaded before and is logged;
 // the next look tries again. An error is logged once until it changes.
 type certFiles struct {
@@ -62,47 +63,42 @@ type certFiles struct {
 
 	mu      sync.Mutex
 	cert    *tls.Certificate
-	stamp   [2]fileStamp // of certFile and keyFile when cert was loaded
+	certPEM []byte // the files' bytes cert was loaded from
+	keyPEM  []byte
 	checked time.Time
 	failed  string // the last reload's error, logged once
 }
 
-// fileStamp is what tells a file changed.
-type fileStamp struct {
-	size, mod int64 // mod: the modification time in Unix nanoseconds
-}
-
 func newCertFiles(certFile, keyFile string, now func() time.Time, log *slog.Logger) (*certFiles, error) {
 	f := &certFiles{certFile: certFile, keyFile: keyFile, now: now, log: log}
-	stamp, err := f.stamps()
+	certPEM, keyPEM, err := f.read()
 	if err != nil {
 		return nil, err
 	}
-	if err := f.load(stamp); err != nil {
+	if err := f.load(certPEM, keyPEM); err != nil {
 		return nil, err
 	}
 	f.checked = now()
 	return f, nil
 }
 
-func (f *certFiles) stamps() ([2]fileStamp, error) {
-	var st [2]fileStamp
-	for i, name := range []string{f.certFile, f.keyFile} {
-		fi, err := os.Stat(name)
-		if err != nil {
-			return st, fmt.Errorf("resp tls: %w", err)
-		}
-		st[i] = fileStamp{fi.Size(), fi.ModTime().UnixNano()}
+// read returns both files' bytes.
+func (f *certFiles) read() (certPEM, keyPEM []byte, err error) {
+	if certPEM, err = os.ReadFile(f.certFile); err != nil {
+		return nil, nil, fmt.Errorf("resp tls: %w", err)
 	}
-	return st, nil
+	if keyPEM, err = os.ReadFile(f.keyFile); err != nil {
+		return nil, nil, fmt.Errorf("resp tls: %w", err)
+	}
+	return certPEM, keyPEM, nil
 }
 
-func (f *certFiles) load(stamp [2]fileStamp) error {
-	cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+func (f *certFiles) load(certPEM, keyPEM []byte) error {
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return fmt.Errorf("resp tls: certificate %s, key %s: %w", f.certFile, f.keyFile, err)
 	}
-	f.cert, f.stamp = &cert, stamp
+	f.cert, f.certPEM, f.keyPEM = &cert, certPEM, keyPEM
 	return nil
 }
 
@@ -119,15 +115,15 @@ func (f *certFiles) notAfter() int64 {
 }
 
 // current returns the certificate to serve, loaded again first if its
-// files changed and were last looked at certRecheck ago or more.
+// files changed and were last read certRecheck ago or more.
 func (f *certFiles) current() *tls.Certificate {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if now := f.now(); now.Sub(f.checked) >= certRecheck || now.Before(f.checked) {
 		f.checked = now
-		stamp, err := f.stamps()
-		if err == nil && stamp != f.stamp {
-			if err = f.load(stamp); err == nil {
+		certPEM, keyPEM, err := f.read()
+		if err == nil && (!bytes.Equal(certPEM, f.certPEM) || !bytes.Equal(keyPEM, f.keyPEM)) {
+			if err = f.load(certPEM, keyPEM); err == nil {
 				f.log.Info("resp tls: certificate reloaded", "cert", f.certFile, "not_after", f.cert.Leaf.NotAfter)
 			}
 		}

@@ -258,3 +258,53 @@ func TestRESPTLS_addressInUse(t *testing.T) {
 	}
 	again.Close()
 }
+
+// A certificate rewritten with the same size and modification time as the
+// one before (a copy that keeps times, a clock's coarse resolution) is
+// still served: the node compares the files' bytes.
+func TestRESPTLS_renewalOfTheSameSizeAndTime(t *testing.T) {
+	ca := testcert.NewCA(t, "ca")
+	dir := t.TempDir()
+	cert, key := tlsFiles(t, ca, dir, "node-1")
+	old, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := nodetest.StartNode(t, func(c *node.Config) {
+		c.RESPAddr, c.RESPTLSAddr, c.RESPTLSCert, c.RESPTLSKey = "", "127.0.0.1:0", cert, key
+	})
+	cfg := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}
+	before, err := servedSerial(n.RESPTLSAddr(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A renewal of exactly the old certificate's size (DER lengths vary
+	// by a byte or two with the serial and the signature).
+	var c, k []byte
+	for range 100 {
+		if c, k = ca.Issue(t, "node-1"); len(c) == len(old) {
+			break
+		}
+	}
+	if len(c) != len(old) {
+		t.Fatalf("no renewal of %d bytes in 100 tries", len(old))
+	}
+	testcert.Write(t, dir, "tls.crt", c)
+	testcert.Write(t, dir, "tls.key", k)
+	for _, f := range []string{cert, key} {
+		if err := os.Chtimes(f, st.ModTime(), st.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodetest.WaitFor(t, 10*time.Second, func() error {
+		after, err := servedSerial(n.RESPTLSAddr(), cfg)
+		if err == nil && after == before {
+			err = fmt.Errorf("still serving certificate %s", before)
+		}
+		return err
+	})
+}
