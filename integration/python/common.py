@@ -6,6 +6,8 @@ run.sh describes the target in the environment:
   PY_TARGET         its name (redis-server, cloakroomd, cloakroomd-3, ...)
   PY_PORTS          the RESP ports of its nodes, comma-separated
   PY_PASSWORD       the password (--requirepass), or empty
+  PY_TLS            1 if the ports take TLS (rediss://; the CA is in
+                    SSL_CERT_FILE, which Python's default context reads)
   CLOAKROOM_METRICS the nodes' HTTP addresses (host:port, comma-separated),
                     unset for a redis-server target
 
@@ -80,17 +82,23 @@ def password():
     return os.environ.get("PY_PASSWORD") or None
 
 
+def tls():
+    """Whether the target's ports take TLS: every client sets ssl=tls()."""
+    return os.environ.get("PY_TLS") == "1"
+
+
 def redis_url(db=0):
     pw = password()
     auth = f":{pw}@" if pw else ""
-    return f"redis://{auth}{HOST}:{app_port()}/{db}"
+    scheme = "rediss" if tls() else "redis"
+    return f"{scheme}://{auth}{HOST}:{app_port()}/{db}"
 
 
 def client(port=None, **kw):
     """A plain redis.Redis (RESP2) on port (the app's by default)."""
     import redis
 
-    return redis.Redis(host=HOST, port=port or app_port(), password=password(), socket_timeout=20, **kw)
+    return redis.Redis(host=HOST, port=port or app_port(), password=password(), socket_timeout=20, ssl=tls(), **kw)
 
 
 def inspector():

@@ -8,6 +8,10 @@
 #   cloakroomd            the same against one node
 #   redis-server-auth     plain suites with a password (--requirepass)
 #   cloakroomd-auth       the same against cloakroomd --requirepass
+#   redis-server-tls      plain suites over TLS (rediss://, ssl=True; a
+#                         throwaway CA in SSL_CERT_FILE), redis-server's
+#                         tls-port
+#   cloakroomd-tls        the same against cloakroomd --resp-tls-addr
 #   cloakroomd-3          plain suites against a 3-node cluster, through its
 #                         second node (requests are forwarded to their owners)
 #   redis-cluster         redis-py RedisCluster (test_rediscluster) against a
@@ -85,7 +89,11 @@ run_suites() {
 	fi
 	log "running $modules against $name on 127.0.0.1:$ports"
 	# shellcheck disable=SC2086 # one module per word
-	(cd "$here" && PY_TARGET=$name PY_PORTS=$ports PY_PASSWORD=$password CLOAKROOM_METRICS=${metrics:-} \
+	local tls_env=()
+	if [[ -n ${py_tls:-} ]]; then # the ports take TLS; Python's default context reads SSL_CERT_FILE
+		tls_env=(PY_TLS=1 "SSL_CERT_FILE=$tls/ca.crt")
+	fi
+	(cd "$here" && env "${tls_env[@]}" PY_TARGET="$name" PY_PORTS="$ports" PY_PASSWORD="$password" CLOAKROOM_METRICS="${metrics:-}" \
 		PYTHONDONTWRITEBYTECODE=1 timeout 300 "$python" runtests.py $modules) >"$out" 2>&1 || rc=$?
 	cat "$out"
 	local line p=0 f=0 s=0
@@ -129,6 +137,29 @@ run_cloakroomd() {
 	run_suites "$name" "$(IFS=,; echo "${resp_ports[*]}")" "$modules"
 }
 
+# run_tls NAME MODULES KIND: start redis-server (KIND redis) or one
+# cloakroomd with a TLS listener on a port of its own (a certificate from
+# scripts/make-test-certs.sh), and run MODULES over TLS.
+tls=$work/tls
+run_tls() {
+	local name=$1 modules=$2 kind=$3 tport port metrics=
+	if [[ ! -f $tls/tls.crt ]] && ! "$root/scripts/make-test-certs.sh" "$tls" >"$work/certs.log" 2>&1; then
+		log "making certificates failed: $(cat "$work/certs.log")"
+		not_started "$name"
+		return
+	fi
+	tport=$(free_port)
+	if [[ $kind == redis ]]; then
+		start_redis "$name" --tls-port "$tport" --tls-cert-file "$tls/tls.crt" --tls-key-file "$tls/tls.key" \
+			--tls-ca-cert-file "$tls/ca.crt" --tls-auth-clients no || { not_started "$name"; return; }
+	else
+		start_cloakroomd "$name" --resp-tls-addr "127.0.0.1:$tport" \
+			--resp-tls-cert "$tls/tls.crt" --resp-tls-key "$tls/tls.key" || { not_started "$name"; return; }
+	fi
+	wait_port "$tport" "${pids[-1]}" 10 || { server_failed "$name" "$work/$name.log"; not_started "$name"; return; }
+	py_tls=1 run_suites "$name" "$tport" "$modules"
+}
+
 wanted() { [[ -z "${PY_ONLY:-}" || " $PY_ONLY " == *" $1 "* ]]; }
 
 plain="test_redispy test_django test_flask"
@@ -140,6 +171,8 @@ password=py-s3cret
 wanted redis-server-auth && run_redis redis-server-auth "$plain" --requirepass "$password"
 wanted cloakroomd-auth && run_cloakroomd cloakroomd-auth "$plain" 1 --requirepass "$password"
 password=
+wanted redis-server-tls && run_tls redis-server-tls "$plain" redis
+wanted cloakroomd-tls && run_tls cloakroomd-tls "$plain" cloakroomd
 wanted cloakroomd-3 && run_cloakroomd cloakroomd-3 "$plain" 3
 wanted redis-cluster && run_redis redis-cluster "$cluster" \
 	--cluster-enabled yes --cluster-config-file "$work/nodes.conf" --cluster-announce-ip 127.0.0.1

@@ -56,7 +56,7 @@ class RedisClusterTest(unittest.TestCase):
             # Until every node has the same table a node forwards rather
             # than redirect (docs/redis-compat.md).
             common.wait_ready()
-        cls.rc = RedisCluster(host=common.HOST, port=common.app_port(), password=common.password(), socket_timeout=20)
+        cls.rc = RedisCluster(host=common.HOST, port=common.app_port(), password=common.password(), socket_timeout=20, ssl=common.tls())
 
     @classmethod
     def tearDownClass(cls):
@@ -202,7 +202,7 @@ class RedisClusterTest(unittest.TestCase):
         from redis.cluster import RedisCluster
 
         rc = RedisCluster(
-            host=common.HOST, port=common.app_port(), password=common.password(), read_from_replicas=True
+            host=common.HOST, port=common.app_port(), password=common.password(), read_from_replicas=True, ssl=common.tls()
         )
         self.addCleanup(rc.close)
         keys = [f"{self.p}ro{i}" for i in range(50)]

@@ -339,12 +339,12 @@ class RedisPyTest(unittest.TestCase):
         )
         for pw, err, want in cases:
             with self.subTest(password=pw):
-                c = redis.Redis(host=common.HOST, port=common.app_port(), password=pw)
+                c = redis.Redis(host=common.HOST, port=common.app_port(), password=pw, ssl=common.tls())
                 self.addCleanup(c.close)
                 with self.assertRaises(err) as cm:
                     c.get(self.k("x"))
                 self.assertEqual(str(cm.exception), want)
-        c = redis.Redis(host=common.HOST, port=common.app_port(), username="default", password=common.password())
+        c = redis.Redis(host=common.HOST, port=common.app_port(), username="default", password=common.password(), ssl=common.tls())
         self.addCleanup(c.close)
         self.assertIs(c.set(self.k("x"), "v", ex=10), True)
 
@@ -368,7 +368,7 @@ class RedisPyTest(unittest.TestCase):
         from redis.exceptions import RedisClusterException
 
         with self.assertRaises(RedisClusterException) as cm:
-            RedisCluster(host=common.HOST, port=common.app_port(), password=common.password())
+            RedisCluster(host=common.HOST, port=common.app_port(), password=common.password(), ssl=common.tls())
         self.assertIn("Cluster mode is not enabled on this node", str(cm.exception))
 
     def test_scripting_is_refused_clearly(self):
