@@ -63,7 +63,7 @@ func (n *Node) startRESP() (_ *respListener, err error) {
 	// starts a cluster, and no slots at all (CLUSTER INFO: cluster_state
 	// fail) if it joins one: a node restarting into its cluster must not
 	// claim every slot to a client that reloads its layout from it.
-	for i, ln := range []net.Listener{r.ln, r.tlsLn} {
+	for i, ln := range r.listeners() {
 		if len(n.cfg.Join) > 0 || ln == nil {
 			r.topo[i].Store(&resp.Topology{})
 		} else {
@@ -104,7 +104,7 @@ func (n *Node) serveRESP() {
 	if n.resp == nil {
 		return
 	}
-	for _, ln := range []net.Listener{n.resp.ln, n.resp.tlsLn} {
+	for _, ln := range n.resp.listeners() {
 		if ln == nil {
 			continue
 		}
@@ -116,6 +116,10 @@ func (n *Node) serveRESP() {
 	}
 }
 
+// listeners returns the plain and the TLS listener, either nil if
+// disabled; r.topo is indexed the same way.
+func (r *respListener) listeners() [2]net.Listener { return [2]net.Listener{r.ln, r.tlsLn} }
+
 func (r *respListener) close() error {
 	err := r.srv.Close()
 	if cerr := r.closeListeners(); cerr != nil && err == nil {
@@ -126,7 +130,7 @@ func (r *respListener) close() error {
 
 func (r *respListener) closeListeners() error {
 	var errs []error
-	for _, ln := range []net.Listener{r.ln, r.tlsLn} {
+	for _, ln := range r.listeners() {
 		if ln == nil {
 			continue
 		}
@@ -236,7 +240,10 @@ func (n *Node) publishTopology(settled bool) {
 	if v.provisional {
 		return // not joined yet: keep what startRESP stored
 	}
-	for i := range r.topo {
+	for i, ln := range r.listeners() {
+		if ln == nil {
+			continue // no such clients to describe the cluster to
+		}
 		if v == r.topoView {
 			cur := r.topo[i].Load()
 			if cur.Settled != settled {
